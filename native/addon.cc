@@ -1,0 +1,581 @@
+// Node-API surface only: argument checks, probes off the JS thread, records → JS.
+//
+// Why not Napi::AsyncWorker: the libuv pool has four threads shared with every
+// fs call of the host process. A probe stuck in a wedged driver (IOKit power
+// work loop, NVML on a lost GPU, /proc of a D-state task) would hold a pool
+// thread forever, and four of them would stall all file I/O of the program that
+// wanted to diagnose the hang. Each probe therefore runs on its own detached
+// thread and settles its promise through an unref'd thread-safe function; the
+// deadline is enforced in src/native.ts, and a probe that never returns is
+// abandoned instead of awaited.
+#include <napi.h>
+
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "backend.h"
+#include "blocking.h"
+#include "darwin_decode.h"
+
+namespace iokitsnap {
+namespace {
+
+// ---------------------------------------------------------------- per-environment state
+
+struct AddonData {
+  Napi::FunctionReference samplerConstructor;
+};
+
+AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+// ---------------------------------------------------------------- errors
+
+Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message,
+                      const std::string& syscall = "", int64_t kern = 0) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  if (!syscall.empty()) error.Set("syscall", Napi::String::New(env, syscall));
+  if (kern != 0) error.Set("kern", Napi::Number::New(env, static_cast<double>(kern)));
+  return error;
+}
+
+[[noreturn]] void ThrowInvalid(Napi::Env env, const std::string& message) {
+  throw MakeError(env, "EINVAL", message);
+}
+
+// ---------------------------------------------------------------- records → JS
+
+std::string Base64(const std::string& bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    out += kAlphabet[(n >> 18) & 63]; out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];  out += kAlphabet[n & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t n = uint8_t(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
+    out += kAlphabet[(n >> 18) & 63]; out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Napi::Value ToJs(Napi::Env env, const PropertyValue& value) {
+  switch (value.kind) {
+    case PropertyValue::Kind::Null: return env.Null();
+    case PropertyValue::Kind::Bool: return Napi::Boolean::New(env, value.boolean);
+    case PropertyValue::Kind::Number: return Napi::Number::New(env, value.number);
+    case PropertyValue::Kind::String: return Napi::String::New(env, value.text);
+    case PropertyValue::Kind::Data: {
+      Napi::Object data = Napi::Object::New(env);
+      data.Set("$data", Napi::String::New(env, Base64(value.text)));
+      return data;
+    }
+    case PropertyValue::Kind::Array: {
+      Napi::Array array = Napi::Array::New(env, value.items.size());
+      for (uint32_t i = 0; i < value.items.size(); ++i) array.Set(i, ToJs(env, value.items[i]));
+      return array;
+    }
+    case PropertyValue::Kind::Dict: {
+      Napi::Object object = Napi::Object::New(env);
+      for (const auto& [key, item] : value.entries) object.Set(key, ToJs(env, item));
+      return object;
+    }
+  }
+  return env.Null();
+}
+
+template <typename T>
+Napi::Value Optional(Napi::Env env, const std::optional<T>& value) {
+  if (!value) return env.Null();
+  if constexpr (std::is_same_v<T, std::string>) return Napi::String::New(env, *value);
+  else return Napi::Number::New(env, static_cast<double>(*value));
+}
+
+Napi::Array ToJs(Napi::Env env, const std::vector<LimitRecord>& limits) {
+  Napi::Array array = Napi::Array::New(env, limits.size());
+  for (uint32_t i = 0; i < limits.size(); ++i) {
+    const LimitRecord& limit = limits[i];
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("subject", limit.subject);
+    object.Set("field", limit.field);
+    object.Set("code", limit.code);
+    object.Set("reason", limit.reason);
+    if (!limit.hint.empty()) object.Set("hint", limit.hint);
+    array.Set(i, object);
+  }
+  return array;
+}
+
+Napi::Object ToJs(Napi::Env env, const AcceleratorRecord& record) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("id", record.id);
+  object.Set("name", record.name);
+  object.Set("className", record.className);
+  Napi::Array chain = Napi::Array::New(env, record.classChain.size());
+  for (uint32_t i = 0; i < record.classChain.size(); ++i) chain.Set(i, record.classChain[i]);
+  object.Set("classChain", chain);
+  object.Set("location", record.location);
+  object.Set("busyCount", Optional(env, record.busyCount));
+  object.Set("busyTimeNs", Optional(env, record.busyTimeNs));
+  if (record.serviceState) {
+    Napi::Object state = Napi::Object::New(env);
+    state.Set("registered", record.serviceState->registered);
+    state.Set("matched", record.serviceState->matched);
+    state.Set("active", record.serviceState->active);
+    object.Set("serviceState", state);
+  } else {
+    object.Set("serviceState", env.Null());
+  }
+  object.Set("retainCount", Optional(env, record.retainCount));
+  object.Set("properties", ToJs(env, record.properties));
+  return object;
+}
+
+const char* StateName(ThreadState state) {
+  switch (state) {
+    case ThreadState::Running: return "running";
+    case ThreadState::Runnable: return "runnable";
+    case ThreadState::Sleeping: return "sleeping";
+    case ThreadState::Waiting: return "waiting";
+    case ThreadState::Uninterruptible: return "uninterruptible";
+    case ThreadState::Stopped: return "stopped";
+    case ThreadState::Halted: return "halted";
+    case ThreadState::Zombie: return "zombie";
+    case ThreadState::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+Napi::Object ToJs(Napi::Env env, const ThreadRecord& record) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("tid", Napi::Number::New(env, static_cast<double>(record.tid)));
+  object.Set("name", Optional(env, record.name));
+  object.Set("state", StateName(record.state));
+  object.Set("userNs", Napi::Number::New(env, static_cast<double>(record.userNs)));
+  object.Set("systemNs", Napi::Number::New(env, static_cast<double>(record.systemNs)));
+  if (record.cpuNs) object.Set("cpuNs", Napi::Number::New(env, static_cast<double>(*record.cpuNs)));
+  if (record.voluntarySwitches && record.involuntarySwitches) {
+    Napi::Object switches = Napi::Object::New(env);
+    switches.Set("voluntary", Napi::Number::New(env, static_cast<double>(*record.voluntarySwitches)));
+    switches.Set("involuntary", Napi::Number::New(env, static_cast<double>(*record.involuntarySwitches)));
+    object.Set("contextSwitches", switches);
+  } else {
+    object.Set("contextSwitches", env.Null());
+  }
+  object.Set("suspendCount", Optional(env, record.suspendCount));
+  if (record.blockedIn) {
+    Napi::Object blocked = Napi::Object::New(env);
+    blocked.Set("call", record.blockedIn->call);
+    blocked.Set("number", Napi::Number::New(env, static_cast<double>(record.blockedIn->number)));
+    if (record.blockedIn->fd) blocked.Set("fd", Napi::Number::New(env, static_cast<double>(*record.blockedIn->fd)));
+    if (record.blockedIn->target) blocked.Set("target", *record.blockedIn->target);
+    object.Set("blockedIn", blocked);
+  } else {
+    object.Set("blockedIn", env.Null());
+  }
+  if (record.wchan) object.Set("wchan", *record.wchan);
+  if (record.pc) object.Set("pc", Napi::Number::New(env, static_cast<double>(*record.pc)));
+  if (record.stack) {
+    Napi::Array frames = Napi::Array::New(env, record.stack->size());
+    for (uint32_t i = 0; i < record.stack->size(); ++i) {
+      const FrameRecord& frame = (*record.stack)[i];
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("pc", Napi::Number::New(env, static_cast<double>(frame.pc)));
+      item.Set("module", frame.module.empty() ? env.Null() : Napi::String::New(env, frame.module));
+      item.Set("offset", Napi::Number::New(env, static_cast<double>(frame.offset)));
+      frames.Set(i, item);
+    }
+    object.Set("stack", frames);
+  }
+  if (record.kernelStack) {
+    Napi::Array lines = Napi::Array::New(env, record.kernelStack->size());
+    for (uint32_t i = 0; i < record.kernelStack->size(); ++i) lines.Set(i, (*record.kernelStack)[i]);
+    object.Set("kernelStack", lines);
+  }
+  return object;
+}
+
+Napi::Object ToJs(Napi::Env env, const ProcessRecord& record) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("pid", Napi::Number::New(env, record.pid));
+  object.Set("name", record.name);
+  object.Set("sampledAtNs", Napi::Number::New(env, static_cast<double>(record.sampledAtNs)));
+  Napi::Array threads = Napi::Array::New(env, record.threads.size());
+  for (uint32_t i = 0; i < record.threads.size(); ++i) threads.Set(i, ToJs(env, record.threads[i]));
+  object.Set("threads", threads);
+  object.Set("limits", ToJs(env, record.limits));
+  return object;
+}
+
+// ---------------------------------------------------------------- probes
+
+// Runs `work` on its own thread; converts its result on the JS thread.
+template <typename Result>
+class Probe {
+ public:
+  using Work = std::function<Result()>;
+  using Convert = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  static Napi::Promise Start(Napi::Env env, Work work, Convert convert) {
+    auto* state = new State{Napi::Promise::Deferred::New(env), std::move(convert), std::nullopt, std::nullopt, ""};
+    Napi::Promise promise = state->deferred.Promise();
+    Tsfn tsfn = Tsfn::New(env, "iokit-snap probe", 0, 1);
+    tsfn.Unref(env);  // a probe stuck in a wedged driver must not keep the process alive
+    try {
+      std::thread([tsfn, state, work = std::move(work)]() mutable {
+        try {
+          state->result.emplace(work());
+        } catch (const SnapError& e) {
+          state->error.emplace(e);
+        } catch (const std::exception& e) {
+          state->unexpected = e.what();
+        } catch (...) {
+          state->unexpected = "unknown native exception";
+        }
+        if (tsfn.BlockingCall(state) != napi_ok) delete state;  // environment gone
+        tsfn.Release();
+      }).detach();
+    } catch (const std::system_error& e) {
+      tsfn.Release();
+      Napi::Error error = MakeError(env, "EAGAIN", std::string("could not start a probe thread: ") + e.what());
+      state->deferred.Reject(error.Value());
+      delete state;
+    }
+    return promise;
+  }
+
+ private:
+  struct State {
+    Napi::Promise::Deferred deferred;
+    Convert convert;
+    std::optional<Result> result;
+    std::optional<SnapError> error;
+    std::string unexpected;
+  };
+
+  static void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, State* state) {
+    std::unique_ptr<State> owned(state);
+    if (env == nullptr) return;  // environment torn down before the probe finished
+    Napi::HandleScope scope(env);
+    try {
+      if (state->result) {
+        state->deferred.Resolve(state->convert(env, *state->result));
+      } else if (state->error) {
+        const SnapError& e = *state->error;
+        state->deferred.Reject(MakeError(env, e.code(), e.what(), e.syscall(), e.kern()).Value());
+      } else {
+        state->deferred.Reject(MakeError(env, "EIO", "native probe failed: " + state->unexpected).Value());
+      }
+    } catch (const Napi::Error& e) {
+      state->deferred.Reject(e.Value());
+    }
+  }
+
+  using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, State, &Probe::Settle>;
+};
+
+// ---------------------------------------------------------------- argument parsing
+
+Napi::Object OptionsArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined() || info[index].IsNull()) return Napi::Object::New(info.Env());
+  if (!info[index].IsObject()) ThrowInvalid(info.Env(), "options must be an object");
+  return info[index].As<Napi::Object>();
+}
+
+std::optional<std::string> StringOption(Napi::Object options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  if (!value.IsString()) ThrowInvalid(options.Env(), std::string("option '") + key + "' must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+std::optional<bool> BoolOption(Napi::Object options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  if (!value.IsBoolean()) ThrowInvalid(options.Env(), std::string("option '") + key + "' must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::optional<uint32_t> UintOption(Napi::Object options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+  if (!(number >= 0 && number <= 4294967295.0) || number != static_cast<double>(static_cast<uint64_t>(number)))
+    ThrowInvalid(options.Env(), std::string("option '") + key + "' must be a non-negative integer");
+  return static_cast<uint32_t>(number);
+}
+
+int32_t PidArg(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowInvalid(info.Env(), "pid must be a positive integer");
+  double pid = info[0].As<Napi::Number>().DoubleValue();
+  if (!(pid >= 1 && pid <= 2147483647.0) || pid != static_cast<double>(static_cast<int32_t>(pid)))
+    ThrowInvalid(info.Env(), "pid must be a positive integer");
+  return static_cast<int32_t>(pid);
+}
+
+AcceleratorOptions ParseAcceleratorOptions(Napi::Object options) {
+  AcceleratorOptions parsed;
+  if (auto v = StringOption(options, "sysRoot")) parsed.sysRoot = *v;
+  if (auto v = BoolOption(options, "nvml")) parsed.nvml = *v;
+  if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
+  return parsed;
+}
+
+ThreadOptions ParseThreadOptions(Napi::Object options) {
+  ThreadOptions parsed;
+  if (auto v = StringOption(options, "detail")) {
+    if (*v == "basic") parsed.detail = ThreadDetail::Basic;
+    else if (*v == "full") parsed.detail = ThreadDetail::Full;
+    else ThrowInvalid(options.Env(), "option 'detail' must be 'basic' or 'full'");
+  }
+  if (auto v = BoolOption(options, "stacks")) parsed.stacks = *v;
+  if (auto v = BoolOption(options, "kernelStacks")) parsed.kernelStacks = *v;
+  if (auto v = StringOption(options, "procRoot")) parsed.procRoot = *v;
+  if (auto v = UintOption(options, "maxStackDepth")) parsed.maxStackDepth = *v;
+  if (auto v = UintOption(options, "maxOpenFiles")) parsed.maxOpenFiles = *v;
+  return parsed;
+}
+
+// ---------------------------------------------------------------- exported functions
+
+Napi::Value SampleAcceleratorsJs(const Napi::CallbackInfo& info) {
+  AcceleratorOptions options = ParseAcceleratorOptions(OptionsArg(info, 0));
+  return Probe<AcceleratorSampleRecord>::Start(
+      info.Env(), [options] { return SampleAccelerators(options); },
+      [](Napi::Env env, AcceleratorSampleRecord& sample) -> Napi::Value {
+        Napi::Object object = Napi::Object::New(env);
+        Napi::Array list = Napi::Array::New(env, sample.accelerators.size());
+        for (uint32_t i = 0; i < sample.accelerators.size(); ++i) list.Set(i, ToJs(env, sample.accelerators[i]));
+        object.Set("accelerators", list);
+        object.Set("limits", ToJs(env, sample.limits));
+        return object;
+      });
+}
+
+Napi::Value SampleThreadsJs(const Napi::CallbackInfo& info) {
+  int32_t pid = PidArg(info);
+  ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
+  return Probe<ProcessRecord>::Start(
+      info.Env(), [pid, options] { return SampleThreads(pid, options); },
+      [](Napi::Env env, ProcessRecord& record) -> Napi::Value { return ToJs(env, record); });
+}
+
+Napi::Value ReadHostJs(const Napi::CallbackInfo& info) {
+  return Probe<HostRecord>::Start(
+      info.Env(), [] { return ReadHost(); },
+      [](Napi::Env env, HostRecord& host) -> Napi::Value {
+        Napi::Object object = Napi::Object::New(env);
+        object.Set("platform", host.platform);
+        object.Set("arch", host.arch);
+        object.Set("osRelease", host.osRelease);
+        if (host.model) object.Set("model", *host.model);
+        return object;
+      });
+}
+
+Napi::Value MonotonicNsJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(MonotonicNs()));
+}
+
+// ---------------------------------------------------------------- ThreadSampler
+
+// Shared between the JS object and the probe threads that use it, so a close()
+// or a GC during an in-flight (or stuck) sample never frees what a thread reads.
+struct SamplerBox {
+  std::mutex mutex;
+  std::unique_ptr<ThreadSampler> sampler;
+  bool busy = false;    // a sample is in flight (guarded by mutex)
+  bool closed = false;  // close() was asked for (guarded by mutex)
+};
+
+class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ThreadSampler", {
+        InstanceMethod<&ThreadSamplerWrap::Sample>("sample"),
+        InstanceMethod<&ThreadSamplerWrap::Close>("close"),
+    });
+  }
+
+  explicit ThreadSamplerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ThreadSamplerWrap>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal())
+      throw MakeError(info.Env(), "EINVAL", "ThreadSampler is created by openThreadSampler(pid, options)");
+    box_ = *info[0].As<Napi::External<std::shared_ptr<SamplerBox>>>().Data();
+  }
+
+  ~ThreadSamplerWrap() override { CloseBox(box_); }
+
+  static void CloseBox(const std::shared_ptr<SamplerBox>& box) {
+    if (!box) return;
+    std::lock_guard<std::mutex> lock(box->mutex);
+    box->closed = true;
+    if (!box->busy && box->sampler) {
+      box->sampler->Close();
+      box->sampler.reset();
+    }
+  }
+
+ private:
+  Napi::Value Sample(const Napi::CallbackInfo& info) {
+    {
+      std::lock_guard<std::mutex> lock(box_->mutex);
+      if (box_->closed) throw MakeError(info.Env(), "EINVAL", "this thread sampler is closed; create a new one");
+      if (box_->busy)
+        throw MakeError(info.Env(), "ETIMEDOUT",
+                        "the previous sample of this process has not returned yet; the target or the kernel may be "
+                        "hung. Wait for it, or close this sampler and open a new one");
+      box_->busy = true;
+    }
+    std::shared_ptr<SamplerBox> box = box_;
+    return Probe<ProcessRecord>::Start(
+        info.Env(),
+        [box]() -> ProcessRecord {
+          struct Release {  // clears busy, and honours a close() that came in the meantime
+            SamplerBox& box;
+            ~Release() {
+              std::lock_guard<std::mutex> lock(box.mutex);
+              box.busy = false;
+              if (box.closed && box.sampler) {
+                box.sampler->Close();
+                box.sampler.reset();
+              }
+            }
+          } release{*box};
+          ThreadSampler* sampler;
+          {
+            std::lock_guard<std::mutex> lock(box->mutex);
+            sampler = box->sampler.get();
+          }
+          if (sampler == nullptr) throw SnapError("EINVAL", "this thread sampler is closed; create a new one");
+          return sampler->Sample();
+        },
+        [](Napi::Env env, ProcessRecord& record) -> Napi::Value { return ToJs(env, record); });
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseBox(box_);
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<SamplerBox> box_;
+};
+
+Napi::Value OpenThreadSamplerJs(const Napi::CallbackInfo& info) {
+  int32_t pid = PidArg(info);
+  ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
+  return Probe<std::shared_ptr<SamplerBox>>::Start(
+      info.Env(),
+      [pid, options] {
+        auto box = std::make_shared<SamplerBox>();
+        box->sampler = OpenThreadSampler(pid, options);
+        return box;
+      },
+      [](Napi::Env env, std::shared_ptr<SamplerBox>& box) -> Napi::Value {
+        // The External lives only for the constructor call; the wrap copies the shared_ptr.
+        auto external = Napi::External<std::shared_ptr<SamplerBox>>::New(env, &box);
+        return DataOf(env).samplerConstructor.New({external});
+      });
+}
+
+// ---------------------------------------------------------------- internals (for unit tests)
+
+OsKind OsArg(Napi::Env env, Napi::Value value) {
+  std::string os = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (os == "linux") return OsKind::Linux;
+  if (os == "darwin") return OsKind::Darwin;
+  ThrowInvalid(env, "os must be 'linux' or 'darwin'");
+}
+
+ArchKind ArchArg(Napi::Env env, Napi::Value value) {
+  std::string arch = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (arch == "x64" || arch == "x86_64") return ArchKind::X86_64;
+  if (arch == "arm64") return ArchKind::Arm64;
+  ThrowInvalid(env, "arch must be 'x64' or 'arm64'");
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || !info[index].IsNumber()) ThrowInvalid(info.Env(), "expected a number");
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+uint64_t BigUintArg(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() > index && info[index].IsBigInt()) {
+    bool lossless = true;
+    return info[index].As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  return static_cast<uint64_t>(NumberArg(info, index));
+}
+
+Napi::Object Internals(Napi::Env env) {
+  Napi::Object internals = Napi::Object::New(env);
+  internals.Set("callName", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const char* name = CallName(OsArg(info.Env(), info[0]), ArchArg(info.Env(), info[1]),
+                                static_cast<int64_t>(NumberArg(info, 2)));
+    return name ? Napi::String::New(info.Env(), name) : info.Env().Null();
+  }));
+  internals.Set("callNameOrNumber", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), CallNameOrNumber(OsArg(info.Env(), info[0]), ArchArg(info.Env(), info[1]),
+                                                          static_cast<int64_t>(NumberArg(info, 2))));
+  }));
+  internals.Set("firstArgIsFd", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (info.Length() < 2 || !info[1].IsString()) ThrowInvalid(info.Env(), "expected (os, call)");
+    return Napi::Boolean::New(info.Env(), FirstArgIsFd(OsArg(info.Env(), info[0]), info[1].As<Napi::String>().Utf8Value()));
+  }));
+  internals.Set("darwinCallNumberFromRegister", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto number = DarwinCallNumberFromRegister(ArchArg(info.Env(), info[0]), BigUintArg(info, 1));
+    return number ? Napi::Number::New(info.Env(), static_cast<double>(*number)) : info.Env().Null();
+  }));
+  internals.Set("stripPointerAuth", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::BigInt::New(info.Env(), StripPointerAuth(BigUintArg(info, 0)));
+  }));
+  internals.Set("threadStateFromMach", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), StateName(ThreadStateFromMach(static_cast<int32_t>(NumberArg(info, 0)),
+                                                                      static_cast<int32_t>(NumberArg(info, 1)))));
+  }));
+  internals.Set("timeValueToNs", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(TimeValueToNs(static_cast<int64_t>(NumberArg(info, 0)),
+                                                                          static_cast<int64_t>(NumberArg(info, 1)))));
+  }));
+  return internals;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->samplerConstructor = Napi::Persistent(ThreadSamplerWrap::Define(env));
+  env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment ends
+
+  exports.Set("sampleAccelerators", Napi::Function::New(env, SampleAcceleratorsJs, "sampleAccelerators"));
+  exports.Set("sampleThreads", Napi::Function::New(env, SampleThreadsJs, "sampleThreads"));
+  exports.Set("openThreadSampler", Napi::Function::New(env, OpenThreadSamplerJs, "openThreadSampler"));
+  exports.Set("readHost", Napi::Function::New(env, ReadHostJs, "readHost"));
+  exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNsJs, "monotonicNs"));
+  exports.Set("internals", Internals(env));
+#if defined(__APPLE__)
+  exports.Set("platform", "darwin");
+#elif defined(__linux__)
+  exports.Set("platform", "linux");
+#else
+  exports.Set("platform", "unsupported");
+#endif
+  return exports;
+}
+
+}  // namespace
+}  // namespace iokitsnap
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return iokitsnap::Init(env, exports); }
+
+NODE_API_MODULE(iokit_snap, InitModule)

@@ -1,0 +1,63 @@
+// The one interface every OS backend implements (native/linux/, native/darwin/).
+// Backends return plain records from model.h and report failure by throwing
+// SnapError; they never see a Napi:: type.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "model.h"
+
+namespace iokitsnap {
+
+// A failure with a machine-readable code (ESRCH, EPERM, ENOTSUP, EINVAL,
+// ETIMEDOUT, EIO) and a message that tells the user what to do.
+class SnapError : public std::runtime_error {
+ public:
+  SnapError(std::string code, const std::string& message, std::string syscall = "", int64_t kern = 0)
+      : std::runtime_error(message), code_(std::move(code)), syscall_(std::move(syscall)), kern_(kern) {}
+  const std::string& code() const { return code_; }
+  const std::string& syscall() const { return syscall_; }
+  int64_t kern() const { return kern_; }  // kern_return_t on macOS, errno on Linux, 0 when none
+
+ private:
+  std::string code_;
+  std::string syscall_;
+  int64_t kern_;
+};
+
+struct AcceleratorOptions {
+  std::string sysRoot = "/sys";   // Linux: a fixture tree can stand in for /sys
+  bool nvml = true;               // Linux: query NVML (dlopen libnvidia-ml.so.1) for NVIDIA devices
+  uint32_t callTimeoutMs = 2000;  // deadline for each call that can block (NVML, IOPowerManagement)
+};
+
+enum class ThreadDetail { Basic, Full };
+
+struct ThreadOptions {
+  ThreadDetail detail = ThreadDetail::Full;
+  bool stacks = false;         // user stacks (macOS: suspends one thread at a time, briefly)
+  bool kernelStacks = true;    // Linux /proc/<pid>/task/<tid>/stack, when readable
+  std::string procRoot = "/proc";
+  uint32_t maxStackDepth = 128;
+  uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
+};
+
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options);
+ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options);
+HostRecord ReadHost();
+uint64_t MonotonicNs();
+
+// Repeated sampling of one process: keeps per-thread handles between samples.
+// Sample() and Close() are never called concurrently on one sampler (the glue serialises them).
+class ThreadSampler {
+ public:
+  virtual ~ThreadSampler() = default;
+  virtual ProcessRecord Sample() = 0;
+  virtual void Close() = 0;
+};
+std::unique_ptr<ThreadSampler> OpenThreadSampler(int32_t pid, const ThreadOptions& options);
+
+}  // namespace iokitsnap

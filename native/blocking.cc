@@ -1,0 +1,84 @@
+#include "blocking.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace iokitsnap {
+namespace {
+
+struct CallEntry {
+  int64_t number;
+  const char* name;
+};
+
+// Tables are sorted by number (checked by test/blocking.test.ts through every number).
+constexpr CallEntry kLinuxX86_64[] = {
+#include "syscalls_linux_x86_64.inc"
+};
+constexpr CallEntry kLinuxArm64[] = {
+#include "syscalls_linux_arm64.inc"
+};
+// Darwin BSD syscall numbers are the same on arm64 and x86_64 (bsd/kern/syscalls.master).
+constexpr CallEntry kDarwinBsd[] = {
+#include "syscalls_darwin_bsd.inc"
+};
+// Mach traps, negative as in x16 (osfmk/kern/syscall_sw.c), the same on both archs.
+constexpr CallEntry kDarwinMach[] = {
+#include "mach_traps_darwin.inc"
+};
+
+template <size_t N>
+const char* Find(const CallEntry (&table)[N], int64_t number) {
+  auto it = std::lower_bound(std::begin(table), std::end(table), number,
+                             [](const CallEntry& entry, int64_t n) { return entry.number < n; });
+  return (it != std::end(table) && it->number == number) ? it->name : nullptr;
+}
+
+}  // namespace
+
+const char* CallName(OsKind os, ArchKind arch, int64_t number) {
+  if (os == OsKind::Linux) return arch == ArchKind::X86_64 ? Find(kLinuxX86_64, number) : Find(kLinuxArm64, number);
+  return number < 0 ? Find(kDarwinMach, number) : Find(kDarwinBsd, number);
+}
+
+std::string CallNameOrNumber(OsKind os, ArchKind arch, int64_t number) {
+  if (const char* name = CallName(os, arch, number)) return name;
+  if (os == OsKind::Darwin && number < 0) return "mach_trap_" + std::to_string(-number);
+  return "syscall_" + std::to_string(number);
+}
+
+bool FirstArgIsFd(OsKind os, std::string_view call) {
+  static constexpr std::string_view kLinux[] = {
+      "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
+      "ioctl", "fsync", "fdatasync", "sync_file_range", "flock", "fcntl", "recvfrom", "recvmsg", "recvmmsg",
+      "sendto", "sendmsg", "sendmmsg", "accept", "accept4", "connect", "epoll_wait", "epoll_pwait",
+      "epoll_pwait2", "epoll_ctl", "sendfile", "splice", "tee", "getdents64", "lseek", "ftruncate",
+      "fallocate", "io_uring_enter", "fstat", "newfstatat"};
+  static constexpr std::string_view kDarwin[] = {
+      "read", "write", "pread", "pwrite", "readv", "writev", "ioctl", "fsync", "fcntl", "flock",
+      "recvfrom", "recvmsg", "sendto", "sendmsg", "accept", "connect", "read_nocancel", "write_nocancel",
+      "pread_nocancel", "pwrite_nocancel", "readv_nocancel", "writev_nocancel", "fsync_nocancel",
+      "fcntl_nocancel", "recvfrom_nocancel", "recvmsg_nocancel", "sendto_nocancel", "sendmsg_nocancel",
+      "accept_nocancel", "connect_nocancel", "kevent", "kevent64", "kevent_qos", "fstat64", "getdirentries64"};
+  const auto matches = [call](std::string_view name) { return name == call; };
+  return os == OsKind::Linux ? std::any_of(std::begin(kLinux), std::end(kLinux), matches)
+                             : std::any_of(std::begin(kDarwin), std::end(kDarwin), matches);
+}
+
+OsKind HostOs() {
+#if defined(__APPLE__)
+  return OsKind::Darwin;
+#else
+  return OsKind::Linux;
+#endif
+}
+
+ArchKind HostArch() {
+#if defined(__aarch64__) || defined(__arm64__)
+  return ArchKind::Arm64;
+#else
+  return ArchKind::X86_64;
+#endif
+}
+
+}  // namespace iokitsnap

@@ -1,0 +1,6 @@
+/** iokit-snap: the public API. Re-exports only. */
+export { IokitSnapError } from './errors';
+export type { IokitSnapErrorCode } from './errors';
+export { sampleAccelerators, sampleThreads, createThreadSampler, snapshot, readHost } from './sample';
+export { readSnapshot, writeSnapshot, parseSnapshot, validateSnapshot, SNAPSHOT_FORMAT } from './snapshot-file';
+export type * from './types';

@@ -1,0 +1,137 @@
+/**
+ * The one way to load the binding, its raw types (kept apart from the public API),
+ * and the one place that turns native failures into IokitSnapError.
+ */
+import * as path from 'node:path';
+import { IokitSnapError, toIokitSnapError } from './errors';
+import type { Host, Limitation, PropertyValue, ThreadSample } from './types';
+
+/** An accelerator as the native layer reports it; src/map/ turns it into an Accelerator. */
+export interface RawAccelerator {
+  id: string;
+  name: string;
+  className: string;
+  classChain: string[];
+  location: string;
+  busyCount: number | null;
+  busyTimeNs: number | null;
+  serviceState: { registered: boolean; matched: boolean; active: boolean } | null;
+  retainCount: number | null;
+  properties: Record<string, PropertyValue>;
+}
+
+export interface RawAcceleratorSample {
+  accelerators: RawAccelerator[];
+  limits: Limitation[];
+}
+
+export interface RawProcessSample {
+  pid: number;
+  name: string;
+  sampledAtNs: number;
+  threads: ThreadSample[];
+  limits: Limitation[];
+}
+
+export interface RawThreadOptions {
+  detail?: 'basic' | 'full';
+  stacks?: boolean;
+  kernelStacks?: boolean;
+  procRoot?: string;
+  maxStackDepth?: number;
+  maxOpenFiles?: number;
+}
+
+export interface RawThreadSampler {
+  sample(): Promise<RawProcessSample>;
+  close(): void;
+}
+
+export interface NativeInternals {
+  callName(os: 'linux' | 'darwin', arch: 'x64' | 'arm64', num: number): string | null;
+  callNameOrNumber(os: 'linux' | 'darwin', arch: 'x64' | 'arm64', num: number): string;
+  firstArgIsFd(os: 'linux' | 'darwin', call: string): boolean;
+  darwinCallNumberFromRegister(arch: 'x64' | 'arm64', reg: bigint | number): number | null;
+  stripPointerAuth(pointer: bigint | number): bigint;
+  threadStateFromMach(runState: number, flags: number): string;
+  timeValueToNs(seconds: number, microseconds: number): number;
+  [name: string]: unknown;
+}
+
+export interface NativeBinding {
+  platform: 'darwin' | 'linux' | 'unsupported';
+  sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; callTimeoutMs?: number }): Promise<RawAcceleratorSample>;
+  sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
+  openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;
+  readHost(): Promise<Host>;
+  monotonicNs(): number;
+  internals: NativeInternals;
+}
+
+let loaded: NativeBinding | undefined;
+let loadError: IokitSnapError | undefined;
+
+/** The binding, or an IokitSnapError (ENOTSUP) that says which paths were tried and how to build. */
+export function binding(): NativeBinding {
+  if (loaded) return loaded;
+  if (loadError) throw loadError;
+  const root = path.join(__dirname, '..');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    loaded = load(root);
+    return loaded;
+  } catch (error) {
+    const tried = [
+      path.join(root, 'build', 'Release', 'iokit_snap.node'),
+      path.join(root, 'build', 'Debug', 'iokit_snap.node'),
+      path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, '*.node'),
+    ];
+    loadError = new IokitSnapError(
+      'ENOTSUP',
+      `iokit-snap: no native binary loads on ${process.platform}-${process.arch} (Node ${process.version}).\n` +
+        `Tried:\n${tried.map((p) => `  ${p}`).join('\n')}\n` +
+        `Build it from source with \`npm rebuild iokit-snap\` (needs python3, make and a C++17 compiler), ` +
+        `or run \`npx node-gyp rebuild\` in ${root}.\n` +
+        `Loader said: ${(error as Error).message}`,
+      { cause: error },
+    );
+    throw loadError;
+  }
+}
+
+/** Whether this platform has a backend at all (loading never throws from here). */
+export function hasBackend(): boolean {
+  try {
+    return binding().platform !== 'unsupported';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Run one native probe with a deadline. A probe that does not settle in time is
+ * abandoned (its thread finishes or not on its own; it holds nothing of ours
+ * that matters) and the call rejects with ETIMEDOUT naming what hung.
+ */
+export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new IokitSnapError(
+          'ETIMEDOUT',
+          `${what} did not return within ${timeoutMs} ms: the system (a driver, the kernel or the target) may be hung. ` +
+            `The probe was abandoned; retry with a larger timeout, or treat this as evidence of the hang.`,
+        ),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([start(), deadline]);
+  } catch (error) {
+    throw toIokitSnapError(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,208 @@
+/** sampleAccelerators, sampleThreads, createThreadSampler, snapshot: the live readers. */
+import * as os from 'node:os';
+import { IokitSnapError, toIokitSnapError } from './errors';
+import { acceleratorFromLinux } from './map/linux';
+import { acceleratorFromRegistry } from './map/registry';
+import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
+import type {
+  Accelerator,
+  AcceleratorOptions,
+  AcceleratorSample,
+  Host,
+  Limitation,
+  ProcessSample,
+  Snapshot,
+  SnapshotOptions,
+  ThreadOptions,
+  ThreadSampler,
+  ThreadSampleResult,
+} from './types';
+
+const DEFAULT_ACCELERATOR_TIMEOUT_MS = 5000;
+const DEFAULT_THREAD_TIMEOUT_MS = 10000;
+
+function checkPid(pid: unknown): number {
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1 || pid > 0x7fffffff) {
+    throw new IokitSnapError('EINVAL', `pid must be a positive integer, got ${JSON.stringify(pid)}`);
+  }
+  return pid;
+}
+
+function checkTimeout(value: unknown, fallback: number, name = 'timeoutMs'): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new IokitSnapError('EINVAL', `${name} must be a positive number of milliseconds, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
+  if (platform === 'darwin') {
+    return acceleratorFromRegistry(
+      {
+        id: raw.id,
+        name: raw.name,
+        className: raw.className,
+        classChain: raw.classChain,
+        location: raw.location || null,
+        busy: raw.busyCount === null ? null : { count: raw.busyCount, timeNs: raw.busyTimeNs },
+        serviceState: raw.serviceState,
+        retainCount: raw.retainCount,
+      },
+      raw.properties,
+      { includeProperties },
+    );
+  }
+  return acceleratorFromLinux(raw, { includeProperties });
+}
+
+/** Enumerate the GPU/accelerator devices: IOAccelerator services on macOS, PCI display/3D/accelerator devices on Linux. */
+export async function sampleAccelerators(options: AcceleratorOptions = {}): Promise<AcceleratorSample> {
+  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
+  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_ACCELERATOR_TIMEOUT_MS);
+  const native = binding();
+  const raw = await withDeadline(
+    () =>
+      native.sampleAccelerators({
+        sysRoot: options.sysRoot,
+        nvml: options.nvml,
+        callTimeoutMs: options.callTimeoutMs === undefined ? undefined : Math.ceil(checkTimeout(options.callTimeoutMs, 0, 'callTimeoutMs')),
+      }),
+    timeoutMs,
+    'Reading the accelerators',
+  );
+  return {
+    accelerators: raw.accelerators.map((a) => mapAccelerator(native.platform, a, options.includeProperties === true)),
+    limits: raw.limits,
+  };
+}
+
+function rawThreadOptions(options: ThreadOptions): RawThreadOptions {
+  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
+  const { timeoutMs: _timeout, ...rest } = options;
+  return rest;
+}
+
+/** Sample every thread of `pid` once: state, CPU time, context switches, and what each is blocked in. */
+export async function sampleThreads(pid: number, options: ThreadOptions = {}): Promise<ThreadSampleResult> {
+  checkPid(pid);
+  const raw = rawThreadOptions(options);
+  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_THREAD_TIMEOUT_MS);
+  const native = binding();
+  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`);
+}
+
+/**
+ * The repeated-sampling path (what watch() uses): keeps per-thread handles open
+ * between samples and re-reads them. Close it when done.
+ */
+export function createThreadSampler(pid: number, options: ThreadOptions = {}): ThreadSampler {
+  checkPid(pid);
+  const raw = rawThreadOptions(options);
+  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_THREAD_TIMEOUT_MS);
+  let opening: Promise<RawThreadSampler> | undefined;
+  let closed = false;
+  const open = (): Promise<RawThreadSampler> => {
+    opening ??= withDeadline(() => binding().openThreadSampler(pid, raw), timeoutMs, `Opening a thread sampler on pid ${pid}`);
+    return opening;
+  };
+  return {
+    pid,
+    async sample() {
+      if (closed) throw new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
+      const sampler = await open();
+      if (closed) {
+        sampler.close();
+        throw new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
+      }
+      return withDeadline(() => sampler.sample(), timeoutMs, `Sampling the threads of pid ${pid}`);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      opening?.then(
+        (sampler) => sampler.close(),
+        () => undefined,
+      );
+    },
+  };
+}
+
+/** Host facts: platform, arch, OS release, and the model when the platform gives it. */
+export async function readHost(): Promise<Host> {
+  try {
+    return await withDeadline(() => binding().readHost(), DEFAULT_ACCELERATOR_TIMEOUT_MS, 'Reading host facts');
+  } catch {
+    return { platform: process.platform as Host['platform'], arch: process.arch, osRelease: os.release() };
+  }
+}
+
+/** Monotonic ns on the clock the native samplers use. */
+export function monotonicNs(): number {
+  try {
+    return binding().monotonicNs();
+  } catch {
+    return Number(process.hrtime.bigint());
+  }
+}
+
+function limitFromError(subject: string, field: string, error: unknown): Limitation {
+  const e = toIokitSnapError(error);
+  const limitation: Limitation = { subject, field, code: e.code, reason: e.message };
+  if (e.code === 'ETIMEDOUT') limitation.hint = 'probe timed out: reading the system hung; this is itself evidence of the hang';
+  return limitation;
+}
+
+/**
+ * One `iokit-snap/1` snapshot: the accelerators and the threads of `pids`. A part
+ * that cannot be read (a pid gone, a probe that timed out) becomes a `limits`
+ * entry; the snapshot is still taken, because a hanging system is the point.
+ */
+export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
+  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
+  const pids = options.pids ?? [];
+  if (!Array.isArray(pids)) throw new IokitSnapError('EINVAL', 'pids must be an array of process ids');
+  pids.forEach(checkPid);
+  binding(); // a platform without a binary fails here, clearly, instead of as a limits entry
+  const takenAt = new Date().toISOString();
+  const monotonic = monotonicNs();
+  const limits: Limitation[] = [];
+  const [host, accelerators, processes] = await Promise.all([
+    readHost(),
+    options.accelerators === false
+      ? Promise.resolve<Accelerator[]>([])
+      : sampleAccelerators(options).then(
+          (sample) => {
+            limits.push(...sample.limits);
+            return sample.accelerators;
+          },
+          (error) => {
+            limits.push(limitFromError('accelerators', 'accelerators', error));
+            return [] as Accelerator[];
+          },
+        ),
+    Promise.all(
+      pids.map((pid) =>
+        sampleThreads(pid, { ...options.threads, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
+          ({ limits: threadLimits, ...sample }): ProcessSample | null => {
+            limits.push(...threadLimits);
+            return sample;
+          },
+          (error) => {
+            limits.push(limitFromError(`pid ${pid}`, 'threads', error));
+            return null;
+          },
+        ),
+      ),
+    ),
+  ]);
+  return {
+    format: 'iokit-snap/1',
+    takenAt,
+    monotonicNs: monotonic,
+    host,
+    accelerators,
+    processes: processes.filter((p): p is ProcessSample => p !== null),
+    limits,
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The snapshot model `iokit-snap/1` (DESIGN.md section 3). A snapshot is one JSON
+ * document; files written by one version load in the next, so fields are only
+ * ever added, and added fields are optional.
+ */
+
+/** The JSON image of a CF/OSObject (or sysfs) property tree. */
+export type PropertyValue =
+  | string
+  | number
+  | boolean
+  | null
+  | { $data: string }
+  | PropertyValue[]
+  | { [key: string]: PropertyValue };
+
+export type Platform = 'darwin' | 'linux';
+
+export interface Host {
+  platform: Platform;
+  arch: string;
+  osRelease: string;
+  model?: string;
+}
+
+/** What could not be read, and why. A missing value is `null` plus one of these. */
+export interface Limitation {
+  /** What it is about: "accelerator 0x100000478", "pid 123", "thread 456", "nvml". */
+  subject: string;
+  /** What is missing: "blockedIn", "kernelStack", "utilization", "IOPowerManagement", … */
+  field: string;
+  /** EPERM, ETIMEDOUT, ENOTSUP, ENOENT, … */
+  code: string;
+  /** What happened. */
+  reason: string;
+  /** What to do about it, when something can be done. */
+  hint?: string;
+}
+
+export interface BusyState {
+  /** IOService busy count: registration, matching or termination in progress. Not GPU work. */
+  count: number;
+  /** Accumulated time the service was busy in that sense, in ns; null when not given. */
+  timeNs: number | null;
+}
+
+export interface ServiceState {
+  registered: boolean;
+  matched: boolean;
+  active: boolean;
+}
+
+export interface PowerState {
+  /** macOS: CurrentPowerState index; Linux: PCI power_state ("D0", "D3hot", "D3cold"). */
+  state: number | string;
+  maxState: number | null;
+  /** Present only during a transition on macOS; a persisting value means a stuck transition. */
+  desiredState: number | null;
+  capabilityFlags: number | null;
+  /** Linux runtime PM status ("active", "suspended", …); macOS: null. */
+  runtimeStatus: string | null;
+  /** macOS IOPowerManagement.MachineState, present only during a transition. */
+  machineState?: number | null;
+  /** NVIDIA performance state P0…P15, when NVML gives it. */
+  performanceState?: number | null;
+  /** Board power draw in milliwatts, when known. */
+  drawMilliwatts?: number | null;
+}
+
+export interface Utilization {
+  devicePercent: number | null;
+  rendererPercent: number | null;
+  tilerPercent: number | null;
+}
+
+export interface MemoryUse {
+  inUseBytes: number | null;
+  allocatedBytes: number | null;
+}
+
+export interface Recovery {
+  count: number;
+  lastTime: number | null;
+}
+
+export interface WorkQueue {
+  id: number;
+  submitted: number;
+  finished: number;
+  state: string;
+}
+
+export interface Accelerator {
+  /** macOS: registry entry id "0x100000478"; Linux: PCI address "0000:01:00.0". */
+  id: string;
+  name: string;
+  /** macOS: the IOKit class; Linux: the bound driver ("" when none). */
+  className: string;
+  /** macOS: most-derived first … OSObject; Linux: ['pci', class code]. */
+  classChain: string[];
+  vendor: string | null;
+  model: string | null;
+  /** IOServiceGetBusyStateAndTime: registration/matching/termination in progress, not GPU work. */
+  busy: BusyState | null;
+  serviceState: ServiceState | null;
+  power: PowerState | null;
+  probeScore: number | null;
+  utilization: Utilization | null;
+  memory: MemoryUse | null;
+  recovery: Recovery | null;
+  queues: WorkQueue[] | null;
+  /** Optional additions (added fields stay optional for older readers). */
+  location?: string | null;
+  retainCount?: number | null;
+  /** Whether the driver accepts command submission (AGX CommandSubmissionEnabled). */
+  commandSubmissionEnabled?: boolean | null;
+  /** Device nodes that reach this device: /dev/dri/card0, /dev/dri/renderD128, /dev/nvidia0, /dev/accel/accel0. */
+  deviceNodes?: string[];
+  /** NVML health: GPU lost / reset required, when NVML answers. */
+  health?: { gpuLost: boolean | null; resetRequired: boolean | null } | null;
+  /** The raw property tree, only when asked for (includeProperties). */
+  properties?: Record<string, PropertyValue>;
+}
+
+export interface Frame {
+  pc: number;
+  module: string | null;
+  offset: number;
+}
+
+export type ThreadState =
+  | 'running'
+  | 'runnable'
+  | 'sleeping'
+  | 'waiting'
+  | 'uninterruptible'
+  | 'stopped'
+  | 'halted'
+  | 'zombie'
+  | 'unknown';
+
+export interface BlockedIn {
+  /** Syscall or Mach trap name ("futex", "mach_msg2_trap"), or "syscall_N" when unnamed. */
+  call: string;
+  number: number;
+  fd?: number;
+  /** What the fd points at: "/dev/nvidia0", "/dev/dri/renderD128", a fifo path, "pipe:[123]". */
+  target?: string;
+}
+
+export interface ThreadSample {
+  /** macOS: thread_identifier_info.thread_id; Linux: tid. */
+  tid: number;
+  name: string | null;
+  state: ThreadState;
+  userNs: number;
+  systemNs: number;
+  contextSwitches: { voluntary: number; involuntary: number } | null;
+  suspendCount: number | null;
+  blockedIn: BlockedIn | null;
+  /** Linux: ns on CPU from schedstat, finer than userNs + systemNs (clock ticks). */
+  cpuNs?: number;
+  /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
+  wchan?: string;
+  pc?: number;
+  stack?: Frame[];
+  /** Linux /proc/<pid>/task/<tid>/stack, when readable (root). */
+  kernelStack?: string[];
+}
+
+export interface ProcessSample {
+  pid: number;
+  name: string;
+  /** Monotonic ns (same clock as Snapshot.monotonicNs). */
+  sampledAtNs: number;
+  threads: ThreadSample[];
+}
+
+export interface Snapshot {
+  format: 'iokit-snap/1';
+  takenAt: string;
+  monotonicNs: number;
+  host: Host;
+  accelerators: Accelerator[];
+  processes: ProcessSample[];
+  limits: Limitation[];
+}
+
+export interface AcceleratorOptions {
+  /** Attach the raw property tree to each accelerator. */
+  includeProperties?: boolean;
+  /** Linux: read this tree instead of /sys (fixture trees in tests). */
+  sysRoot?: string;
+  /** Linux: query NVML for NVIDIA devices (default true). */
+  nvml?: boolean;
+  /** Deadline for the whole probe, ms (default 5000). */
+  timeoutMs?: number;
+  /** Deadline for each call that can block inside the probe (NVML, IOPowerManagement), ms (default 2000). */
+  callTimeoutMs?: number;
+}
+
+export interface AcceleratorSample {
+  accelerators: Accelerator[];
+  limits: Limitation[];
+}
+
+export interface ThreadOptions {
+  /** 'basic': state and CPU time only (what ps shows); 'full' (default): everything. */
+  detail?: 'basic' | 'full';
+  /** User stacks (macOS; suspends one thread at a time, for one walk). */
+  stacks?: boolean;
+  /** Linux kernel stacks from /proc/<pid>/task/<tid>/stack when readable (default true). */
+  kernelStacks?: boolean;
+  /** Read this tree instead of /proc. */
+  procRoot?: string;
+  maxStackDepth?: number;
+  /** Sampler: how many fds it may keep open (default: from RLIMIT_NOFILE). */
+  maxOpenFiles?: number;
+  /** Deadline for the probe, ms (default 10000). */
+  timeoutMs?: number;
+}
+
+/** A ProcessSample with what could not be read. */
+export interface ThreadSampleResult extends ProcessSample {
+  limits: Limitation[];
+}
+
+export interface ThreadSampler {
+  readonly pid: number;
+  sample(): Promise<ThreadSampleResult>;
+  close(): void;
+}
+
+export interface SnapshotOptions extends AcceleratorOptions {
+  pids?: number[];
+  threads?: Omit<ThreadOptions, 'timeoutMs'>;
+  /** Skip accelerators (threads only). */
+  accelerators?: boolean;
+}
