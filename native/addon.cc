@@ -330,6 +330,7 @@ AcceleratorOptions ParseAcceleratorOptions(Napi::Object options) {
   AcceleratorOptions parsed;
   if (auto v = StringOption(options, "sysRoot")) parsed.sysRoot = *v;
   if (auto v = BoolOption(options, "nvml")) parsed.nvml = *v;
+  if (auto v = StringOption(options, "nvmlLibrary")) parsed.nvmlLibrary = *v;
   if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
   return parsed;
 }

@@ -30,7 +30,8 @@ class SnapError : public std::runtime_error {
 
 struct AcceleratorOptions {
   std::string sysRoot = "/sys";   // Linux: a fixture tree can stand in for /sys
-  bool nvml = true;               // Linux: query NVML (dlopen libnvidia-ml.so.1) for NVIDIA devices
+  bool nvml = true;               // Linux: query NVML (dlopen) for NVIDIA devices
+  std::string nvmlLibrary = "libnvidia-ml.so.1";  // Linux: what to dlopen (tests load a fake)
   uint32_t callTimeoutMs = 2000;  // deadline for each call that can block (NVML, IOPowerManagement)
 };
 

@@ -66,6 +66,7 @@ export async function sampleAccelerators(options: AcceleratorOptions = {}): Prom
       native.sampleAccelerators({
         sysRoot: options.sysRoot,
         nvml: options.nvml,
+        nvmlLibrary: options.nvmlLibrary,
         callTimeoutMs: options.callTimeoutMs === undefined ? undefined : Math.ceil(checkTimeout(options.callTimeoutMs, 0, 'callTimeoutMs')),
       }),
     timeoutMs,

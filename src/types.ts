@@ -193,6 +193,8 @@ export interface AcceleratorOptions {
   sysRoot?: string;
   /** Linux: query NVML for NVIDIA devices (default true). */
   nvml?: boolean;
+  /** Linux: the NVML library to dlopen (default "libnvidia-ml.so.1"). */
+  nvmlLibrary?: string;
   /** Deadline for the whole probe, ms (default 5000). */
   timeoutMs?: number;
   /** Deadline for each call that can block inside the probe (NVML, IOPowerManagement), ms (default 2000). */
