@@ -363,6 +363,15 @@ t.test('a hung NVML call becomes an ETIMEDOUT limit and the sample still returns
   t.equal(only(next, H100).utilization?.devicePercent, 37);
 });
 
+t.test('an abandoned call that returns late shuts its NVML session down by itself', { skip: noFakeNvml }, async (t) => {
+  const log = configureNvml([HEALTHY_H100, 'slow nvmlDeviceGetUtilizationRates 300']);
+  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 50 });
+  t.match(limitsOf(sample, `accelerator ${H100}`), [{ code: 'ETIMEDOUT', reason: /nvmlDeviceGetUtilizationRates did not return within 50 ms/ }]);
+  const deadline = Date.now() + 30000;
+  while (!calls(log).includes('nvmlShutdown') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.same(calls(log).slice(-2), ['nvmlDeviceGetUtilizationRates', 'nvmlShutdown'], 'no further questions, then nvmlShutdown from the helper thread');
+});
+
 t.test('a hung nvmlInit_v2 and a hung nvmlShutdown are limits too', { skip: noFakeNvml }, async (t) => {
   configureNvml([HEALTHY_H100, 'hang nvmlInit_v2']);
   const atInit = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 200, includeProperties: true });

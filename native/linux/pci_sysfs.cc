@@ -45,9 +45,10 @@ std::optional<std::string> ReadAttribute(int dirFd, const char* path, int* error
       if (error != nullptr) *error = errno;
       return std::nullopt;
     }
-    if (n == 0) break;
     used += static_cast<size_t>(n);
-    if (used == sizeof(buffer)) break;
+    // sysfs hands over a whole attribute in one read; a short read is the end
+    // (and saves the second syscall that would only return 0).
+    if (n == 0 || used == sizeof(buffer) || static_cast<size_t>(n) < sizeof(buffer) - (used - n)) break;
   }
   while (used > 0 && (buffer[used - 1] == '\n' || buffer[used - 1] == ' ')) --used;
   return std::string(buffer, used);
