@@ -50,20 +50,28 @@ function protectLargeIntegers(xml: string): string {
   });
 }
 
-function parseXml(xml: string): unknown {
-  // xmldom (under plist) reports a fatal error on console.error before it throws; the
-  // thrown ParseError carries the same facts, so the console copy is held back while
-  // this synchronous call runs. Nothing else can run in between.
+/**
+ * xmldom (under plist) reports a fatal error on console.error before it throws; the
+ * thrown ParseError carries the same facts, so the console copy is held back while
+ * this synchronous call runs. Nothing else can run in between.
+ */
+function withoutConsoleErrors<T>(run: () => T): T {
   const consoleError = console.error;
   console.error = () => undefined;
   try {
-    return plist.parse(protectLargeIntegers(xml));
+    return run();
+  } finally {
+    console.error = consoleError;
+  }
+}
+
+function parseXml(xml: string): unknown {
+  try {
+    return withoutConsoleErrors(() => plist.parse(protectLargeIntegers(xml)));
   } catch (error) {
     const locator = (error as { locator?: { lineNumber?: number; columnNumber?: number } }).locator;
     const where = locator?.lineNumber ? `line ${locator.lineNumber}, column ${locator.columnNumber}: ` : '';
     invalid(`${where}not a well-formed property list (${(error as Error).message})`);
-  } finally {
-    console.error = consoleError;
   }
 }
 

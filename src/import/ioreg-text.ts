@@ -211,13 +211,18 @@ export function parseIoregText(input: string): ParsedDump {
     let text = line.slice(barsWidth);
     let parsed: { key: string; value: PropertyValue } | null = null;
     let consumed = index;
+    let firstError: ValueSyntaxError | null = null;
     for (;;) {
       try {
         parsed = parsePropertyText(text);
         break;
-      } catch (error) {
-        if (!(error instanceof ValueSyntaxError)) throw error;
-        const key = /^"([^"]*)"/.exec(text)?.[1] ?? 'property';
+      } catch (caught) {
+        /* c8 ignore next -- the value reader throws only ValueSyntaxError; anything else is a bug to see as is */
+        if (!(caught instanceof ValueSyntaxError)) throw caught;
+        const error = caught;
+        firstError ??= error;
+        const cutKey = /^"([^"]*)"/.exec(text)?.[1];
+        const key = cutKey ?? 'property';
         if (line.trimEnd().endsWith('$') && consumed === index) {
           limits.push({
             subject: `line ${lineNumber}`,
@@ -228,19 +233,18 @@ export function parseIoregText(input: string): ParsedDump {
           });
           break;
         }
-        if (error.atEnd && consumed === lastContent) {
+        if ((error.atEnd || error.inString) && consumed === lastContent) {
           limits.push({
             subject: 'input',
             field: key,
             code: 'ENODATA',
-            reason: `input ended early: line ${lineNumber} stops inside the value of ${JSON.stringify(key)}, which is not in the import`,
+            reason: `input ended early: line ${lineNumber} stops inside ${cutKey === undefined ? 'a property key' : `the value of ${JSON.stringify(key)}, which is not in the import`}`,
             hint: 'paste or save the whole ioreg output',
           });
           break;
         }
         const next = lines[consumed + 1];
         if (
-          error.atEnd &&
           error.inString &&
           consumed - index < MAX_STRING_CONTINUATION_LINES &&
           next !== undefined &&
@@ -251,7 +255,7 @@ export function parseIoregText(input: string): ParsedDump {
           text += `\n${next}`;
           continue;
         }
-        malformed(lineNumber, `${error.expected} (column ${barsWidth + error.column + 1})`, line);
+        malformed(lineNumber, `${firstError.expected} (column ${barsWidth + firstError.column + 1})`, line);
       }
     }
     index = consumed;
@@ -268,7 +272,7 @@ export function parseIoregText(input: string): ParsedDump {
       field: 'properties',
       code: 'ENODATA',
       reason:
-        `input ended early: the property block of ${owner.name || owner.className || 'the pasted block'} opened at line ${block.line} ` +
+        `input ended early: the property block of ${owner.hasHeader ? owner.name : 'the pasted block'} opened at line ${block.line} ` +
         'has no closing `}`; the properties after the last line are not in the import',
       hint: 'paste or save the whole ioreg output',
     });

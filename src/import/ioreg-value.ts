@@ -18,7 +18,10 @@
 import { IokitSnapError } from '../errors';
 import type { PropertyValue } from '../types';
 
-/** Why a line did not parse. `atEnd`: the text ran out while a value was still open. */
+/**
+ * Why a line did not parse. `atEnd`: the text ran out while a value was still open;
+ * `inString`: a string value found no quote that could close it on this line.
+ */
 export class ValueSyntaxError extends Error {
   constructor(
     readonly column: number,
@@ -38,6 +41,13 @@ export function integerValue(value: bigint): number | string {
 
 type StringContext = 'key' | 'value' | 'data';
 
+/** What may follow a closing quote, per context (see closesString). */
+const CLOSERS: Record<StringContext, string> = {
+  key: '`=` after the key',
+  value: '`,` `)` `}` `]` or the end of the line after the string',
+  data: '`,` or `>` after a string in <data>',
+};
+
 class ValueReader {
   position = 0;
   constructor(readonly text: string) {}
@@ -54,9 +64,9 @@ class ValueReader {
     return this.text[this.position] ?? '';
   }
 
-  private expect(char: string, what: string): void {
+  /** Step over `char`, which the caller has already seen is next (after spaces). */
+  private step(): void {
     this.skipSpaces();
-    if (this.peek() !== char) this.fail(what);
     this.position++;
   }
 
@@ -78,20 +88,28 @@ class ValueReader {
 
   readString(context: StringContext): string {
     this.skipSpaces();
-    if (this.peek() !== '"') this.fail(context === 'key' ? 'a quoted key' : 'a string');
+    // Values and data come here only on a `"`; a dictionary key may be anything.
+    if (this.peek() !== '"') this.fail('a quoted key');
     const start = this.position + 1;
     let index = start;
     for (;;) {
       index = this.text.indexOf('"', index);
-      if (index < 0) {
-        this.position = this.text.length;
-        this.fail('a closing `"`', true);
+      if (index < 0) break;
+      if (this.closesString(index, context)) {
+        this.position = index + 1;
+        return this.text.slice(start, index);
       }
-      if (this.closesString(index, context)) break;
       index++;
     }
-    this.position = index + 1;
-    return this.text.slice(start, index);
+    const firstQuote = this.text.indexOf('"', start);
+    if (firstQuote < 0) {
+      this.position = this.text.length;
+      this.fail('a closing `"`', true);
+    }
+    // There is a quote, but what follows it cannot follow a string here: report that.
+    this.position = firstQuote + 1;
+    this.skipSpaces();
+    this.fail(CLOSERS[context], context !== 'key');
   }
 
   readValue(): PropertyValue {
@@ -103,9 +121,9 @@ class ValueReader {
       case '{':
         return this.readDictionary();
       case '(':
-        return this.readList('(', ')');
+        return this.readList(')');
       case '[':
-        return this.readList('[', ']');
+        return this.readList(']');
       case '<':
         return this.readData();
       default:
@@ -125,8 +143,8 @@ class ValueReader {
     return integerValue(negative ? -magnitude : magnitude);
   }
 
-  private readList(open: string, close: string): PropertyValue[] {
-    this.expect(open, `\`${open}\``);
+  private readList(close: string): PropertyValue[] {
+    this.step();
     const items: PropertyValue[] = [];
     this.skipSpaces();
     if (this.peek() === close) {
@@ -149,7 +167,7 @@ class ValueReader {
   }
 
   private readDictionary(): Record<string, PropertyValue> {
-    this.expect('{', '`{`');
+    this.step();
     const entries: Record<string, PropertyValue> = {};
     this.skipSpaces();
     if (this.peek() === '}') {
@@ -158,7 +176,7 @@ class ValueReader {
     }
     for (;;) {
       const key = this.readString('key');
-      this.expect('=', '`=` after a dictionary key');
+      this.step(); // the `=` that closesString saw after the key
       entries[key] = this.readValue();
       this.skipSpaces();
       if (this.peek() === ',') {
@@ -179,7 +197,7 @@ class ValueReader {
       this.position += '<unknown object>'.length;
       return null;
     }
-    this.expect('<', '`<`');
+    this.step();
     this.skipSpaces();
     if (this.peek() === '"') {
       // C strings: ioreg drops the NUL terminators when it prints them; we put one back after each
@@ -188,15 +206,8 @@ class ValueReader {
       for (;;) {
         parts.push(Buffer.from(this.readString('data'), 'latin1'), Buffer.alloc(1));
         this.skipSpaces();
-        if (this.peek() === ',') {
-          this.position++;
-          continue;
-        }
-        if (this.peek() === '>') {
-          this.position++;
-          return { $data: Buffer.concat(parts).toString('base64') };
-        }
-        this.fail('`,` or `>` in string data');
+        // closesString accepted the quote only before `,` or `>`.
+        if (this.text[this.position++] === '>') return { $data: Buffer.concat(parts).toString('base64') };
       }
     }
     const match = /^[0-9a-fA-F]*/.exec(this.text.slice(this.position)) as RegExpExecArray;
@@ -215,17 +226,11 @@ class ValueReader {
 export function parsePropertyText(text: string): { key: string; value: PropertyValue } {
   const reader = new ValueReader(text);
   const key = reader.readString('key');
-  const value = readAfterEquals(reader);
-  return { key, value };
-}
-
-function readAfterEquals(reader: ValueReader): PropertyValue {
-  if (reader.atEnd()) throw new ValueSyntaxError(reader.position, '`=` after the key', true, false);
-  if (reader.text[reader.position] !== '=') throw new ValueSyntaxError(reader.position, '`=` after the key', false, false);
+  reader.atEnd(); // skips to the `=` that closesString saw after the key
   reader.position++;
   const value = reader.readValue();
   if (!reader.atEnd()) throw new ValueSyntaxError(reader.position, 'the end of the line after the value', false, false);
-  return value;
+  return { key, value };
 }
 
 /** Parse one ioreg value on its own (tests, and callers holding a single value). */
