@@ -116,8 +116,11 @@ export function hasBackend(): boolean {
  */
 export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let probe: (Promise<T> & { abandon?: () => void }) | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      // Native probes carry abandon(): the stuck thread stops holding the event loop open.
+      probe?.abandon?.();
       reject(
         new IokitSnapError(
           'ETIMEDOUT',
@@ -128,7 +131,8 @@ export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number
     }, timeoutMs);
   });
   try {
-    return await Promise.race([start(), deadline]);
+    probe = start();
+    return await Promise.race([probe, deadline]);
   } catch (error) {
     throw toIokitSnapError(error);
   } finally {

@@ -1,0 +1,49 @@
+/** `iokit-snap [accelerators]`: the accelerator table, or an iokit-snap/1 snapshot with --json. */
+import { sampleAccelerators, snapshot } from '../../sample';
+import { parseCommandArgs, parseDuration } from '../args';
+import type { Command } from '../command';
+import { acceleratorTable, limitLines } from '../format';
+import { errStyle, EXIT, outStyle, write } from '../io';
+
+export const acceleratorsCommand: Command = {
+  name: 'accelerators',
+  summary: 'list the GPUs/accelerators and their state (the default command)',
+  usage: `Usage: iokit-snap [accelerators] [--json] [--properties] [--sys-root DIR]
+
+Lists the accelerators: on macOS the IORegistry services conforming to IOAccelerator,
+on Linux the PCI display/3D/processing-accelerator devices (NVIDIA via NVML when present).
+
+SVC-BUSY is the IOService busy state (registration, matching or termination in
+progress) and the accumulated time it was busy: it is NOT GPU load. UTIL is the
+driver's own utilization figure (device/renderer/tiler % on Apple GPUs).
+
+Options:
+  --json          print an iokit-snap/1 snapshot (accelerators only) instead of a table
+  --properties    include each device's raw property tree (with --json)
+  --sys-root DIR  Linux: read DIR instead of /sys (fixture trees)
+  --timeout DUR   give up on a probe after DUR (default 5s)
+`,
+  async run(argv, io) {
+    const { values } = parseCommandArgs(argv, {
+      json: { type: 'boolean' },
+      properties: { type: 'boolean' },
+      'sys-root': { type: 'string' },
+      timeout: { type: 'string' },
+    });
+    const timeoutMs = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
+    const sysRoot = values['sys-root'] as string | undefined;
+    if (values.json) {
+      const snap = await snapshot({ includeProperties: values.properties === true, sysRoot, timeoutMs });
+      await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+      return EXIT.ok;
+    }
+    const sample = await sampleAccelerators({ sysRoot, timeoutMs });
+    if (sample.accelerators.length === 0) {
+      await write(io.stdout, 'No accelerators found on this machine.\n');
+    } else {
+      await write(io.stdout, acceleratorTable(sample.accelerators, outStyle(io)));
+    }
+    await write(io.stderr, limitLines(sample.limits, errStyle(io)));
+    return EXIT.ok;
+  },
+};

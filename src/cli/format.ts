@@ -1,0 +1,126 @@
+/** How iokit-snap shows things to a person: tables, durations, colour (NO_COLOR respected). */
+import type { Accelerator, Limitation, ThreadSample } from '../types';
+
+export interface Style {
+  color: boolean;
+}
+
+/** Colour only on a TTY, never with NO_COLOR (https://no-color.org), always with FORCE_COLOR. */
+export function colorEnabled(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  return stream.isTTY === true && env.TERM !== 'dumb';
+}
+
+const CODES = { bold: 1, dim: 2, red: 31, green: 32, yellow: 33, cyan: 36 } as const;
+export function paint(style: Style, code: keyof typeof CODES, text: string): string {
+  return style.color ? `\u001b[${CODES[code]}m${text}\u001b[0m` : text;
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;]*m/g;
+const visibleLength = (text: string): number => text.replace(ANSI, '').length;
+
+/** A plain-text table; columns sized to their content, the last column left unpadded. */
+export function table(header: string[], rows: string[][], style: Style): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i] - visibleLength(cell))))
+      .join('  ')
+      .trimEnd();
+  return [paint(style, 'bold', line(header)), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** ns → "0 ms", "752 ms", "19.2 s", "3 m 05 s". */
+export function formatNs(ns: number | null | undefined): string {
+  if (ns === null || ns === undefined) return '-';
+  const ms = ns / 1e6;
+  if (ms < 1000) return `${ms < 10 && ms > 0 ? ms.toFixed(1) : Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} m ${String(Math.round(s - m * 60)).padStart(2, '0')} s`;
+}
+
+export function formatBytes(bytes: number | null | undefined): string {
+  if (bytes === null || bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+const dash = (value: unknown): string => (value === null || value === undefined || value === '' ? '-' : String(value));
+
+function powerCell(a: Accelerator): string {
+  if (!a.power) return '-';
+  const p = a.power;
+  let text = typeof p.state === 'number' && p.maxState !== null ? `${p.state}/${p.maxState}` : String(p.state);
+  if (p.runtimeStatus) text += ` ${p.runtimeStatus}`;
+  if (p.performanceState !== null && p.performanceState !== undefined) text += ` P${p.performanceState}`;
+  if (p.desiredState !== null) text += ` →${p.desiredState}`;
+  return text;
+}
+
+function utilizationCell(a: Accelerator): string {
+  const u = a.utilization;
+  if (!u) return '-';
+  const parts = [u.devicePercent, u.rendererPercent, u.tilerPercent];
+  if (parts[1] === null && parts[2] === null) return parts[0] === null ? '-' : `${parts[0]}%`;
+  return parts.map(dash).join('/') + '%';
+}
+
+function queuesCell(a: Accelerator): string {
+  if (!a.queues) return '-';
+  const pending = a.queues.reduce((sum, q) => sum + Math.max(0, q.submitted - q.finished), 0);
+  const states = [...new Set(a.queues.map((q) => q.state))].join(',');
+  return `${a.queues.length} (${pending} pending${states ? `, ${states}` : ''})`;
+}
+
+/** The accelerator table: the same for a live run and for `iokit-snap import`. */
+export function acceleratorTable(accelerators: Accelerator[], style: Style): string {
+  const rows = accelerators.map((a) => [
+    a.id,
+    a.name,
+    a.className || '-',
+    [a.vendor, a.model].filter(Boolean).join(' ') || '-',
+    // IOService busy state: registration/matching/termination in progress, not GPU work.
+    a.busy ? `${a.busy.count}${a.busy.timeNs !== null ? ` (${formatNs(a.busy.timeNs)})` : ''}` : '-',
+    powerCell(a),
+    utilizationCell(a),
+    a.recovery ? String(a.recovery.count) : '-',
+    queuesCell(a),
+  ]);
+  return table(['ID', 'NAME', 'CLASS/DRIVER', 'VENDOR MODEL', 'SVC-BUSY', 'POWER', 'UTIL', 'RECOVERIES', 'QUEUES'], rows, style);
+}
+
+export function threadCpuNs(t: ThreadSample): number {
+  return t.cpuNs ?? t.userNs + t.systemNs;
+}
+
+/** The thread table: tid, name, state, CPU, blocked in, target. */
+export function threadTable(threads: ThreadSample[], style: Style): string {
+  const stateColor = (state: string): string =>
+    state === 'running' ? paint(style, 'green', state) : state === 'uninterruptible' || state === 'stopped' ? paint(style, 'yellow', state) : state;
+  const rows = threads.map((t) => [
+    String(t.tid),
+    dash(t.name),
+    stateColor(t.state),
+    formatNs(threadCpuNs(t)),
+    t.blockedIn ? t.blockedIn.call : t.wchan ? `(${t.wchan})` : '-',
+    dash(t.blockedIn?.target),
+  ]);
+  return table(['TID', 'NAME', 'STATE', 'CPU', 'BLOCKED IN', 'TARGET'], rows, style);
+}
+
+/** What could not be read, one line each, for stderr. */
+export function limitLines(limits: Limitation[], style: Style): string {
+  return limits
+    .map((l) => `${paint(style, 'yellow', 'note:')} ${l.subject}: ${l.field} unavailable (${l.code}): ${l.reason}${l.hint ? ` — ${l.hint}` : ''}\n`)
+    .join('');
+}
