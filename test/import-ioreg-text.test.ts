@@ -417,6 +417,11 @@ t.test('PerformanceStatistics that is data, not a dictionary, does not make an a
   t.equal(importIoreg(dictionary).accelerators.length, 1);
 });
 
+t.test('a paste copied from an issue (Markdown fences) and `ioreg -b` bold names (variant of the M4 capture)', async (t) => {
+  const fenced = ['```text', M4.replace('+-o AGXAcceleratorG16G  <', '+-o \u001b[1mAGXAcceleratorG16G\u001b[0m  <'), '```', ''].join('\n');
+  t.strictSame(importIoreg(fenced).accelerators, [M4_ACCELERATOR]);
+});
+
 t.test('an unknown header item is reported and ignored', async (t) => {
   const text = M4.replace(', retain 101>', ', retain 101, quiesced>');
   const snapshot = importIoreg(text);

@@ -11,8 +11,9 @@
  * gives the nesting. Also read: the ioreg-archive form `name class: A:B:C`
  * (its script replaced ` <class ` by `class: ` and cut the rest of the header),
  * property lines outside a block (what `ioreg -l | grep` leaves), lines that a
- * terminal cut at its width (ioreg ends them with `$`), and strings holding a
- * newline (ioreg prints them raw when not writing to a terminal).
+ * terminal cut at its width (ioreg ends them with `$`), strings holding a
+ * newline (ioreg prints them raw when not writing to a terminal), `-b` bold codes,
+ * and the Markdown fences of a paste copied from an issue.
  */
 import { IokitSnapError } from '../errors';
 import type { BusyState, Limitation, PropertyValue } from '../types';
@@ -24,6 +25,11 @@ const BLOCK_OPEN = /^[ |]*\{\s*$/;
 const BLOCK_CLOSE = /^[ |]*\}\s*$/;
 const PROPERTY_LINE = /^[ |]*"/;
 const BARS_ONLY = /^[ |\t]*$/;
+/** `ioreg -b` wraps names in the terminal's bold codes. */
+// eslint-disable-next-line no-control-regex
+const ANSI_SGR = /\u001b\[[0-9;]*m/g;
+/** A Markdown fence around a paste copied from an issue or a chat: never ioreg output. */
+const CODE_FENCE = /^\s*```[\w-]*\s*$/;
 /** How many following lines a string with raw newlines may span before we call the line malformed. */
 const MAX_STRING_CONTINUATION_LINES = 64;
 
@@ -150,7 +156,11 @@ function looksStructural(line: string): boolean {
 }
 
 export function parseIoregText(input: string): ParsedDump {
-  const lines = input.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const lines = input
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .map((line) => (line.includes('\u001b') ? line.replace(ANSI_SGR, '') : line))
+    .map((line) => (CODE_FENCE.test(line) ? '' : line));
   let lastContent = lines.length - 1;
   while (lastContent >= 0 && BARS_ONLY.test(lines[lastContent])) lastContent--;
 

@@ -41,6 +41,9 @@ export function integerValue(value: bigint): number | string {
 
 type StringContext = 'key' | 'value' | 'data';
 
+const SCALAR = /Yes|No|-?0x[0-9a-fA-F]+|-?\d+/y;
+const HEX_DIGITS = /[0-9a-fA-F]*/y;
+
 /** What may follow a closing quote, per context (see closesString). */
 const CLOSERS: Record<StringContext, string> = {
   key: '`=` after the key',
@@ -131,15 +134,21 @@ class ValueReader {
     }
   }
 
+  /** Match `pattern` (sticky) at the current position. */
+  private matchHere(pattern: RegExp): string | null {
+    pattern.lastIndex = this.position;
+    const match = pattern.exec(this.text);
+    return match ? match[0] : null;
+  }
+
   private readScalar(): PropertyValue {
-    const rest = this.text.slice(this.position);
-    const match = /^(?:Yes|No|-?0x[0-9a-fA-F]+|-?\d+)/.exec(rest);
-    if (!match) this.fail('a value (number, Yes/No, "string", <data>, (array), {dictionary})');
-    this.position += match[0].length;
-    if (match[0] === 'Yes') return true;
-    if (match[0] === 'No') return false;
-    const negative = match[0].startsWith('-');
-    const magnitude = BigInt(negative ? match[0].slice(1) : match[0]);
+    const token = this.matchHere(SCALAR);
+    if (token === null) this.fail('a value (number, Yes/No, "string", <data>, (array), {dictionary})');
+    this.position += token.length;
+    if (token === 'Yes') return true;
+    if (token === 'No') return false;
+    const negative = token.startsWith('-');
+    const magnitude = BigInt(negative ? token.slice(1) : token);
     return integerValue(negative ? -magnitude : magnitude);
   }
 
@@ -210,15 +219,15 @@ class ValueReader {
         if (this.text[this.position++] === '>') return { $data: Buffer.concat(parts).toString('base64') };
       }
     }
-    const match = /^[0-9a-fA-F]*/.exec(this.text.slice(this.position)) as RegExpExecArray;
-    this.position += match[0].length;
+    const hex = this.matchHere(HEX_DIGITS) as string; // matches the empty string at least
+    this.position += hex.length;
     if (this.peek() !== '>') this.fail('hex digits or `>`');
-    if (match[0].length % 2 !== 0) {
+    if (hex.length % 2 !== 0) {
       this.position -= 1;
       this.fail('an even number of hex digits in <data>');
     }
     this.position++;
-    return { $data: Buffer.from(match[0], 'hex').toString('base64') };
+    return { $data: Buffer.from(hex, 'hex').toString('base64') };
   }
 }
 
