@@ -55,12 +55,15 @@ function limitFields(snapshot: Snapshot): string[] {
 const lines = (text: string): string[] => text.split('\n');
 
 t.test('M4 `ioreg -r -d 1 -c IOAccelerator`: one accelerator, every value exact', async (t) => {
+  const before = Date.now();
   const snapshot = importIoreg(M4);
+  const after = Date.now();
   t.equal(snapshot.format, 'iokit-snap/1');
   t.equal(snapshot.host.platform, 'darwin');
   t.equal(snapshot.monotonicNs, 0);
   t.strictSame(snapshot.processes, []);
-  t.ok(Math.abs(Date.parse(snapshot.takenAt) - Date.now()) < 60_000, 'takenAt: the import time');
+  const takenAt = Date.parse(snapshot.takenAt);
+  t.ok(takenAt >= before && takenAt <= after, 'takenAt: the import time');
   t.strictSame(snapshot.accelerators, [M4_ACCELERATOR]);
   t.strictSame(limitFields(snapshot), [
     'snapshot | monotonicNs',
