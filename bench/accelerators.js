@@ -55,6 +55,9 @@ async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-bench-accel-'));
   try {
     const missingNvml = path.join(work, 'no-libnvidia-ml.so.1');
+    // Each sample hands work between threads; on a loaded machine every handoff can
+    // wait a scheduler tick, so say how loaded this one was.
+    console.log(`load average ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPU(s)`);
     const peerMs = await timeMs(PEER_REPEATS, () => si.graphics());
     const peerCount = (await si.graphics()).controllers.length;
     console.log(`systeminformation.graphics(): ${peerMs.toFixed(2)} ms (median of ${PEER_REPEATS}), ${peerCount} controller(s)`);
