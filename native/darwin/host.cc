@@ -6,7 +6,9 @@
 namespace iokitsnap {
 HostRecord ReadHost() { return HostRecord{"darwin", "", "", std::nullopt}; }
 uint64_t MonotonicNs() { return clock_gettime_nsec_np(CLOCK_UPTIME_RAW); }
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions&) {
+struct AcceleratorContext {};
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext() { return std::make_shared<AcceleratorContext>(); }
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions&, const std::shared_ptr<AcceleratorContext>&) {
   throw SnapError("ENOTSUP", "the macOS backend is not built yet");
 }
 ProcessRecord SampleThreads(int32_t, const ThreadOptions&) {

@@ -237,7 +237,12 @@ AcceleratorRecord ReadDevice(const pci::PciDeviceDir& dir, SampleContext& sample
 
 }  // namespace
 
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options) {
+// Nothing kept between samples yet: each sample opens its own NVML session.
+struct AcceleratorContext {};
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext() { return std::make_shared<AcceleratorContext>(); }
+
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options,
+                                           const std::shared_ptr<AcceleratorContext>& /*context*/) {
   AcceleratorSampleRecord sample;
   pci::PciScan scan = pci::ScanAcceleratorDevices(options.sysRoot);
   sample.limits = std::move(scan.limits);
