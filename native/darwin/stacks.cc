@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../blocking.h"
 #include "../darwin_decode.h"
 #include "registers.h"
 #include "scoped.h"
