@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../blocking.h"
 #include "../darwin_decode.h"
 #include "registers.h"
 #include "scoped.h"
@@ -133,8 +134,12 @@ void ImageMap::Resolve(FrameRecord& frame) {
   frame.offset = frame.pc - image.loadAddress;
 }
 
-StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs, bool inSyscallStub) {
+StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs) {
   StackWalk walk;
+  if (maxDepth == 0) {  // nothing asked for: do not stop the thread at all
+    walk.ok = true;
+    return walk;
+  }
   walk.pcs.reserve(maxDepth);  // nothing below may allocate: see stacks.h
   const uint64_t deadline = NowNs() + budgetNs;
   const auto add = [&walk, maxDepth](uint64_t pc) {
@@ -148,24 +153,28 @@ StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_
     walk.error = suspension.result();
     return walk;
   }
-  walk.suspended = true;
   kern_return_t error = KERN_SUCCESS;
   std::optional<ThreadRegisters> registers = ReadThreadRegisters(thread, &error);
   if (!registers) {
     walk.error = error;
     return walk;
   }
+  walk.ok = true;
   if (!add(registers->pc)) return walk;
-  if (inSyscallStub) {
+  const ArchKind arch = HostArch();
+  const size_t length = SyscallInstructionLength(arch);
+  uint8_t instruction[4] = {};
+  const bool inTrapStub = registers->pc >= length &&
+                          ReadTaskMemory(task, registers->pc - length, instruction, length) &&
+                          IsSyscallInstruction(arch, instruction, length);
+  if (inTrapStub) {
+    uint64_t caller = 0;
     if (registers->lr) {
-      if (!add(*registers->lr)) return walk;
-    } else {
-      uint64_t returnAddress = 0;
-      if (ReadTaskMemory(task, registers->sp, &returnAddress, sizeof returnAddress) &&
-          !add(StripPointerAuth(returnAddress))) {
-        return walk;
-      }
+      caller = *registers->lr;
+    } else if (ReadTaskMemory(task, registers->sp, &caller, sizeof caller)) {
+      caller = StripPointerAuth(caller);
     }
+    if (caller != 0 && !add(caller)) return walk;
   }
   // Each frame record is { caller's frame pointer, return address } at fp, on arm64
   // and x86_64 alike. The chain must climb toward the stack base; anything else
@@ -181,7 +190,9 @@ StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_
     if (!ReadTaskMemory(task, fp, record, sizeof record)) break;
     const uint64_t returnAddress = StripPointerAuth(record[1]);
     if (returnAddress == 0) break;
-    add(returnAddress);
+    // A wrapper with a frame of its own around the trap has already given its
+    // caller through lr: the same return address is not a second frame.
+    if (!(inTrapStub && walk.pcs.size() == 2 && walk.pcs.back() == returnAddress)) add(returnAddress);
     const uint64_t callerFp = StripPointerAuth(record[0]);
     if (callerFp <= fp) break;
     fp = callerFp;

@@ -44,18 +44,19 @@ class ImageMap {
 
 struct StackWalk {
   std::vector<uint64_t> pcs;  // innermost first; pointer-auth bits stripped
-  bool suspended = false;     // false: thread_suspend failed, nothing was read
+  bool ok = false;            // false: thread_suspend or thread_get_state failed (`error`)
   kern_return_t error = KERN_SUCCESS;
   bool outOfTime = false;     // stopped by the time budget, not by the chain's end
 };
 
 // Suspends `thread` (of `task`), reads its registers, walks the frame-pointer chain
 // with mach_vm_read_overwrite for at most `maxDepth` frames and `budgetNs`, and
-// resumes it on every path. `inSyscallStub`: the thread sits in a libsystem_kernel
-// trap stub, a leaf without a frame of its own, so its caller is in lr (arm64) or
-// at [sp] (x86_64) and would otherwise be missing. Allocates nothing while the
-// thread is suspended (it may hold the malloc lock when it is a thread of ours).
-StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs, bool inSyscallStub);
+// resumes it on every path. A thread stopped right after a system-call instruction
+// sits in a libsystem_kernel trap stub, a leaf without a frame of its own: its caller
+// is taken from lr (arm64) or [sp] (x86_64), or it would be missing. Allocates
+// nothing while the thread is suspended (it may hold the malloc lock when it is a
+// thread of this process).
+StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs);
 
 }  // namespace darwin
 }  // namespace iokitsnap

@@ -144,7 +144,7 @@ void AddZombieLimit(ProcessRecord& record) {
 // The call a waiting thread is blocked in, from its registers: the number register
 // decoded as xnu decodes it, trusted only when the saved pc follows a system-call
 // instruction (a thread waiting in a page fault has a meaningless x16/rax).
-std::optional<BlockedRecord> BlockedIn(task_t task, int32_t pid, const ThreadRegisters& registers, bool* inSyscall) {
+std::optional<BlockedRecord> BlockedIn(task_t task, int32_t pid, const ThreadRegisters& registers) {
   const ArchKind arch = HostArch();
   std::optional<int64_t> number = DarwinCallNumberFromRegister(arch, registers.callNumber);
   if (!number) return std::nullopt;
@@ -154,7 +154,6 @@ std::optional<BlockedRecord> BlockedIn(task_t task, int32_t pid, const ThreadReg
       !IsSyscallInstruction(arch, instruction, length)) {
     return std::nullopt;
   }
-  *inSyscall = true;
   uint64_t fdArgument = registers.argument0;
   if (*number == 0) {  // syscall(2): the real number is the first argument (xnu takes its low bits)
     *number = static_cast<int64_t>(arch == ArchKind::Arm64 ? (registers.argument0 & 0xffff)
@@ -180,11 +179,6 @@ std::optional<BlockedRecord> BlockedIn(task_t task, int32_t pid, const ThreadReg
   return blocked;
 }
 
-struct ThreadRead {
-  thread_act_t port;
-  bool inSyscall = false;  // in a trap stub: the stack walk takes the caller from lr/[sp]
-};
-
 ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIdentity& identity,
                              const ThreadOptions& options) {
   ProcessRecord record = EmptyRecord(pid, identity);
@@ -202,8 +196,8 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
                     kr);
   }
   const bool full = options.detail == ThreadDetail::Full;
-  std::vector<ThreadRead> reads;
-  reads.reserve(threads.size());
+  std::vector<thread_act_t> ports;  // of record.threads[i], for the stack walks
+  ports.reserve(threads.size());
   record.threads.reserve(threads.size());
   size_t registerFailures = 0;
   kern_return_t lastRegisterError = KERN_SUCCESS;
@@ -225,7 +219,6 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     thread_record.userNs = TimeValueToNs(basic.user_time.seconds, basic.user_time.microseconds);
     thread_record.systemNs = TimeValueToNs(basic.system_time.seconds, basic.system_time.microseconds);
     thread_record.suspendCount = basic.suspend_count;
-    ThreadRead read{thread};
     if (full) {
       thread_extended_info_data_t extended;
       count = THREAD_EXTENDED_INFO_COUNT;
@@ -236,7 +229,7 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
       if (thread_record.state == ThreadState::Waiting || thread_record.state == ThreadState::Uninterruptible) {
         kern_return_t error = KERN_SUCCESS;
         if (std::optional<ThreadRegisters> registers = ReadThreadRegisters(thread, &error)) {
-          thread_record.blockedIn = BlockedIn(task.get(), pid, *registers, &read.inSyscall);
+          thread_record.blockedIn = BlockedIn(task.get(), pid, *registers);
         } else {
           ++registerFailures;
           lastRegisterError = error;
@@ -244,7 +237,7 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
       }
     }
     record.threads.push_back(std::move(thread_record));
-    reads.push_back(read);
+    ports.push_back(thread);
   }
 
   if (registerFailures > 0) {
@@ -255,8 +248,8 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
                                         ""});
   }
 
-  if (full && options.stacks) {
-    const uint32_t depth = std::min(options.maxStackDepth, kMaxStackDepth);
+  const uint32_t depth = std::min(options.maxStackDepth, kMaxStackDepth);
+  if (full && options.stacks && depth > 0) {
     std::string problem;
     ImageMap images = ImageMap::Read(task.get(), &problem);
     if (!problem.empty()) {
@@ -269,10 +262,10 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     size_t suspendFailures = 0;
     size_t outOfTime = 0;
     kern_return_t lastSuspendError = KERN_SUCCESS;
-    for (size_t i = 0; i < reads.size(); ++i) {
-      if (self && reads[i].port == self.get()) continue;
-      StackWalk walk = darwin::WalkStack(task.get(), reads[i].port, depth, kStackBudgetNs, reads[i].inSyscall);
-      if (!walk.suspended || (walk.pcs.empty() && depth > 0)) {
+    for (size_t i = 0; i < ports.size(); ++i) {
+      if (self && ports[i] == self.get()) continue;
+      StackWalk walk = darwin::WalkStack(task.get(), ports[i], depth, kStackBudgetNs);
+      if (!walk.ok) {
         ++suspendFailures;
         lastSuspendError = walk.error;
         continue;
