@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "../blocking.h"
 #include "../darwin_decode.h"
+#include "dyld_private.h"
 #include "registers.h"
 #include "scoped.h"
 
@@ -72,25 +74,44 @@ ImageMap ImageMap::Read(task_t task, std::string* problem) {
     }
     entries.clear();
   }
-  if (entries.empty()) {
-    if (problem != nullptr) *problem = "the dyld image list could not be read (dyld may have been updating it)";
-    return map;
-  }
 
-  map.images_.reserve(entries.size() + 1);
-  for (const dyld_image_info& entry : entries) {
-    Image image;
-    image.loadAddress = reinterpret_cast<uint64_t>(entry.imageLoadAddress);
-    image.path = ReadTaskString(task, reinterpret_cast<uint64_t>(entry.imageFilePath));
-    if (image.loadAddress != 0) map.images_.push_back(std::move(image));
-  }
-  if (infos.dyldImageLoadAddress != nullptr) {  // dyld is not in its own list
-    Image dyld;
-    dyld.loadAddress = reinterpret_cast<uint64_t>(infos.dyldImageLoadAddress);
-    // dyldPath exists from version 15 (macOS 10.12) on.
-    dyld.path = infos.version >= 15 ? ReadTaskString(task, reinterpret_cast<uint64_t>(infos.dyldPath)) : "";
-    if (dyld.path.empty()) dyld.path = "/usr/lib/dyld";
-    map.images_.push_back(std::move(dyld));
+  if (!entries.empty()) {
+    map.images_.reserve(entries.size() + 1);
+    for (const dyld_image_info& entry : entries) {
+      Image image;
+      image.loadAddress = reinterpret_cast<uint64_t>(entry.imageLoadAddress);
+      image.path = ReadTaskString(task, reinterpret_cast<uint64_t>(entry.imageFilePath));
+      if (image.loadAddress != 0) map.images_.push_back(std::move(image));
+    }
+    if (infos.dyldImageLoadAddress != nullptr) {  // dyld is not in its own legacy list
+      Image dyld;
+      dyld.loadAddress = reinterpret_cast<uint64_t>(infos.dyldImageLoadAddress);
+      // dyldPath exists from version 15 (macOS 10.12) on.
+      dyld.path = infos.version >= 15 ? ReadTaskString(task, reinterpret_cast<uint64_t>(infos.dyldPath)) : "";
+      if (dyld.path.empty()) dyld.path = "/usr/lib/dyld";
+      map.images_.push_back(std::move(dyld));
+    }
+  } else {
+    // The legacy array is empty or was being edited on every try: ask libdyld, which
+    // reads the list in whatever form this dyld keeps it (dyld included).
+    kern_return_t error = KERN_SUCCESS;
+    std::unique_ptr<const dyld_process_info_base, void (*)(dyld_process_info)> info(
+        _dyld_process_info_create(task, 0, &error), _dyld_process_info_release);
+    if (!info) {
+      if (problem != nullptr) {
+        *problem = "the dyld image list could not be read (dyld may have been updating it; kern_return " +
+                   std::to_string(error) + ")";
+      }
+      return map;
+    }
+    std::vector<Image>* images = &map.images_;
+    _dyld_process_info_for_each_image(info.get(), ^(uint64_t machHeaderAddress, const uuid_t, const char* path) {
+      if (machHeaderAddress == 0 || images->size() >= kMaxImages) return;
+      Image image;
+      image.loadAddress = machHeaderAddress;
+      if (path != nullptr) image.path = path;
+      images->push_back(std::move(image));
+    });
   }
   std::sort(map.images_.begin(), map.images_.end(),
             [](const Image& a, const Image& b) { return a.loadAddress < b.loadAddress; });
