@@ -15,7 +15,11 @@
           "sources": [
             "native/linux/host.cc",
             "native/linux/threads.cc",
-            "native/linux/accelerators.cc"
+            "native/linux/accelerators.cc",
+            "native/linux/pci_sysfs.cc",
+            "native/linux/pci_amdgpu.cc",
+            "native/linux/nvml_api.cc",
+            "native/linux/nvml_session.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -31,6 +31,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference samplerConstructor;
+  std::shared_ptr<AcceleratorContext> acceleratorContext = NewAcceleratorContext();
 };
 
 AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
@@ -384,7 +385,7 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
 Napi::Value SampleAcceleratorsJs(const Napi::CallbackInfo& info) {
   AcceleratorOptions options = ParseAcceleratorOptions(OptionsArg(info, 0));
   return StartProbe<AcceleratorSampleRecord>(
-      info.Env(), [options] { return SampleAccelerators(options); },
+      info.Env(), [options, context = DataOf(info.Env()).acceleratorContext] { return SampleAccelerators(options, context); },
       [](Napi::Env env, AcceleratorSampleRecord& sample) -> Napi::Value {
         Napi::Object object = Napi::Object::New(env);
         Napi::Array list = Napi::Array::New(env, sample.accelerators.size());

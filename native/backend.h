@@ -46,7 +46,16 @@ struct ThreadOptions {
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
 };
 
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options);
+// What a backend keeps between the accelerator samples of one JS environment (Linux:
+// the NVML session, and whether an earlier NVML call is still stuck, so a wedged driver
+// costs one abandoned thread, not one per sample). Each backend defines the struct; it
+// must be safe for concurrent samples. Held by the addon's per-environment data and by
+// in-flight probes (shared_ptr: a stuck probe may outlive its environment).
+struct AcceleratorContext;
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext();
+
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options,
+                                           const std::shared_ptr<AcceleratorContext>& context);
 ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options);
 HostRecord ReadHost();
 uint64_t MonotonicNs();

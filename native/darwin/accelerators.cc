@@ -12,13 +12,17 @@
 //      holds. The bulk read serializes it too, so the key is dropped from the bulk
 //      result and the separate read, with its own limit, is the only source.
 // Once a read times out, later reads that would queue behind the same wedge are
-// skipped (and said so), so a hung system costs one deadline, not one per service.
+// skipped (and said so) for as long as it stays blocked, in this sample and in the
+// following ones (AcceleratorContext, one per JS environment): a hung system costs
+// one deadline and one stuck thread per kind of read, not one per service and sample.
 #include <CoreFoundation/CoreFoundation.h>
 #include <IOKit/IOKitLib.h>
 #include <mach/mach.h>
 
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -170,42 +174,104 @@ PropertyRead ReadPowerManagement(const ScopedIOObject& service) {
   return read;
 }
 
-// One deadline-bound read. Returns false when the caller should stop issuing reads
-// of this kind (it timed out: the next would wait behind the same wedge).
+// Reads of one kind that timed out and have not returned since, in this JS
+// environment. While one is still blocked, the next read of that kind would queue
+// behind the same wedge: it is skipped (and said so) instead of costing another
+// deadline and another stuck thread, in this sample and in later ones.
+struct StuckReads {
+  std::mutex mutex;
+  uint32_t count = 0;   // abandoned calls still running
+  uint64_t sinceNs = 0; // when the count last rose from 0
+};
+
+// One call's fate, shared by the caller (which may abandon it) and its worker.
+struct CallFate {
+  std::mutex mutex;
+  bool done = false;
+  bool abandoned = false;
+};
+
+}  // namespace
+
+struct AcceleratorContext {
+  StuckReads properties;  // IORegistryEntryCreateCFProperties
+  StuckReads power;       // IOPowerManagement (the bulk read serializes it too)
+};
+
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext() { return std::make_shared<AcceleratorContext>(); }
+
+namespace {
+
+// A stuck read of this kind, as a human duration ("" when none).
+std::string StuckFor(StuckReads& stuck) {
+  std::lock_guard<std::mutex> lock(stuck.mutex);
+  if (stuck.count == 0) return "";
+  const uint64_t ms = (MonotonicNs() - stuck.sinceNs) / 1000000;
+  return std::to_string(stuck.count) + " earlier call(s), blocked for " + std::to_string(ms) + " ms so far";
+}
+
+// One deadline-bound read, counted in `stuck` if it is abandoned. nullopt when it did
+// not complete (a limit says why).
 template <typename Reader>
-bool ReadWithDeadline(Service& service, AcceleratorSampleRecord& sample, const AcceleratorOptions& options,
-                      const char* field, const char* what, const char* hint, Reader reader,
-                      std::optional<PropertyRead>& out) {
-  // The worker holds its own reference to the service: if it outlives this sample,
-  // the io_object_t it reads stays valid until it finishes.
+std::optional<PropertyRead> ReadWithDeadline(Service& service, AcceleratorSampleRecord& sample,
+                                             const AcceleratorOptions& options,
+                                             const std::shared_ptr<AcceleratorContext>& context, StuckReads& stuck,
+                                             const char* field, const char* what, const char* hint, Reader reader) {
+  // The worker holds its own reference to the service and to the context: if it
+  // outlives this sample (or the JS environment), what it touches stays valid.
   ScopedIOObject held = ScopedIOObject::Retain(service.object.get());
+  auto fate = std::make_shared<CallFate>();
+  std::optional<PropertyRead> read;
   try {
-    out = RunWithDeadline(options.callTimeoutMs, [held = std::move(held), reader]() { return reader(held); });
+    read = RunWithDeadline(options.callTimeoutMs, [held = std::move(held), reader, fate, context, &stuck]() {
+      struct Finish {  // on every path, exceptions included
+        CallFate& fate;
+        StuckReads& stuck;
+        ~Finish() {
+          std::lock_guard<std::mutex> lock(fate.mutex);
+          fate.done = true;
+          if (fate.abandoned) {
+            std::lock_guard<std::mutex> stuckLock(stuck.mutex);
+            --stuck.count;
+          }
+        }
+      } finish{*fate, stuck};
+      return reader(held);
+    });
   } catch (const SnapError& e) {
     AddLimit(sample, service.subject, field, e.code(), e.what());
-    return true;
+    return std::nullopt;
   }
-  if (!out) {
+  if (!read) {
+    {
+      std::lock_guard<std::mutex> lock(fate->mutex);
+      if (!fate->done) {
+        fate->abandoned = true;
+        std::lock_guard<std::mutex> stuckLock(stuck.mutex);
+        if (stuck.count++ == 0) stuck.sinceNs = MonotonicNs();
+      }
+    }
     AddLimit(sample, service.subject, field, "ETIMEDOUT",
              std::string("probe timed out: ") + what + " did not return within " +
                  std::to_string(options.callTimeoutMs) + " ms",
              hint);
-    return false;
   }
-  return true;
+  return read;
 }
 
-void SkippedAfterTimeout(Service& service, AcceleratorSampleRecord& sample, const char* field, const char* what,
-                         const char* earlier) {
+void SkippedWhileStuck(Service& service, AcceleratorSampleRecord& sample, const char* field, const char* what,
+                       const std::string& stuck) {
   AddLimit(sample, service.subject, field, "ETIMEDOUT",
-           std::string("probe timed out: ") + what + " was not attempted because " + earlier +
-               " had already timed out (it would wait behind the same wedge)",
+           std::string("probe timed out: ") + what + " was not attempted: " + stuck +
+               " (a new call would wait behind the same wedge)",
            "the system looks wedged; this is itself evidence of the hang");
 }
 
 }  // namespace
 
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options) {
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options,
+                                           const std::shared_ptr<AcceleratorContext>& givenContext) {
+  const std::shared_ptr<AcceleratorContext> context = givenContext ? givenContext : NewAcceleratorContext();
   AcceleratorSampleRecord sample;
   std::vector<Service> services = MatchingServices();
 
@@ -215,15 +281,15 @@ AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options) {
   static constexpr char kPropertiesHint[] =
       "the IORegistry or the accelerator's driver did not answer; this is itself evidence of the hang. "
       "Retry with a larger callTimeoutMs to wait longer";
-  bool propertiesWedged = false;
   for (Service& service : services) {
-    if (propertiesWedged) {
-      SkippedAfterTimeout(service, sample, "properties", kPropertiesWhat, "an earlier IORegistryEntryCreateCFProperties");
+    const std::string stuck = StuckFor(context->properties);
+    if (!stuck.empty()) {
+      SkippedWhileStuck(service, sample, "properties", kPropertiesWhat, "IORegistryEntryCreateCFProperties has " + stuck);
       continue;
     }
-    std::optional<PropertyRead> read;
-    propertiesWedged = !ReadWithDeadline(service, sample, options, "properties", kPropertiesWhat, kPropertiesHint,
-                                         ReadAllProperties, read);
+    std::optional<PropertyRead> read = ReadWithDeadline(service, sample, options, context, context->properties,
+                                                        "properties", kPropertiesWhat, kPropertiesHint,
+                                                        ReadAllProperties);
     if (!read) continue;
     if (read->present) {
       service.record.properties = std::move(read->value);
@@ -232,7 +298,8 @@ AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options) {
                "IORegistryEntryCreateCFProperties failed (" + Hex(read->kr) + ")");
     }
     if (read->truncated) {
-      AddLimit(sample, service.subject, "properties", "E2BIG", "the property tree nests deeper than 64 levels; deeper values are null");
+      AddLimit(sample, service.subject, "properties", "E2BIG",
+               "the property tree nests deeper than 64 levels; deeper values are null");
     }
   }
 
@@ -240,16 +307,19 @@ AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options) {
   static constexpr char kPowerHint[] =
       "IOPowerManagement is served by the power-management work loop, which a wedged driver or a stuck "
       "sleep/wake transition holds; this is itself evidence of the hang";
-  bool powerWedged = propertiesWedged;  // the bulk read serializes IOPowerManagement too
   for (Service& service : services) {
-    if (powerWedged) {
-      SkippedAfterTimeout(service, sample, "power", kPowerWhat,
-                          propertiesWedged ? "IORegistryEntryCreateCFProperties (which serializes IOPowerManagement too)"
-                                           : "reading IOPowerManagement of an earlier accelerator");
+    std::string stuck = StuckFor(context->power);
+    if (!stuck.empty()) {
+      stuck = "reading IOPowerManagement has " + stuck;
+    } else if (!(stuck = StuckFor(context->properties)).empty()) {
+      stuck = "IORegistryEntryCreateCFProperties, which serializes IOPowerManagement too, has " + stuck;
+    }
+    if (!stuck.empty()) {
+      SkippedWhileStuck(service, sample, "power", kPowerWhat, stuck);
       continue;
     }
-    std::optional<PropertyRead> read;
-    powerWedged = !ReadWithDeadline(service, sample, options, "power", kPowerWhat, kPowerHint, ReadPowerManagement, read);
+    std::optional<PropertyRead> read = ReadWithDeadline(service, sample, options, context, context->power, "power",
+                                                        kPowerWhat, kPowerHint, ReadPowerManagement);
     if (read && read->present) service.record.properties.Set(kPowerManagementKey, std::move(read->value));
   }
 

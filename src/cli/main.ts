@@ -5,13 +5,14 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { UsageError } from './args';
 import type { Command } from './command';
 import { acceleratorsCommand } from './commands/accelerators';
+import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
 import { threadsCommand } from './commands/threads';
 import { paint } from './format';
 import { errStyle, EXIT, processIO, write, type CliIO } from './io';
 
 /** Every command; the first is the default. Register a new command with one entry here. */
-export const COMMANDS: Command[] = [acceleratorsCommand, threadsCommand, snapshotCommand];
+export const COMMANDS: Command[] = [acceleratorsCommand, threadsCommand, snapshotCommand, importCommand];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
