@@ -161,3 +161,31 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
     'note: pid 1: kernelStack unavailable (EPERM): not root — run as root\n',
   );
 });
+
+t.test('the accelerator table and snapshot over a fixture sysfs (Intel laptop)', async (t) => {
+  const sysRoot = path.join(__dirname, 'fixtures', 'sys', 'intel-laptop');
+  const run = await runCli(['--sys-root', sysRoot]);
+  t.equal(run.code, 0);
+  t.match(run.stdout, /^ID +NAME +CLASS\/DRIVER/);
+  t.match(run.stdout, /0000:00:02\.0 .*i915 +Intel/);
+  const json = await runCli(['accelerators', '--json', '--properties', '--sys-root', sysRoot, '--timeout', '5s']);
+  t.equal(json.code, 0);
+  const snap = validateSnapshot(JSON.parse(json.stdout));
+  t.ok(snap.accelerators.length >= 1);
+  t.type(snap.accelerators[0].properties, 'object', '--properties attaches the raw tree');
+  const missing = await runCli(['--sys-root', '/nonexistent-sys-root']);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /^iokit-snap accelerators: EINVAL: /);
+});
+
+t.test('table cells for transitions, partial utilization and unnamed drivers', async (t) => {
+  const base: Accelerator = {
+    id: 'x', name: 'n', className: '', classChain: [], vendor: null, model: null, busy: { count: 1, timeNs: null },
+    serviceState: null, power: { state: 1, maxState: 2, desiredState: 2, capabilityFlags: null, runtimeStatus: null },
+    probeScore: null, utilization: { devicePercent: null, rendererPercent: 40, tilerPercent: null }, memory: null,
+    recovery: { count: 3, lastTime: null }, queues: [{ id: 1, submitted: 5, finished: 9, state: '' }],
+  };
+  const row = acceleratorTable([base, { ...base, utilization: { devicePercent: null, rendererPercent: null, tilerPercent: null } }], { color: false }).split('\n');
+  t.match(row[1], /^x +n +- +- +1 +1\/2 →2 +-\/40\/-% +3 +1 \(0 pending\)$/);
+  t.match(row[2], /1\/2 →2 +- +3/);
+});
