@@ -41,7 +41,10 @@ t.test('usage errors exit 64 and say what was wrong', async (t) => {
   t.match(badDuration.stderr, /--timeout takes a duration/);
 });
 
-t.test('the default command on this machine (no GPU): says so, exits 0', async (t) => {
+// CI and development machines here have no GPU; a Mac always has an IOAccelerator.
+const linux = process.platform === 'linux' ? false : 'sysfs is the Linux backend';
+
+t.test('the default command on this machine (no GPU): says so, exits 0', { skip: linux }, async (t) => {
   const run = await runCli([]);
   t.equal(run.code, 0);
   t.equal(run.stdout, 'No accelerators found on this machine.\n');
@@ -53,7 +56,7 @@ t.test('--json prints a valid iokit-snap/1 snapshot', async (t) => {
   const snap = validateSnapshot(JSON.parse(run.stdout));
   t.equal(snap.format, 'iokit-snap/1');
   t.equal(snap.host.platform, process.platform);
-  t.same(snap.accelerators, []);
+  if (process.platform === 'linux') t.same(snap.accelerators, []);
   t.ok(Date.parse(snap.takenAt) > 0);
 });
 
@@ -162,7 +165,7 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
   );
 });
 
-t.test('the accelerator table and snapshot over a fixture sysfs (Intel laptop)', async (t) => {
+t.test('the accelerator table and snapshot over a fixture sysfs (Intel laptop)', { skip: linux }, async (t) => {
   const sysRoot = path.join(__dirname, 'fixtures', 'sys', 'intel-laptop');
   const run = await runCli(['--sys-root', sysRoot]);
   t.equal(run.code, 0);
