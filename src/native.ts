@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { IokitSnapError, toIokitSnapError } from './errors';
-import type { Host, Limitation, PropertyValue, ThreadSample } from './types';
+import type { Host, Limitation, PropertyValue, ThreadOptions, ThreadSample } from './types';
 
 /** An accelerator as the native layer reports it; src/map/ turns it into an Accelerator. */
 export interface RawAccelerator {
@@ -33,14 +33,8 @@ export interface RawProcessSample {
   limits: Limitation[];
 }
 
-export interface RawThreadOptions {
-  detail?: 'basic' | 'full';
-  stacks?: boolean;
-  kernelStacks?: boolean;
-  procRoot?: string;
-  maxStackDepth?: number;
-  maxOpenFiles?: number;
-}
+/** The thread options the native layer reads (the deadline is enforced in JS). */
+export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'>;
 
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;
