@@ -19,7 +19,8 @@
             "native/linux/pci_sysfs.cc",
             "native/linux/pci_amdgpu.cc",
             "native/linux/nvml_api.cc",
-            "native/linux/nvml_session.cc"
+            "native/linux/nvml_session.cc",
+            "native/linux/nvml_context.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -362,6 +362,7 @@ AcceleratorOptions ParseAcceleratorOptions(Napi::Object options) {
   if (auto v = BoolOption(options, "nvml")) parsed.nvml = *v;
   if (auto v = StringOption(options, "nvmlLibrary")) parsed.nvmlLibrary = *v;
   if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
+  if (auto v = UintOption(options, "callBudgetMs")) parsed.callBudgetMs = *v;
   return parsed;
 }
 

@@ -33,6 +33,8 @@ struct AcceleratorOptions {
   bool nvml = true;               // Linux: query NVML (dlopen) for NVIDIA devices
   std::string nvmlLibrary = "libnvidia-ml.so.1";  // Linux: what to dlopen (tests load a fake)
   uint32_t callTimeoutMs = 2000;  // deadline for each call that can block (NVML, IOPowerManagement)
+  uint32_t callBudgetMs = 4000;   // Linux: all NVML time of one sample, from its start (the JS layer
+                                  // passes 80 % of timeoutMs, so a stuck call never outlasts the probe)
 };
 
 enum class ThreadDetail { Basic, Full };

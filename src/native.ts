@@ -54,7 +54,7 @@ export interface NativeInternals {
 
 export interface NativeBinding {
   platform: 'darwin' | 'linux' | 'unsupported';
-  sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number }): Promise<RawAcceleratorSample>;
+  sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number; callBudgetMs?: number }): Promise<RawAcceleratorSample>;
   sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
   openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;
   readHost(): Promise<Host>;

@@ -1,13 +1,15 @@
 /**
  * sampleAccelerators on Linux: the real /sys of this machine, the fixture sysfs trees
  * (test/fixtures/sys, see its README), and NVML through a fake libnvidia-ml built here
- * from test/fixtures/nvml-fake.c, in its healthy, lost, reset-required and hung modes.
+ * from test/fixtures/nvml-fake.c, in its healthy, lost, reset-required, stuck and hung modes: one
+ * NVML session per environment across samples, and a stuck call skipped rather than repeated.
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { sampleAccelerators } from '../src/sample';
 import type { Accelerator, AcceleratorSample, Limitation } from '../src/types';
 
@@ -102,7 +104,7 @@ t.test('NVIDIA H100 compute node without NVML: PCI is the truth, no DRM node, th
       recovery: null,
       queues: null,
       location: path.join(tree('nvidia-h100'), 'devices/pci0000:00/0000:00:01.0', H100),
-      deviceNodes: [],
+      deviceNodes: ['/dev/nvidiactl', '/dev/nvidia-uvm'],
       health: null,
     },
   );
@@ -148,7 +150,7 @@ t.test('includeProperties: the raw facts under their documented keys', { skip: n
     'drm.renderNodes': [],
     'accel.nodes': [],
     'nvml.status': 'unavailable',
-    'deviceNodes': [],
+    'deviceNodes': ['/dev/nvidiactl', '/dev/nvidia-uvm'],
   });
   t.equal(only(sample, '0000:41:00.0').properties?.['nvml.status'], 'notManaged');
 });
@@ -265,9 +267,58 @@ t.test('parallel samples of different trees do not disturb each other', { skip: 
   );
 });
 
-t.test('NVML (fake library): name, utilization, P-state, power, memory, /dev/nvidiaN, healthy', { skip: noFakeNvml }, async (t) => {
+// ---------------------------------------------------------------- NVML through the fake library
+// The addon keeps one NVML session per JS environment, so each test below loads its own
+// copy of the fake (a new library path opens a new session, and the fake reads its config
+// at nvmlInit_v2). A test that leaves a call stuck lets it go and waits until NVML is
+// usable again, so the next test starts clean.
+
+let libraryCount = 0;
+function freshNvml(): string {
+  libraryCount++;
+  const copy = path.join(work, `libnvidia-ml-${libraryCount}.so`);
+  fs.copyFileSync(fakeNvml!, copy);
+  return copy;
+}
+const releaseFile = (name: string) => path.join(work, `release-${name}`);
+const release = (file: string) => fs.writeFileSync(file, '');
+const DEVICE_CALLS = [
+  'nvmlDeviceGetHandleByPciBusId_v2',
+  'nvmlDeviceGetName',
+  'nvmlDeviceGetUtilizationRates',
+  'nvmlDeviceGetPerformanceState',
+  'nvmlDeviceGetPowerUsage',
+  'nvmlDeviceGetMemoryInfo',
+  'nvmlDeviceGetMinorNumber',
+];
+const STUCK = /^probe timed out: an earlier NVML call/;
+const stuckLimits = (sample: AcceleratorSample) => sample.limits.filter((l) => STUCK.test(l.reason));
+const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
+
+/** Samples until NVML is no longer skipped for a stuck call (the call returned and its thread exited). */
+async function untilUnstuck(options: Parameters<typeof sampleAccelerators>[0]): Promise<AcceleratorSample> {
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const sample = await sampleAccelerators(options);
+    if (stuckLimits(sample).length === 0) return sample;
+    if (Date.now() > deadline) throw new Error('NVML stayed stuck for 30 s after the call was let go');
+    await pause();
+  }
+}
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await pause();
+  }
+}
+
+t.test('NVML (fake library): name, utilization, P-state, power, memory, device nodes, healthy; one session for many samples', { skip: noFakeNvml }, async (t) => {
   const log = configureNvml([HEALTHY_H100]);
-  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, includeProperties: true });
+  const library = freshNvml();
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: library, includeProperties: true };
+  const sample = await sampleAccelerators(options);
   const gpu = only(sample, H100);
   t.match(gpu, {
     vendor: 'NVIDIA',
@@ -275,9 +326,10 @@ t.test('NVML (fake library): name, utilization, P-state, power, memory, /dev/nvi
     power: { state: 'D0', runtimeStatus: 'active', performanceState: 0, drawMilliwatts: 312000 },
     utilization: { devicePercent: 37, rendererPercent: null, tilerPercent: null },
     memory: { inUseBytes: 1073741824, allocatedBytes: null },
-    deviceNodes: ['/dev/nvidia3'],
     health: { gpuLost: false, resetRequired: false },
   });
+  t.same(gpu.deviceNodes, ['/dev/nvidia3', '/dev/nvidiactl', '/dev/nvidia-uvm'], 'its node, then the driver-wide control nodes');
+  t.same(only(sample, '0000:41:00.0').deviceNodes, [], 'a GPU bound to vfio-pci is not reached through the nvidia nodes');
   t.match(gpu.properties, {
     'nvml.status': 'ok',
     'nvml.memoryUtilPercent': 12,
@@ -287,23 +339,35 @@ t.test('NVML (fake library): name, utilization, P-state, power, memory, /dev/nvi
   });
   t.same(limitsOf(sample, 'nvml'), []);
   t.same(limitsOf(sample, `accelerator ${H100}`), []);
-  t.same(calls(log), [
-    'nvmlInit_v2',
-    'nvmlDeviceGetCount_v2',
-    'nvmlDeviceGetHandleByPciBusId_v2',
-    'nvmlDeviceGetName',
-    'nvmlDeviceGetUtilizationRates',
-    'nvmlDeviceGetPerformanceState',
-    'nvmlDeviceGetPowerUsage',
-    'nvmlDeviceGetMemoryInfo',
-    'nvmlDeviceGetMinorNumber',
-    'nvmlShutdown',
-  ], 'the vfio-pci GPU is not asked about; NVML is shut down at the end of the sample');
+  t.same(calls(log), ['nvmlInit_v2', ...DEVICE_CALLS], 'the vfio-pci GPU is not asked about; NVML stays initialized');
+
+  for (let i = 0; i < 3; i++) t.equal(only(await sampleAccelerators(options), H100).utilization?.devicePercent, 37);
+  t.same(calls(log), ['nvmlInit_v2', ...DEVICE_CALLS, ...DEVICE_CALLS, ...DEVICE_CALLS, ...DEVICE_CALLS], 'one nvmlInit_v2 for four samples');
+
+  // Another library path: the session is closed (nvmlShutdown) and a new one opened.
+  const otherLog = configureNvml([HEALTHY_H100]);
+  const other = await sampleAccelerators({ ...options, nvmlLibrary: freshNvml() });
+  t.equal(only(other, H100).model, 'NVIDIA H100 80GB HBM3');
+  t.same(calls(log).slice(-1), ['nvmlShutdown'], 'the old session shut down');
+  t.same(calls(otherLog), ['nvmlInit_v2', ...DEVICE_CALLS]);
 });
 
-t.test('NVML GPU_IS_LOST is a fact in health and properties, and stops the questions', { skip: noFakeNvml }, async (t) => {
+t.test('concurrent samples in one environment share the session and each get the whole answer', { skip: noFakeNvml }, async (t) => {
+  const log = configureNvml([HEALTHY_H100]);
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml() };
+  const samples = await Promise.all(Array.from({ length: 6 }, () => sampleAccelerators(options)));
+  for (const sample of samples) {
+    t.match(only(sample, H100), { model: 'NVIDIA H100 80GB HBM3', utilization: { devicePercent: 37 }, memory: { inUseBytes: 1073741824 } });
+    t.same(limitsOf(sample, 'nvml'), []);
+  }
+  t.equal(calls(log).filter((c) => c === 'nvmlInit_v2').length, 1, 'NVML initialized once');
+  t.equal(calls(log).filter((c) => c === 'nvmlDeviceGetMinorNumber').length, 6, 'every sample asked');
+});
+
+t.test('NVML GPU_IS_LOST is a fact in health and properties, stops the questions, and re-initializes NVML next time', { skip: noFakeNvml }, async (t) => {
   const log = configureNvml([HEALTHY_H100, 'fail nvmlDeviceGetUtilizationRates 15']);
-  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, includeProperties: true });
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), includeProperties: true };
+  const sample = await sampleAccelerators(options);
   const gpu = only(sample, H100);
   t.same(gpu.health, { gpuLost: true, resetRequired: null });
   t.equal(gpu.properties?.['nvml.gpuLost'], true);
@@ -318,34 +382,45 @@ t.test('NVML GPU_IS_LOST is a fact in health and properties, and stops the quest
       hint: /Xid/,
     },
   ]);
-  t.same(calls(log).slice(-2), ['nvmlDeviceGetUtilizationRates', 'nvmlShutdown']);
+  t.same(calls(log).slice(-1), ['nvmlDeviceGetUtilizationRates'], 'no questions after the GPU was lost');
+
+  configureNvml([HEALTHY_H100]); // the re-init reads a healthy config (logged to a new file)
+  const healed = await sampleAccelerators(options);
+  t.equal(only(healed, H100).utilization?.devicePercent, 37, 'NVML started over and sees the GPU again');
+  t.same(calls(log).slice(-1), ['nvmlShutdown'], 'the old NVML state was shut down before nvmlInit_v2');
 });
 
-t.test('NVML RESET_REQUIRED on the handle lookup', { skip: noFakeNvml }, async (t) => {
+t.test('NVML RESET_REQUIRED on the handle lookup; UNINITIALIZED asks for a re-init too', { skip: noFakeNvml }, async (t) => {
   configureNvml([HEALTHY_H100, 'fail nvmlDeviceGetHandleByPciBusId_v2 16']);
-  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml! });
+  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml() });
   const gpu = only(sample, H100);
   t.same(gpu.health, { gpuLost: null, resetRequired: true });
   t.equal(gpu.model, null);
   t.match(limitsOf(sample, `accelerator ${H100}`), [
     { code: 'EIO', reason: /needs a reset: .*NVML_ERROR_RESET_REQUIRED/, hint: /gpu-reset/ },
   ]);
+
+  const log = configureNvml([HEALTHY_H100, 'fail nvmlDeviceGetMemoryInfo 1']);
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml() };
+  const uninitialized = await sampleAccelerators(options);
+  t.equal(only(uninitialized, H100).memory, null);
+  t.match(limitsOf(uninitialized, `accelerator ${H100}`), [
+    { field: 'memory', code: 'EIO', reason: /NVML_ERROR_UNINITIALIZED.*initialized again on the next sample/ },
+  ]);
+  await sampleAccelerators(options);
+  t.same(calls(log).filter((c) => c === 'nvmlInit_v2' || c === 'nvmlShutdown'), ['nvmlInit_v2', 'nvmlShutdown', 'nvmlInit_v2']);
 });
 
-t.test('a hung NVML call becomes an ETIMEDOUT limit and the sample still returns', { skip: noFakeNvml }, async (t) => {
-  const log = configureNvml([HEALTHY_H100, 'hang nvmlDeviceGetUtilizationRates']);
-  // If the per-call deadline did not work, the fake would never return and this
+t.test('a stuck NVML call: one ETIMEDOUT, then samples skip NVML with one limit until the call returns', { skip: noFakeNvml }, async (t) => {
+  const gate = releaseFile('utilization');
+  const log = configureNvml([HEALTHY_H100, `block nvmlDeviceGetUtilizationRates ${gate}`]);
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 200, includeProperties: true };
+  // Without the per-call deadline the fake would not return until released, and this
   // would reject with the whole probe's ETIMEDOUT instead of resolving.
-  const sample = await sampleAccelerators({
-    sysRoot: tree('nvidia-h100'),
-    nvmlLibrary: fakeNvml!,
-    callTimeoutMs: 200,
-    timeoutMs: 60000,
-    includeProperties: true,
-  });
+  const sample = await sampleAccelerators(options);
   const gpu = only(sample, H100);
   t.equal(gpu.properties?.['nvml.status'], 'timedOut');
-  t.equal(gpu.model, 'NVIDIA H100 80GB HBM3');
+  t.equal(gpu.model, 'NVIDIA H100 80GB HBM3', 'what was answered before the stuck call is kept');
   t.equal(gpu.utilization, null);
   t.same(gpu.health, { gpuLost: false, resetRequired: false }, 'it did answer the handle lookup');
   t.match(limitsOf(sample, `accelerator ${H100}`), [
@@ -353,59 +428,162 @@ t.test('a hung NVML call becomes an ETIMEDOUT limit and the sample still returns
       field: 'utilization',
       code: 'ETIMEDOUT',
       reason: /^probe timed out: nvmlDeviceGetUtilizationRates did not return within 200 ms; NVML was abandoned/,
+      hint: /Xid/,
     },
   ]);
-  t.notOk(calls(log).includes('nvmlShutdown'), 'an abandoned session is not shut down from under the stuck call');
+  t.same(limitsOf(sample, 'nvml'), []);
+  const callsWhenStuck = calls(log);
+  t.same(callsWhenStuck, ['nvmlInit_v2', ...DEVICE_CALLS.slice(0, 3)]);
 
-  // The stuck thread is left behind; the next sample opens a fresh session and works.
+  for (let i = 0; i < 3; i++) {
+    const skipped = await sampleAccelerators(options);
+    t.equal(only(skipped, H100).properties?.['nvml.status'], 'timedOut');
+    t.equal(only(skipped, H100).model, null);
+    t.same(limitsOf(skipped, `accelerator ${H100}`), [], 'no per-device limit while skipped');
+    t.match(limitsOf(skipped, 'nvml'), [
+      {
+        field: 'nvml',
+        code: 'ETIMEDOUT',
+        reason: /^probe timed out: an earlier NVML call, nvmlDeviceGetUtilizationRates, has not returned since it was made \d+\.\d s ago; NVML is not called again until it returns/,
+        hint: /Xid/,
+      },
+    ]);
+    t.equal(limitsOf(skipped, 'nvml').length, 1, 'exactly one limit about it');
+  }
+  t.same(calls(log), callsWhenStuck, 'no NVML call (and no thread) was started while the earlier one was stuck');
+
+  release(gate); // the call returns late
+  const healed = await untilUnstuck(options);
+  t.equal(only(healed, H100).utilization?.devicePercent, 37, 'NVML is used again');
+  t.same(
+    calls(log),
+    [...callsWhenStuck, 'nvmlShutdown', 'nvmlInit_v2', ...DEVICE_CALLS],
+    'nothing more asked after the late return: the helper shut its NVML down, and a new session started',
+  );
+});
+
+t.test('a stuck nvmlInit_v2, and a stuck nvmlShutdown while re-initializing, are limits too', { skip: noFakeNvml }, async (t) => {
+  const initGate = releaseFile('init');
+  configureNvml([HEALTHY_H100, `block nvmlInit_v2 ${initGate}`]);
+  const atInit = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 200, includeProperties: true };
+  const first = await sampleAccelerators(atInit);
+  t.equal(only(first, H100).properties?.['nvml.status'], 'timedOut');
+  t.match(limitsOf(first, 'nvml'), [{ field: 'nvml', code: 'ETIMEDOUT', reason: /^probe timed out: nvmlInit_v2 did not return within 200 ms/ }]);
+  t.match(limitsOf(await sampleAccelerators(atInit), 'nvml'), [{ reason: /an earlier NVML call, nvmlInit_v2, has not returned/ }]);
+  release(initGate);
+  t.equal(only(await untilUnstuck(atInit), H100).utilization?.devicePercent, 37);
+
+  const shutdownGate = releaseFile('shutdown');
+  configureNvml([HEALTHY_H100, 'fail nvmlDeviceGetUtilizationRates 15', `block nvmlShutdown ${shutdownGate}`]);
+  const atShutdown = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 200 };
+  t.same(only(await sampleAccelerators(atShutdown), H100).health, { gpuLost: true, resetRequired: null });
+  const reinit = await sampleAccelerators(atShutdown);
+  t.match(limitsOf(reinit, 'nvml'), [{ code: 'ETIMEDOUT', reason: /^probe timed out: nvmlShutdown did not return within 200 ms/ }]);
+  release(shutdownGate);
   configureNvml([HEALTHY_H100]);
-  const next = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 2000 });
-  t.equal(only(next, H100).utilization?.devicePercent, 37);
+  t.equal(only(await untilUnstuck(atShutdown), H100).utilization?.devicePercent, 37);
 });
 
-t.test('an abandoned call that returns late shuts its NVML session down by itself', { skip: noFakeNvml }, async (t) => {
-  const log = configureNvml([HEALTHY_H100, 'slow nvmlDeviceGetUtilizationRates 300']);
-  const sample = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 50 });
-  t.match(limitsOf(sample, `accelerator ${H100}`), [{ code: 'ETIMEDOUT', reason: /nvmlDeviceGetUtilizationRates did not return within 50 ms/ }]);
-  const deadline = Date.now() + 30000;
-  while (!calls(log).includes('nvmlShutdown') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-  t.same(calls(log).slice(-2), ['nvmlDeviceGetUtilizationRates', 'nvmlShutdown'], 'no further questions, then nvmlShutdown from the helper thread');
+t.test("a sample's NVML time is capped below its timeoutMs: a long callTimeoutMs still resolves with limits", { skip: noFakeNvml }, async (t) => {
+  const gate = releaseFile('budget');
+  configureNvml([HEALTHY_H100, `block nvmlDeviceGetName ${gate}`]);
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 600000, timeoutMs: 4000 };
+  // Were the per-call deadline (10 min) not capped by the budget (80 % of 4000 ms), this
+  // would reject with the probe's own ETIMEDOUT.
+  const sample = await sampleAccelerators(options);
+  t.match(limitsOf(sample, `accelerator ${H100}`), [
+    {
+      field: 'model',
+      code: 'ETIMEDOUT',
+      reason: /^probe timed out: nvmlDeviceGetName did not return within \d+ ms \(what was left of this sample's NVML budget of 3200 ms\)/,
+    },
+  ]);
+  release(gate);
+  t.equal(only(await untilUnstuck(options), H100).model, 'NVIDIA H100 80GB HBM3');
 });
 
-t.test('a hung nvmlInit_v2 and a hung nvmlShutdown are limits too', { skip: noFakeNvml }, async (t) => {
-  configureNvml([HEALTHY_H100, 'hang nvmlInit_v2']);
-  const atInit = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 200, includeProperties: true });
-  t.equal(only(atInit, H100).properties?.['nvml.status'], 'timedOut');
-  t.match(limitsOf(atInit, 'nvml'), [{ field: 'nvml', code: 'ETIMEDOUT', reason: /nvmlInit_v2 did not return within 200 ms/ }]);
+/** Runs samples in a worker thread (its own JS environment), through the raw binding. */
+function inWorker(samples: object[]): Promise<{ results: { accelerators: { id: string; properties: Record<string, unknown> }[]; limits: Limitation[] }[]; exited: Promise<number> }> {
+  const script = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const native = require('node-gyp-build')(${JSON.stringify(path.join(__dirname, '..'))});
+    (async () => {
+      const results = [];
+      for (const options of workerData) results.push(await native.sampleAccelerators(options));
+      parentPort.postMessage(results);
+    })();
+  `;
+  const worker = new Worker(script, { eval: true, workerData: samples });
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  return new Promise((resolve, reject) => {
+    worker.once('message', (results) => resolve({ results, exited }));
+    worker.once('error', reject);
+  });
+}
 
-  configureNvml([HEALTHY_H100, 'hang nvmlShutdown']);
-  const atShutdown = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, callTimeoutMs: 200 });
-  t.equal(only(atShutdown, H100).utilization?.devicePercent, 37, 'everything before the shutdown was read');
-  t.match(limitsOf(atShutdown, 'nvml'), [{ code: 'ETIMEDOUT', reason: /nvmlShutdown did not return/ }]);
+t.test('each environment has its own NVML context: a Worker is not blocked by a call stuck in the main one', { skip: noFakeNvml }, async (t) => {
+  const gate = releaseFile('environments');
+  configureNvml([HEALTHY_H100, `block nvmlDeviceGetUtilizationRates ${gate}`]);
+  const main = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 200 };
+  await sampleAccelerators(main);
+  t.equal(stuckLimits(await sampleAccelerators(main)).length, 1, 'the main environment is stuck');
+
+  // A healthy Worker: its own session, shut down when the Worker's environment goes.
+  const workerLog = configureNvml([HEALTHY_H100]);
+  const healthy = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 2000 };
+  const { results, exited } = await inWorker([healthy, healthy]);
+  for (const result of results) {
+    t.equal(result.accelerators.find((a) => a.id === H100)?.properties['nvml.gpuUtilPercent'], 37);
+    t.same(result.limits.filter((l) => l.subject === 'nvml'), []);
+  }
+  t.equal(await exited, 0);
+  await until('the worker environment to shut its NVML down', () => calls(workerLog).includes('nvmlShutdown'));
+  t.same(calls(workerLog), ['nvmlInit_v2', ...DEVICE_CALLS, ...DEVICE_CALLS, 'nvmlShutdown'], 'one init, then shutdown at teardown');
+
+  // A Worker whose NVML hangs for good: it gets its own timeout and stuck limit, and its
+  // environment still ends (the stuck thread is left to clean up after itself).
+  configureNvml([HEALTHY_H100, 'hang nvmlDeviceGetPowerUsage']);
+  const wedged = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), callTimeoutMs: 200 };
+  const hung = await inWorker([wedged, wedged]);
+  t.match(hung.results[0].limits, [{ subject: `accelerator ${H100}`, code: 'ETIMEDOUT', reason: /nvmlDeviceGetPowerUsage did not return within 200 ms/ }]);
+  t.match(hung.results[1].limits, [{ subject: 'nvml', reason: /an earlier NVML call, nvmlDeviceGetPowerUsage, has not returned/ }]);
+  t.equal(await hung.exited, 0, 'the Worker exits although a call of its NVML never returns');
+
+  t.equal(stuckLimits(await sampleAccelerators(main)).length, 1, 'the main environment is still stuck on its own call');
+  const mainLog = configureNvml([HEALTHY_H100]); // what the main environment's next session reads
+  release(gate);
+  t.equal(only(await untilUnstuck(main), H100).memory?.inUseBytes, 1073741824);
+  t.same(calls(mainLog), ['nvmlInit_v2', ...DEVICE_CALLS]);
 });
 
-t.test('NVML refusals: driver not loaded, GPU not visible, a value not supported, unknown P-state', { skip: noFakeNvml }, async (t) => {
-  configureNvml([HEALTHY_H100, 'fail nvmlInit_v2 9']);
-  const noDriver = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, includeProperties: true });
+t.test('NVML refusals: driver not loaded (retried next sample), GPU not visible, a value not supported, unknown P-state', { skip: noFakeNvml }, async (t) => {
+  const log = configureNvml([HEALTHY_H100, 'fail nvmlInit_v2 9']);
+  const options = { sysRoot: tree('nvidia-h100'), nvmlLibrary: freshNvml(), includeProperties: true };
+  const noDriver = await sampleAccelerators(options);
   t.equal(only(noDriver, H100).properties?.['nvml.status'], 'unavailable');
+  t.same(only(noDriver, H100).deviceNodes, ['/dev/nvidiactl', '/dev/nvidia-uvm'], 'the control nodes do not need NVML');
   t.match(limitsOf(noDriver, 'nvml'), [
     { code: 'ENOENT', reason: /NVML could not start: nvmlInit_v2 returned NVML_ERROR_DRIVER_NOT_LOADED/, hint: /modprobe nvidia/ },
   ]);
+  t.same(calls(log), ['nvmlInit_v2']);
+  configureNvml([HEALTHY_H100]);
+  t.equal(only(await sampleAccelerators(options), H100).utilization?.devicePercent, 37, 'the driver came up: the next sample starts NVML');
 
-  configureNvml([]);
-  const invisible = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml!, includeProperties: true });
+  const invisibleLog = configureNvml([]);
+  const invisible = await sampleAccelerators({ ...options, nvmlLibrary: freshNvml() });
   t.equal(only(invisible, H100).properties?.['nvml.status'], 'error');
   t.equal(only(invisible, H100).health, null);
   t.match(limitsOf(invisible, `accelerator ${H100}`), [
     { code: 'ENOENT', reason: /NVML_ERROR_NOT_FOUND/, hint: /NVML sees 0 GPU\(s\) but not this one/ },
   ]);
+  t.same(calls(invisibleLog), ['nvmlInit_v2', 'nvmlDeviceGetHandleByPciBusId_v2', 'nvmlDeviceGetCount_v2']);
 
   configureNvml([HEALTHY_H100.replace('pstate=0', 'pstate=32'), 'fail nvmlDeviceGetPowerUsage 3']);
-  const partial = await sampleAccelerators({ sysRoot: tree('nvidia-h100'), nvmlLibrary: fakeNvml! });
+  const partial = await sampleAccelerators({ ...options, nvmlLibrary: freshNvml() });
   const gpu = only(partial, H100);
   t.match(gpu.power, { performanceState: null, drawMilliwatts: null });
   t.equal(gpu.memory?.inUseBytes, 1073741824, 'the values after an unsupported one are still read');
-  t.same(gpu.deviceNodes, ['/dev/nvidia3']);
+  t.same(gpu.deviceNodes, ['/dev/nvidia3', '/dev/nvidiactl', '/dev/nvidia-uvm']);
   t.match(limitsOf(partial, `accelerator ${H100}`), [
     { field: 'power.performanceState', code: 'ENOTSUP', reason: /does not know the performance state \(P32\)/ },
     { field: 'power.drawMilliwatts', code: 'ENOTSUP', reason: /nvmlDeviceGetPowerUsage returned NVML_ERROR_NOT_SUPPORTED/ },

@@ -33,14 +33,20 @@
 //   drm.renderNodes        string[] ["renderD128"]     (<device>/drm/renderD*)
 //   accel.nodes            string[] ["accel0"]         (<device>/accel/accel*)
 //   deviceNodes            string[] /dev paths that reach the device: /dev/dri/card0,
-//                                   /dev/dri/renderD128, /dev/accel/accel0, /dev/nvidia<minor>
+//                                   /dev/dri/renderD128, /dev/accel/accel0; for a device bound
+//                                   to the nvidia driver, /dev/nvidia<minor> (from NVML) and the
+//                                   driver's shared control nodes /dev/nvidiactl and
+//                                   /dev/nvidia-uvm (every NVIDIA GPU lists them: a thread
+//                                   blocked on one is blocked in the NVIDIA driver)
 //   amdgpu.productName     string   `product_name`, when non-empty
 //   amdgpu.gpuBusyPercent  number   `gpu_busy_percent`     } only while awake: reading
 //   amdgpu.memBusyPercent  number   `mem_busy_percent`     } them resumes a suspended GPU,
 //   amdgpu.vramUsedBytes   number   `mem_info_vram_used`   } so a sleeping one gets a limit
 //   amdgpu.vramTotalBytes  number   `mem_info_vram_total`  } instead
 //   nvml.status            string   ok | error | timedOut | unavailable | disabled | notManaged
-//                                   (NVIDIA vendor id only; notManaged: bound to another driver)
+//                                   (NVIDIA vendor id only; notManaged: bound to another driver;
+//                                   timedOut: a call missed its deadline, an earlier call is still
+//                                   stuck, or the sample's NVML budget was spent; see nvml_context.h)
 //   nvml.name              string   nvmlDeviceGetName
 //   nvml.gpuUtilPercent    number   nvmlDeviceGetUtilizationRates .gpu
 //   nvml.memoryUtilPercent number   nvmlDeviceGetUtilizationRates .memory
@@ -56,11 +62,12 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../backend.h"
-#include "nvml_session.h"
+#include "nvml_context.h"
 #include "pci_amdgpu.h"
 #include "pci_sysfs.h"
 
@@ -70,12 +77,19 @@ namespace {
 
 constexpr const char kNvidiaVendorId[] = "0x10de";
 
-// What one sample shares across devices: the options, the limits, and the NVML
-// session, opened on the first NVIDIA device and closed at the end of the sample.
+// NVIDIA's shared control nodes: every process using the driver opens nvidiactl, and
+// CUDA's unified memory goes through nvidia-uvm (names fixed by the driver).
+constexpr const char* kNvidiaSharedNodes[] = {"/dev/nvidiactl", "/dev/nvidia-uvm"};
+
+// What one sample shares across devices: the options, the limits, the environment's
+// NVML state, and this sample's turn at it (taken at the first NVIDIA device, given
+// back when the sample ends).
 struct SampleContext {
   const AcceleratorOptions& options;
   std::vector<LimitRecord>& limits;
-  std::unique_ptr<NvmlSession> nvml;
+  NvmlContext& nvmlContext;
+  SteadyTime start;
+  std::optional<NvmlSample> nvml;
 };
 
 struct DeviceContext {
@@ -172,17 +186,26 @@ void ReadNvml(DeviceContext& device, SampleContext& sample) {
     return;
   }
   if (!sample.nvml) {
-    const auto timeout = std::chrono::milliseconds(std::max<uint32_t>(1, sample.options.callTimeoutMs));
-    sample.nvml = std::make_unique<NvmlSession>(sample.options.nvmlLibrary, timeout, sample.limits);
+    const std::chrono::milliseconds callTimeout(std::max<uint32_t>(1, sample.options.callTimeoutMs));
+    const std::chrono::milliseconds budget(std::max<uint32_t>(1, sample.options.callBudgetMs));
+    sample.nvml.emplace(sample.nvmlContext, sample.options.nvmlLibrary, callTimeout, sample.start + budget, budget,
+                        sample.limits);
   }
   NvmlDeviceFacts nvml = sample.nvml->QueryDevice(device.dir.address);
   SetNvmlFacts(properties, nvml);
   if (nvml.minorNumber) device.deviceNodes.push_back("/dev/nvidia" + std::to_string(*nvml.minorNumber));
 }
 
+bool IsNvidiaDriver(const pci::PciFacts& facts) { return facts.driver == "nvidia"; }
+
+void AddNvidiaSharedNodes(DeviceContext& device, SampleContext& /*sample*/) {
+  for (const char* node : kNvidiaSharedNodes) device.deviceNodes.push_back(node);
+}
+
 constexpr VendorReader kVendorReaders[] = {
     {"amdgpu", IsAmdgpu, ReadAmdgpu},
     {"nvml", IsNvidia, ReadNvml},
+    {"nvidia nodes", IsNvidiaDriver, AddNvidiaSharedNodes},
 };
 
 // ---------------------------------------------------------------- generic PCI
@@ -237,18 +260,23 @@ AcceleratorRecord ReadDevice(const pci::PciDeviceDir& dir, SampleContext& sample
 
 }  // namespace
 
-// Nothing kept between samples yet: each sample opens its own NVML session.
-struct AcceleratorContext {};
+// Per environment: the NVML session and whether a call of it is stuck (nvml_context.h).
+struct AcceleratorContext {
+  NvmlContext nvml;
+};
 std::shared_ptr<AcceleratorContext> NewAcceleratorContext() { return std::make_shared<AcceleratorContext>(); }
 
 AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options,
-                                           const std::shared_ptr<AcceleratorContext>& /*context*/) {
+                                           const std::shared_ptr<AcceleratorContext>& context) {
+  const SteadyTime start = std::chrono::steady_clock::now();  // the NVML budget counts from here
+  // Without a context (no caller does that), the sample keeps its NVML state to itself.
+  const std::shared_ptr<AcceleratorContext> shared = context ? context : NewAcceleratorContext();
   AcceleratorSampleRecord sample;
   pci::PciScan scan = pci::ScanAcceleratorDevices(options.sysRoot);
   sample.limits = std::move(scan.limits);
-  SampleContext context{options, sample.limits, nullptr};
-  for (const pci::PciDeviceDir& dir : scan.devices) sample.accelerators.push_back(ReadDevice(dir, context));
-  if (context.nvml) context.nvml->Close();
+  SampleContext sampling{options, sample.limits, shared->nvml, start, std::nullopt};
+  for (const pci::PciDeviceDir& dir : scan.devices) sample.accelerators.push_back(ReadDevice(dir, sampling));
+  sampling.nvml.reset();  // the next sample's turn
   return sample;
 }
 

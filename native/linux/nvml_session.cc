@@ -2,25 +2,59 @@
 
 #include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <system_error>
 #include <utility>
 
 namespace iokitsnap {
 
+bool EndsDeviceQuery(nvml::Return code) {
+  return code == nvml::kErrorGpuIsLost || code == nvml::kErrorResetRequired || code == nvml::kErrorUninitialized;
+}
+
 // Everything the helper thread may touch. Owned jointly by the session and the
-// thread, so an abandoned thread never reaches freed memory.
+// thread, so an abandoned thread never reaches freed memory. Answers a task gives
+// back are written under `mutex`, call by call, so a caller that stopped waiting
+// can still copy what was answered before the call that hung.
 struct NvmlSession::Worker {
-  std::mutex mutex;
+  mutable std::mutex mutex;
   std::condition_variable wake;      // a task was posted, or stop was asked
-  std::condition_variable finished;  // a task completed
+  std::condition_variable finished;  // a task completed, or the thread exited
   std::function<void(Worker&)> task;
   uint64_t posted = 0;
   uint64_t completed = 0;
   bool stop = false;
-  // Touched only by the helper thread (inside tasks, or after the loop).
+  bool exited = false;
+  const char* inFlight = nullptr;  // the call being made (a string literal)
+  SteadyTime inFlightSince;
+  // Touched only by the helper thread.
   std::unique_ptr<nvml::Library> library;
   bool initialized = false;
+
+  // Makes one call, naming it in inFlight meanwhile. Nothing is asked once the session
+  // was abandoned, except the final nvmlShutdown (`evenWhenStopping`).
+  template <typename Call>
+  std::optional<NvmlCallAnswer> Ask(const char* name, Call call, bool evenWhenStopping = false) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (stop && !evenWhenStopping) return std::nullopt;
+      inFlight = name;
+      inFlightSince = std::chrono::steady_clock::now();
+    }
+    NvmlCallAnswer answer;
+    answer.code = call(library->api());
+    if (answer.code != nvml::kSuccess) {
+      const char* text = library->api().errorString(answer.code);
+      answer.message = text != nullptr ? text : "";
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    inFlight = nullptr;
+    return answer;
+  }
+
+  template <typename Write>
+  void Store(Write write) {
+    std::lock_guard<std::mutex> lock(mutex);
+    write();
+  }
 
   static void Loop(std::shared_ptr<Worker> self) {
     std::unique_lock<std::mutex> lock(self->mutex);
@@ -33,257 +67,181 @@ struct NvmlSession::Worker {
       try {
         task(*self);
       } catch (...) {
-        // A task that cannot allocate its answer leaves it empty; the caller reports EIO.
+        // A task that cannot allocate leaves its answers empty; the caller reports them missing.
       }
       lock.lock();
       ++self->completed;
       self->finished.notify_all();
     }
     lock.unlock();
-    // Reached with NVML still initialized only after an abandoned call finally returned.
-    if (self->initialized) self->library->api().shutdown();
+    if (self->initialized) {
+      self->Ask("nvmlShutdown", [](const nvml::Api& api) { return api.shutdown(); }, true);
+      self->initialized = false;
+    }
+    self->library.reset();  // dlclose: no NVML code runs on this thread any more
+    lock.lock();
+    self->exited = true;
+    self->finished.notify_all();
   }
 };
 
-namespace {
-
-template <typename T>
-struct Answer {
-  nvml::Return code = nvml::kErrorUnknown;
-  T value{};
-  std::string message;  // nvmlErrorString, when code is not success
-};
-
-std::string ErrorText(const nvml::Api& api, nvml::Return code) {
-  const char* text = api.errorString(code);
-  return text != nullptr ? text : "";
+NvmlSession::NvmlSession(std::string library) : library_(std::move(library)), worker_(std::make_shared<Worker>()) {
+  thread_ = std::thread(&Worker::Loop, worker_);
 }
 
-std::string Describe(const char* call, nvml::Return code, const std::string& message) {
-  return std::string(call) + " returned " + nvml::ReturnName(code) + (message.empty() ? "" : " (" + message + ")");
-}
-
-}  // namespace
-
-template <typename T, typename Work>
-std::optional<T> NvmlSession::Run(const std::string& subject, const char* field, const char* call, Work work) {
-  if (abandoned_ || !worker_) return std::nullopt;
-  // The answer lives in a box both sides own: after a timeout this frame is gone
-  // and the helper may still write into it.
-  auto box = std::make_shared<std::optional<T>>();
-  uint64_t ticket;
-  {
-    std::lock_guard<std::mutex> lock(worker_->mutex);
-    worker_->task = [box, work = std::move(work)](Worker& worker) { box->emplace(work(worker)); };
-    ticket = ++worker_->posted;
-  }
-  worker_->wake.notify_one();
-  std::unique_lock<std::mutex> lock(worker_->mutex);
-  const bool done = worker_->finished.wait_for(lock, callTimeout_, [&] { return worker_->completed >= ticket; });
-  if (!done) {
-    abandoned_ = true;
-    limits_.push_back(LimitRecord{
-        subject, field, "ETIMEDOUT",
-        std::string("probe timed out: ") + call + " did not return within " + std::to_string(callTimeout_.count()) +
-            " ms; NVML was abandoned for the rest of this sample",
-        "the NVIDIA driver or GPU may be hung: check `dmesg` for NVRM Xid errors (nvidia-smi will likely hang too)"});
-    return std::nullopt;
-  }
-  if (!*box) {
-    limits_.push_back(LimitRecord{subject, field, "EIO", std::string(call) + " could not be run (out of memory)", ""});
-    return std::nullopt;
-  }
-  return std::move(*box);
-}
-
-NvmlSession::NvmlSession(const std::string& library, std::chrono::milliseconds callTimeout,
-                         std::vector<LimitRecord>& limits)
-    : callTimeout_(callTimeout), limits_(limits) {
-  worker_ = std::make_shared<Worker>();
-  try {
-    thread_ = std::thread(&Worker::Loop, worker_);
-  } catch (const std::system_error& e) {
-    worker_.reset();
-    limits_.push_back(LimitRecord{"nvml", "nvml", "EAGAIN",
-                                  std::string("could not start the NVML helper thread: ") + e.what(),
-                                  "raise the process's thread limit (ulimit -u)"});
-    return;
-  }
-
-  auto opened = Run<std::string>("nvml", "nvml", "dlopen", [library](Worker& worker) {
-    std::string reason;
-    worker.library = nvml::Library::Open(library, &reason);
-    return reason;
-  });
-  if (!opened) return;
-  if (!opened->empty()) {
-    limits_.push_back(LimitRecord{
-        "nvml", "utilization", "ENOENT",
-        "NVML not available: utilization and health unknown (" + *opened + ")",
-        "install the NVIDIA driver's libnvidia-ml.so.1 (the nvidia-utils or libnvidia-compute package)"});
-    return;
-  }
-
-  auto init = Run<Answer<int>>("nvml", "nvml", "nvmlInit_v2", [](Worker& worker) {
-    Answer<int> answer;
-    answer.code = worker.library->api().init();
-    if (answer.code == nvml::kSuccess) worker.initialized = true;
-    else answer.message = ErrorText(worker.library->api(), answer.code);
-    return answer;
-  });
-  if (!init) return;
-  if (init->code != nvml::kSuccess) {
-    const char* hint = init->code == nvml::kErrorDriverNotLoaded
-                           ? "load the nvidia kernel module (modprobe nvidia), or check dmesg for why it failed"
-                       : init->code == nvml::kErrorNoPermission
-                           ? "run with permission to open /dev/nvidiactl (the video group, or root)"
-                       : init->code == nvml::kErrorLibRmVersionMismatch
-                           ? "the user-space driver and the kernel module differ: reboot or reload the module"
-                           : "";
-    limits_.push_back(LimitRecord{"nvml", "utilization", nvml::LimitCode(init->code),
-                                  "NVML could not start: " + Describe("nvmlInit_v2", init->code, init->message) +
-                                      "; utilization and health unknown",
-                                  hint});
-    return;
-  }
-  initialized_ = true;
-
-  auto count = Run<Answer<unsigned int>>("nvml", "nvml", "nvmlDeviceGetCount_v2", [](Worker& worker) {
-    Answer<unsigned int> answer;
-    answer.code = worker.library->api().deviceGetCount(&answer.value);
-    if (answer.code != nvml::kSuccess) answer.message = ErrorText(worker.library->api(), answer.code);
-    return answer;
-  });
-  if (count && count->code == nvml::kSuccess) deviceCount_ = count->value;
-}
-
-NvmlSession::~NvmlSession() { Close(); }
-
-template <typename T, typename Call>
-bool NvmlSession::Ask(const std::string& address, const char* field, const char* callName, NvmlDeviceFacts& facts,
-                      std::optional<T>& into, Call call) {
-  const std::string subject = "accelerator " + address;
-  auto answer = Run<Answer<T>>(subject, field, callName, [call](Worker& worker) {
-    Answer<T> result;
-    const nvml::Api& api = worker.library->api();
-    result.code = call(api, result.value);
-    if (result.code != nvml::kSuccess) result.message = ErrorText(api, result.code);
-    return result;
-  });
-  if (!answer) {
-    facts.status = abandoned_ ? "timedOut" : "error";
-    return false;
-  }
-  if (answer->code == nvml::kSuccess) {
-    into = std::move(answer->value);
-    return true;
-  }
-  if (answer->code == nvml::kErrorGpuIsLost || answer->code == nvml::kErrorResetRequired) {
-    const bool lost = answer->code == nvml::kErrorGpuIsLost;
-    // What NVML said last is the fact; the other state is no longer known.
-    facts.gpuLost = lost ? std::optional<bool>(true) : std::nullopt;
-    facts.resetRequired = lost ? std::nullopt : std::optional<bool>(true);
-    facts.status = "error";
-    limits_.push_back(LimitRecord{
-        subject, "nvml", "EIO",
-        std::string(lost ? "NVML reports the GPU is lost: " : "NVML reports the GPU needs a reset: ") +
-            Describe(callName, answer->code, answer->message) + "; its remaining NVML facts were not read",
-        lost ? "the GPU fell off the bus or stopped responding: check `dmesg` for NVRM Xid errors; it needs a reboot "
-               "(or a PCI remove/rescan)"
-             : "reset the GPU (nvidia-smi --gpu-reset -i <index>, with nothing using it) or reboot"});
-    return false;
-  }
-  limits_.push_back(LimitRecord{subject, field, nvml::LimitCode(answer->code),
-                                Describe(callName, answer->code, answer->message), ""});
-  return true;  // this value is unknown; the others may still be read
-}
-
-NvmlDeviceFacts NvmlSession::QueryDevice(const std::string& pciAddress) {
-  NvmlDeviceFacts facts;
-  if (!usable()) {
-    facts.status = unusableStatus();
-    return facts;
-  }
-  std::optional<nvml::Device> device;
-  const std::string busId = pciAddress;  // sysfs "0000:01:00.0" is NVML's domain:bus:device.function
-  if (!Ask(pciAddress, "nvml", "nvmlDeviceGetHandleByPciBusId_v2", facts, device,
-           [busId](const nvml::Api& api, nvml::Device& out) { return api.deviceGetHandleByPciBusId(busId.c_str(), &out); })) {
-    return facts;
-  }
-  if (!device) {
-    facts.status = "error";
-    if (deviceCount_) {
-      // Ask() recorded NVML's answer; add what NVML does see, which usually explains it.
-      limits_.back().hint = "NVML sees " + std::to_string(*deviceCount_) +
-                            " GPU(s) but not this one; in a container, only the GPUs passed in are visible to NVML";
-    }
-    return facts;
-  }
-  facts.gpuLost = false;  // NVML answers GPU_IS_LOST to the handle lookup of a lost GPU
-  facts.resetRequired = false;
-  const nvml::Device handle = *device;
-
-  std::optional<std::string> name;
-  if (!Ask(pciAddress, "model", "nvmlDeviceGetName", facts, name, [handle](const nvml::Api& api, std::string& out) {
-        char buffer[nvml::kDeviceNameBufferSize] = {};
-        nvml::Return code = api.deviceGetName(handle, buffer, sizeof(buffer));
-        buffer[sizeof(buffer) - 1] = '\0';
-        if (code == nvml::kSuccess) out = buffer;
-        return code;
-      }))
-    return facts;
-  facts.name = std::move(name);
-
-  if (!Ask(pciAddress, "utilization", "nvmlDeviceGetUtilizationRates", facts, facts.utilization,
-           [handle](const nvml::Api& api, nvml::Utilization& out) { return api.deviceGetUtilizationRates(handle, &out); }))
-    return facts;
-
-  std::optional<int> pstate;
-  if (!Ask(pciAddress, "power.performanceState", "nvmlDeviceGetPerformanceState", facts, pstate,
-           [handle](const nvml::Api& api, int& out) { return api.deviceGetPerformanceState(handle, &out); }))
-    return facts;
-  if (pstate && *pstate >= 0 && *pstate <= 15) {
-    facts.performanceState = pstate;
-  } else if (pstate) {
-    limits_.push_back(LimitRecord{"accelerator " + pciAddress, "power.performanceState", "ENOTSUP",
-                                  "NVML does not know the performance state (P" + std::to_string(*pstate) + ")", ""});
-  }
-
-  if (!Ask(pciAddress, "power.drawMilliwatts", "nvmlDeviceGetPowerUsage", facts, facts.powerMilliwatts,
-           [handle](const nvml::Api& api, unsigned int& out) { return api.deviceGetPowerUsage(handle, &out); }))
-    return facts;
-
-  if (!Ask(pciAddress, "memory", "nvmlDeviceGetMemoryInfo", facts, facts.memory,
-           [handle](const nvml::Api& api, nvml::Memory& out) { return api.deviceGetMemoryInfo(handle, &out); }))
-    return facts;
-
-  Ask(pciAddress, "deviceNodes", "nvmlDeviceGetMinorNumber", facts, facts.minorNumber,
-      [handle](const nvml::Api& api, unsigned int& out) { return api.deviceGetMinorNumber(handle, &out); });
-  return facts;
-}
-
-void NvmlSession::Close() {
-  if (!thread_.joinable()) return;
-  if (initialized_ && !abandoned_) {
-    auto shutdown = Run<int>("nvml", "nvml", "nvmlShutdown", [](Worker& worker) {
-      worker.initialized = false;
-      return worker.library->api().shutdown();
-    });
-    if (shutdown && *shutdown != nvml::kSuccess) {
-      limits_.push_back(LimitRecord{"nvml", "nvml", nvml::LimitCode(*shutdown),
-                                    "nvmlShutdown returned " + nvml::ReturnName(*shutdown), ""});
-    }
-  }
+NvmlSession::~NvmlSession() {
   {
     std::lock_guard<std::mutex> lock(worker_->mutex);
     worker_->stop = true;
   }
   worker_->wake.notify_one();
-  if (abandoned_) {
-    thread_.detach();  // stuck in NVML; it cleans up after itself if it ever returns
-  } else {
-    thread_.join();
+  if (!thread_.joinable()) return;
+  if (Finished()) return;
+  thread_.detach();  // still in a call (or in its final nvmlShutdown): it cleans up after itself
+}
+
+template <typename Answers, typename Task>
+bool NvmlSession::Run(SteadyTime deadline, Answers& answers, Task task) {
+  if (abandoned_) return false;
+  // Both sides own the answers: after a timeout this frame is gone and the helper may still write.
+  auto box = std::make_shared<Answers>();
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lock(worker_->mutex);
+    worker_->task = [box, task = std::move(task)](Worker& worker) { task(worker, *box); };
+    ticket = ++worker_->posted;
   }
+  worker_->wake.notify_one();
+  std::unique_lock<std::mutex> lock(worker_->mutex);
+  const bool done = worker_->finished.wait_until(lock, deadline, [&] { return worker_->completed >= ticket; });
+  answers = *box;
+  if (!done) {
+    abandoned_ = true;
+    worker_->stop = true;  // asks nothing more, and shuts down once the stuck call returns
+  }
+  return done;
+}
+
+bool NvmlSession::Open(bool reinit, SteadyTime deadline, NvmlOpenAnswers& answers) {
+  const std::string path = library_;
+  return Run(deadline, answers, [path, reinit](Worker& worker, NvmlOpenAnswers& out) {
+    if (!worker.library) {
+      {
+        std::lock_guard<std::mutex> lock(worker.mutex);
+        worker.inFlight = "dlopen";
+        worker.inFlightSince = std::chrono::steady_clock::now();
+      }
+      std::string reason;
+      std::unique_ptr<nvml::Library> library = nvml::Library::Open(path, &reason);
+      worker.Store([&] {
+        worker.inFlight = nullptr;
+        out.dlopenError = library ? "" : reason.empty() ? "dlopen failed" : reason;
+      });
+      if (!library) return;
+      worker.library = std::move(library);
+    }
+    if (reinit && worker.initialized) {
+      auto shutdown = worker.Ask("nvmlShutdown", [](const nvml::Api& api) { return api.shutdown(); });
+      if (!shutdown) return;
+      worker.initialized = false;
+      worker.Store([&] { out.shutdown = shutdown; });
+    }
+    if (worker.initialized) return;
+    auto init = worker.Ask("nvmlInit_v2", [](const nvml::Api& api) { return api.init(); });
+    if (!init) return;
+    if (init->code == nvml::kSuccess) worker.initialized = true;
+    worker.Store([&] { out.init = init; });
+  });
+}
+
+bool NvmlSession::QueryDevice(const std::string& busId, SteadyTime deadline, NvmlDeviceAnswers& answers) {
+  return Run(deadline, answers, [busId](Worker& worker, NvmlDeviceAnswers& out) {
+    // Asks one value; false when the device's questions end here.
+    auto step = [&worker, &out](const char* name, std::optional<NvmlCallAnswer> NvmlDeviceAnswers::*slot,
+                                auto call) -> bool {
+      auto answer = worker.Ask(name, call);
+      if (!answer) return false;
+      worker.Store([&] { out.*slot = answer; });
+      return !EndsDeviceQuery(answer->code);
+    };
+    nvml::Device device = nullptr;
+    auto handle = worker.Ask("nvmlDeviceGetHandleByPciBusId_v2", [&](const nvml::Api& api) {
+      return api.deviceGetHandleByPciBusId(busId.c_str(), &device);
+    });
+    if (!handle) return;
+    worker.Store([&] { out.handle = handle; });
+    if (handle->code != nvml::kSuccess) {
+      if (handle->code != nvml::kErrorNotFound) return;
+      // What NVML does see usually explains why it does not see this one.
+      unsigned int count = 0;
+      auto answer = worker.Ask("nvmlDeviceGetCount_v2", [&](const nvml::Api& api) { return api.deviceGetCount(&count); });
+      if (answer) worker.Store([&] { out.count = answer, out.countValue = count; });
+      return;
+    }
+    // Each value is written to a local first, and stored with its answer under the lock.
+    char name[nvml::kDeviceNameBufferSize] = {};
+    if (!step("nvmlDeviceGetName", &NvmlDeviceAnswers::name, [&](const nvml::Api& api) {
+          nvml::Return code = api.deviceGetName(device, name, sizeof(name));
+          name[sizeof(name) - 1] = '\0';
+          return code;
+        }))
+      return;
+    worker.Store([&] { out.nameValue = name; });
+    nvml::Utilization utilization{};
+    if (!step("nvmlDeviceGetUtilizationRates", &NvmlDeviceAnswers::utilization,
+              [&](const nvml::Api& api) { return api.deviceGetUtilizationRates(device, &utilization); }))
+      return;
+    worker.Store([&] { out.utilizationValue = utilization; });
+    int pstate = nvml::kPstateUnknown;
+    if (!step("nvmlDeviceGetPerformanceState", &NvmlDeviceAnswers::performanceState,
+              [&](const nvml::Api& api) { return api.deviceGetPerformanceState(device, &pstate); }))
+      return;
+    worker.Store([&] { out.performanceStateValue = pstate; });
+    unsigned int power = 0;
+    if (!step("nvmlDeviceGetPowerUsage", &NvmlDeviceAnswers::power,
+              [&](const nvml::Api& api) { return api.deviceGetPowerUsage(device, &power); }))
+      return;
+    worker.Store([&] { out.powerValue = power; });
+    nvml::Memory memory{};
+    if (!step("nvmlDeviceGetMemoryInfo", &NvmlDeviceAnswers::memory,
+              [&](const nvml::Api& api) { return api.deviceGetMemoryInfo(device, &memory); }))
+      return;
+    worker.Store([&] { out.memoryValue = memory; });
+    unsigned int minor = 0;
+    if (!step("nvmlDeviceGetMinorNumber", &NvmlDeviceAnswers::minorNumber,
+              [&](const nvml::Api& api) { return api.deviceGetMinorNumber(device, &minor); }))
+      return;
+    worker.Store([&] { out.minorNumberValue = minor; });
+  });
+}
+
+bool NvmlSession::Close(SteadyTime deadline) {
+  std::unique_lock<std::mutex> lock(worker_->mutex);
+  worker_->stop = true;
+  worker_->wake.notify_one();
+  const bool exited = worker_->finished.wait_until(lock, deadline, [&] { return worker_->exited; });
+  lock.unlock();
+  if (!exited) {
+    abandoned_ = true;
+    return false;
+  }
+  if (thread_.joinable()) thread_.join();
+  return true;
+}
+
+bool NvmlSession::Finished() {
+  {
+    std::lock_guard<std::mutex> lock(worker_->mutex);
+    if (!worker_->exited) return false;
+  }
+  if (thread_.joinable()) thread_.join();  // it has nothing left to do but return
+  return true;
+}
+
+std::optional<NvmlCallInFlight> NvmlSession::InFlight() const {
+  std::lock_guard<std::mutex> lock(worker_->mutex);
+  if (worker_->inFlight == nullptr) return std::nullopt;
+  return NvmlCallInFlight{worker_->inFlight, worker_->inFlightSince};
 }
 
 }  // namespace iokitsnap

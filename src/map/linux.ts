@@ -14,7 +14,10 @@
  *   nvml.powerDrawMilliwatts       → power.drawMilliwatts
  *   nvml.gpuUtilPercent, amdgpu.gpuBusyPercent        → utilization.devicePercent
  *   nvml.memoryUsedBytes, amdgpu.vramUsedBytes        → memory.inUseBytes
- *   deviceNodes ["/dev/dri/card0", "/dev/nvidia0", …] → deviceNodes
+ *   deviceNodes ["/dev/dri/card0", "/dev/nvidia0", …] → deviceNodes. A GPU bound to the
+ *     nvidia driver also lists the driver's shared control nodes /dev/nvidiactl and
+ *     /dev/nvidia-uvm (every NVIDIA GPU lists them): a thread blocked in an ioctl on one of
+ *     them is blocked in the NVIDIA driver, though not on a GPU it can name.
  *   nvml.gpuLost, nvml.resetRequired                  → health
  *
  * Linux has no IOService busy state, service state, probe score, GPU recovery
