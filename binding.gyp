@@ -15,6 +15,9 @@
           "sources": [
             "native/linux/host.cc",
             "native/linux/threads.cc",
+            "native/linux/procfs_files.cc",
+            "native/linux/procfs_parse.cc",
+            "native/linux/procfs_thread.cc",
             "native/linux/accelerators.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
