@@ -5,6 +5,7 @@
 // a target hung with that lock held would hang the tool that came to diagnose it.
 #include <errno.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,12 +60,16 @@ size_t DefaultFdBudget() {
 constexpr size_t kDirectoryFds = 3;
 
 // Between samples it keeps, per thread, one fd per file it reads and re-reads
-// them with pread. Each sample first re-reads only schedstat: a thread whose CPU
-// time and timeslice count did not move has not run, so its stat, status,
-// syscall, wchan and stack cannot have changed either, and its previous record
-// is reused. Two things can change without the thread running, and are then
-// seen only once it runs: a wake-up that has not reached a CPU yet (S → R), and
-// a rename by another thread. Threads that were running are always re-read.
+// them with pread. What a thread that has not run since the last sample shows
+// cannot have changed, so:
+//   - when the CPU clock of the whole process did not move (a hung or idle
+//     process), no thread ran, and every previous record is reused as it is;
+//   - otherwise each thread's schedstat is re-read first, and only a thread
+//     whose CPU time or timeslice count moved has its other files re-read.
+// Two things change without the thread running and are seen once it runs: a
+// wake-up that has not reached a CPU (S → R), and a rename by another thread.
+// The process clock may also lag a thread that started running less than a
+// scheduler tick ago. Threads that were running are always re-read.
 class ProcfsThreadSampler final : public ThreadSampler {
  public:
   ProcfsThreadSampler(int32_t pid, const ThreadOptions& options)
@@ -75,6 +80,9 @@ class ProcfsThreadSampler final : public ThreadSampler {
     int error = 0;
     processStat_.reset(procfs::OpenTaskFile(dirs_.task.get(), static_cast<uint64_t>(pid), TaskFile::Stat, &error));
     Relist();
+    // The process CPU clock (sum_exec_runtime of every thread) of any process is
+    // readable by anyone; it only means something for the real /proc.
+    if (options.procRoot == "/proc" && clock_getcpuclockid(pid, &processClock_) == 0) hasProcessClock_ = true;
     const size_t budget = options.maxOpenFiles != 0 ? options.maxOpenFiles : DefaultFdBudget();
     keptFdBudget_ = budget > kDirectoryFds ? budget - kDirectoryFds : 0;
   }
@@ -84,19 +92,25 @@ class ProcfsThreadSampler final : public ThreadSampler {
     // The task directory is listed again only when the set of threads may have
     // changed: the group's thread count moved, or a thread was found gone (an
     // exit plus a creation keeps the count but shows up as a gone thread).
-    if (ThreadCount() != tids_.size()) Relist();
+    const size_t count = ThreadCount();
+    const std::optional<uint64_t> processCpu = ProcessCpuNs();
+    const bool idle = count == tids_.size() && settled_ && processCpu && lastProcessCpuNs_ == processCpu;
+    if (count != tids_.size()) Relist();
     ++generation_;
     ProcessRecord record;
     record.pid = pid_;
     record.sampledAtNs = MonotonicNs();
     record.threads.reserve(tids_.size());
     SampleProblems problems;
-    bool anyGone = SampleListed(problems, record);
+    settled_ = true;
+    bool anyGone = SampleListed(problems, record, idle);
     if (anyGone) {
       // Pick up what replaced them in this same sample (they come last).
       Relist();
-      SampleListed(problems, record);
+      SampleListed(problems, record, false);
+      settled_ = false;
     }
+    lastProcessCpuNs_ = processCpu;
     for (auto it = threads_.begin(); it != threads_.end();) {
       if (it->second->seen != generation_) {
         Forget(*it->second);
@@ -205,15 +219,23 @@ class ProcfsThreadSampler final : public ThreadSampler {
     }
   }
 
+  std::optional<uint64_t> ProcessCpuNs() const {
+    struct timespec now {};
+    if (!hasProcessClock_ || clock_gettime(processClock_, &now) != 0) return std::nullopt;
+    return static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
+  }
+
   // Samples the listed threads not sampled yet in this generation; true when one was gone.
-  bool SampleListed(SampleProblems& problems, ProcessRecord& record) {
+  // `idle`: nothing in the process ran since the last sample.
+  bool SampleListed(SampleProblems& problems, ProcessRecord& record, bool idle) {
     bool anyGone = false;
     for (size_t i = 0; i < tids_.size(); ++i) {
       Tracked& slot = *listed_[i];
       if (slot.seen == generation_ || slot.gone == generation_) continue;
       ThreadRecord thread;
-      if (SampleThread(tids_[i], slot, problems, thread)) {
+      if (SampleThread(tids_[i], slot, problems, thread, idle)) {
         slot.seen = generation_;
+        settled_ = settled_ && !MayHaveChangedWithoutRunning(slot.last);
         record.threads.push_back(std::move(thread));
       } else {
         slot.gone = generation_;
@@ -225,7 +247,12 @@ class ProcfsThreadSampler final : public ThreadSampler {
 
   // One thread; false when it is gone. A kept fd that reports the thread gone
   // while its tid is listed means the tid was reused: start over once, fresh.
-  bool SampleThread(uint64_t tid, Tracked& tracked, SampleProblems& problems, ThreadRecord& out) {
+  bool SampleThread(uint64_t tid, Tracked& tracked, SampleProblems& problems, ThreadRecord& out, bool idle) {
+    if (idle && tracked.hasLast && !MayHaveChangedWithoutRunning(tracked.last)) {
+      out = tracked.last;
+      procfs::MergeProblems(tracked.problems, problems);
+      return true;
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
       KeptReader reader(*this, tracked, tid);
       const bool hadKept = std::any_of(std::begin(tracked.files), std::end(tracked.files),
@@ -281,6 +308,10 @@ class ProcfsThreadSampler final : public ThreadSampler {
   ThreadOptions options_;
   ProcessDirs dirs_;
   ScopedFd processStat_;  // the leader's task/<pid>/stat
+  clockid_t processClock_ = 0;
+  bool hasProcessClock_ = false;
+  std::optional<uint64_t> lastProcessCpuNs_;  // the process CPU clock when the last sample began
+  bool settled_ = false;  // every record of the last sample is reusable while nothing runs
   bool closed_ = false;
   size_t keptFdBudget_ = 0;
   size_t keptFds_ = 0;
