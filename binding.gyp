@@ -20,7 +20,10 @@
             "native/linux/pci_amdgpu.cc",
             "native/linux/nvml_api.cc",
             "native/linux/nvml_session.cc",
-            "native/linux/nvml_context.cc"
+            "native/linux/nvml_context.cc",
+            "native/linux/procfs_files.cc",
+            "native/linux/procfs_parse.cc",
+            "native/linux/procfs_thread.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -48,12 +48,17 @@ std::string CallNameOrNumber(OsKind os, ArchKind arch, int64_t number) {
 }
 
 bool FirstArgIsFd(OsKind os, std::string_view call) {
+  // Linux: calls whose first argument is an fd (a dirfd for the *at calls that
+  // take AT_EMPTY_PATH, as glibc's fstat does). Blocking ones first.
   static constexpr std::string_view kLinux[] = {
       "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2", "pwritev2",
-      "ioctl", "fsync", "fdatasync", "sync_file_range", "flock", "fcntl", "recvfrom", "recvmsg", "recvmmsg",
-      "sendto", "sendmsg", "sendmmsg", "accept", "accept4", "connect", "epoll_wait", "epoll_pwait",
-      "epoll_pwait2", "epoll_ctl", "sendfile", "splice", "tee", "getdents64", "lseek", "ftruncate",
-      "fallocate", "io_uring_enter", "fstat", "newfstatat"};
+      "ioctl", "fsync", "fdatasync", "syncfs", "sync_file_range", "flock", "fcntl", "recvfrom", "recvmsg",
+      "recvmmsg", "sendto", "sendmsg", "sendmmsg", "accept", "accept4", "connect", "shutdown", "epoll_wait",
+      "epoll_pwait", "epoll_pwait2", "epoll_ctl", "sendfile", "splice", "tee", "vmsplice", "copy_file_range",
+      "getdents", "getdents64", "lseek", "ftruncate", "fallocate", "fadvise64", "readahead", "io_uring_enter",
+      "io_uring_register", "fstat", "newfstatat", "statx", "fstatfs", "fchmod", "fchown", "fchdir", "fgetxattr",
+      "fsetxattr", "flistxattr", "fremovexattr", "bind", "listen", "getsockopt", "setsockopt", "getsockname",
+      "getpeername", "inotify_add_watch", "fanotify_mark"};
   // Names as in syscalls_darwin_bsd.inc: the calls that can block on the descriptor in
   // their first argument (a kqueue for kevent*), nocancel twins included.
   static constexpr std::string_view kDarwin[] = {

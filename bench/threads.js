@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+/*
+ * Thread sampling of a 1,000-thread process, against its peers, in one run
+ * (DESIGN §6):
+ *   (a) a full one-shot sampleThreads  vs  bench/floor.c reading the same files   budget <= 1.3x
+ *   (b) sampleThreads({ detail: 'basic' })  vs  spawning `ps -L -o tid,stat,time`  budget >= 5x faster
+ *   (c) createThreadSampler, reused, per sample  vs  the same ps                    budget >= 20x faster
+ * and the C floor for `stat` alone and for five files, for reference.
+ *
+ * Build first:  npx node-gyp rebuild && npx tsc -p tsconfig.build.json && node scripts/esm-wrapper.js
+ * Run:          node bench/threads.js [--threads N] [--rounds N]
+ *
+ * Rounds interleave every contender, after a warm-up round; the table shows
+ * medians. Exit code 1 when a budget is missed. Linux only.
+ */
+'use strict';
+const { execFileSync, spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { sampleThreads, createThreadSampler } = require('../lib');
+
+const ROOT = path.join(__dirname, '..');
+
+function option(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+}
+const THREADS = option('threads', 1000);
+const ROUNDS = option('rounds', 15);
+const SAMPLER_BURST = 10; // reused-sampler samples per round (its figure is per sample)
+
+function compile(source, name) {
+  const text = fs.readFileSync(source);
+  const hash = crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const dir = path.join(os.tmpdir(), 'iokit-snap-bench', hash);
+  const binary = path.join(dir, name);
+  if (!fs.existsSync(binary)) {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync(process.env.CC || 'cc', ['-O2', '-pthread', '-o', `${binary}.tmp`, source]);
+    fs.renameSync(`${binary}.tmp`, binary);
+  }
+  return binary;
+}
+
+function startTarget(binary, threads) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, ['threads', String(threads - 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`target exited (${code}) before it was ready`)));
+  });
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
+// Before each timed section, the same short idle pause for every contender, so
+// none pays for the exit of the process the previous one spawned.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 25));
+
+/** One round of the C floor over `files`; the second of two passes (the first warms the process). */
+function floorMs(floor, pid, files) {
+  const out = execFileSync(floor, [String(pid), '2', ...files], { encoding: 'utf8' });
+  const last = out.trim().split('\n').pop();
+  return Number(/ms=([\d.]+)/.exec(last)[1]);
+}
+
+function psMs(pid) {
+  const start = process.hrtime.bigint();
+  const out = execFileSync('ps', ['-L', '-o', 'tid,stat,time', '-p', String(pid)], { encoding: 'utf8' });
+  const rows = out.trim().split('\n').length - 1;
+  const elapsed = ms(start);
+  if (rows !== THREADS) throw new Error(`ps listed ${rows} threads, expected ${THREADS}`);
+  return elapsed;
+}
+
+async function main() {
+  if (process.platform !== 'linux') {
+    console.log('bench/threads.js: Linux only (procfs); nothing to measure here.');
+    return;
+  }
+  const target = compile(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
+  const floor = compile(path.join(__dirname, 'floor.c'), 'floor');
+  const child = await startTarget(target, THREADS);
+  const pid = child.pid;
+  try {
+    // The files a default full sample reads: five, plus the kernel stack where readable (root).
+    const probe = await sampleThreads(pid);
+    if (probe.threads.length !== THREADS) throw new Error(`sampled ${probe.threads.length} threads, expected ${THREADS}`);
+    const fiveFiles = ['stat', 'schedstat', 'status', 'syscall', 'wchan'];
+    const fullFiles = probe.threads[0].kernelStack ? [...fiveFiles, 'stack'] : fiveFiles;
+
+    // Phase 1: the one-shot contenders and the spawned peers, interleaved.
+    // Phase 2: the reused sampler alone. While a sampler holds its ~6,000 fds,
+    // every fork+exec from this process copies and then closes them, which
+    // would slow the spawned peers down and flatter the ratios.
+    const times = { full: [], floorFull: [], basic: [], ps: [], sampler: [], floorStat: [], floorFive: [] };
+    for (let round = 0; round <= ROUNDS; round++) {
+      const record = round > 0; // round 0 warms everything up
+      await settle();
+      let start = process.hrtime.bigint();
+      const full = await sampleThreads(pid);
+      const fullMs = ms(start);
+      await settle();
+      const floorFullMs = floorMs(floor, pid, fullFiles);
+      await settle();
+      start = process.hrtime.bigint();
+      const basic = await sampleThreads(pid, { detail: 'basic' });
+      const basicMs = ms(start);
+      await settle();
+      const psTime = psMs(pid);
+      await settle();
+      const floorStatMs = floorMs(floor, pid, ['stat']);
+      await settle();
+      const floorFiveMs = floorMs(floor, pid, fiveFiles);
+      if (full.threads.length !== THREADS || basic.threads.length !== THREADS) throw new Error('a sample lost threads');
+      if (!record) continue;
+      times.full.push(fullMs);
+      times.floorFull.push(floorFullMs);
+      times.basic.push(basicMs);
+      times.ps.push(psTime);
+      times.floorStat.push(floorStatMs);
+      times.floorFive.push(floorFiveMs);
+    }
+    const sampler = createThreadSampler(pid);
+    await sampler.sample(); // opens and keeps the per-thread files
+    for (let round = 0; round <= ROUNDS; round++) {
+      await settle();
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < SAMPLER_BURST; i++) {
+        const sample = await sampler.sample();
+        if (sample.threads.length !== THREADS) throw new Error('a sample lost threads');
+      }
+      if (round > 0) times.sampler.push(ms(start) / SAMPLER_BURST);
+    }
+    sampler.close();
+
+    const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)]));
+    const rows = [
+      {
+        what: `full one-shot vs C floor (${fullFiles.length} files)`,
+        ours: m.full,
+        peer: m.floorFull,
+        ratio: m.full / m.floorFull,
+        shown: `${(m.full / m.floorFull).toFixed(2)}x the floor`,
+        budget: '<= 1.3x',
+        pass: m.full / m.floorFull <= 1.3,
+      },
+      {
+        what: "detail 'basic' vs ps -L -o tid,stat,time",
+        ours: m.basic,
+        peer: m.ps,
+        shown: `${(m.ps / m.basic).toFixed(1)}x faster`,
+        budget: '>= 5x',
+        pass: m.ps / m.basic >= 5,
+      },
+      {
+        what: 'createThreadSampler (reused) vs ps, per sample',
+        ours: m.sampler,
+        peer: m.ps,
+        shown: `${(m.ps / m.sampler).toFixed(1)}x faster`,
+        budget: '>= 20x',
+        pass: m.ps / m.sampler >= 20,
+      },
+    ];
+    const pad = (text, width) => String(text).padEnd(width);
+    const num = (value) => value.toFixed(2).padStart(9);
+    console.log(`iokit-snap thread sampling: ${THREADS} threads (pid ${pid}), median of ${ROUNDS} rounds, ${os.cpus().length} CPUs, Linux ${os.release()}`);
+    console.log(`${pad('', 50)}${'ours ms'.padStart(9)}${'peer ms'.padStart(9)}   ${pad('ratio', 18)}${pad('budget', 9)}`);
+    for (const row of rows) {
+      console.log(`${pad(row.what, 50)}${num(row.ours)}${num(row.peer)}   ${pad(row.shown, 18)}${pad(row.budget, 9)}${row.pass ? 'PASS' : 'MISS'}`);
+    }
+    console.log(`C floor, open/read/close per thread: stat only ${m.floorStat.toFixed(2)} ms; five files (${fiveFiles.join(', ')}) ${m.floorFive.toFixed(2)} ms`);
+    if (rows.some((row) => !row.pass)) process.exitCode = 1;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 2;
+});

@@ -1,0 +1,93 @@
+// The file-level plumbing of the procfs thread sampler: an owning fd, the
+// per-thread files it reads, and reads that say why they failed in the terms the
+// sampler acts on (the thread is gone, access is denied, something else).
+// Everything is openat()-relative to directory fds, into caller-owned buffers:
+// no path strings, no iostreams, no allocation per file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace iokitsnap {
+namespace procfs {
+
+class ScopedFd {
+ public:
+  ScopedFd() = default;
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  ScopedFd(ScopedFd&& other) noexcept : fd_(other.release()) {}
+  ScopedFd& operator=(ScopedFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  ~ScopedFd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// The per-thread files, in the order a sampler that keeps fds gives them out:
+// schedstat first, because it decides whether the others need reading at all.
+enum class TaskFile : uint8_t { Schedstat, Stat, Status, Syscall, Wchan, Stack };
+constexpr size_t kTaskFileCount = 6;
+const char* TaskFileName(TaskFile file);
+
+enum class ReadOutcome : uint8_t {
+  Ok,
+  Gone,    // ENOENT/ESRCH: the thread (or the process) no longer exists
+  Denied,  // EACCES/EPERM: ptrace access check, file mode, hidepid
+  Failed,  // anything else (errno kept by the caller)
+};
+ReadOutcome OutcomeOf(int error);
+
+// Where a read lands: a fixed array (every procfs file here fits it), and a heap
+// string only for a file that does not. `text` views whichever holds the bytes.
+struct ReadBuffer {
+  char bytes[8192];
+  std::string overflow;
+  std::string_view text;
+};
+
+struct ReadResult {
+  ReadOutcome outcome = ReadOutcome::Failed;
+  int error = 0;
+};
+
+// Open, read, close `<tid>/<file>` relative to the task directory.
+ReadResult ReadTaskFileOnce(int taskDirFd, uint64_t tid, TaskFile file, ReadBuffer& buffer);
+// Open `<tid>/<file>` for keeping (read with ReadKept); -1 and `*error` on failure.
+int OpenTaskFile(int taskDirFd, uint64_t tid, TaskFile file, int* error);
+// Open `name` relative to `dirFd` for keeping; -1 and `*error` on failure.
+int OpenFileAt(int dirFd, const char* name, int* error);
+// Re-read a kept file from offset 0 (pread at 0 regenerates a seq_file).
+ReadResult ReadKept(int fd, ReadBuffer& buffer);
+// Open, read, close `name` relative to `dirFd`.
+ReadResult ReadFileAt(int dirFd, const char* name, ReadBuffer& buffer);
+
+// Numeric entries of an open /proc directory (tids of a task dir), in kernel
+// order, through getdents64 into `scratch`. Rewinds first, so the same fd can be
+// listed again. Returns 0 or an errno (ENOENT once the process is gone).
+int ListNumericEntries(int dirFd, std::vector<char>& scratch, std::vector<uint64_t>& out);
+
+// readlinkat(dirFd, "fd/<n>") → "/dev/nvidia0", "pipe:[123]"; false when unreadable.
+bool ReadFdTarget(int processDirFd, int64_t fd, std::string& target);
+
+// "<n>/<suffix>" or "<n>" into `out` (at least 48 bytes); returns `out`.
+char* FormatEntryPath(char* out, uint64_t number, const char* suffix);
+
+}  // namespace procfs
+}  // namespace iokitsnap

@@ -1,0 +1,373 @@
+#include "procfs_thread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "../blocking.h"
+
+namespace iokitsnap {
+namespace procfs {
+namespace {
+
+std::string ErrorText(int error) {
+  char text[128];
+  // GNU strerror_r returns the message (which may not be `text`).
+  return std::string(strerror_r(error, text, sizeof text));
+}
+
+std::string ProcPath(const std::string& procRoot, int32_t pid, const char* rest = nullptr) {
+  std::string path = procRoot + "/" + std::to_string(pid);
+  if (rest != nullptr) (path += "/") += rest;
+  return path;
+}
+
+int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
+  int fd;
+  do {
+    fd = openat(dirFd, path, flags | O_DIRECTORY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) *error = errno;
+  return fd;
+}
+
+[[noreturn]] void ThrowDenied(int32_t pid, const std::string& what, int error) {
+  throw SnapError("EPERM",
+                  "cannot read " + what + " of pid " + std::to_string(pid) + ": " + ErrorText(error) +
+                      ". Run iokit-snap as the user that owns the process, or as root; if /proc is mounted with "
+                      "hidepid, as a member of its gid= group.",
+                  "open", error);
+}
+
+// `procRoot/pid` does not open: the process is gone, or hidden from us by hidepid.
+[[noreturn]] void ThrowMissing(int32_t pid, const std::string& procRoot, int error) {
+  if (procRoot == "/proc" && error == ENOENT && kill(pid, 0) == 0) {
+    throw SnapError("EPERM",
+                    "pid " + std::to_string(pid) + " exists but /proc/" + std::to_string(pid) +
+                        " is hidden from this user (/proc is mounted with hidepid). Run iokit-snap as root, as the "
+                        "process owner, or as a member of the group given by /proc's gid= mount option.",
+                    "open", error);
+  }
+  if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid), error);
+  ThrowNoProcess(pid, procRoot);
+}
+
+constexpr size_t Index(TaskFile file) { return static_cast<size_t>(file); }
+
+const char* FieldOf(TaskFile file) {
+  switch (file) {
+    case TaskFile::Schedstat: return "cpuNs";
+    case TaskFile::Stat: return "state";
+    case TaskFile::Status: return "contextSwitches";
+    case TaskFile::Syscall: return "blockedIn";
+    case TaskFile::Wchan: return "wchan";
+    case TaskFile::Stack: return "kernelStack";
+  }
+  return "state";
+}
+
+// Reads a file whose absence or denial costs one field, not the thread.
+enum class Step { Ok, Skip, Gone };
+
+Step ReadOptional(TaskFileReader& reader, TaskFile file, ReadBuffer& buffer, SampleProblems& problems) {
+  const size_t i = Index(file);
+  if (problems.skips(file)) return Step::Skip;
+  const ReadResult result = reader.Read(file, buffer);
+  switch (result.outcome) {
+    case ReadOutcome::Ok: return Step::Ok;
+    case ReadOutcome::Gone:
+      // ENOENT is either a vanished thread or a file this kernel does not have.
+      if (result.error == ENOENT && reader.ThreadExists()) {
+        problems.absent[i] = true;
+        return Step::Skip;
+      }
+      return Step::Gone;
+    case ReadOutcome::Denied:
+      problems.deniedError[i] = result.error;
+      return Step::Skip;
+    case ReadOutcome::Failed:
+      if (problems.failedError[i] == 0) problems.failedError[i] = result.error;
+      return Step::Skip;
+  }
+  return Step::Skip;
+}
+
+std::string YamaScope(const std::string& procRoot) {
+  std::string path = procRoot + "/sys/kernel/yama/ptrace_scope";
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  char text[16];
+  const ssize_t n = read(fd.get(), text, sizeof text);
+  if (n <= 0) return "";
+  std::string scope(text, static_cast<size_t>(n));
+  while (!scope.empty() && (scope.back() == '\n' || scope.back() == ' ')) scope.pop_back();
+  return scope;
+}
+
+}  // namespace
+
+bool OneShotReader::ThreadExists() {
+  char path[48];
+  return faccessat(taskDirFd_, FormatEntryPath(path, tid_, nullptr), F_OK, 0) == 0;
+}
+
+void ThrowNoProcess(int32_t pid, const std::string& procRoot) {
+  std::string message = "no process with pid " + std::to_string(pid) + "; it may have exited";
+  if (procRoot != "/proc") message += " (looked under procRoot " + procRoot + ")";
+  throw SnapError("ESRCH", message, "open", ESRCH);
+}
+
+ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
+  ProcessDirs dirs;
+  int error = 0;
+  dirs.root.reset(OpenDirectory(AT_FDCWD, procRoot.c_str(), O_PATH, &error));
+  if (!dirs.root) {
+    if (error == EACCES || error == EPERM) ThrowDenied(pid, procRoot, error);
+    ThrowNoProcess(pid, procRoot);
+  }
+  char name[24];
+  dirs.process.reset(OpenDirectory(dirs.root.get(), FormatEntryPath(name, static_cast<uint64_t>(pid), nullptr),
+                                   O_PATH, &error));
+  if (!dirs.process) ThrowMissing(pid, procRoot, error);
+  dirs.task.reset(OpenDirectory(dirs.process.get(), "task", O_RDONLY, &error));
+  if (!dirs.task) {
+    if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
+    ThrowNoProcess(pid, procRoot);
+  }
+  return dirs;
+}
+
+void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot, std::vector<char>& scratch,
+                 std::vector<uint64_t>& tids) {
+  const int error = ListNumericEntries(dirs.task.get(), scratch, tids);
+  if (error == ENOENT || error == ESRCH) ThrowNoProcess(pid, procRoot);
+  if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
+  if (error != 0)
+    throw SnapError("EIO", "cannot list " + ProcPath(procRoot, pid, "task") + ": " + ErrorText(error), "getdents64",
+                    error);
+  // The task directory of any thread lists its whole group, leader first (the
+  // kernel walks the group from its leader, which stays listed, as a zombie if
+  // need be, until the group is gone). A pid listed later is a thread id; a
+  // tree that is not procfs (a fixture) may list in any order, so ask Tgid.
+  if (tids.empty() || tids.front() == static_cast<uint64_t>(pid)) return;
+  uint64_t tgid = tids.front();
+  ReadBuffer buffer;
+  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok) {
+    const size_t at = buffer.text.find("\nTgid:");
+    std::string_view rest = at == std::string_view::npos ? std::string_view() : buffer.text.substr(at + 6);
+    while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
+    ConsumeUnsigned(rest, tgid);
+  }
+  if (tgid != static_cast<uint64_t>(pid)) {
+    const std::string process = std::to_string(tgid);
+    throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
+                                  ", not a process; sample pid " + process + " instead");
+  }
+}
+
+std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
+                        const std::vector<ThreadRecord>& threads) {
+  for (const ThreadRecord& thread : threads)
+    if (thread.tid == static_cast<uint64_t>(pid) && thread.name) return *thread.name;
+  ReadBuffer buffer;
+  const ReadResult result = ReadFileAt(dirs.process.get(), "stat", buffer);
+  if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, procRoot);
+  if (result.outcome == ReadOutcome::Ok)
+    if (auto stat = ParseTaskStat(buffer.text)) return std::string(stat->name);
+  return "";
+}
+
+bool WantsFile(const ThreadOptions& options, TaskFile file) {
+  if (file == TaskFile::Stat) return true;
+  if (options.detail == ThreadDetail::Basic) return false;
+  if (file == TaskFile::Stack) return options.kernelStacks;
+  return true;
+}
+
+uint64_t NsPerClockTick() {
+  static const uint64_t nsPerTick = [] {
+    const long ticks = sysconf(_SC_CLK_TCK);
+    return ticks > 0 ? 1000000000ULL / static_cast<uint64_t>(ticks) : 10000000ULL;
+  }();
+  return nsPerTick;
+}
+
+void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
+  record.name.emplace(stat.name);
+  record.state = StateFromLetter(stat.stateLetter);
+  record.userNs = stat.utimeTicks * NsPerClockTick();
+  record.systemNs = stat.stimeTicks * NsPerClockTick();
+}
+
+void ApplySyscall(const SyscallLine& line, int processDirFd, const ThreadOptions& options, ThreadRecord& record) {
+  if (options.stacks && line.kind != SyscallLine::Kind::Running && line.pc != 0) record.pc = line.pc;
+  if (line.kind != SyscallLine::Kind::InCall) return;
+  BlockedRecord blocked;
+  blocked.number = line.number;
+  blocked.call = CallNameOrNumber(HostOs(), HostArch(), line.number);
+  if (FirstArgIsFd(OsKind::Linux, blocked.call)) {
+    // The kernel takes fds as `unsigned int`/`int`: only the low 32 bits count.
+    const int32_t fd = static_cast<int32_t>(static_cast<uint32_t>(line.args[0]));
+    if (fd >= 0) {
+      blocked.fd = fd;
+      std::string target;
+      if (ReadFdTarget(processDirFd, fd, target)) blocked.target = std::move(target);
+    }
+  }
+  record.blockedIn = std::move(blocked);
+}
+
+void ApplyKernelStack(std::string_view text, ThreadRecord& record) {
+  std::vector<std::string> frames;
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    line = KernelFrame(line);
+    if (!line.empty()) frames.emplace_back(line);
+  }
+  record.kernelStack = std::move(frames);
+}
+
+ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const ThreadOptions& options,
+                            const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
+                            ThreadRecord& record) {
+  const ReadResult statRead = reader.Read(TaskFile::Stat, buffer);
+  switch (statRead.outcome) {
+    case ReadOutcome::Ok: break;
+    case ReadOutcome::Gone: return ThreadReadStatus::Gone;
+    case ReadOutcome::Denied:
+      problems.deniedError[Index(TaskFile::Stat)] = statRead.error;
+      return ThreadReadStatus::Denied;
+    case ReadOutcome::Failed:
+      if (problems.failedError[Index(TaskFile::Stat)] == 0) problems.failedError[Index(TaskFile::Stat)] = statRead.error;
+      return ThreadReadStatus::Gone;
+  }
+  const auto stat = ParseTaskStat(buffer.text);
+  if (!stat) {
+    problems.malformed[Index(TaskFile::Stat)] = true;
+    return ThreadReadStatus::Gone;
+  }
+  ApplyStat(*stat, record);
+  if (options.detail == ThreadDetail::Basic) return ThreadReadStatus::Ok;
+
+  if (knownSched != nullptr) {
+    record.cpuNs = knownSched->cpuNs;
+  } else {
+    switch (ReadOptional(reader, TaskFile::Schedstat, buffer, problems)) {
+      case Step::Gone: return ThreadReadStatus::Gone;
+      case Step::Skip: break;
+      case Step::Ok:
+        if (auto sched = ParseSchedStat(buffer.text)) record.cpuNs = sched->cpuNs;
+        else problems.malformed[Index(TaskFile::Schedstat)] = true;
+    }
+  }
+
+  switch (ReadOptional(reader, TaskFile::Status, buffer, problems)) {
+    case Step::Gone: return ThreadReadStatus::Gone;
+    case Step::Skip: break;
+    case Step::Ok:
+      if (auto switches = ParseContextSwitches(buffer.text)) {
+        record.voluntarySwitches = switches->voluntary;
+        record.involuntarySwitches = switches->involuntary;
+      } else {
+        problems.malformed[Index(TaskFile::Status)] = true;
+      }
+  }
+
+  switch (ReadOptional(reader, TaskFile::Syscall, buffer, problems)) {
+    case Step::Gone: return ThreadReadStatus::Gone;
+    case Step::Skip: break;
+    case Step::Ok:
+      if (auto line = ParseSyscallLine(buffer.text)) ApplySyscall(*line, processDirFd, options, record);
+      else problems.malformed[Index(TaskFile::Syscall)] = true;
+  }
+
+  switch (ReadOptional(reader, TaskFile::Wchan, buffer, problems)) {
+    case Step::Gone: return ThreadReadStatus::Gone;
+    case Step::Skip: break;
+    case Step::Ok:
+      if (auto wchan = ParseWchan(buffer.text)) {
+        record.wchan.emplace(*wchan);
+      } else if (problems.denied(TaskFile::Syscall) &&
+                 (record.state == ThreadState::Sleeping || record.state == ThreadState::Uninterruptible)) {
+        // A sleeping thread always has a wchan; "0" here is the kernel's answer
+        // to a reader that may not ptrace-read the target (another user).
+        problems.deniedError[Index(TaskFile::Wchan)] = EACCES;
+      }
+  }
+
+  if (options.kernelStacks) {
+    switch (ReadOptional(reader, TaskFile::Stack, buffer, problems)) {
+      case Step::Gone: return ThreadReadStatus::Gone;
+      case Step::Skip: break;
+      case Step::Ok: ApplyKernelStack(buffer.text, record);
+    }
+  }
+  return ThreadReadStatus::Ok;
+}
+
+void MergeProblems(const SampleProblems& from, SampleProblems& into) {
+  for (size_t i = 0; i < kTaskFileCount; ++i) {
+    if (into.deniedError[i] == 0) into.deniedError[i] = from.deniedError[i];
+    if (into.failedError[i] == 0) into.failedError[i] = from.failedError[i];
+    into.absent[i] = into.absent[i] || from.absent[i];
+    into.malformed[i] = into.malformed[i] || from.malformed[i];
+  }
+}
+
+void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
+                  std::vector<LimitRecord>& limits) {
+  const std::string subject = "pid " + std::to_string(pid);
+  const std::string taskFiles = ProcPath(options.procRoot, pid, "task/*/");
+  for (size_t i = 0; i < kTaskFileCount; ++i) {
+    const TaskFile file = static_cast<TaskFile>(i);
+    const std::string path = taskFiles + TaskFileName(file);
+    if (problems.deniedError[i] != 0) {
+      LimitRecord limit{subject, FieldOf(file), "EPERM", path + " is not readable: " + ErrorText(problems.deniedError[i]), ""};
+      if (file == TaskFile::Wchan)
+        limit.reason = path + " reads 0 for sleeping threads: the kernel shows it only to a process that may ptrace-read the target";
+      if (file == TaskFile::Syscall) {
+        const std::string scope = YamaScope(options.procRoot);
+        limit.reason += ". The kernel lets only a process that may ptrace the target read it" +
+                        (scope.empty() ? std::string() : " (kernel.yama.ptrace_scope is " + scope + ")") +
+                        "; blockedIn is null, and wchan (the kernel function each thread sleeps in) is given instead where the kernel allows it";
+        limit.hint =
+            "Run iokit-snap as the target's user with kernel.yama.ptrace_scope set to 0 (sysctl "
+            "kernel.yama.ptrace_scope=0), or as root / with CAP_SYS_PTRACE (sudo).";
+      } else if (file == TaskFile::Stack) {
+        limit.reason += ". Kernel stacks are readable by root only (CAP_SYS_ADMIN)";
+        limit.hint = "Run iokit-snap as root (sudo) to get kernel stacks, or pass kernelStacks: false to skip them.";
+      } else {
+        limit.hint = "Run iokit-snap as the user that owns the process, or as root.";
+      }
+      limits.push_back(std::move(limit));
+    } else if (problems.absent[i]) {
+      limits.push_back({subject, FieldOf(file), "ENOTSUP",
+                        path + " does not exist on this kernel (it is built without the option that provides it)",
+                        ""});
+    } else if (problems.failedError[i] != 0) {
+      limits.push_back({subject, FieldOf(file), "EIO",
+                        "reading " + path + " failed: " + ErrorText(problems.failedError[i]),
+                        problems.failedError[i] == EMFILE || problems.failedError[i] == ENFILE
+                            ? "Too many open files: raise the limit (ulimit -n) or lower maxOpenFiles."
+                            : ""});
+    } else if (problems.malformed[i]) {
+      limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
+    }
+  }
+  if (options.stacks) {
+    limits.push_back({subject, "stack", "ENOTSUP",
+                      "user stacks are not sampled on Linux: walking them needs ptrace, which stops the target. "
+                      "Each thread's pc (from its syscall file) is given, and kernelStack when readable",
+                      "For user stacks of a hung Linux process use a debugger: gdb -p " + std::to_string(pid) +
+                          " -batch -ex 'thread apply all bt'."});
+  }
+}
+
+}  // namespace procfs
+}  // namespace iokitsnap

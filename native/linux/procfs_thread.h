@@ -1,0 +1,113 @@
+// Reading one process's threads from procfs into records: the part the one-shot
+// sampleThreads and the reusable sampler share. How a file is read (opened each
+// time, or a kept fd re-read with pread) is the caller's; what is read and how it
+// becomes a ThreadRecord is here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../backend.h"
+#include "procfs_files.h"
+#include "procfs_parse.h"
+
+namespace iokitsnap {
+namespace procfs {
+
+// procRoot, procRoot/<pid> and procRoot/<pid>/task, opened once per sample (or per
+// sampler). Throws SnapError ESRCH / EPERM with what to do.
+struct ProcessDirs {
+  ScopedFd root;
+  ScopedFd process;
+  ScopedFd task;
+};
+ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot);
+
+// The ESRCH every path gives for a process that is not (or no longer) there.
+[[noreturn]] void ThrowNoProcess(int32_t pid, const std::string& procRoot);
+
+// The tids of the process, in kernel order. ESRCH once the process is gone;
+// EINVAL when `pid` is a thread of another process.
+void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot, std::vector<char>& scratch,
+                 std::vector<uint64_t>& tids);
+
+// The process name: the leader thread's comm (from its stat), else procRoot/<pid>/stat.
+std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
+                        const std::vector<ThreadRecord>& threads);
+
+// Which files a sample reads for each thread, given the options.
+bool WantsFile(const ThreadOptions& options, TaskFile file);
+
+// What went wrong across one sample of one process, so that the limits list
+// carries one entry per cause, not one per thread.
+struct SampleProblems {
+  int deniedError[kTaskFileCount] = {};  // first EACCES/EPERM per file
+  int failedError[kTaskFileCount] = {};  // first other errno per file
+  bool absent[kTaskFileCount] = {};      // ENOENT while the thread exists: this kernel lacks the file
+  bool malformed[kTaskFileCount] = {};   // a file whose text did not parse
+  // Whether reading `file` is pointless for the rest of this sample.
+  bool denied(TaskFile file) const { return deniedError[static_cast<size_t>(file)] != 0; }
+  bool skips(TaskFile file) const {
+    const size_t i = static_cast<size_t>(file);
+    return deniedError[i] != 0 || absent[i];
+  }
+};
+void MergeProblems(const SampleProblems& from, SampleProblems& into);
+
+// Turns the problems of a sample into LimitRecords (blockedIn, kernelStack, …).
+void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
+                  std::vector<LimitRecord>& limits);
+
+// Where the files of one thread come from: opened for this read, or kept open
+// by a sampler and re-read with pread.
+class TaskFileReader {
+ public:
+  virtual ReadResult Read(TaskFile file, ReadBuffer& buffer) = 0;
+  // Whether the thread's directory is still there (tells a missing file from a gone thread).
+  virtual bool ThreadExists() = 0;
+
+ protected:
+  ~TaskFileReader() = default;
+};
+
+// Opens, reads and closes `<tid>/<file>` under the task directory each time.
+class OneShotReader final : public TaskFileReader {
+ public:
+  OneShotReader(int taskDirFd, uint64_t tid) : taskDirFd_(taskDirFd), tid_(tid) {}
+  ReadResult Read(TaskFile file, ReadBuffer& buffer) override {
+    return ReadTaskFileOnce(taskDirFd_, tid_, file, buffer);
+  }
+  bool ThreadExists() override;
+
+ private:
+  int taskDirFd_;
+  uint64_t tid_;
+};
+
+enum class ThreadReadStatus {
+  Ok,
+  Gone,    // vanished mid-read (or its stat is unusable): skip it
+  Denied,  // even stat is refused: the process is unreadable for us
+};
+
+// Reads what `options` asks for of one thread into `record`. `knownSched`, when
+// given, is the schedstat the caller already read this sample. A thread that
+// vanishes at any point gives Gone; a denied or unreadable file leaves its field
+// empty and is noted in `problems`; a file denied earlier in this sample is not
+// tried again (permissions are per process).
+ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const ThreadOptions& options,
+                            const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
+                            ThreadRecord& record);
+
+// The ns per clock tick of utime/stime (sysconf(_SC_CLK_TCK), 100 on every Linux ABI).
+uint64_t NsPerClockTick();
+
+// Fills `record` from a parsed stat; the name is copied.
+void ApplyStat(const TaskStat& stat, ThreadRecord& record);
+// Fills blockedIn from a syscall line; resolves the fd when the call takes one.
+void ApplySyscall(const SyscallLine& line, int processDirFd, const ThreadOptions& options, ThreadRecord& record);
+void ApplyKernelStack(std::string_view text, ThreadRecord& record);
+
+}  // namespace procfs
+}  // namespace iokitsnap

@@ -1,0 +1,280 @@
+/**
+ * sampleThreads over fake procRoot trees built from real captured procfs files
+ * (test/fixtures/procfs/), for what a live process on this machine cannot show
+ * on demand: an ioctl on /dev/nvidia0, a syscall number no table knows, files a
+ * kernel lacks or will not show, a thread that vanishes, a malformed file.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createThreadSampler, sampleThreads } from '../src/sample';
+
+const CAPTURE = path.join(__dirname, 'fixtures', 'procfs', 'clock-nanosleep');
+const FILES = ['stat', 'schedstat', 'status', 'syscall', 'wchan', 'stack'] as const;
+type TaskFileName = (typeof FILES)[number];
+const NS_PER_TICK = 1e7; // USER_HZ is 100 on every Linux ABI
+const NR: Record<string, Record<string, number>> = {
+  x64: { ioctl: 16, read: 0, futex: 202 },
+  arm64: { ioctl: 29, read: 63, futex: 98 },
+};
+
+interface FakeThread {
+  tid: number;
+  name?: string;
+  state?: string;
+  utimeTicks?: number;
+  /** Replacement text per file; null leaves the file out. */
+  files?: Partial<Record<TaskFileName, string | null>>;
+}
+
+function captured(file: TaskFileName): string {
+  return fs.readFileSync(path.join(CAPTURE, file), 'utf8');
+}
+
+/** The captured stat line, as thread `tid` named `name`, in `state`, in a group of `count`. */
+function statLine(thread: FakeThread, count: number): string {
+  const line = captured('stat');
+  const rest = line.slice(line.lastIndexOf(')') + 2).trim().split(' ');
+  rest[0] = thread.state ?? 'S';
+  rest[11] = String(thread.utimeTicks ?? 0); // field 14, utime
+  rest[17] = String(count); // field 20, num_threads
+  return `${thread.tid} (${thread.name ?? 'target'}) ${rest.join(' ')}\n`;
+}
+
+/** The captured status, as thread `tid` of process `pid`. */
+function statusText(tid: number, pid: number): string {
+  return captured('status').replace(/^Tgid:.*$/m, `Tgid:\t${pid}`).replace(/^Pid:.*$/m, `Pid:\t${tid}`);
+}
+
+/** A procRoot with process `pid` (threads[0] is its leader) and fd symlinks. */
+function fakeProc(t: { teardown(fn: () => void): void }, threads: FakeThread[], fds: Record<number, string> = {}) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-proc-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.chmodSync(root, 0o755);
+  const pid = threads[0]!.tid;
+  const processDir = path.join(root, String(pid));
+  fs.mkdirSync(path.join(processDir, 'fd'), { recursive: true });
+  for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(processDir, 'fd', fd));
+  for (const thread of threads) {
+    const dir = path.join(processDir, 'task', String(thread.tid));
+    fs.mkdirSync(dir, { recursive: true });
+    for (const file of FILES) {
+      const replacement = thread.files?.[file];
+      if (replacement === null) continue;
+      const text = replacement ?? (file === 'stat' ? statLine(thread, threads.length) : file === 'status' ? statusText(thread.tid, pid) : captured(file));
+      fs.writeFileSync(path.join(dir, file), text);
+    }
+  }
+  fs.copyFileSync(path.join(processDir, 'task', String(pid), 'stat'), path.join(processDir, 'stat'));
+  fs.writeFileSync(path.join(processDir, 'status'), statusText(pid, pid));
+  return { root, pid, taskDir: (tid: number) => path.join(processDir, 'task', String(tid)) };
+}
+
+/** "nr a0 … a5 sp pc" as the kernel prints it. */
+function syscallLine(nr: number, arg0: number): string {
+  return `${nr} 0x${arg0.toString(16)} 0xc0d04603 0x7ffe37752de0 0x0 0x0 0x0 0x7ffe37752dd8 0x7f8c18260503\n`;
+}
+
+const nr = NR[process.arch] ?? NR.x64!;
+
+/** A sample with its threads in tid order (a fixture tree lists in any order). */
+async function sampleTree(pid: number, options: Parameters<typeof sampleThreads>[1]) {
+  const sample = await sampleThreads(pid, options);
+  sample.threads.sort((a, b) => a.tid - b.tid);
+  return sample;
+}
+
+if (process.platform === 'linux') procRootTests();
+else t.plan(0, 'the procfs reader is Linux only');
+
+function procRootTests(): void {
+  t.test('the captured thread reads as the live one did', async (t) => {
+    const proc = fakeProc(t, [{ tid: 4100, utimeTicks: 123 }]);
+    const sample = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.equal(sample.name, 'target');
+    t.same(sample.limits, []);
+    const [thread] = sample.threads;
+    t.equal(thread!.tid, 4100);
+    t.equal(thread!.state, 'sleeping');
+    t.equal(thread!.userNs, 123 * NS_PER_TICK, 'clock ticks become ns');
+    t.equal(thread!.systemNs, 0);
+    t.equal(thread!.cpuNs, 6740884, 'schedstat field 1');
+    t.same(thread!.contextSwitches, { voluntary: 1, involuntary: 1 });
+    t.equal(thread!.wchan, 'hrtimer_nanosleep');
+    t.same(thread!.kernelStack, [
+      'hrtimer_nanosleep+0xb5/0x130',
+      'common_nsleep_timens+0x3d/0xa0',
+      '__x64_sys_clock_nanosleep+0xde/0x150',
+      'do_syscall_64+0x71/0x290',
+      'entry_SYSCALL_64_after_hwframe+0x76/0x7e',
+    ]);
+    if (process.arch === 'x64') t.same(thread!.blockedIn, { call: 'clock_nanosleep', number: 230 });
+  });
+
+  t.test('an ioctl on a GPU node names the node; other fd calls name theirs', async (t) => {
+    const proc = fakeProc(
+      t,
+      [
+        { tid: 4200, files: { syscall: syscallLine(nr.ioctl!, 3) } },
+        { tid: 4201, files: { syscall: syscallLine(nr.ioctl!, 5) } },
+        { tid: 4202, files: { syscall: syscallLine(nr.read!, 7) } },
+        { tid: 4203, files: { syscall: syscallLine(nr.read!, 9) } },
+        { tid: 4204, files: { syscall: syscallLine(nr.futex!, 0x55d0c0de) } },
+      ],
+      { 3: '/dev/nvidia0', 5: '/dev/dri/renderD128', 7: 'pipe:[123456]' },
+    );
+    const { threads } = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.same(threads[0]!.blockedIn, { call: 'ioctl', number: nr.ioctl, fd: 3, target: '/dev/nvidia0' });
+    t.same(threads[1]!.blockedIn, { call: 'ioctl', number: nr.ioctl, fd: 5, target: '/dev/dri/renderD128' });
+    t.same(threads[2]!.blockedIn, { call: 'read', number: nr.read, fd: 7, target: 'pipe:[123456]' });
+    t.same(threads[3]!.blockedIn, { call: 'read', number: nr.read, fd: 9 }, 'an fd closed meanwhile: no target');
+    t.same(threads[4]!.blockedIn, { call: 'futex', number: nr.futex }, 'futex takes no fd');
+  });
+
+  t.test('syscall lines: unknown numbers, user space, running', async (t) => {
+    const proc = fakeProc(t, [
+      { tid: 4300, files: { syscall: syscallLine(999, 0) } },
+      { tid: 4301, files: { syscall: '-1 0x7ffe37752dd8 0x7f8c18260503\n' } },
+      { tid: 4302, state: 'R', files: { syscall: 'running\n', wchan: '0' } },
+      { tid: 4303, files: { syscall: '-1\n' } },
+    ]);
+    const { threads, limits } = await sampleTree(proc.pid, { procRoot: proc.root, stacks: true });
+    t.same(threads[0]!.blockedIn, { call: 'syscall_999', number: 999 });
+    t.equal(threads[1]!.blockedIn, null, 'in user space');
+    t.equal(threads[1]!.pc, 0x7f8c18260503, 'the user pc, with stacks asked for');
+    t.equal(threads[2]!.blockedIn, null, 'running');
+    t.equal(threads[2]!.state, 'running');
+    t.notOk('wchan' in threads[2]!, 'wchan 0 means none');
+    t.notOk('pc' in threads[2]!, 'a running thread has no readable pc');
+    t.equal(threads[3]!.blockedIn, null, 'the old "-1" form');
+    t.same(
+      limits.map((l) => l.field),
+      ['stack'],
+      'only the user-stack limit',
+    );
+  });
+
+  t.test('every state letter maps, names are taken between the first ( and the last )', async (t) => {
+    const letters: Record<string, string> = {
+      R: 'running', S: 'sleeping', D: 'uninterruptible', T: 'stopped', t: 'stopped', Z: 'zombie',
+      X: 'zombie', I: 'sleeping', P: 'sleeping', K: 'uninterruptible', W: 'runnable', Q: 'unknown',
+    };
+    const names = ['a) x (b', ') S 1 (', '((', 'tab\there', 'new\nline', 'ünï'];
+    const threads = Object.keys(letters).map((state, i) => ({ tid: 4400 + i, state, name: names[i % names.length] }));
+    const proc = fakeProc(t, threads);
+    const sample = await sampleTree(proc.pid, { procRoot: proc.root, detail: 'basic' });
+    t.equal(sample.threads.length, threads.length);
+    sample.threads.forEach((thread, i) => {
+      t.equal(thread.state, letters[threads[i]!.state], `state ${threads[i]!.state}`);
+      t.equal(thread.name, threads[i]!.name);
+    });
+  });
+
+  t.test('files a kernel does not have, malformed files, threads that vanish', async (t) => {
+    const proc = fakeProc(t, [
+      { tid: 4500, files: { schedstat: null, stack: null } },
+      { tid: 4501, files: { schedstat: null, stack: null, status: 'Name:\ttarget\nState:\tS (sleeping)\n' } },
+      { tid: 4502, files: { stat: '4502 target S 1 2 3\n' } },
+      { tid: 4503, files: { stat: null } },
+    ]);
+    const sample = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.same(
+      sample.threads.map((x) => x.tid),
+      [4500, 4501],
+      'a thread without a parsable stat is skipped, like one that vanished',
+    );
+    t.notOk('cpuNs' in sample.threads[0]!);
+    t.notOk('kernelStack' in sample.threads[0]!);
+    t.same(sample.threads[0]!.contextSwitches, { voluntary: 1, involuntary: 1 });
+    t.equal(sample.threads[1]!.contextSwitches, null);
+    const byField = Object.fromEntries(sample.limits.map((l) => [l.field, l]));
+    t.same(Object.keys(byField).sort(), ['contextSwitches', 'cpuNs', 'kernelStack', 'state']);
+    t.equal(byField.cpuNs!.code, 'ENOTSUP');
+    t.match(byField.cpuNs!.reason, /schedstat does not exist on this kernel/);
+    t.equal(byField.kernelStack!.code, 'ENOTSUP');
+    t.equal(byField.contextSwitches!.code, 'EIO');
+    t.match(byField.contextSwitches!.reason, /status has a format iokit-snap does not know/);
+    t.equal(byField.state!.code, 'EIO');
+  });
+
+  t.test('the sampler re-reads a thread only when its schedstat moved', async (t) => {
+    const proc = fakeProc(t, [{ tid: 4600 }, { tid: 4601, state: 'R', files: { syscall: 'running\n' } }]);
+    const sampler = createThreadSampler(proc.pid, { procRoot: proc.root });
+    t.teardown(() => sampler.close());
+    const first = await sampler.sample();
+    first.threads.sort((a, b) => a.tid - b.tid);
+    t.equal(first.threads[0]!.wchan, 'hrtimer_nanosleep');
+    // Everything but schedstat changes: a thread that did not run cannot have
+    // changed, so the sampler keeps what it read.
+    const dir = proc.taskDir(4600);
+    fs.writeFileSync(path.join(dir, 'wchan'), 'futex_wait_queue');
+    fs.writeFileSync(path.join(dir, 'syscall'), syscallLine(nr.futex!, 0x1000));
+    fs.writeFileSync(path.join(proc.taskDir(4601), 'wchan'), 'pipe_read');
+    const second = await sampler.sample();
+    second.threads.sort((a, b) => a.tid - b.tid);
+    t.equal(second.threads[0]!.wchan, 'hrtimer_nanosleep', 'unchanged schedstat: the previous record');
+    t.equal(second.threads[1]!.wchan, 'pipe_read', 'a thread that was running is always re-read');
+    fs.writeFileSync(path.join(dir, 'schedstat'), '6741000 13661911 3\n');
+    const third = await sampler.sample();
+    third.threads.sort((a, b) => a.tid - b.tid);
+    t.equal(third.threads[0]!.wchan, 'futex_wait_queue', 'it ran: read again');
+    t.equal(third.threads[0]!.blockedIn!.call, 'futex');
+    t.equal(third.threads[0]!.cpuNs, 6741000);
+    // A new thread: the group's num_threads (in the leader's stat) moves, so the
+    // task directory is listed again.
+    fs.cpSync(dir, proc.taskDir(4602), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'stat'), statLine({ tid: 4600 }, 3));
+    const fourth = await sampler.sample();
+    t.same(fourth.threads.map((x) => x.tid).sort(), [4600, 4601, 4602]);
+    // One gone.
+    fs.rmSync(proc.taskDir(4601), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'stat'), statLine({ tid: 4600 }, 2));
+    const fifth = await sampler.sample();
+    t.same(fifth.threads.map((x) => x.tid).sort(), [4600, 4602]);
+  });
+
+  t.test('without ptrace access: syscall denied, wchan given, one limit with the way to grant it', async (t) => {
+    if (process.getuid?.() !== 0) {
+      t.plan(0, 'needs root, to run the reader as nobody over files it may not read');
+      return;
+    }
+    // The Yama case: the same user may read stat and wchan but not syscall.
+    const proc = fakeProc(t, [{ tid: 4700 }, { tid: 4701 }]);
+    for (const tid of [4700, 4701]) {
+      fs.chmodSync(path.join(proc.taskDir(tid), 'syscall'), 0o000);
+      fs.chmodSync(path.join(proc.taskDir(tid), 'stack'), 0o000);
+    }
+    const script = `
+      const native = require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(path.join(__dirname, '..'))});
+      const keep = setInterval(() => {}, 1000);
+      (async () => {
+        const oneShot = await native.sampleThreads(${proc.pid}, { procRoot: ${JSON.stringify(proc.root)} });
+        const sampler = await native.openThreadSampler(${proc.pid}, { procRoot: ${JSON.stringify(proc.root)} });
+        const first = await sampler.sample();
+        const second = await sampler.sample();
+        sampler.close();
+        process.stdout.write(JSON.stringify({ oneShot, first, second }));
+      })().catch((e) => process.stdout.write(JSON.stringify({ error: e.code + ': ' + e.message }))).finally(() => clearInterval(keep));
+    `;
+    const output = execFileSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', cwd: os.tmpdir() });
+    const result = JSON.parse(output);
+    t.equal(result.error, undefined);
+    for (const key of ['oneShot', 'first', 'second']) {
+      const sample = result[key];
+      t.equal(sample.threads.length, 2);
+      for (const thread of sample.threads) {
+        t.equal(thread.blockedIn, null, `${key}: no blockedIn`);
+        t.equal(thread.wchan, 'hrtimer_nanosleep', `${key}: wchan instead`);
+        t.notOk('kernelStack' in thread);
+      }
+      const fields = sample.limits.map((l: { field: string }) => l.field).sort();
+      t.same(fields, ['blockedIn', 'kernelStack'], `${key}: one limit per missing field, not per thread`);
+      const blocked = sample.limits.find((l: { field: string }) => l.field === 'blockedIn');
+      t.equal(blocked.code, 'EPERM');
+      t.match(blocked.reason, /wchan .* is given instead/);
+      t.match(blocked.hint, /ptrace_scope/);
+    }
+  });
+}
