@@ -109,12 +109,17 @@ export function hasBackend(): boolean {
  * that matters) and the call rejects with ETIMEDOUT naming what hung.
  */
 export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let probe: Promise<T> & { abandon?: () => void };
+  try {
+    probe = start(); // argument checks in the glue throw synchronously
+  } catch (error) {
+    throw toIokitSnapError(error);
+  }
   let timer: NodeJS.Timeout | undefined;
-  let probe: (Promise<T> & { abandon?: () => void }) | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       // Native probes carry abandon(): the stuck thread stops holding the event loop open.
-      probe?.abandon?.();
+      probe.abandon?.();
       reject(
         new IokitSnapError(
           'ETIMEDOUT',
@@ -125,7 +130,6 @@ export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number
     }, timeoutMs);
   });
   try {
-    probe = start();
     return await Promise.race([probe, deadline]);
   } catch (error) {
     throw toIokitSnapError(error);

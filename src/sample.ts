@@ -143,11 +143,7 @@ export async function readHost(): Promise<Host> {
 
 /** Monotonic ns on the clock the native samplers use. */
 export function monotonicNs(): number {
-  try {
-    return binding().monotonicNs();
-  } catch {
-    return Number(process.hrtime.bigint());
-  }
+  return binding().monotonicNs();
 }
 
 function limitFromError(subject: string, field: string, error: unknown): Limitation {

@@ -1,0 +1,126 @@
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { IokitSnapError } from '../src/errors';
+import { createThreadSampler, monotonicNs, readHost, sampleAccelerators, sampleThreads, snapshot } from '../src/sample';
+import { validateSnapshot } from '../src/snapshot-file';
+
+const linux = process.platform === 'linux' ? false : 'the /proc sampler is the Linux backend';
+
+t.test('bad arguments are EINVAL before anything is read', async (t) => {
+  const einval = async (promise: Promise<unknown> | (() => unknown), pattern: RegExp) => {
+    const error = await (typeof promise === 'function' ? Promise.resolve().then(promise) : promise).catch((e) => e);
+    t.type(error, IokitSnapError);
+    t.equal(error.code, 'EINVAL');
+    t.match(error.message, pattern);
+  };
+  await einval(sampleThreads(0), /pid must be a positive integer, got 0/);
+  await einval(sampleThreads('12' as unknown as number), /got "12"/);
+  await einval(sampleThreads(process.pid, { timeoutMs: 0 }), /timeoutMs must be a positive number/);
+  await einval(sampleThreads(process.pid, null as unknown as object), /options must be an object/);
+  await einval(sampleAccelerators(5 as unknown as object), /options must be an object/);
+  await einval(sampleAccelerators({ callTimeoutMs: -1 }), /callTimeoutMs must be a positive number/);
+  await einval(sampleAccelerators({ timeoutMs: Number.NaN }), /timeoutMs/);
+  await einval(snapshot(null as unknown as object), /options must be an object/);
+  await einval(snapshot({ pids: 5 as unknown as number[] }), /pids must be an array/);
+  await einval(snapshot({ pids: [1, -1] }), /got -1/);
+  await einval(() => createThreadSampler(process.pid, { timeoutMs: -5 }), /timeoutMs/);
+});
+
+t.test('a snapshot of this process', { skip: linux }, async (t) => {
+  const snap = validateSnapshot(await snapshot({ pids: [process.pid], accelerators: false, timeoutMs: 20000 }));
+  t.equal(snap.processes.length, 1);
+  const [own] = snap.processes;
+  t.equal(own.pid, process.pid);
+  t.ok(own.threads.some((thread) => thread.tid === process.pid), 'the main thread is there');
+  t.ok(snap.monotonicNs <= own.sampledAtNs, 'sampled after the snapshot clock was read');
+  t.ok(monotonicNs() >= own.sampledAtNs);
+});
+
+t.test('a reusable sampler: samples, closes, refuses after close', { skip: linux }, async (t) => {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const sampler = createThreadSampler(child.pid!, { timeoutMs: 20000 });
+  t.equal(sampler.pid, child.pid);
+  const first = await sampler.sample();
+  const second = await sampler.sample();
+  t.equal(first.pid, child.pid);
+  t.ok(second.sampledAtNs > first.sampledAtNs);
+  sampler.close();
+  sampler.close(); // twice is fine
+  const after = await sampler.sample().catch((e) => e);
+  t.equal(after.code, 'EINVAL');
+  t.match(after.message, /closed/);
+});
+
+t.test('a sampler closed while it is still opening never samples', { skip: linux }, async (t) => {
+  const sampler = createThreadSampler(process.pid);
+  const pending = sampler.sample();
+  sampler.close();
+  const error = await pending.catch((e) => e);
+  t.equal(error.code, 'EINVAL');
+  t.match(error.message, /closed/);
+});
+
+t.test('a sampler of a process that does not exist rejects ESRCH, and close() after that is quiet', { skip: linux }, async (t) => {
+  const sampler = createThreadSampler(2147483646);
+  const error = await sampler.sample().catch((e) => e);
+  t.equal(error.code, 'ESRCH');
+  sampler.close();
+});
+
+t.test('parts that time out become limits with the hang hint; the snapshot is still taken', async (t) => {
+  const never = () => Object.assign(new Promise<never>(() => undefined), { abandon() {} });
+  const sample = t.mockRequire('../src/sample', {
+    '../src/native': {
+      ...require('../src/native'),
+      binding: () => ({
+        platform: 'linux',
+        sampleAccelerators: never,
+        sampleThreads: never,
+        readHost: never,
+        monotonicNs: () => 42,
+      }),
+    },
+  }) as typeof import('../src/sample');
+  const snap = await sample.snapshot({ pids: [123], timeoutMs: 50 });
+  t.equal(snap.monotonicNs, 42);
+  t.same(snap.accelerators, []);
+  t.same(snap.processes, []);
+  t.same(snap.limits.map((l) => `${l.subject} ${l.field} ${l.code}`).sort(), [
+    'accelerators accelerators ETIMEDOUT',
+    'pid 123 threads ETIMEDOUT',
+  ]);
+  for (const limit of snap.limits) t.match(limit.hint, /probe timed out/);
+  t.equal(snap.host.platform, process.platform, 'host facts fall back to what Node knows');
+  t.equal(snap.host.osRelease, require('node:os').release());
+});
+
+t.test('on macOS the native header and property tree go through the registry mapping', async (t) => {
+  // The shape the darwin backend returns (native/darwin/accelerators.cc), values of the M4 capture.
+  const raw = {
+    id: '0x100000478', name: 'AGXAcceleratorG16G', className: 'AGXAcceleratorG16G',
+    classChain: ['AGXAcceleratorG16G', 'AGXAccelerator', 'IOGPU', 'IOAccelerator', 'IOService', 'IORegistryEntry', 'OSObject'],
+    location: '', busyCount: 0, busyTimeNs: 752e6, serviceState: { registered: true, matched: true, active: true }, retainCount: 101,
+    properties: { IOProbeScore: 10000, IOPowerManagement: { CurrentPowerState: 1, MaxPowerState: 1, CapabilityFlags: 2 } },
+  };
+  const sample = t.mockRequire('../src/sample', {
+    '../src/native': {
+      ...require('../src/native'),
+      binding: () => ({ platform: 'darwin', sampleAccelerators: async () => ({ accelerators: [raw, { ...raw, busyCount: null }], limits: [] }) }),
+    },
+  }) as typeof import('../src/sample');
+  const { accelerators } = await sample.sampleAccelerators({ includeProperties: true });
+  t.equal(accelerators[0].id, '0x100000478');
+  t.same(accelerators[0].busy, { count: 0, timeNs: 752e6 });
+  t.equal(accelerators[0].location, null, 'an empty location is no location');
+  t.equal(accelerators[0].probeScore, 10000);
+  t.equal(accelerators[0].power?.state, 1);
+  t.same(accelerators[0].properties, raw.properties);
+  t.equal(accelerators[1].busy, null, 'no busy facts: null, not zero');
+});
+
+t.test('host facts', async (t) => {
+  const host = await readHost();
+  t.equal(host.platform, process.platform);
+  t.equal(host.arch, process.arch);
+});
