@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { PassThrough } from 'node:stream';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { parseDuration, parsePid, UsageError } from '../src/cli/args';
 import { acceleratorTable, colorEnabled, formatBytes, formatNs, limitLines, threadTable } from '../src/cli/format';
+import { write } from '../src/cli/io';
 import { validateSnapshot } from '../src/snapshot-file';
 import type { Accelerator, ThreadSample } from '../src/types';
 import { runCli, spawnCli } from './helpers/cli';
@@ -191,4 +194,36 @@ t.test('table cells for transitions, partial utilization and unnamed drivers', a
   const row = acceleratorTable([base, { ...base, utilization: { devicePercent: null, rendererPercent: null, tilerPercent: null } }], { color: false }).split('\n');
   t.match(row[1], /^x +n +- +- +1 +1\/2 →2 +-\/40\/-% +3 +1 \(0 pending\)$/);
   t.match(row[2], /1\/2 →2 +- +3/);
+});
+
+t.test('threads: a table and JSON for a real sleeping process; snapshot to stdout', { skip: linux }, async (t) => {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const pid = String(child.pid);
+  // Poll until the child is asleep in clock_nanosleep (it may still be exec-ing).
+  let table = await runCli(['threads', pid]);
+  for (let i = 0; i < 200 && !/clock_nanosleep/.test(table.stdout); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    table = await runCli(['threads', pid]);
+  }
+  t.equal(table.code, 0);
+  t.match(table.stdout, new RegExp(`^pid ${pid} \\(sleep\\): 1 thread\n`));
+  t.match(table.stdout, new RegExp(`${pid} +sleep +sleeping +[0-9.]+ m?s +clock_nanosleep`));
+  const json = await runCli(['threads', pid, '--json', '--basic', '--no-kernel-stacks', '--timeout', '10s']);
+  t.equal(json.code, 0);
+  const sample = JSON.parse(json.stdout);
+  t.equal(sample.pid, child.pid);
+  t.equal(sample.threads[0].state, 'sleeping');
+  const snap = await runCli(['snapshot', '-p', pid, '--no-accelerators', '--stacks']);
+  t.equal(snap.code, 0);
+  t.equal(validateSnapshot(JSON.parse(snap.stdout)).processes[0].pid, child.pid);
+});
+
+t.test('output waits for a slow reader (back-pressure), so nothing is cut short', async (t) => {
+  const slow = Object.assign(new PassThrough({ highWaterMark: 16 }), { isTTY: false });
+  let received = '';
+  const done = write(slow, 'x'.repeat(1000));
+  setImmediate(() => slow.on('data', (chunk) => (received += chunk)));
+  await done;
+  t.equal(received.length, 1000);
 });

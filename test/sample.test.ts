@@ -1,4 +1,7 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import t from 'tap';
 import { IokitSnapError } from '../src/errors';
 import { createThreadSampler, monotonicNs, readHost, sampleAccelerators, sampleThreads, snapshot } from '../src/sample';
@@ -117,6 +120,24 @@ t.test('on macOS the native header and property tree go through the registry map
   t.equal(accelerators[0].power?.state, 1);
   t.same(accelerators[0].properties, raw.properties);
   t.equal(accelerators[1].busy, null, 'no busy facts: null, not zero');
+});
+
+t.test('a probe that really hangs (a fifo nobody writes, as a wedged /proc would) times out; the process can still exit', { skip: linux }, async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-hang-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(root, '4242', 'task', '4242'), { recursive: true });
+  for (const file of ['4242/stat', '4242/comm', '4242/task/4242/stat']) execFileSync('mkfifo', [path.join(root, file)]);
+  const snap = await snapshot({ pids: [4242], accelerators: false, timeoutMs: 300, threads: { procRoot: root } });
+  t.same(snap.processes, []);
+  t.equal(snap.limits.length, 1);
+  t.equal(snap.limits[0].code, 'ETIMEDOUT');
+  t.match(snap.limits[0].reason, /did not return within 300 ms/);
+  t.match(snap.limits[0].hint, /probe timed out/);
+  // The stuck probe thread must not keep a process alive: a child doing the same exits by itself.
+  const script = `require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'sample.js'))})
+    .sampleThreads(4242, { procRoot: ${JSON.stringify(root)}, timeoutMs: 200 }).catch((e) => console.log(e.code));`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
+  t.equal(out.trim(), 'ETIMEDOUT');
 });
 
 t.test('host facts', async (t) => {

@@ -69,3 +69,15 @@ t.test('writing to an impossible place fails clearly and leaves nothing', async 
   const invalid = await writeSnapshot('/tmp/x.json', { ...snap, format: 'x' } as unknown as Snapshot).catch((e) => e);
   t.equal(invalid.code, 'EINVAL');
 });
+
+t.test('permission problems say EPERM', async (t) => {
+  const denied = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
+  const file = t.mockRequire('../src/snapshot-file', {
+    'node:fs/promises': { ...require('node:fs/promises'), readFile: denied, writeFile: denied },
+  }) as typeof import('../src/snapshot-file');
+  const read = await file.readSnapshot('/root/snap.json').catch((e) => e);
+  t.equal(read.code, 'EPERM');
+  t.match(read.message, /cannot read snapshot \/root\/snap\.json: EACCES/);
+  const written = await file.writeSnapshot('/root/snap.json', snap).catch((e) => e);
+  t.equal(written.code, 'EPERM');
+});

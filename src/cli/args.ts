@@ -43,8 +43,7 @@ export function parsePid(text: string, option = 'pid'): number {
   return Number(text);
 }
 
-/** The values of a repeatable string option, as an array. */
+/** The values of a repeatable (`multiple: true`) string option. */
 export function many(value: ParsedArgs['values'][string]): string[] {
-  if (value === undefined) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
+  return ((value ?? []) as unknown[]).map(String);
 }
