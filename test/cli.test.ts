@@ -217,6 +217,10 @@ t.test('threads: a table and JSON for a real sleeping process; snapshot to stdou
   const snap = await runCli(['snapshot', '-p', pid, '--no-accelerators', '--stacks']);
   t.equal(snap.code, 0);
   t.equal(validateSnapshot(JSON.parse(snap.stdout)).processes[0].pid, child.pid);
+  const bare = await runCli(['snapshot', '--no-accelerators', '--timeout', '10s']);
+  t.same(validateSnapshot(JSON.parse(bare.stdout)).processes, [], 'no --pid: no processes');
+  const own = await runCli(['threads', String(process.pid)]);
+  t.match(own.stdout, /^pid \d+ \(node\): \d+ threads\n/, 'plural for a process with many threads');
 });
 
 t.test('output waits for a slow reader (back-pressure), so nothing is cut short', async (t) => {
