@@ -18,13 +18,23 @@
             "native/linux/procfs_files.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
-            "native/linux/accelerators.cc"
+            "native/linux/accelerators.cc",
+            "native/linux/pci_sysfs.cc",
+            "native/linux/pci_amdgpu.cc",
+            "native/linux/nvml_api.cc",
+            "native/linux/nvml_session.cc",
+            "native/linux/nvml_context.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],
         ["OS=='mac'", {
           "sources": [
-            "native/darwin/host.cc"
+            "native/darwin/accelerators.cc",
+            "native/darwin/cf_property.cc",
+            "native/darwin/host.cc",
+            "native/darwin/registers.cc",
+            "native/darwin/stacks.cc",
+            "native/darwin/threads.cc"
           ],
           "libraries": ["-framework IOKit", "-framework CoreFoundation"],
           "xcode_settings": {
@@ -33,6 +43,16 @@
             "MACOSX_DEPLOYMENT_TARGET": "11.0",
             "OTHER_CPLUSPLUSFLAGS": ["-Wall", "-Wextra"]
           }
+        }]
+      ],
+      # node_addon_api_except's direct_dependent_settings set MACOSX_DEPLOYMENT_TARGET
+      # 10.7, and gyp merges them over this target's own xcode_settings. 10.7 predates
+      # libc++'s bad_optional_access (macOS 10.13), so std::optional::value() does not
+      # build for x86_64 there. Target conditions are applied after dependent settings,
+      # so this one wins: macOS 11, the first with Apple silicon, for both architectures.
+      "target_conditions": [
+        ["OS=='mac'", {
+          "xcode_settings": {"MACOSX_DEPLOYMENT_TARGET": "11.0"}
         }]
       ]
     }

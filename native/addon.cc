@@ -33,6 +33,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference samplerConstructor;
+  std::shared_ptr<AcceleratorContext> acceleratorContext = NewAcceleratorContext();
   Napi::FunctionReference buildThreads;  // compiled on first use, see ThreadsToJs
 };
 
@@ -325,74 +326,97 @@ Napi::Object ToJs(Napi::Env env, const ProcessRecord& record) {
 
 // Runs `work` on its own thread; converts its result on the JS thread.
 template <typename Result>
-class Probe {
- public:
-  using Work = std::function<Result()>;
-  using Convert = std::function<Napi::Value(Napi::Env, Result&)>;
+struct ProbeState;
 
-  static Napi::Promise Start(Napi::Env env, Work work, Convert convert) {
-    auto* state = new State{Napi::Promise::Deferred::New(env), std::move(convert), std::nullopt, std::nullopt, ""};
-    Napi::Promise promise = state->deferred.Promise();
-    Tsfn tsfn = Tsfn::New(env, "iokit-snap probe", 0, 1);
-    tsfn.Unref(env);  // a probe stuck in a wedged driver must not keep the process alive
-    try {
-      std::thread([tsfn, state, work = std::move(work)]() mutable {
-        try {
-          state->result.emplace(work());
-        } catch (const SnapError& e) {
-          state->error.emplace(e);
-        } catch (const std::exception& e) {
-          state->unexpected = e.what();
-        } catch (...) {
-          state->unexpected = "unknown native exception";
-        }
-        if (tsfn.BlockingCall(state) != napi_ok) delete state;  // environment gone
-        tsfn.Release();
-      }).detach();
-    } catch (const std::system_error& e) {
-      tsfn.Release();
-      Napi::Error error = MakeError(env, "EAGAIN", std::string("could not start a probe thread: ") + e.what());
-      state->deferred.Reject(error.Value());
-      delete state;
-    }
-    return promise;
-  }
+template <typename Result>
+void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState<Result>* state);
 
- private:
-  struct State {
-    Napi::Promise::Deferred deferred;
-    Convert convert;
-    std::optional<Result> result;
-    std::optional<SnapError> error;
-    std::string unexpected;
-  };
+template <typename Result>
+using ProbeTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, ProbeState<Result>, &SettleProbe<Result>>;
 
-  static void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, State* state) {
-    std::unique_ptr<State> owned(state);
-    if (env == nullptr) return;  // environment torn down before the probe finished
-    // While the environment shuts down (the process exits with a probe in
-    // flight) JS cannot run and every Napi call throws; an exception escaping
-    // this C callback would abort the process, so the last resort swallows it.
-    try {
-      Napi::HandleScope scope(env);
-      try {
-        if (state->result) {
-          state->deferred.Resolve(state->convert(env, *state->result));
-        } else if (state->error) {
-          const SnapError& e = *state->error;
-          state->deferred.Reject(MakeError(env, e.code(), e.what(), e.syscall(), e.kern()).Value());
-        } else {
-          state->deferred.Reject(MakeError(env, "EIO", "native probe failed: " + state->unexpected).Value());
-        }
-      } catch (const Napi::Error& e) {
-        state->deferred.Reject(e.Value());
-      }
-    } catch (const Napi::Error&) {
-    }
-  }
-
-  using Tsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, State, &Probe::Settle>;
+// Shared by the promise's abandon() and the settle callback; touched only on the JS thread.
+template <typename Result>
+struct ProbeControl {
+  ProbeTsfn<Result> tsfn;
+  bool settled = false;
+  bool abandoned = false;
 };
+
+template <typename Result>
+struct ProbeState {
+  Napi::Promise::Deferred deferred;
+  std::function<Napi::Value(Napi::Env, Result&)> convert;
+  std::shared_ptr<ProbeControl<Result>> control;
+  std::optional<Result> result;
+  std::optional<SnapError> error;
+  std::string unexpected;
+};
+
+template <typename Result>
+void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState<Result>* state) {
+  std::unique_ptr<ProbeState<Result>> owned(state);
+  state->control->settled = true;
+  if (env == nullptr) return;  // environment torn down before the probe finished
+  // Every Node-API call can fail while a worker is terminating; nothing may escape
+  // this callback (it would terminate the whole process), so failures end here.
+  try {
+    Napi::HandleScope scope(env);
+    try {
+      if (state->result) {
+        state->deferred.Resolve(state->convert(env, *state->result));
+      } else if (state->error) {
+        const SnapError& e = *state->error;
+        state->deferred.Reject(MakeError(env, e.code(), e.what(), e.syscall(), e.kern()).Value());
+      } else {
+        state->deferred.Reject(MakeError(env, "EIO", "native probe failed: " + state->unexpected).Value());
+      }
+    } catch (const Napi::Error& e) {
+      state->deferred.Reject(e.Value());
+    }
+  } catch (...) {
+    // The environment is going away; there is no one left to tell.
+  }
+}
+
+template <typename Result>
+Napi::Promise StartProbe(Napi::Env env, std::function<Result()> work,
+                         std::function<Napi::Value(Napi::Env, Result&)> convert) {
+  auto control = std::make_shared<ProbeControl<Result>>();
+  auto* state = new ProbeState<Result>{Napi::Promise::Deferred::New(env), std::move(convert), control,
+                                       std::nullopt, std::nullopt, ""};
+  Napi::Promise promise = state->deferred.Promise();
+  control->tsfn = ProbeTsfn<Result>::New(env, "iokit-snap probe", 0, 1);
+  // promise.abandon(): called by withDeadline (src/native.ts) when the deadline passes,
+  // so a probe stuck in a wedged driver stops keeping the event loop alive.
+  promise.Set("abandon", Napi::Function::New(env, [control](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (!control->settled && !control->abandoned) {
+      control->abandoned = true;
+      control->tsfn.Unref(info.Env());
+    }
+    return info.Env().Undefined();
+  }));
+  try {
+    std::thread([tsfn = control->tsfn, state, work = std::move(work)]() mutable {
+      try {
+        state->result.emplace(work());
+      } catch (const SnapError& e) {
+        state->error.emplace(e);
+      } catch (const std::exception& e) {
+        state->unexpected = e.what();
+      } catch (...) {
+        state->unexpected = "unknown native exception";
+      }
+      if (tsfn.BlockingCall(state) != napi_ok) delete state;  // environment gone
+      tsfn.Release();
+    }).detach();
+  } catch (const std::system_error& e) {
+    control->settled = true;
+    control->tsfn.Release();
+    state->deferred.Reject(MakeError(env, "EAGAIN", std::string("could not start a probe thread: ") + e.what()).Value());
+    delete state;
+  }
+  return promise;
+}
 
 // ---------------------------------------------------------------- argument parsing
 
@@ -439,6 +463,7 @@ AcceleratorOptions ParseAcceleratorOptions(Napi::Object options) {
   if (auto v = BoolOption(options, "nvml")) parsed.nvml = *v;
   if (auto v = StringOption(options, "nvmlLibrary")) parsed.nvmlLibrary = *v;
   if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
+  if (auto v = UintOption(options, "callBudgetMs")) parsed.callBudgetMs = *v;
   return parsed;
 }
 
@@ -461,8 +486,8 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
 
 Napi::Value SampleAcceleratorsJs(const Napi::CallbackInfo& info) {
   AcceleratorOptions options = ParseAcceleratorOptions(OptionsArg(info, 0));
-  return Probe<AcceleratorSampleRecord>::Start(
-      info.Env(), [options] { return SampleAccelerators(options); },
+  return StartProbe<AcceleratorSampleRecord>(
+      info.Env(), [options, context = DataOf(info.Env()).acceleratorContext] { return SampleAccelerators(options, context); },
       [](Napi::Env env, AcceleratorSampleRecord& sample) -> Napi::Value {
         Napi::Object object = Napi::Object::New(env);
         Napi::Array list = Napi::Array::New(env, sample.accelerators.size());
@@ -476,13 +501,13 @@ Napi::Value SampleAcceleratorsJs(const Napi::CallbackInfo& info) {
 Napi::Value SampleThreadsJs(const Napi::CallbackInfo& info) {
   int32_t pid = PidArg(info);
   ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
-  return Probe<ProcessRecord>::Start(
+  return StartProbe<ProcessRecord>(
       info.Env(), [pid, options] { return SampleThreads(pid, options); },
       [](Napi::Env env, ProcessRecord& record) -> Napi::Value { return ToJs(env, record); });
 }
 
 Napi::Value ReadHostJs(const Napi::CallbackInfo& info) {
-  return Probe<HostRecord>::Start(
+  return StartProbe<HostRecord>(
       info.Env(), [] { return ReadHost(); },
       [](Napi::Env env, HostRecord& host) -> Napi::Value {
         Napi::Object object = Napi::Object::New(env);
@@ -548,7 +573,7 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
       box_->busy = true;
     }
     std::shared_ptr<SamplerBox> box = box_;
-    return Probe<ProcessRecord>::Start(
+    return StartProbe<ProcessRecord>(
         info.Env(),
         [box]() -> ProcessRecord {
           struct Release {  // clears busy, and honours a close() that came in the meantime
@@ -584,7 +609,7 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
 Napi::Value OpenThreadSamplerJs(const Napi::CallbackInfo& info) {
   int32_t pid = PidArg(info);
   ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
-  return Probe<std::shared_ptr<SamplerBox>>::Start(
+  return StartProbe<std::shared_ptr<SamplerBox>>(
       info.Env(),
       [pid, options] {
         auto box = std::make_shared<SamplerBox>();

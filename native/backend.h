@@ -33,6 +33,8 @@ struct AcceleratorOptions {
   bool nvml = true;               // Linux: query NVML (dlopen) for NVIDIA devices
   std::string nvmlLibrary = "libnvidia-ml.so.1";  // Linux: what to dlopen (tests load a fake)
   uint32_t callTimeoutMs = 2000;  // deadline for each call that can block (NVML, IOPowerManagement)
+  uint32_t callBudgetMs = 4000;   // Linux: all NVML time of one sample, from its start (the JS layer
+                                  // passes 80 % of timeoutMs, so a stuck call never outlasts the probe)
 };
 
 enum class ThreadDetail { Basic, Full };
@@ -46,7 +48,16 @@ struct ThreadOptions {
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
 };
 
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options);
+// What a backend keeps between the accelerator samples of one JS environment (Linux:
+// the NVML session, and whether an earlier NVML call is still stuck, so a wedged driver
+// costs one abandoned thread, not one per sample). Each backend defines the struct; it
+// must be safe for concurrent samples. Held by the addon's per-environment data and by
+// in-flight probes (shared_ptr: a stuck probe may outlive its environment).
+struct AcceleratorContext;
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext();
+
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions& options,
+                                           const std::shared_ptr<AcceleratorContext>& context);
 ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options);
 HostRecord ReadHost();
 uint64_t MonotonicNs();

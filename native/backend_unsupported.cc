@@ -10,7 +10,11 @@ namespace {
   throw SnapError("ENOTSUP", "iokit-snap has no backend for this platform; it supports macOS and Linux");
 }
 }  // namespace
-AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions&) { Unsupported(); }
+struct AcceleratorContext {};
+std::shared_ptr<AcceleratorContext> NewAcceleratorContext() { return std::make_shared<AcceleratorContext>(); }
+AcceleratorSampleRecord SampleAccelerators(const AcceleratorOptions&, const std::shared_ptr<AcceleratorContext>&) {
+  Unsupported();
+}
 ProcessRecord SampleThreads(int32_t, const ThreadOptions&) { Unsupported(); }
 std::unique_ptr<ThreadSampler> OpenThreadSampler(int32_t, const ThreadOptions&) { Unsupported(); }
 HostRecord ReadHost() { return HostRecord{"unknown", "unknown", "", std::nullopt}; }

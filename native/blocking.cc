@@ -59,12 +59,17 @@ bool FirstArgIsFd(OsKind os, std::string_view call) {
       "io_uring_register", "fstat", "newfstatat", "statx", "fstatfs", "fchmod", "fchown", "fchdir", "fgetxattr",
       "fsetxattr", "flistxattr", "fremovexattr", "bind", "listen", "getsockopt", "setsockopt", "getsockname",
       "getpeername", "inotify_add_watch", "fanotify_mark"};
+  // Names as in syscalls_darwin_bsd.inc: the calls that can block on the descriptor in
+  // their first argument (a kqueue for kevent*), nocancel twins included.
   static constexpr std::string_view kDarwin[] = {
-      "read", "write", "pread", "pwrite", "readv", "writev", "ioctl", "fsync", "fcntl", "flock",
-      "recvfrom", "recvmsg", "sendto", "sendmsg", "accept", "connect", "read_nocancel", "write_nocancel",
-      "pread_nocancel", "pwrite_nocancel", "readv_nocancel", "writev_nocancel", "fsync_nocancel",
-      "fcntl_nocancel", "recvfrom_nocancel", "recvmsg_nocancel", "sendto_nocancel", "sendmsg_nocancel",
-      "accept_nocancel", "connect_nocancel", "kevent", "kevent64", "kevent_qos", "fstat64", "getdirentries64"};
+      "read", "write", "pread", "pwrite", "readv", "writev", "preadv", "pwritev", "ioctl", "fsync",
+      "fdatasync", "fcntl", "flock", "recvfrom", "recvmsg", "recvmsg_x", "sendto", "sendmsg", "sendmsg_x",
+      "accept", "connect", "connectx", "sendfile", "kevent", "kevent64", "kevent_qos", "lseek", "ftruncate",
+      "fstat", "fstat64", "getdirentries64", "guarded_write_np", "guarded_pwrite_np", "guarded_writev_np",
+      "read_nocancel", "write_nocancel", "pread_nocancel", "pwrite_nocancel", "readv_nocancel",
+      "writev_nocancel", "preadv_nocancel", "pwritev_nocancel", "fsync_nocancel", "fcntl_nocancel",
+      "recvfrom_nocancel", "recvmsg_nocancel", "sendto_nocancel", "sendmsg_nocancel", "accept_nocancel",
+      "connect_nocancel"};
   const auto matches = [call](std::string_view name) { return name == call; };
   return os == OsKind::Linux ? std::any_of(std::begin(kLinux), std::end(kLinux), matches)
                              : std::any_of(std::begin(kDarwin), std::end(kDarwin), matches);

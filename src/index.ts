@@ -3,4 +3,6 @@ export { IokitSnapError } from './errors';
 export type { IokitSnapErrorCode } from './errors';
 export { sampleAccelerators, sampleThreads, createThreadSampler, snapshot, readHost } from './sample';
 export { readSnapshot, writeSnapshot, parseSnapshot, validateSnapshot, SNAPSHOT_FORMAT } from './snapshot-file';
+export { importIoreg } from './import';
+export type { ImportOptions } from './import';
 export type * from './types';

@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { IokitSnapError, toIokitSnapError } from './errors';
-import type { Host, Limitation, PropertyValue, ThreadSample } from './types';
+import type { Host, Limitation, PropertyValue, ThreadOptions, ThreadSample } from './types';
 
 /** An accelerator as the native layer reports it; src/map/ turns it into an Accelerator. */
 export interface RawAccelerator {
@@ -33,14 +33,8 @@ export interface RawProcessSample {
   limits: Limitation[];
 }
 
-export interface RawThreadOptions {
-  detail?: 'basic' | 'full';
-  stacks?: boolean;
-  kernelStacks?: boolean;
-  procRoot?: string;
-  maxStackDepth?: number;
-  maxOpenFiles?: number;
-}
+/** The thread options the native layer reads (the deadline is enforced in JS). */
+export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'>;
 
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;
@@ -60,7 +54,7 @@ export interface NativeInternals {
 
 export interface NativeBinding {
   platform: 'darwin' | 'linux' | 'unsupported';
-  sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number }): Promise<RawAcceleratorSample>;
+  sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number; callBudgetMs?: number }): Promise<RawAcceleratorSample>;
   sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
   openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;
   readHost(): Promise<Host>;
@@ -116,8 +110,11 @@ export function hasBackend(): boolean {
  */
 export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let probe: (Promise<T> & { abandon?: () => void }) | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      // Native probes carry abandon(): the stuck thread stops holding the event loop open.
+      probe?.abandon?.();
       reject(
         new IokitSnapError(
           'ETIMEDOUT',
@@ -128,7 +125,8 @@ export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number
     }, timeoutMs);
   });
   try {
-    return await Promise.race([start(), deadline]);
+    probe = start();
+    return await Promise.race([probe, deadline]);
   } catch (error) {
     throw toIokitSnapError(error);
   } finally {

@@ -68,6 +68,9 @@ export async function sampleAccelerators(options: AcceleratorOptions = {}): Prom
         nvml: options.nvml,
         nvmlLibrary: options.nvmlLibrary,
         callTimeoutMs: options.callTimeoutMs === undefined ? undefined : Math.ceil(checkTimeout(options.callTimeoutMs, 0, 'callTimeoutMs')),
+        // All of one sample's blocking calls (NVML) fit in 80 % of its deadline, so a hung
+        // driver yields limits, not a rejected probe.
+        callBudgetMs: Math.max(1, Math.floor(timeoutMs * 0.8)),
       }),
     timeoutMs,
     'Reading the accelerators',

@@ -1,17 +1,18 @@
 /** The `iokit-snap` command: dispatch, help, version, and the mapping of errors to exit codes. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { IokitSnapError, toIokitSnapError } from '../errors';
+import { toIokitSnapError } from '../errors';
 import { UsageError } from './args';
 import type { Command } from './command';
 import { acceleratorsCommand } from './commands/accelerators';
+import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
 import { threadsCommand } from './commands/threads';
 import { paint } from './format';
 import { errStyle, EXIT, processIO, write, type CliIO } from './io';
 
 /** Every command; the first is the default. Register a new command with one entry here. */
-export const COMMANDS: Command[] = [acceleratorsCommand, threadsCommand, snapshotCommand];
+export const COMMANDS: Command[] = [acceleratorsCommand, threadsCommand, snapshotCommand, importCommand];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -63,7 +64,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       await write(io.stderr, `iokit-snap ${command.name}: ${error.message}\n\n${command.usage}`);
       return EXIT.usage;
     }
-    const e = error instanceof IokitSnapError ? error : toIokitSnapError(error);
+    const e = toIokitSnapError(error);
     await write(io.stderr, `${paint(style, 'red', `iokit-snap ${command.name}: ${e.code}:`)} ${e.message}\n`);
     return EXIT.error;
   }

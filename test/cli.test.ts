@@ -1,0 +1,194 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { parseDuration, parsePid, UsageError } from '../src/cli/args';
+import { acceleratorTable, colorEnabled, formatBytes, formatNs, limitLines, threadTable } from '../src/cli/format';
+import { validateSnapshot } from '../src/snapshot-file';
+import type { Accelerator, ThreadSample } from '../src/types';
+import { runCli, spawnCli } from './helpers/cli';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+
+t.test('--version and --help', async (t) => {
+  const v = await runCli(['--version']);
+  t.equal(v.code, 0);
+  t.equal(v.stdout, `${pkg.version}\n`);
+  const help = await runCli(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Commands:\n {2}accelerators/);
+  t.match(help.stdout, /Exit codes: 0 ok, 1 error, 2 hung or suspect/);
+  const commandHelp = await runCli(['help', 'threads']);
+  t.match(commandHelp.stdout, /^Usage: iokit-snap threads <pid>/);
+  const flagHelp = await runCli(['snapshot', '--help']);
+  t.match(flagHelp.stdout, /^Usage: iokit-snap snapshot/);
+});
+
+t.test('usage errors exit 64 and say what was wrong', async (t) => {
+  const unknown = await runCli(['frobnicate']);
+  t.equal(unknown.code, 64);
+  t.match(unknown.stderr, /unknown command "frobnicate"/);
+  const badOption = await runCli(['--bogus']);
+  t.equal(badOption.code, 64);
+  t.match(badOption.stderr, /Unknown option '--bogus'/);
+  const badPid = await runCli(['threads', '0']);
+  t.equal(badPid.code, 64);
+  t.match(badPid.stderr, /pid must be a process id/);
+  const noPid = await runCli(['threads']);
+  t.equal(noPid.code, 64);
+  const badDuration = await runCli(['--timeout', 'soon']);
+  t.equal(badDuration.code, 64);
+  t.match(badDuration.stderr, /--timeout takes a duration/);
+});
+
+// CI and development machines here have no GPU; a Mac always has an IOAccelerator.
+const linux = process.platform === 'linux' ? false : 'sysfs is the Linux backend';
+
+t.test('the default command on this machine (no GPU): says so, exits 0', { skip: linux }, async (t) => {
+  const run = await runCli([]);
+  t.equal(run.code, 0);
+  t.equal(run.stdout, 'No accelerators found on this machine.\n');
+});
+
+t.test('--json prints a valid iokit-snap/1 snapshot', async (t) => {
+  const run = await runCli(['--json']);
+  t.equal(run.code, 0);
+  const snap = validateSnapshot(JSON.parse(run.stdout));
+  t.equal(snap.format, 'iokit-snap/1');
+  t.equal(snap.host.platform, process.platform);
+  if (process.platform === 'linux') t.same(snap.accelerators, []);
+  t.ok(Date.parse(snap.takenAt) > 0);
+});
+
+t.test('snapshot -o writes a file; a dead pid becomes a limit, not a crash', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'snap.json');
+  // pid_max is at most 2^22 on Linux: this pid cannot exist.
+  const run = await runCli(['snapshot', '-o', file, '--pid', '2147483646', '--no-accelerators']);
+  t.equal(run.code, 0);
+  t.match(run.stderr, /wrote .*snap\.json/);
+  const snap = validateSnapshot(JSON.parse(fs.readFileSync(file, 'utf8')));
+  t.same(snap.processes, []);
+  t.equal(snap.limits.length, 1);
+  t.equal(snap.limits[0].subject, 'pid 2147483646');
+  t.match(run.stderr, /pid 2147483646: threads unavailable/);
+});
+
+t.test('runtime errors exit 1 with the error code', async (t) => {
+  const run = await runCli(['threads', '2147483646']);
+  t.equal(run.code, 1);
+  t.match(run.stderr, /^iokit-snap threads: E[A-Z]+: /);
+});
+
+t.test('the real binary runs, and NO_COLOR / FORCE_COLOR decide colour', async (t) => {
+  const run = await spawnCli(['--json']);
+  t.equal(run.code, 0);
+  validateSnapshot(JSON.parse(run.stdout));
+  t.equal(colorEnabled({ isTTY: true }, {}), true);
+  t.equal(colorEnabled({ isTTY: true }, { NO_COLOR: '1' }), false);
+  t.equal(colorEnabled({ isTTY: false }, { FORCE_COLOR: '1' }), true);
+  t.equal(colorEnabled({ isTTY: true }, { TERM: 'dumb' }), false);
+  t.equal(colorEnabled({ isTTY: false }, {}), false);
+});
+
+t.test('durations and pids', async (t) => {
+  t.equal(parseDuration('500ms', '--x'), 500);
+  t.equal(parseDuration('5s', '--x'), 5000);
+  t.equal(parseDuration('2m', '--x'), 120000);
+  t.equal(parseDuration('1.5h', '--x'), 5400000);
+  t.equal(parseDuration('250', '--x'), 250);
+  t.throws(() => parseDuration('0s', '--x'), UsageError);
+  t.throws(() => parseDuration('-1s', '--x'), /--x takes a duration/);
+  t.equal(parsePid('42'), 42);
+  t.throws(() => parsePid('4.2'), UsageError);
+});
+
+t.test('tables show what the model holds, honestly labelled', async (t) => {
+  const m4: Accelerator = {
+    id: '0x100000478',
+    name: 'AGXAcceleratorG16G',
+    className: 'AGXAcceleratorG16G',
+    classChain: ['AGXAcceleratorG16G'],
+    vendor: 'Apple',
+    model: 'Apple M4',
+    busy: { count: 0, timeNs: 752e6 },
+    serviceState: { registered: true, matched: true, active: true },
+    power: { state: 1, maxState: 1, desiredState: null, capabilityFlags: 2, runtimeStatus: null },
+    probeScore: 10000,
+    utilization: { devicePercent: 17, rendererPercent: 15, tilerPercent: 15 },
+    memory: { inUseBytes: 430571520, allocatedBytes: 4597121024 },
+    recovery: { count: 0, lastTime: 0 },
+    queues: [
+      { id: 25, submitted: 619246, finished: 619245, state: 'Idle' },
+      { id: 26, submitted: 554668, finished: 554667, state: 'Idle' },
+    ],
+  };
+  const nvidia: Accelerator = {
+    ...m4,
+    id: '0000:01:00.0',
+    name: '0000:01:00.0',
+    className: 'nvidia',
+    vendor: 'NVIDIA',
+    model: null,
+    busy: null,
+    power: { state: 'D0', maxState: null, desiredState: null, capabilityFlags: null, runtimeStatus: 'active', performanceState: 0 },
+    utilization: { devicePercent: 99, rendererPercent: null, tilerPercent: null },
+    recovery: null,
+    queues: null,
+  };
+  const text = acceleratorTable([m4, nvidia, { ...nvidia, utilization: null, power: null }], { color: false });
+  const lines = text.split('\n');
+  t.match(lines[0], /^ID +NAME +CLASS\/DRIVER +VENDOR MODEL +SVC-BUSY +POWER +UTIL +RECOVERIES +QUEUES$/);
+  t.match(lines[1], /0x100000478 +AGXAcceleratorG16G .*Apple Apple M4 +0 \(752 ms\) +1\/1 +17\/15\/15% +0 +2 \(2 pending, Idle\)/);
+  t.match(lines[2], /0000:01:00\.0 .*nvidia +NVIDIA +- +D0 active P0 +99% +- +-/);
+  t.match(lines[3], /NVIDIA +- +- +- +- +-$/);
+  const threads: ThreadSample[] = [
+    { tid: 7, name: 'main', state: 'sleeping', userNs: 1e6, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: { call: 'read', number: 0, fd: 3, target: '/tmp/fifo' } },
+    { tid: 8, name: null, state: 'running', userNs: 0, systemNs: 0, cpuNs: 2.5e9, contextSwitches: null, suspendCount: null, blockedIn: null },
+    { tid: 9, name: 'w', state: 'uninterruptible', userNs: 0, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: null, wchan: 'do_wait' },
+  ];
+  const threadText = threadTable(threads, { color: true });
+  t.match(threadText, /7 +main +sleeping +1\.0 ms +read +\/tmp\/fifo/);
+  t.match(threadText, /8 +- +\u001b\[32mrunning\u001b\[0m +2\.50 s +- +-/);
+  t.match(threadText, /\(do_wait\)/);
+  t.equal(formatNs(null), '-');
+  t.equal(formatNs(0), '0 ms');
+  t.equal(formatNs(19.2e9), '19.2 s');
+  t.equal(formatNs(185e9), '3 m 05 s');
+  t.equal(formatBytes(null), '-');
+  t.equal(formatBytes(512), '512 B');
+  t.equal(formatBytes(430571520), '410.6 MiB');
+  t.equal(
+    limitLines([{ subject: 'pid 1', field: 'kernelStack', code: 'EPERM', reason: 'not root', hint: 'run as root' }], { color: false }),
+    'note: pid 1: kernelStack unavailable (EPERM): not root — run as root\n',
+  );
+});
+
+t.test('the accelerator table and snapshot over a fixture sysfs (Intel laptop)', { skip: linux }, async (t) => {
+  const sysRoot = path.join(__dirname, 'fixtures', 'sys', 'intel-laptop');
+  const run = await runCli(['--sys-root', sysRoot]);
+  t.equal(run.code, 0);
+  t.match(run.stdout, /^ID +NAME +CLASS\/DRIVER/);
+  t.match(run.stdout, /0000:00:02\.0 .*i915 +Intel/);
+  const json = await runCli(['accelerators', '--json', '--properties', '--sys-root', sysRoot, '--timeout', '5s']);
+  t.equal(json.code, 0);
+  const snap = validateSnapshot(JSON.parse(json.stdout));
+  t.ok(snap.accelerators.length >= 1);
+  t.type(snap.accelerators[0].properties, 'object', '--properties attaches the raw tree');
+  const missing = await runCli(['--sys-root', '/nonexistent-sys-root']);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /^iokit-snap accelerators: EINVAL: /);
+});
+
+t.test('table cells for transitions, partial utilization and unnamed drivers', async (t) => {
+  const base: Accelerator = {
+    id: 'x', name: 'n', className: '', classChain: [], vendor: null, model: null, busy: { count: 1, timeNs: null },
+    serviceState: null, power: { state: 1, maxState: 2, desiredState: 2, capabilityFlags: null, runtimeStatus: null },
+    probeScore: null, utilization: { devicePercent: null, rendererPercent: 40, tilerPercent: null }, memory: null,
+    recovery: { count: 3, lastTime: null }, queues: [{ id: 1, submitted: 5, finished: 9, state: '' }],
+  };
+  const row = acceleratorTable([base, { ...base, utilization: { devicePercent: null, rendererPercent: null, tilerPercent: null } }], { color: false }).split('\n');
+  t.match(row[1], /^x +n +- +- +1 +1\/2 →2 +-\/40\/-% +3 +1 \(0 pending\)$/);
+  t.match(row[2], /1\/2 →2 +- +3/);
+});
