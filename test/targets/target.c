@@ -191,6 +191,7 @@ static int run_vfork_parent(void) {
   const pid_t child = vfork();
   if (child < 0) die("vfork");
   if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* a syscall, as a vfork child may make */
     vfork_child_ready();
     /* Bounded, so an orphaned child does not outlive a crashed test by much. */
     struct timespec pause = {120, 0};
@@ -257,6 +258,8 @@ static int run_zombie(void) {
 
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
+  /* Die with the test (or benchmark) that started us, even if it crashes. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (strcmp(mode, "sleep") == 0) {
     ready("");
     sleep_forever();
