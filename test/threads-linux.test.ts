@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { IokitSnapError } from '../src/errors';
 import { binding } from '../src/native';
-import { createThreadSampler, monotonicNs, sampleThreads } from '../src/sample';
+import { createThreadSampler, monotonicNs, sampleThreads, snapshot } from '../src/sample';
 import type { ThreadSample, ThreadSampleResult } from '../src/types';
 import { startTarget, waitFor, type Target } from './helpers/targets';
 
@@ -49,8 +49,9 @@ function linuxTests(): void {
     const before = monotonicNs();
     const sample = await waitFor(async () => {
       const s = await sampleThreads(target.pid);
-      return threadOf(s, target.pid)?.blockedIn?.call === 'clock_nanosleep' && s;
-    }, 'the target main thread in clock_nanosleep');
+      const main = threadOf(s, target.pid);
+      return main?.blockedIn?.call === 'clock_nanosleep' && main.state === 'sleeping' && s;
+    }, 'the target main thread asleep in clock_nanosleep');
     t.equal(sample.pid, target.pid);
     t.equal(sample.name, 'target');
     t.ok(sample.sampledAtNs >= before && sample.sampledAtNs <= monotonicNs(), 'sampledAtNs is on the monotonic clock');
@@ -101,8 +102,8 @@ function linuxTests(): void {
     const target = await start(t, 'fifo-reader', [fifo]);
     const main = await waitFor(async () => {
       const thread = threadOf(await sampleThreads(target.pid), target.pid);
-      return thread?.blockedIn?.call === 'read' && thread;
-    }, 'the fifo reader in read');
+      return thread?.blockedIn?.call === 'read' && thread.state === 'sleeping' && thread;
+    }, 'the fifo reader asleep in read');
     t.equal(main.blockedIn!.number, NUMBERS[process.arch]!.read);
     t.equal(main.blockedIn!.fd, Number(target.info.fd));
     t.equal(main.blockedIn!.target, fifo);
@@ -116,7 +117,7 @@ function linuxTests(): void {
       const s = await sampleThreads(target.pid);
       const a = threadOf(s, target.info.a!);
       const b = threadOf(s, target.info.b!);
-      return a?.blockedIn?.call === 'futex' && b?.blockedIn?.call === 'futex' && s;
+      return a?.blockedIn?.call === 'futex' && b?.blockedIn?.call === 'futex' && a.state === 'sleeping' && b.state === 'sleeping' && s;
     }, 'threads a and b in futex');
     t.equal(sample.threads.length, 3, 'main, a and b');
     for (const tid of [target.info.a!, target.info.b!]) {
@@ -182,8 +183,8 @@ function linuxTests(): void {
     const epoll = await start(t, 'epoll-idle');
     const server = await waitFor(async () => {
       const thread = threadOf(await sampleThreads(epoll.pid), epoll.pid);
-      return thread?.blockedIn?.call.startsWith('epoll_') && thread;
-    }, 'the server in epoll_wait');
+      return thread?.blockedIn?.call.startsWith('epoll_') && thread.state === 'sleeping' && thread;
+    }, 'the server asleep in epoll_wait');
     t.equal(server.blockedIn!.fd, Number(epoll.info.epfd));
     t.equal(server.blockedIn!.target, 'anon_inode:[eventpoll]');
     t.equal(server.state, 'sleeping');
@@ -200,7 +201,8 @@ function linuxTests(): void {
       const target = await start(t, 'rename', [name]);
       const sample = await waitFor(async () => {
         const s = await sampleThreads(target.pid);
-        return threadOf(s, target.info.tid!)?.blockedIn?.call === 'clock_nanosleep' && s;
+        const renamed = threadOf(s, target.info.tid!);
+        return renamed?.blockedIn?.call === 'clock_nanosleep' && renamed.state === 'sleeping' && s;
       }, `the thread renamed ${JSON.stringify(name)} asleep`);
       const renamed = threadOf(sample, target.info.tid!)!;
       t.equal(renamed.name, name);
@@ -451,6 +453,28 @@ function linuxTests(): void {
       t.match(byField.get('wchan')![0]!.reason, /reads 0 for sleeping threads/);
       t.match(byField.get('kernelStack')![0]!.hint, /root/);
     }
+  });
+
+  t.test('snapshot({ pids }) carries the threads; a pid that is gone becomes a limit', async (t) => {
+    const target = await start(t, 'deadlock');
+    await waitFor(async () => (await sampleThreads(target.pid)).threads.length === 3, 'the deadlock threads');
+    const snap = await snapshot({ pids: [target.pid, 0x7fffffff], accelerators: false });
+    t.equal(snap.processes.length, 1);
+    t.equal(snap.processes[0]!.pid, target.pid);
+    t.equal(snap.processes[0]!.threads.length, 3);
+    t.notOk('limits' in snap.processes[0]!, 'limits move to the snapshot');
+    const gone = snap.limits.find((l) => l.subject === `pid ${0x7fffffff}`)!;
+    t.equal(gone.code, 'ESRCH');
+  });
+
+  t.test('a sampler closed while it is still opening rejects with EINVAL', async (t) => {
+    const target = await start(t, 'sleep');
+    const sampler = createThreadSampler(target.pid);
+    const pending = sampler.sample();
+    sampler.close();
+    const error = await rejection(pending);
+    t.equal(error.code, 'EINVAL');
+    t.match(error.message, /closed/);
   });
 
   t.test('a raw sampler and a one-shot sample of one process at the same time', async (t) => {

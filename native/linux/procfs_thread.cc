@@ -37,7 +37,7 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
 
 [[noreturn]] void ThrowDenied(int32_t pid, const std::string& what, int error) {
   throw SnapError("EPERM",
-                  "cannot read " + what + " of pid " + std::to_string(pid) + ": " + ErrorText(error) +
+                  "cannot read " + what + " (pid " + std::to_string(pid) + "): " + ErrorText(error) +
                       ". Run iokit-snap as the user that owns the process, or as root; if /proc is mounted with "
                       "hidepid, as a member of its gid= group.",
                   "open", error);
@@ -45,7 +45,8 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
 
 // `procRoot/pid` does not open: the process is gone, or hidden from us by hidepid.
 [[noreturn]] void ThrowMissing(int32_t pid, const std::string& procRoot, int error) {
-  if (procRoot == "/proc" && error == ENOENT && kill(pid, 0) == 0) {
+  // kill(pid, 0) tells "exists" (0, or EPERM for another user's process) from "gone".
+  if (procRoot == "/proc" && error == ENOENT && (kill(pid, 0) == 0 || errno == EPERM)) {
     throw SnapError("EPERM",
                     "pid " + std::to_string(pid) + " exists but /proc/" + std::to_string(pid) +
                         " is hidden from this user (/proc is mounted with hidepid). Run iokit-snap as root, as the "

@@ -1,5 +1,5 @@
 // Linux thread sampling from /proc/<pid>/task/<tid>/: the one-shot SampleThreads
-// and the reusable ThreadSampler (kept fds, pread, schedstat-gated re-reads).
+// and the reusable ThreadSampler (kept fds, pread, re-reads only of threads that ran).
 //
 // Never read here: cmdline, environ, maps. They take the target's mmap lock, and
 // a target hung with that lock held would hang the tool that came to diagnose it.
@@ -56,7 +56,7 @@ size_t DefaultFdBudget() {
 }
 
 // The sampler keeps these open for the process itself: <pid> (for fd/N links),
-// <pid>/task and <pid>/stat.
+// <pid>/task, and the leader's task/<pid>/stat (the group's thread count).
 constexpr size_t kDirectoryFds = 3;
 
 // Between samples it keeps, per thread, one fd per file it reads and re-reads

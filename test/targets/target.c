@@ -11,7 +11,8 @@
  *   fifo-reader PATH   opens the fifo PATH (a writer must have it open) and blocks in read
  *   deadlock           threads a and b each hold one mutex and wait for the other; main joins a
  *   spin               the main thread burns CPU in user space
- *   threads N          N extra threads sleeping in clock_nanosleep (the benchmark's target)
+ *   threads N [spin]   N extra threads sleeping in clock_nanosleep (the benchmark's target);
+ *                      with spin, the main thread burns CPU instead of sleeping
  *   rename NAME        a thread renames itself NAME (prctl PR_SET_NAME), then sleeps
  *   vfork-parent       vfork; the child sleeps before _exit, so the parent waits uninterruptibly
  *   epoll-idle         an idle server in epoll_wait on a socket listening on 127.0.0.1:0
@@ -93,7 +94,7 @@ static void *sleeper(void *arg) {
   sleep_forever();
 }
 
-static int run_threads(long count) {
+static int run_threads(long count, int spin) {
   if (count < 0 || count > 100000) {
     fprintf(stderr, "target: threads N: N out of range\n");
     return 2;
@@ -110,6 +111,10 @@ static int run_threads(long count) {
   char extra[32];
   snprintf(extra, sizeof extra, "threads=%ld", count + 1);
   ready(extra);
+  if (spin) {
+    volatile unsigned long counter = 0;
+    for (;;) counter++;
+  }
   sleep_forever();
 }
 
@@ -186,6 +191,7 @@ static int run_vfork_parent(void) {
   const pid_t child = vfork();
   if (child < 0) die("vfork");
   if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* a syscall, as a vfork child may make */
     vfork_child_ready();
     /* Bounded, so an orphaned child does not outlive a crashed test by much. */
     struct timespec pause = {120, 0};
@@ -252,6 +258,8 @@ static int run_zombie(void) {
 
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
+  /* Die with the test (or benchmark) that started us, even if it crashes. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (strcmp(mode, "sleep") == 0) {
     ready("");
     sleep_forever();
@@ -259,14 +267,15 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "fifo-reader") == 0 && argc > 2) return run_fifo_reader(argv[2]);
   if (strcmp(mode, "deadlock") == 0) return run_deadlock();
   if (strcmp(mode, "spin") == 0) run_spin();
-  if (strcmp(mode, "threads") == 0 && argc > 2) return run_threads(strtol(argv[2], NULL, 10));
+  if (strcmp(mode, "threads") == 0 && argc > 2)
+    return run_threads(strtol(argv[2], NULL, 10), argc > 3 && strcmp(argv[3], "spin") == 0);
   if (strcmp(mode, "rename") == 0 && argc > 2) return run_rename(argv[2]);
   if (strcmp(mode, "vfork-parent") == 0) return run_vfork_parent();
   if (strcmp(mode, "epoll-idle") == 0) run_epoll_idle();
   if (strcmp(mode, "poll-idle") == 0) run_poll_idle();
   if (strcmp(mode, "zombie") == 0) return run_zombie();
   fprintf(stderr,
-          "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N | rename NAME |\n"
+          "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N [spin] | rename NAME |\n"
           "              vfork-parent | epoll-idle | poll-idle | zombie\n");
   return 2;
 }
