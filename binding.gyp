@@ -10,6 +10,10 @@
         "native/backend_unsupported.cc"
       ],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
+      # While an environment shuts down (process.exit, a Worker terminating) JS cannot
+      # run and napi_throw fails; without this, node-addon-api turns that failure into a
+      # C++ exception that escapes the callback and aborts the whole process.
+      "defines": ["NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "conditions": [
         ["OS=='linux'", {
           "sources": [

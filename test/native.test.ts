@@ -117,3 +117,25 @@ t.test('withDeadline abandons a native probe it gave up on', async (t) => {
   await real;
   real.abandon(); // after settling: a no-op, never a crash
 });
+
+t.test('a process that exits with probes in flight, in itself and in Workers, exits cleanly', async (t) => {
+  // Regression: probe threads finishing during environment teardown used to touch a freed
+  // thread-safe function, and a failing napi_throw in a terminating Worker aborted the process.
+  const { spawnSync } = await import('node:child_process');
+  const root = JSON.stringify(path.join(__dirname, '..'));
+  const script = `
+    const load = require(require.resolve('node-gyp-build', { paths: [${root}] }));
+    const native = load(${root});
+    const { Worker } = require('node:worker_threads');
+    for (let i = 0; i < 50; i++) native.sampleThreads(process.pid, {}).catch(() => {});
+    for (let k = 0; k < 4; k++) new Worker(\`
+      const native = require(require.resolve('node-gyp-build', { paths: [${root.replace(/"/g, '\\"')}] }))(${root.replace(/"/g, '\\"')});
+      for (let i = 0; i < 50; i++) native.sampleThreads(process.pid, {}).catch(() => {});
+      setTimeout(() => process.exit(0), \${k});\`, { eval: true });
+    setTimeout(() => process.exit(0), 3);`;
+  for (let run = 0; run < 10; run++) {
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 });
+    t.equal(result.status, 0, `run ${run}: exit 0 ${result.stderr.slice(0, 200)}`);
+    if (result.status !== 0) break;
+  }
+});
