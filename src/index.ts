@@ -4,5 +4,7 @@ export type { IokitSnapErrorCode } from './errors';
 export { sampleAccelerators, sampleThreads, createThreadSampler, snapshot, readHost } from './sample';
 export { readSnapshot, writeSnapshot, parseSnapshot, validateSnapshot, SNAPSHOT_FORMAT } from './snapshot-file';
 export { importIoreg } from './import';
+export { compare, watch, Watcher, ProgressTracker } from './analyze';
 export type { ImportOptions } from './import';
 export type * from './types';
+export type * from './analyze/types';

@@ -129,11 +129,14 @@ export async function withDeadline<T>(start: () => Promise<T>, timeoutMs: number
       );
     }, timeoutMs);
   });
-  try {
-    return await Promise.race([probe, deadline]);
-  } catch (error) {
-    throw toIokitSnapError(error);
-  } finally {
-    clearTimeout(timer);
-  }
+  return Promise.race([probe, deadline]).then(
+    (value) => {
+      clearTimeout(timer);
+      return value;
+    },
+    (error: unknown) => {
+      clearTimeout(timer);
+      throw toIokitSnapError(error);
+    },
+  );
 }

@@ -107,7 +107,13 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
   let opening: Promise<RawThreadSampler> | undefined;
   let closed = false;
   const open = (): Promise<RawThreadSampler> => {
-    opening ??= withDeadline(() => binding().openThreadSampler(pid, raw), timeoutMs, `Opening a thread sampler on pid ${pid}`);
+    // A failed open is not kept: the next sample tries again (a probe that timed out may return).
+    opening ??= withDeadline(() => binding().openThreadSampler(pid, raw), timeoutMs, `Opening a thread sampler on pid ${pid}`).catch(
+      (error: unknown) => {
+        opening = undefined;
+        throw error;
+      },
+    );
     return opening;
   };
   return {
@@ -146,7 +152,7 @@ export function monotonicNs(): number {
   return binding().monotonicNs();
 }
 
-function limitFromError(subject: string, field: string, error: unknown): Limitation {
+export function limitFromError(subject: string, field: string, error: unknown): Limitation {
   const e = toIokitSnapError(error);
   const limitation: Limitation = { subject, field, code: e.code, reason: e.message };
   if (e.code === 'ETIMEDOUT') limitation.hint = 'probe timed out: reading the system hung; this is itself evidence of the hang';

@@ -1,0 +1,72 @@
+/**
+ * compare(healthy, hung): what changed between a snapshot taken when things worked and one
+ * taken while they hang. Two steps of the same tracker watch() uses, so a finding means
+ * the same thing in a saved pair and in a live watch.
+ */
+import { IokitSnapError } from '../errors';
+import type { Snapshot } from '../types';
+import { ProgressTracker } from './progress';
+import type { CompareOptions, Report } from './types';
+
+function checkSnapshot(value: unknown, which: string): asserts value is Snapshot {
+  const s = value as Partial<Snapshot> | null;
+  if (
+    s === null ||
+    typeof s !== 'object' ||
+    typeof s.monotonicNs !== 'number' ||
+    !Array.isArray(s.processes) ||
+    !Array.isArray(s.accelerators) ||
+    !Array.isArray(s.limits)
+  ) {
+    throw new IokitSnapError(
+      'EINVAL',
+      `compare(): the ${which} argument is not an iokit-snap/1 snapshot (it needs monotonicNs, processes, accelerators and limits); load saved files with readSnapshot()`,
+    );
+  }
+}
+
+function checkOptions(options: CompareOptions): void {
+  for (const name of ['stallMs', 'spinRatio'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
+      throw new IokitSnapError('EINVAL', `compare(): ${name} must be a non-negative number, got ${String(value)}`);
+    }
+  }
+}
+
+export function compare(healthy: Snapshot, hung: Snapshot, options: CompareOptions = {}): Report {
+  checkSnapshot(healthy, 'healthy (first)');
+  checkSnapshot(hung, 'hung (second)');
+  checkOptions(options);
+  const notes: string[] = [];
+  const backwards = hung.monotonicNs < healthy.monotonicNs;
+  if (healthy.host !== undefined && hung.host !== undefined) {
+    const a = healthy.host;
+    const b = hung.host;
+    if (a.platform !== b.platform || a.arch !== b.arch || a.osRelease !== b.osRelease || (a.model ?? '') !== (b.model ?? '')) {
+      notes.push(
+        `the snapshots come from different hosts or systems (${a.platform} ${a.arch} ${a.osRelease}${a.model ? ` ${a.model}` : ''} vs ${b.platform} ${b.arch} ${b.osRelease}${b.model ? ` ${b.model}` : ''}): thread ids and accelerator ids do not match between machines`,
+      );
+    }
+  }
+  const tracker = new ProgressTracker(options);
+  if (backwards) {
+    notes.push(
+      'the hung snapshot is not later than the healthy one on the monotonic clock (another boot, or the arguments swapped): durations are unknown, so only state changes are reported',
+    );
+  }
+  // Without a time base nothing has "held for stallMs": compare states only.
+  const earlier = backwards
+    ? { ...healthy, monotonicNs: hung.monotonicNs, processes: healthy.processes.map((p) => ({ ...p, sampledAtNs: Number.POSITIVE_INFINITY })) }
+    : healthy;
+  const report = tracker.between(earlier, hung);
+  if (backwards) {
+    report.windowMs = null;
+    for (const f of report.findings) if (f.ref.tid !== undefined) f.durationMs = null;
+  }
+  if (healthy.processes.length === 0 && hung.processes.length > 0) {
+    notes.push('the healthy snapshot has no processes: threads have no baseline (take it with --pid)');
+  }
+  report.notes.push(...notes);
+  return report;
+}

@@ -1,0 +1,281 @@
+/**
+ * watch(): sample live processes on an interval and say when they hang and when they
+ * recover. Per-thread progress is kept by a ProgressTracker, so a step costs O(threads)
+ * and memory does not grow with history. A window in which our own timer fired late
+ * (the machine slept, this process was stopped or starved) is discarded instead of being
+ * read as a hang of the target.
+ */
+import { EventEmitter } from 'node:events';
+import { IokitSnapError, toIokitSnapError } from '../errors';
+import { createThreadSampler, limitFromError, monotonicNs, readHost, sampleAccelerators } from '../sample';
+import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
+import { ProgressTracker } from './progress';
+import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
+
+const DEFAULT_INTERVAL_MS = 500;
+const DEFAULT_WATCH_STALL_MS = 5000;
+/** How many undelivered events an iterator keeps before dropping the oldest sample events. */
+const QUEUE_LIMIT = 256;
+
+interface Consumer {
+  queue: WatchEvent[];
+  wake: (() => void) | null;
+}
+
+function checkPositive(name: string, value: unknown, allowZero = false): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new IokitSnapError('EINVAL', `watch(): ${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(value)}`);
+  }
+}
+
+function pidsOf(options: WatchOptions): number[] {
+  const pids = options.pids ?? (options.pid !== undefined ? [options.pid] : []);
+  if (!Array.isArray(pids) || pids.length === 0) {
+    throw new IokitSnapError('EINVAL', 'watch(): give the process to watch as { pid } or { pids: [...] }');
+  }
+  for (const pid of pids) {
+    if (!Number.isInteger(pid) || pid < 1) throw new IokitSnapError('EINVAL', `watch(): ${String(pid)} is not a process id`);
+  }
+  return [...new Set(pids)];
+}
+
+/**
+ * A running watch: an EventEmitter ('sample', 'hang', 'recover', 'exit', 'error', 'close')
+ * and an AsyncIterable of the same events. Leaving a for-await loop closes it.
+ */
+export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
+  readonly intervalMs: number;
+  readonly stallMs: number;
+  /** Resolves when the watch has stopped (closed, aborted, or every process exited). */
+  readonly done: Promise<void>;
+  private readonly options: WatchOptions;
+  private readonly samplers = new Map<number, ThreadSampler>();
+  private readonly tracker: ProgressTracker;
+  private readonly consumers = new Set<Consumer>();
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private wakeLoop: (() => void) | null = null;
+  private verdict: Verdict = 'healthy';
+  /** Pids sampled at least once: ESRCH after that is an exit, before it a wrong pid. */
+  private readonly seen = new Set<number>();
+  private hungSinceNs = 0;
+  /** Until then, no hang or recover events: the windows restarted after a discarded one. */
+  private holdUntilNs = 0;
+
+  constructor(options: WatchOptions) {
+    super();
+    if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'watch(): options must be an object');
+    const pids = pidsOf(options);
+    checkPositive('intervalMs', options.intervalMs);
+    checkPositive('stallMs', options.stallMs, true);
+    checkPositive('timeoutMs', options.timeoutMs);
+    this.options = options;
+    this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
+    this.stallMs = options.stallMs ?? DEFAULT_WATCH_STALL_MS;
+    this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
+    if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
+    const timeoutMs = options.timeoutMs ?? Math.max(2000, 4 * this.intervalMs);
+    for (const pid of pids) {
+      this.samplers.set(
+        pid,
+        createThreadSampler(pid, { detail: options.detail ?? 'full', kernelStacks: false, procRoot: options.procRoot, timeoutMs }),
+      );
+    }
+    if (options.signal !== undefined) {
+      if (options.signal.aborted) this.closed = true;
+      else options.signal.addEventListener('abort', () => this.close(), { once: true });
+    }
+    this.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
+  }
+
+  /** Stop sampling; iterators finish after the events already queued. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.wakeLoop?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
+    const consumer: Consumer = { queue: [], wake: null };
+    this.consumers.add(consumer);
+    let finished = false;
+    const finish = (): IteratorResult<WatchEvent> => {
+      finished = true;
+      this.consumers.delete(consumer);
+      return { value: undefined, done: true };
+    };
+    return {
+      next: async (): Promise<IteratorResult<WatchEvent>> => {
+        for (;;) {
+          if (finished) return { value: undefined, done: true };
+          const event = consumer.queue.shift();
+          if (event !== undefined) return { value: event, done: false };
+          if (this.stopped) return finish();
+          await new Promise<void>((resolve) => (consumer.wake = resolve));
+          consumer.wake = null;
+        }
+      },
+      return: async (): Promise<IteratorResult<WatchEvent>> => {
+        this.close();
+        return finish();
+      },
+    };
+  }
+
+  private stopped = false;
+
+  private publish(event: WatchEvent): void {
+    for (const consumer of this.consumers) {
+      if (consumer.queue.length >= QUEUE_LIMIT) {
+        const oldest = consumer.queue.findIndex((e) => e.type === 'sample');
+        consumer.queue.splice(oldest >= 0 ? oldest : 0, 1);
+      }
+      consumer.queue.push(event);
+      consumer.wake?.();
+    }
+    // An 'error' with no listener would throw from emit(); iterators still receive it.
+    if (event.type !== 'error' || this.listenerCount('error') > 0) this.emit(event.type, event);
+  }
+
+  private stamp(): { at: string; monotonicNs: number } {
+    return { at: new Date().toISOString(), monotonicNs: monotonicNs() };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wakeLoop = resolve;
+      this.timer = setTimeout(resolve, ms);
+    }).then(() => {
+      this.timer = null;
+      this.wakeLoop = null;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let host: Pick<Host, 'platform'>;
+    try {
+      host = await readHost();
+    } catch {
+      host = { platform: process.platform === 'darwin' ? 'darwin' : 'linux' };
+    }
+    let expectedAt = -1;
+    let lastMono = -1;
+    let lastWall = -1;
+    try {
+      while (!this.closed && this.samplers.size > 0) {
+        const startMono = monotonicNs();
+        const startWall = Date.now();
+        // Late-sampler guard: our timer fired late, or wall time ran on while the monotonic
+        // clock stood still (a suspended machine). Either way we did not look during that time.
+        let discard: { reason: string; lateMs: number } | undefined;
+        if (expectedAt >= 0) {
+          const lateMs = (startMono - expectedAt) / 1e6;
+          const sleptMs = startWall - lastWall - (startMono - lastMono) / 1e6;
+          const allowance = Math.max(this.intervalMs, 1000);
+          if (sleptMs > allowance) discard = { reason: 'the machine was asleep (wall clock ran on, monotonic clock did not)', lateMs: sleptMs };
+          else if (lateMs > allowance) discard = { reason: 'our own timer fired late (this process was stopped, or the machine overloaded)', lateMs };
+        }
+        try {
+          await this.stepOnce(host, discard);
+        } catch (error) {
+          /* c8 ignore next 2 -- a bug guard: a failed step is an event, never an unhandled rejection */
+          this.publish({ type: 'error', ...this.stamp(), error: toIokitSnapError(error) });
+        }
+        lastMono = monotonicNs();
+        lastWall = Date.now();
+        if (this.closed || this.samplers.size === 0) break;
+        const elapsedMs = (lastMono - startMono) / 1e6;
+        const delay = Math.max(0, this.intervalMs - elapsedMs);
+        expectedAt = lastMono + delay * 1e6;
+        await this.sleep(delay);
+      }
+    } finally {
+      for (const sampler of this.samplers.values()) sampler.close();
+      this.samplers.clear();
+      this.closed = true;
+      this.stopped = true;
+      for (const consumer of this.consumers) consumer.wake?.();
+      this.emit('close');
+    }
+  }
+
+  private async stepOnce(host: Pick<Host, 'platform'>, discard: { reason: string; lateMs: number } | undefined): Promise<void> {
+    const limits: Limitation[] = [];
+    const processes: ProcessSample[] = [];
+    const exited: number[] = [];
+    const wantAccelerators = this.options.accelerators !== false;
+    const [threadResults, accelerators] = await Promise.all([
+      Promise.allSettled([...this.samplers.values()].map((s) => s.sample())),
+      wantAccelerators
+        ? sampleAccelerators({ sysRoot: this.options.sysRoot, timeoutMs: Math.max(2000, 4 * this.intervalMs) }).then(
+            (sample) => {
+              limits.push(...sample.limits);
+              return sample.accelerators;
+            },
+            (error: unknown) => {
+              limits.push(limitFromError('accelerators', 'accelerators', error));
+              return [] as Accelerator[];
+            },
+          )
+        : Promise.resolve([] as Accelerator[]),
+    ]);
+    const pids = [...this.samplers.keys()];
+    threadResults.forEach((result, i) => {
+      const pid = pids[i];
+      if (result.status === 'fulfilled') {
+        const { limits: threadLimits, ...sample } = result.value;
+        this.seen.add(pid);
+        limits.push(...threadLimits);
+        processes.push(sample);
+        return;
+      }
+      const error = toIokitSnapError(result.reason);
+      if (error.code === 'ETIMEDOUT') {
+        limits.push(limitFromError(`pid ${pid}`, 'threads', error));
+        return;
+      }
+      this.samplers.get(pid)?.close();
+      this.samplers.delete(pid);
+      if (error.code === 'ESRCH' && this.seen.has(pid)) exited.push(pid);
+      else this.publish({ type: 'error', ...this.stamp(), error });
+    });
+    if (this.closed && processes.length === 0) return;
+    const now = monotonicNs();
+    const report: Report = this.tracker.step({ monotonicNs: now, processes, accelerators, limits, host }, discard !== undefined);
+    const at = new Date().toISOString();
+    const threads = processes.reduce((n, p) => n + p.threads.length, 0);
+    this.publish({
+      type: 'sample',
+      at,
+      monotonicNs: now,
+      verdict: report.verdict,
+      findings: report.findings,
+      threads,
+      ...(discard !== undefined ? { discarded: discard } : {}),
+    });
+    // After a discarded window the stall clocks restart: a hang cannot show again for stallMs,
+    // and that is not a recovery. Hold the hang/recover state until the windows have refilled.
+    if (discard !== undefined) this.holdUntilNs = now + this.stallMs * 1e6;
+    if (now < this.holdUntilNs) return this.announceExits(exited, at, now);
+    if (report.verdict === 'hung' && this.verdict !== 'hung') {
+      this.hungSinceNs = now;
+      this.publish({ type: 'hang', at, monotonicNs: now, report });
+    } else if (report.verdict !== 'hung' && this.verdict === 'hung') {
+      this.publish({ type: 'recover', at, monotonicNs: now, hungForMs: (now - this.hungSinceNs) / 1e6 });
+    }
+    this.verdict = report.verdict;
+    this.announceExits(exited, at, now);
+  }
+
+  private announceExits(exited: number[], at: string, now: number): void {
+    for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+  }
+}
+
+/** Watch processes for hangs: `for await (const event of watch({ pid }))`, or `.on('hang', …)`. */
+export function watch(options: WatchOptions): Watcher {
+  return new Watcher(options);
+}
