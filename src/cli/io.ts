@@ -6,6 +6,8 @@ export interface CliIO {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
+  /** Where SIGINT, SIGTERM and SIGHUP arrive (default: this process); tests pass an EventEmitter. */
+  signals?: NodeJS.EventEmitter;
 }
 
 export function processIO(): CliIO {

@@ -5,14 +5,25 @@ import { toIokitSnapError } from '../errors';
 import { UsageError } from './args';
 import type { Command } from './command';
 import { acceleratorsCommand } from './commands/accelerators';
+import { diffCommand } from './commands/diff';
+import { execCommand } from './commands/exec';
 import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
 import { threadsCommand } from './commands/threads';
+import { watchCommand } from './commands/watch';
 import { paint } from './format';
 import { errStyle, EXIT, processIO, write, type CliIO } from './io';
 
 /** Every command; the first is the default. Register a new command with one entry here. */
-export const COMMANDS: Command[] = [acceleratorsCommand, threadsCommand, snapshotCommand, importCommand];
+export const COMMANDS: Command[] = [
+  acceleratorsCommand,
+  threadsCommand,
+  snapshotCommand,
+  diffCommand,
+  watchCommand,
+  execCommand,
+  importCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
@@ -29,7 +40,8 @@ Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 Run \`iokit-snap <command> --help\` for a command's options. Every command takes --json.
-Exit codes: 0 ok, 1 error, 2 hung or suspect (diff, exec), 64 usage error.
+Exit codes: 0 ok, 1 error, 2 hung or suspect (diff, watch, exec), 64 usage error;
+exec passes the command's own status through.
 NO_COLOR disables colour.
 `;
 }

@@ -10,7 +10,23 @@ export interface CliRun {
   stderr: string;
 }
 
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}, tty = false): Promise<CliRun> {
+export interface CliStreams {
+  /** Everything written to stdout so far (for polling while the command runs). */
+  stdout(): string;
+  stderr(): string;
+}
+
+/**
+ * Run the CLI in-process. `signals` stands in for the process's signal events, so a test can
+ * send the command SIGTERM without signalling the test runner; `onStart` sees the output live.
+ */
+export async function runCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = {},
+  tty = false,
+  signals?: NodeJS.EventEmitter,
+  onStart?: (streams: CliStreams) => void,
+): Promise<CliRun> {
   const stdout = Object.assign(new PassThrough(), { isTTY: tty });
   const stderr = Object.assign(new PassThrough(), { isTTY: tty });
   const stdin = Object.assign(new PassThrough(), { isTTY: false });
@@ -18,7 +34,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = {}, tty = 
   let err = '';
   stdout.on('data', (chunk) => (out += chunk));
   stderr.on('data', (chunk) => (err += chunk));
-  const code = await main(argv, { stdout, stderr, stdin, env: { ...env } });
+  onStart?.({ stdout: () => out, stderr: () => err });
+  const code = await main(argv, { stdout, stderr, stdin, env: { ...env }, ...(signals !== undefined ? { signals } : {}) });
   return { code, stdout: out, stderr: err };
 }
 

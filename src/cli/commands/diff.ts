@@ -1,0 +1,46 @@
+/** `iokit-snap diff healthy.json hung.json`: what changed between a healthy and a hung snapshot. */
+import { compare } from '../../analyze/compare';
+import { readSnapshot } from '../../snapshot-file';
+import { parseCommandArgs, parseDuration, UsageError } from '../args';
+import type { Command } from '../command';
+import { explain } from '../explain';
+import { EXIT, outStyle, write } from '../io';
+
+export const diffCommand: Command = {
+  name: 'diff',
+  summary: 'compare a healthy snapshot with a hung one: the verdict and the findings',
+  usage: `Usage: iokit-snap diff HEALTHY.json HUNG.json [--json] [--stall DUR] [--verbose]
+
+Compares two snapshots taken with \`iokit-snap snapshot\` (the same --pid in both):
+which threads made no progress between them and in what call, which spun, which
+were stopped or in uninterruptible sleep, and what the accelerators did (recovery
+count, power state and transitions, busy state, queues, services gone or re-created).
+Waits a thread already sat in when healthy (epoll_wait, poll, kevent, run-loop
+mach_msg) are idle, not findings.
+
+Options:
+  --json          print the report as JSON
+  --stall DUR     no progress for at least DUR counts as stalled (default 1s)
+  --expect-exit   the process should have finished: a main thread waiting for events is suspect
+  --verbose       show every info finding
+
+Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. a file that is not a snapshot).
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      json: { type: 'boolean' },
+      stall: { type: 'string' },
+      'expect-exit': { type: 'boolean' },
+      verbose: { type: 'boolean' },
+    });
+    if (positionals.length !== 2) throw new UsageError('diff takes two snapshot files: the healthy one, then the hung one');
+    const [healthy, hung] = await Promise.all(positionals.map((p) => readSnapshot(p)));
+    const report = compare(healthy, hung, {
+      stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined,
+      expectExit: values['expect-exit'] === true,
+    });
+    if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
+    else await write(io.stdout, explain(report, outStyle(io), { verbose: values.verbose === true, accelerators: hung.accelerators }));
+    return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
+  },
+};

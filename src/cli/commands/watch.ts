@@ -1,0 +1,125 @@
+/** `iokit-snap watch --pid N`: watch live processes and say when they hang and when they recover. */
+import { formatMs, plural } from '../../analyze/format';
+import type { SampleEvent, WatchEvent } from '../../analyze/types';
+import { watch } from '../../analyze/watch';
+import { readSnapshot } from '../../snapshot-file';
+import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
+import type { Command } from '../command';
+import { explain } from '../explain';
+import { paint } from '../format';
+import { EXIT, outStyle, write } from '../io';
+
+/** The live status line on a terminal. */
+export function statusLine(event: SampleEvent, pids: number[], samples: number): string {
+  const worst = event.findings[0];
+  const verdict = event.verdict === 'healthy' ? 'healthy' : event.verdict.toUpperCase();
+  return `watching ${pids.map((p) => `pid ${p}`).join(', ')}: ${plural(event.threads, 'thread')}, ${verdict}${
+    worst !== undefined && worst.severity !== 'info' ? ` (${worst.kind}: ${worst.subject})` : ''
+  }${event.discarded ? ' (window discarded: late timer)' : ''}, ${plural(samples, 'sample')}`;
+}
+
+export const watchCommand: Command = {
+  name: 'watch',
+  summary: 'watch processes live; report when they hang and when they recover',
+  usage: `Usage: iokit-snap watch --pid N [--pid M]… [--interval DUR] [--stall DUR] [--json]
+
+Samples the threads of each process (and the accelerators) every --interval and
+keeps each thread's progress. A thread with no progress for --stall in a call that
+is not an idle wait is a hang; the report says which thread, in what, for how long.
+Waits a thread already sat in at the start (epoll_wait, poll, kevent, run-loop
+mach_msg) count as idle. A window in which iokit-snap itself was stopped or asleep
+is discarded, not reported. Stops when every process has exited, or on Ctrl-C.
+
+Options:
+  -p, --pid N          a process to watch (repeatable)
+  --interval DUR       time between samples (default 500ms)
+  --stall DUR          no progress for DUR is a hang (default 5s)
+  --baseline FILE      judge idle waits against this snapshot instead of the first sample
+  --for DUR            stop after DUR
+  --exit-on-hang       stop at the first hang, exit status 2
+  --json               one JSON event per line (NDJSON): sample, hang, recover, exit, error
+  --no-accelerators    threads only
+  --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
+
+On a terminal a live status line shows the state; hangs and recoveries are printed
+as they happen. Exit status: 0; 2 when it stopped while a process was hung; 1 when a
+process could not be watched (no such process, no permission).
+`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      pid: { type: 'string', short: 'p', multiple: true },
+      interval: { type: 'string' },
+      stall: { type: 'string' },
+      baseline: { type: 'string' },
+      for: { type: 'string' },
+      'exit-on-hang': { type: 'boolean' },
+      json: { type: 'boolean' },
+      'no-accelerators': { type: 'boolean' },
+      basic: { type: 'boolean' },
+    });
+    const pids = [...many(values.pid), ...positionals].map((p) => parsePid(p, '--pid'));
+    if (pids.length === 0) throw new UsageError('watch needs a process: --pid N');
+    const duration = (name: string): number | undefined =>
+      typeof values[name] === 'string' ? parseDuration(values[name] as string, `--${name}`) : undefined;
+    const forMs = duration('for');
+    const watcher = watch({
+      pids,
+      intervalMs: duration('interval'),
+      stallMs: duration('stall'),
+      baseline: typeof values.baseline === 'string' ? await readSnapshot(values.baseline) : undefined,
+      accelerators: values['no-accelerators'] !== true,
+      detail: values.basic ? 'basic' : 'full',
+    });
+    const style = outStyle(io);
+    const live = io.stdout.isTTY === true && !values.json;
+    const stop = (): void => watcher.close();
+    const signals = io.signals ?? process;
+    signals.on('SIGINT', stop);
+    signals.on('SIGTERM', stop);
+    const timer = forMs !== undefined ? setTimeout(stop, forMs) : undefined;
+    let samples = 0;
+    let hung = false;
+    let failed = false;
+    let statusShown = false;
+    const clearStatus = async (): Promise<void> => {
+      if (statusShown) await write(io.stdout, '\r\u001b[K');
+      statusShown = false;
+    };
+    try {
+      for await (const event of watcher as AsyncIterable<WatchEvent>) {
+        if (event.type === 'sample') samples++;
+        if (event.type === 'hang') hung = true;
+        if (event.type === 'recover') hung = false;
+        if (event.type === 'error') failed = true;
+        if (values.json) {
+          const line = event.type === 'error' ? { ...event, error: { code: event.error.code, message: event.error.message } } : event;
+          await write(io.stdout, JSON.stringify(line) + '\n');
+        } else if (event.type === 'sample') {
+          if (live) {
+            await write(io.stdout, `\r\u001b[K${statusLine(event, pids, samples)}`);
+            statusShown = true;
+          }
+        } else {
+          await clearStatus();
+          if (event.type === 'hang') await write(io.stdout, `${event.at} ${explain(event.report, style)}`);
+          else if (event.type === 'recover') {
+            await write(io.stdout, `${event.at} ${paint(style, 'green', 'RECOVERED')} after ${formatMs(event.hungForMs)}\n`);
+          } else if (event.type === 'exit') await write(io.stdout, `${event.at} pid ${event.pid} exited\n`);
+          else {
+            failed = true;
+            await write(io.stderr, `${event.at} iokit-snap watch: ${event.error.code}: ${event.error.message}\n`);
+          }
+        }
+        if (hung && values['exit-on-hang']) break;
+      }
+    } finally {
+      watcher.close();
+      await watcher.done;
+      clearTimeout(timer);
+      signals.off('SIGINT', stop);
+      signals.off('SIGTERM', stop);
+      await clearStatus();
+    }
+    return hung ? EXIT.hung : failed ? EXIT.error : EXIT.ok;
+  },
+};

@@ -1,0 +1,67 @@
+/** A Report as a person reads it: the verdict, then what is stuck, in what, for how long. */
+import { formatMs, plural } from '../analyze/format';
+import type { Finding, Report, Severity } from '../analyze/types';
+import type { Accelerator } from '../types';
+import { paint, type Style } from './format';
+
+const COLOR: Record<Severity, 'red' | 'yellow' | 'dim'> = { critical: 'red', warning: 'yellow', info: 'dim' };
+
+export interface ExplainOptions {
+  /** Show every info finding (default: the first 8). */
+  verbose?: boolean;
+  /** The accelerators of the later snapshot, for a one-line summary of each. */
+  accelerators?: Accelerator[];
+}
+
+function headline(report: Report, style: Style): string {
+  const critical = report.findings.filter((f) => f.severity === 'critical').length;
+  const warning = report.findings.filter((f) => f.severity === 'warning').length;
+  const window = report.windowMs !== null ? ` over ${formatMs(report.windowMs)}` : '';
+  if (report.verdict === 'hung') {
+    return `${paint(style, 'red', paint(style, 'bold', 'HUNG'))}: ${plural(critical, 'critical finding')}${warning ? `, ${plural(warning, 'warning')}` : ''}${window}`;
+  }
+  if (report.verdict === 'suspect') return `${paint(style, 'yellow', paint(style, 'bold', 'SUSPECT'))}: ${plural(warning, 'warning')}${window}`;
+  return `${paint(style, 'green', paint(style, 'bold', 'HEALTHY'))}: nothing stuck${window}`;
+}
+
+function findingLines(f: Finding, style: Style): string {
+  const label = paint(style, COLOR[f.severity], f.severity.padEnd(8));
+  return `  ${label}  ${paint(style, 'bold', f.subject)}\n            ${f.message}\n`;
+}
+
+function acceleratorLine(a: Accelerator): string {
+  const parts: string[] = [];
+  if (a.busy !== null) parts.push(`busy ${a.busy.count}${a.busy.timeNs !== null ? ` (${formatMs(a.busy.timeNs / 1e6)} total)` : ''}`);
+  if (a.power !== null) parts.push(`power ${a.power.state}${a.power.desiredState != null ? ` → ${a.power.desiredState}` : ''}`);
+  if (a.recovery !== null) parts.push(`recoveries ${a.recovery.count}`);
+  if (a.utilization?.devicePercent != null) parts.push(`utilization ${a.utilization.devicePercent}%`);
+  if (a.queues !== null) parts.push(plural(a.queues.length, 'queue'));
+  return `  ${a.name} ${a.id}${parts.length ? `: ${parts.join(', ')}` : ''}\n`;
+}
+
+export function explain(report: Report, style: Style, options: ExplainOptions = {}): string {
+  let out = headline(report, style) + '\n';
+  const shown = report.findings.filter((f) => f.severity !== 'info');
+  const info = report.findings.filter((f) => f.severity === 'info');
+  const infoShown = options.verbose ? info : info.slice(0, 8);
+  for (const f of [...shown, ...infoShown]) out += findingLines(f, style);
+  if (infoShown.length < info.length) out += `  … and ${info.length - infoShown.length} more info findings (--verbose or --json)\n`;
+  for (const p of report.processes) {
+    const facts = p.gone
+      ? 'exited'
+      : `${plural(p.threads, 'thread')}${p.idle ? `, ${p.idle} idle` : ''}, ${formatMs(p.cpuNs / 1e6)} CPU${
+          p.windowMs > 0 ? ` in ${formatMs(p.windowMs)}` : ''
+        }${p.new ? ' (no baseline)' : ''}`;
+    out += paint(style, 'dim', `  pid ${p.pid} (${p.name}): ${facts}`) + '\n';
+  }
+  const accelFindings = report.findings.some((f) => f.ref.accelerator !== undefined);
+  if (options.accelerators !== undefined) {
+    if (options.accelerators.length === 0) out += paint(style, 'dim', '  accelerators: none seen') + '\n';
+    else {
+      out += paint(style, 'dim', `  accelerators${accelFindings ? '' : ' (no change)'}:`) + '\n';
+      for (const a of options.accelerators) out += paint(style, 'dim', '  ' + acceleratorLine(a).trimEnd()) + '\n';
+    }
+  }
+  for (const note of report.notes) out += paint(style, 'yellow', `  note: ${note}`) + '\n';
+  return out;
+}
