@@ -16,6 +16,9 @@ import * as sample from '../src/sample';
 import { monotonicNs, sampleThreads } from '../src/sample';
 import type { ProcessSample, Snapshot, ThreadSampler, ThreadSampleResult } from '../src/types';
 import { accelerator, findingsOf, start, threadIn, threadsOf } from './helpers/analyze';
+
+/** The watch is driven against real Linux targets (test/targets/target.c) and /proc-shaped trees. */
+const linux = process.platform === 'linux' ? false : 'the watch tests drive Linux targets and /proc trees';
 import { waitFor } from './helpers/targets';
 
 const FAST: Partial<WatchOptions> = { intervalMs: 100, stallMs: 600, accelerators: false };
@@ -105,7 +108,7 @@ t.test('options are checked synchronously: IokitSnapError EINVAL', async (t) => 
   t.ok(w instanceof Watcher);
 });
 
-t.test('deadlock: a hang event from for await names the futex-stalled threads; leaving the loop closes the watcher', async (t) => {
+t.test('deadlock: a hang event from for await names the futex-stalled threads; leaving the loop closes the watcher', { skip: linux }, async (t) => {
   const target = await start(t, 'deadlock');
   await waitFor(async () => {
     const s = await sampleThreads(target.pid);
@@ -142,7 +145,7 @@ t.test('deadlock: a hang event from for await names the futex-stalled threads; l
   t.equal(log.closes, 1);
 });
 
-t.test("deadlock: .on('hang') gets the same event; close() twice is safe", async (t) => {
+t.test("deadlock: .on('hang') gets the same event; close() twice is safe", { skip: linux }, async (t) => {
   const target = await start(t, 'deadlock');
   const w = watching(t, { pid: target.pid, ...FAST });
   const log = record(w);
@@ -160,7 +163,7 @@ t.test("deadlock: .on('hang') gets the same event; close() twice is safe", async
   t.equal(log.of('hang').length, 1, 'a hang is reported once, not every sample');
 });
 
-t.test('epoll-idle watched for 3 s: sample events, all healthy, no hang (false-positive check)', async (t) => {
+t.test('epoll-idle watched for 3 s: sample events, all healthy, no hang (false-positive check)', { skip: linux }, async (t) => {
   const target = await start(t, 'epoll-idle');
   await waitFor(async () => threadIn(await threadsOf(target.pid), target.pid)?.state === 'sleeping', 'the server parked in epoll_wait');
   const w = watching(t, { pid: target.pid, ...FAST });
@@ -185,7 +188,7 @@ t.test('epoll-idle watched for 3 s: sample events, all healthy, no hang (false-p
   );
 });
 
-t.test("detail 'basic' on an idle server: no hang (what ps shows cannot tell idle from stuck)", async (t) => {
+t.test("detail 'basic' on an idle server: no hang (what ps shows cannot tell idle from stuck)", { skip: linux }, async (t) => {
   const target = await start(t, 'epoll-idle');
   await waitFor(async () => threadIn(await threadsOf(target.pid), target.pid)?.state === 'sleeping', 'the server parked in epoll_wait');
   const w = watching(t, { pid: target.pid, ...FAST, detail: 'basic' });
@@ -202,7 +205,7 @@ t.test("detail 'basic' on an idle server: no hang (what ps shows cannot tell idl
   t.ok(log.of('sample').every((s) => s.verdict !== 'hung'));
 });
 
-t.test('recover: a SIGSTOPped target hangs (stopped), and recovers after SIGCONT', async (t) => {
+t.test('recover: a SIGSTOPped target hangs (stopped), and recovers after SIGCONT', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   process.kill(target.pid, 'SIGSTOP');
   t.teardown(() => {
@@ -227,7 +230,7 @@ t.test('recover: a SIGSTOPped target hangs (stopped), and recovers after SIGCONT
   t.match(log.events[at - 1], { type: 'sample', verdict: 'healthy' }, 'the sample that ended it');
 });
 
-t.test('the process exits: an exit event, and the iteration ends', async (t) => {
+t.test('the process exits: an exit event, and the iteration ends', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const w = watching(t, { pid: target.pid, ...FAST });
   let killed = false;
@@ -247,7 +250,7 @@ t.test('the process exits: an exit event, and the iteration ends', async (t) => 
   );
 });
 
-t.test('a pid that does not exist: an error event (ESRCH), not an exit; the others are still watched', async (t) => {
+t.test('a pid that does not exist: an error event (ESRCH), not an exit; the others are still watched', { skip: linux }, async (t) => {
   // A pid that was never seen did not exit while watched: the watch was pointed at nothing.
   const alone = watching(t, { pid: NO_PID, ...FAST });
   const events = await iterate(alone, () => false);
@@ -268,7 +271,7 @@ t.test('a pid that does not exist: an error event (ESRCH), not an exit; the othe
   t.ok(log.of('sample').every((s) => s.threads === 1), 'the live pid is watched on, once (pids are deduplicated)');
 });
 
-t.test('an AbortSignal stops the watch; an aborted one never starts it', async (t) => {
+t.test('an AbortSignal stops the watch; an aborted one never starts it', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const controller = new AbortController();
   const w = watching(t, { pid: target.pid, ...FAST, signal: controller.signal });
@@ -293,7 +296,7 @@ t.test('an AbortSignal stops the watch; an aborted one never starts it', async (
   t.equal(neverLog.closes, 1);
 });
 
-t.test('close() wakes an iterator that waits for the next event', async (t) => {
+t.test('close() wakes an iterator that waits for the next event', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const w = watching(t, { pid: target.pid, ...FAST, intervalMs: 60_000 });
   const iterator = w[Symbol.asyncIterator]();
@@ -306,7 +309,7 @@ t.test('close() wakes an iterator that waits for the next event', async (t) => {
   t.same(await iterator.return!(), { done: true, value: undefined }, 'return() after the end is harmless');
 });
 
-t.test('baseline: the snapshot given as baseline decides which waits are idle', async (t) => {
+t.test('baseline: the snapshot given as baseline decides which waits are idle', { skip: linux }, async (t) => {
   const target = await start(t, 'poll-idle');
   const real = await waitFor(async () => {
     const s = await threadsOf(target.pid);
@@ -340,7 +343,7 @@ t.test('baseline: the snapshot given as baseline decides which waits are idle', 
   t.match(first.findings, [{ kind: 'accelerator-disappeared', ref: { accelerator: '0000:01:00.0' } }]);
 });
 
-t.test('accelerators are sampled with the threads; a failed accelerator probe does not stop the watch', async (t) => {
+t.test('accelerators are sampled with the threads; a failed accelerator probe does not stop the watch', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-watch-sys-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -385,7 +388,7 @@ function wedgedProc(t: { teardown(fn: () => unknown): void }): { root: string; p
   return { root, pid, release, heal };
 }
 
-t.test('a thread probe that times out: a probe-timed-out finding and a hang event', async (t) => {
+t.test('a thread probe that times out: a probe-timed-out finding and a hang event', { skip: linux }, async (t) => {
   const wedged = wedgedProc(t);
   const w = watching(t, { pid: wedged.pid, procRoot: wedged.root, timeoutMs: 300, ...FAST });
   const log = record(w);
@@ -396,7 +399,7 @@ t.test('a thread probe that times out: a probe-timed-out finding and a hang even
   t.same(log.of('error'), []);
 });
 
-t.test('a probe that timed out and then returns: the watch recovers', async (t) => {
+t.test('a probe that timed out and then returns: the watch recovers', { skip: linux }, async (t) => {
   const wedged = wedgedProc(t);
   const w = watching(t, { pid: wedged.pid, procRoot: wedged.root, timeoutMs: 300, ...FAST });
   const log = record(w);
@@ -412,7 +415,7 @@ t.test('a probe that timed out and then returns: the watch recovers', async (t) 
   t.ok(after.length > 0 && after.every((s) => !s.findings.some((f) => f.kind === 'probe-timed-out')), 'no probe-timed-out once the files are readable');
 });
 
-t.test('close() while a sample is in flight: no sample event after it', async (t) => {
+t.test('close() while a sample is in flight: no sample event after it', { skip: linux }, async (t) => {
   const wedged = wedgedProc(t);
   const w = watching(t, { pid: wedged.pid, procRoot: wedged.root, timeoutMs: 1000, ...FAST });
   const log = record(w);
@@ -424,7 +427,7 @@ t.test('close() while a sample is in flight: no sample event after it', async (t
   t.equal(log.closes, 1);
 });
 
-t.test('an iterator that does not read keeps the newest 256 events, dropping samples first', async (t) => {
+t.test('an iterator that does not read keeps the newest 256 events, dropping samples first', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const w = watching(t, { pid: target.pid, ...FAST, intervalMs: 1 });
   const log = record(w);
@@ -475,7 +478,7 @@ async function discardedAfterFreeze(w: Watcher, log: ReturnType<typeof record>, 
   }
 }
 
-t.test('late timer: a window in which this process did not run is discarded', async (t) => {
+t.test('late timer: a window in which this process did not run is discarded', { skip: linux }, async (t) => {
   const target = await start(t, 'deadlock');
   const w = watching(t, { pid: target.pid, ...FAST, stallMs: 400 });
   const log = record(w);
@@ -495,7 +498,7 @@ t.test('late timer: a window in which this process did not run is discarded', as
   );
 });
 
-t.test('a discarded window does not end a hang: no recover while the target stays deadlocked', async (t) => {
+t.test('a discarded window does not end a hang: no recover while the target stays deadlocked', { skip: linux }, async (t) => {
   const target = await start(t, 'deadlock');
   const w = watching(t, { pid: target.pid, ...FAST, stallMs: 400 });
   const log = record(w);
@@ -507,7 +510,7 @@ t.test('a discarded window does not end a hang: no recover while the target stay
   t.equal(log.of('hang').length, 1, 'one hang, not one per discarded window');
 });
 
-t.test('the machine slept: wall time ran on while the monotonic clock did not', async (t) => {
+t.test('the machine slept: wall time ran on while the monotonic clock did not', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   const realNow = Date.now.bind(Date);
   let offset = 0;
@@ -536,7 +539,7 @@ t.test('the machine slept: wall time ran on while the monotonic clock did not', 
   await w.done;
 });
 
-t.test('late-sampler guard across processes: SIGSTOP the watcher for 2.5 s, the next sample is discarded', async (t) => {
+t.test('late-sampler guard across processes: SIGSTOP the watcher for 2.5 s, the next sample is discarded', { skip: linux }, async (t) => {
   const target = await start(t, 'deadlock');
   // The watcher runs in its own node, loading the TypeScript source the way this test is
   // loaded (process.execArgv carries the loader), and prints each event as one JSON line.
@@ -593,7 +596,7 @@ t.test('late-sampler guard across processes: SIGSTOP the watcher for 2.5 s, the 
   t.equal(child.exitCode, 0, `the watcher exits cleanly when closed (stderr: ${stderr})`);
 });
 
-t.test('mocked: a sampler error other than ESRCH or ETIMEDOUT is an error event, and that pid is dropped', async (t) => {
+t.test('mocked: a sampler error other than ESRCH or ETIMEDOUT is an error event, and that pid is dropped', { skip: linux }, async (t) => {
   const denied = new IokitSnapError('EPERM', 'cannot read the threads of pid 4242: operation not permitted');
   const fake = (pid: number): ThreadSampler => ({ pid, sample: () => Promise.reject(denied), close() {} });
   const { watch: mockedWatch } = t.mockRequire<typeof import('../src/analyze/watch')>('../src/analyze/watch', {
@@ -619,7 +622,7 @@ t.test('mocked: a sampler error other than ESRCH or ETIMEDOUT is an error event,
   t.match(silentEvents, [{ type: 'error' }, { type: 'sample' }]);
 });
 
-t.test('mocked: a step that throws is an error event, and the watch goes on', async (t) => {
+t.test('mocked: a step that throws is an error event, and the watch goes on', { skip: linux }, async (t) => {
   // A sampler that breaks its contract (threads is not a list) makes the tracker throw.
   const broken = (pid: number): ThreadSampler => ({
     pid,
@@ -638,7 +641,7 @@ t.test('mocked: a step that throws is an error event, and the watch goes on', as
   ]);
 });
 
-t.test('mocked: when the host probe fails, the platform of this process decides which thread is main', async (t) => {
+t.test('mocked: when the host probe fails, the platform of this process decides which thread is main', { skip: linux }, async (t) => {
   const threads: ProcessSample['threads'] = [7, 8].map((tid) => ({
     tid,
     name: null,
