@@ -13,6 +13,16 @@ const si = require('systeminformation');
 const { sampleAccelerators } = require('../lib');
 
 const BUDGET = 100;
+
+/** systeminformation's Linux graphics() is built on lspci; without it the peer does far less. */
+function hasLspci() {
+  try {
+    execFileSync('lspci', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 const PEER_REPEATS = 9;
 const OURS_REPEATS = 201;
 const FIXTURES = path.join(__dirname, '..', 'test', 'fixtures', 'sys');
@@ -61,6 +71,12 @@ async function main() {
     const peerMs = await timeMs(PEER_REPEATS, () => si.graphics());
     const peerCount = (await si.graphics()).controllers.length;
     console.log(`systeminformation.graphics(): ${peerMs.toFixed(2)} ms (median of ${PEER_REPEATS}), ${peerCount} controller(s)`);
+    if (!hasLspci()) {
+      console.log(
+        'note: lspci is not installed, so graphics() skips the lspci run it is built on and the ratios below ' +
+          'understate the peer; install pciutils for the comparison DESIGN.md means',
+      );
+    }
 
     const runs = [{ label: 'this machine (/sys)', options: {} }];
     for (const name of fs.readdirSync(FIXTURES).filter((n) => fs.statSync(path.join(FIXTURES, n)).isDirectory()).sort()) {
