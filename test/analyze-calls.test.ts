@@ -4,7 +4,7 @@
 // native/syscalls_linux_*.inc, Darwin BSD syscalls and Mach traps from
 // native/syscalls_darwin_bsd.inc and native/mach_traps_darwin.inc.
 import t from 'tap';
-import { cpuOf, describeWait, isDriverCall, isGpuNode, waitClass, waitKey } from '../src/analyze/calls';
+import { cpuOf, describeWait, isDriverCall, isGpuNode, sameWait, waitClass } from '../src/analyze/calls';
 import { formatCpu, formatMs, plural } from '../src/analyze/format';
 import type { BlockedIn, Frame, ThreadSample } from '../src/types';
 
@@ -99,14 +99,23 @@ t.test('cpuOf: schedstat ns when the sample has them, else user + system', async
   t.equal(cpuOf(thread(null, { cpuNs: 0 })), 0, 'zero schedstat time is a value');
 });
 
-t.test('waitKey: the call with its fd and target, else the wait channel, else empty', async (t) => {
-  t.equal(waitKey(thread({ call: 'futex', number: 202 })), 'futex');
-  t.equal(waitKey(thread({ call: 'ioctl', number: 16, fd: 7, target: '/dev/dri/renderD128' })), 'ioctl:7:/dev/dri/renderD128');
-  t.equal(waitKey(thread({ call: 'read', number: 0, fd: 3 })), 'read:3:', 'fd without a readable target');
-  t.equal(waitKey(thread(null, { wchan: 'drm_sched_job_timedout' })), 'wchan:drm_sched_job_timedout');
-  t.equal(waitKey(thread({ call: 'futex', number: 202 }, { wchan: 'futex_wait_queue' })), 'futex', 'the call wins over the wait channel');
-  t.equal(waitKey(thread(null)), '');
-  t.not(waitKey(thread({ call: 'read', number: 0, fd: 3, target: 'pipe:[1]' })), waitKey(thread({ call: 'read', number: 0, fd: 4, target: 'pipe:[1]' })), 'another fd is another wait');
+t.test('sameWait: the same call, fd and target, else the same wait channel', async (t) => {
+  const same = (a: ThreadSample, b: ThreadSample): boolean => sameWait(a.blockedIn, a.wchan, b.blockedIn, b.wchan);
+  const futex = thread({ call: 'futex', number: 202 });
+  t.ok(same(futex, thread({ call: 'futex', number: 202 })), 'a call without an fd: the call');
+  const ioctl = thread({ call: 'ioctl', number: 16, fd: 7, target: '/dev/dri/renderD128' });
+  t.ok(same(ioctl, thread({ call: 'ioctl', number: 16, fd: 7, target: '/dev/dri/renderD128' })));
+  t.notOk(same(ioctl, thread({ call: 'ioctl', number: 16, fd: 7, target: '/dev/dri/card0' })), 'another target');
+  t.notOk(same(thread({ call: 'read', number: 0, fd: 3 }), thread({ call: 'read', number: 0, fd: 3, target: 'pipe:[1]' })), 'fd without a readable target');
+  t.ok(same(thread(null, { wchan: 'drm_sched_job_timedout' }), thread(null, { wchan: 'drm_sched_job_timedout' })), 'no call: the wait channel');
+  t.notOk(same(thread(null, { wchan: 'drm_sched_job_timedout' }), thread(null, { wchan: 'pipe_read' })));
+  t.ok(same(futex, thread({ call: 'futex', number: 202 }, { wchan: 'futex_wait_queue' })), 'the call wins over the wait channel');
+  t.ok(same(thread(null), thread(null)), 'nothing known on either side');
+  t.notOk(same(futex, thread(null)), 'a call against none');
+  t.notOk(
+    same(thread({ call: 'read', number: 0, fd: 3, target: 'pipe:[1]' }), thread({ call: 'read', number: 0, fd: 4, target: 'pipe:[1]' })),
+    'another fd is another wait',
+  );
 });
 
 t.test('describeWait: how a person reads where the thread is', async (t) => {

@@ -3,7 +3,7 @@
  * when it was parked there when healthy too; a thread in a timed sleep or waiting for a
  * child is not hung by itself; a call into a GPU driver raises the severity of any stall.
  */
-import type { ThreadSample } from '../types';
+import type { BlockedIn, ThreadSample } from '../types';
 
 /** How a call is judged when a thread makes no progress in it. */
 export type WaitClass =
@@ -16,7 +16,7 @@ export type WaitClass =
   /** Anything else (locks, reads, writes, ioctls…): no progress here is a stall. */
   | 'block';
 
-const EVENT_WAITS = new Set([
+const EVENT_WAITS = [
   // Linux
   'epoll_wait',
   'epoll_pwait',
@@ -51,11 +51,18 @@ const EVENT_WAITS = new Set([
   '__sigwait',
   '__sigwait_nocancel',
   'sigsuspend_nocancel',
+];
+
+const SLEEPS = ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', '__semwait_signal', '__semwait_signal_nocancel'];
+
+const CHILD_WAITS = ['wait4', 'waitid', 'waitpid', 'wait4_nocancel', 'waitid_nocancel'];
+
+/** One lookup per call: this runs for every thread that sat still, every step. */
+const CLASS_OF = new Map<string, WaitClass>([
+  ...EVENT_WAITS.map((call): [string, WaitClass] => [call, 'event']),
+  ...SLEEPS.map((call): [string, WaitClass] => [call, 'sleep']),
+  ...CHILD_WAITS.map((call): [string, WaitClass] => [call, 'child']),
 ]);
-
-const SLEEPS = new Set(['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', '__semwait_signal', '__semwait_signal_nocancel']);
-
-const CHILD_WAITS = new Set(['wait4', 'waitid', 'waitpid', 'wait4_nocancel', 'waitid_nocancel']);
 
 /** Darwin calls that enter an IOKit user client directly. */
 const IOKIT_CALLS = new Set(['iokit_user_client_trap']);
@@ -63,11 +70,7 @@ const IOKIT_CALLS = new Set(['iokit_user_client_trap']);
 const MACH_MSG = new Set(['mach_msg_trap', 'mach_msg2_trap', 'mach_msg_overwrite_trap']);
 
 export function waitClass(call: string | null): WaitClass {
-  if (call === null) return 'block';
-  if (EVENT_WAITS.has(call)) return 'event';
-  if (SLEEPS.has(call)) return 'sleep';
-  if (CHILD_WAITS.has(call)) return 'child';
-  return 'block';
+  return (call !== null && CLASS_OF.get(call)) || 'block';
 }
 
 /** Device nodes of GPU and accelerator drivers: NVIDIA, DRM (every vendor), compute accelerators, AMD KFD. */
@@ -106,14 +109,10 @@ export function cpuOf(thread: ThreadSample): number {
   return thread.cpuNs ?? thread.userNs + thread.systemNs;
 }
 
-/** The identity of what a thread waits in: the call and its descriptor, else the kernel wait channel, else nothing. */
-export function waitKey(thread: ThreadSample): string {
-  const blocked = thread.blockedIn;
-  if (blocked !== null) {
-    if (blocked.fd === undefined) return blocked.call;
-    return `${blocked.call}:${blocked.fd}:${blocked.target ?? ''}`;
-  }
-  return thread.wchan !== undefined ? `wchan:${thread.wchan}` : '';
+/** Does a thread wait in the same place: the same call, fd and target, or the same kernel wait channel? */
+export function sameWait(a: BlockedIn | null, aWchan: string | undefined, b: BlockedIn | null, bWchan: string | undefined): boolean {
+  if (a === null || b === null) return a === b && aWchan === bWchan;
+  return a.call === b.call && a.fd === b.fd && a.target === b.target;
 }
 
 /** How a person reads where the thread is: "futex", "read on pipe:[123] (fd 3)", "read on fd 3", "ioctl on /dev/nvidia0 (fd 5)". */

@@ -11,7 +11,7 @@
  */
 import type { BlockedIn, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, describeWait, isDriverCall, waitClass, type WaitClass } from './calls';
+import { cpuOf, describeWait, isDriverCall, sameWait, waitClass } from './calls';
 import { formatCpu, formatMs } from './format';
 import type { CompareOptions, Evidence, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
 
@@ -22,12 +22,6 @@ export const DEFAULT_SPIN_RATIO = 0.9;
 export type StepInput = Pick<Snapshot, 'monotonicNs' | 'processes' | 'accelerators' | 'limits'> & {
   host?: Pick<Snapshot['host'], 'platform'>;
 };
-
-/** Does a thread wait in the same place: the same call, fd and target, or the same kernel wait channel? */
-export function sameWait(a: BlockedIn | null, aWchan: string | undefined, b: BlockedIn | null, bWchan: string | undefined): boolean {
-  if (a === null || b === null) return a === b && aWchan === bWchan;
-  return a.call === b.call && a.fd === b.fd && a.target === b.target;
-}
 
 /** Where a thread's current window began, as the rules need it. */
 interface Prior {
@@ -100,6 +94,8 @@ const IDLE = 1;
 /** No progress in a blocking call: counts toward "the whole process is stuck". */
 const STILL = 2;
 const OTHER = 3;
+/** An event wait: idle when it is where the thread waited in the baseline, else a candidate. */
+const EVENT = 4;
 /** No progress, in a call nobody could read (a 'basic' sample, no permission): it cannot tell idle from stuck. */
 const UNKNOWN = 5;
 
@@ -148,20 +144,6 @@ function isStopped(t: ThreadSample): boolean {
   return t.state === 'stopped' || (t.suspendCount !== null && t.suspendCount > 0);
 }
 
-/** waitClass() memoized: call names are a small closed set, and this runs for every idle thread. */
-const classes = new Map<string | null, WaitClass>();
-function classOf(call: string | null): WaitClass {
-  let cls = classes.get(call);
-  if (cls === undefined) {
-    cls = waitClass(call);
-    classes.set(call, cls);
-  }
-  return cls;
-}
-
-/** An event wait: idle when it is where the thread waited in the baseline, else a candidate. */
-const EVENT = 4;
-
 /**
  * Pass one: is the thread a candidate for a finding? Cheap for the common case (it made
  * progress, or not for long enough); the call is classified only for threads that sat still.
@@ -171,7 +153,7 @@ function triage(t: ThreadSample, main: boolean, heldNs: number, spinNs: number, 
   if (heldNs < stallNs || t.state === 'zombie' || t.state === 'halted') return NONE;
   if (t.state === 'uninterruptible') return STILL;
   if (t.blockedIn === null) return UNKNOWN;
-  const cls = classOf(t.blockedIn.call);
+  const cls = waitClass(t.blockedIn.call);
   if (cls === 'block') return STILL; // driver calls (ioctl, the IOKit trap) are blocking calls too
   if (cls === 'event' && t.stack !== undefined && isDriverCall(t)) return STILL; // mach_msg under IOConnectCallMethod
   if (main && expectExit) return OTHER;
@@ -198,6 +180,34 @@ class Candidates {
     this.index.push(i);
     this.prior.push(prior);
     this.sameBase.push(sameBase);
+  }
+}
+
+/**
+ * Pass one's count for a process, shared by compare() and watch() so both settle a triaged
+ * thread the same way: idle here where they can, a candidate for pass two otherwise.
+ */
+class Tally {
+  /** Threads with no progress in a blocking call: all of them means the process is stuck. */
+  still = 0;
+  idle = 0;
+  readonly candidates = new Candidates();
+
+  /** True when the thread is a candidate; the caller then adds it with its prior. */
+  admit(code: number, t: ThreadSample, main: boolean, index: number, sameBase: boolean): boolean {
+    if (code === NONE) return false;
+    if (code === IDLE || (code === EVENT && sameBase)) {
+      this.idle++;
+      return false;
+    }
+    if (code === STILL) {
+      this.still++;
+      if (!main && idleWorker(t, sameBase, this.still, index)) {
+        this.idle++;
+        return false;
+      }
+    }
+    return true;
   }
 }
 
@@ -370,10 +380,8 @@ export class ProgressTracker {
     const spinNs = this.spinRatio * dt;
     const earlier = b === undefined ? [] : b.threads;
     const threads = p.threads;
-    const candidates = new Candidates();
+    const tally = new Tally();
     let byTid: Map<number, ThreadSample> | null = null;
-    let still = 0;
-    let idle = 0;
     let cpuNs = 0;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
@@ -386,7 +394,7 @@ export class ProgressTracker {
       }
       if (e === undefined) {
         // No baseline for it: only what one sample shows.
-        if (isStopped(t)) candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t) }, true);
+        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t) }, true);
         continue;
       }
       const cpu = cpuOf(t);
@@ -404,22 +412,12 @@ export class ProgressTracker {
         sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan);
       const held = timeKnown && unchanged ? dt : 0;
       const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu >= spinNs && samePc ? dt : 0;
-      const code = triage(t, main, held, spun, stallNs, this.expectExit);
-      if (code === NONE) continue;
-      if (code === IDLE || code === EVENT) {
-        idle++;
-        continue;
+      // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
+      if (tally.admit(triage(t, main, held, spun, stallNs, this.expectExit), t, main, i, true)) {
+        tally.candidates.push(i, { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before }, true);
       }
-      if (code === STILL) {
-        still++;
-        if (!main && idleWorker(t, true, still, i)) {
-          idle++;
-          continue;
-        }
-      }
-      candidates.push(i, { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before }, true);
     }
-    idle += this.judgeAll(p, candidates, darwin, nowNs, threads.length > 0 && still === threads.length, scratch.findings);
+    const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
     return { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: timeKnown ? dt / 1e6 : 0, ...(b === undefined ? { new: true } : {}) };
   }
 
@@ -435,11 +433,9 @@ export class ProgressTracker {
     const stallNs = this.stallMs * 1e6;
     const dtNs = nowNs - proc.lastNs;
     const timeKnown = dtNs > 0 && !discard;
-    const candidates = new Candidates();
+    const tally = new Tally();
     const order = proc.order;
     const nextOrder: ThreadTrack[] = new Array<ThreadTrack>(p.threads.length);
-    let still = 0;
-    let idle = 0;
     let cpuNs = 0;
     const threads = p.threads;
     for (let i = 0; i < threads.length; i++) {
@@ -451,7 +447,7 @@ export class ProgressTracker {
         track = new ThreadTrack(t.tid, t, nowNs, proc.baseline?.get(t.tid) ?? t, seen);
         proc.tracks.set(t.tid, track);
         nextOrder[i] = track;
-        if (isStopped(t)) candidates.push(i, track, true);
+        if (isStopped(t)) tally.candidates.push(i, track, true);
         continue;
       }
       nextOrder[i] = track;
@@ -500,30 +496,14 @@ export class ProgressTracker {
       const held = timeKnown ? nowNs - track.sinceNs : 0;
       const spun = track.spinSinceNs >= 0 ? nowNs - track.spinSinceNs : 0;
       const code = triage(t, main, held, spun, stallNs, this.expectExit);
-      if (code === NONE) continue;
-      if (code === IDLE) {
-        idle++;
-        continue;
-      }
-      const sameBase = code !== OTHER && sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan);
-      if (code === EVENT && sameBase) {
-        idle++;
-        continue;
-      }
-      if (code === STILL) {
-        still++;
-        if (!main && idleWorker(t, sameBase, still, i)) {
-          idle++;
-          continue;
-        }
-      }
-      candidates.push(i, track, sameBase);
+      const sameBase = code === STILL || code === EVENT || code === UNKNOWN ? sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) : false;
+      if (tally.admit(code, t, main, i, sameBase)) tally.candidates.push(i, track, sameBase);
     }
     proc.order = nextOrder;
     if (proc.tracks.size > threads.length) {
       for (const [tid, track] of proc.tracks) if (track.seen !== seen) proc.tracks.delete(tid);
     }
-    idle += this.judgeAll(p, candidates, darwin, nowNs, threads.length > 0 && still === threads.length, scratch.findings);
+    const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
     proc.lastNs = nowNs;
     const summary: ProcessSummary = { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: fresh ? 0 : dtNs / 1e6 };
     if (fresh && this.generation > 1) summary.new = true;
@@ -531,7 +511,10 @@ export class ProgressTracker {
   }
 
   /** Pass two: the findings of the candidates; returns how many turned out idle. */
-  private judgeAll(p: ProcessSample, c: Candidates, darwin: boolean, nowNs: number, frozen: boolean, out: Finding[]): number {
+  private judgeAll(p: ProcessSample, tally: Tally, darwin: boolean, nowNs: number, out: Finding[]): number {
+    const c = tally.candidates;
+    // Frozen: every thread sat still in a blocking call; nothing in the process can wake the rest.
+    const frozen = p.threads.length > 0 && tally.still === p.threads.length;
     let idle = 0;
     for (let k = 0; k < c.index.length; k++) {
       const i = c.index[k];
