@@ -160,6 +160,23 @@ export function limitFromError(subject: string, field: string, error: unknown): 
 }
 
 /**
+ * The accelerators, with what could not be read added to `limits`; a probe that failed
+ * whole (timed out) is one more limit and no accelerators, never a thrown error.
+ */
+export function acceleratorsInto(limits: Limitation[], options: AcceleratorOptions = {}): Promise<Accelerator[]> {
+  return sampleAccelerators(options).then(
+    (sample) => {
+      limits.push(...sample.limits);
+      return sample.accelerators;
+    },
+    (error: unknown) => {
+      limits.push(limitFromError('accelerators', 'accelerators', error));
+      return [];
+    },
+  );
+}
+
+/**
  * One `iokit-snap/1` snapshot: the accelerators and the threads of `pids`. A part
  * that cannot be read (a pid gone, a probe that timed out) becomes a `limits`
  * entry; the snapshot is still taken, because a hanging system is the point.
@@ -175,18 +192,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
   const limits: Limitation[] = [];
   const [host, accelerators, processes] = await Promise.all([
     readHost(),
-    options.accelerators === false
-      ? Promise.resolve<Accelerator[]>([])
-      : sampleAccelerators(options).then(
-          (sample) => {
-            limits.push(...sample.limits);
-            return sample.accelerators;
-          },
-          (error) => {
-            limits.push(limitFromError('accelerators', 'accelerators', error));
-            return [] as Accelerator[];
-          },
-        ),
+    options.accelerators === false ? Promise.resolve<Accelerator[]>([]) : acceleratorsInto(limits, options),
     Promise.all(
       pids.map((pid) =>
         sampleThreads(pid, { ...options.threads, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(

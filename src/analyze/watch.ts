@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
-import { createThreadSampler, limitFromError, monotonicNs, readHost, sampleAccelerators } from '../sample';
+import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { ProgressTracker } from './progress';
 import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
@@ -210,16 +210,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const [threadResults, accelerators] = await Promise.all([
       Promise.allSettled([...this.samplers.values()].map((s) => s.sample())),
       wantAccelerators
-        ? sampleAccelerators({ sysRoot: this.options.sysRoot, timeoutMs: Math.max(2000, 4 * this.intervalMs) }).then(
-            (sample) => {
-              limits.push(...sample.limits);
-              return sample.accelerators;
-            },
-            (error: unknown) => {
-              limits.push(limitFromError('accelerators', 'accelerators', error));
-              return [] as Accelerator[];
-            },
-          )
+        ? acceleratorsInto(limits, { sysRoot: this.options.sysRoot, timeoutMs: Math.max(2000, 4 * this.intervalMs) })
         : Promise.resolve([] as Accelerator[]),
     ]);
     const pids = [...this.samplers.keys()];

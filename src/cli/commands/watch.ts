@@ -105,10 +105,7 @@ process could not be watched (no such process, no permission).
           else if (event.type === 'recover') {
             await write(io.stdout, `${event.at} ${paint(style, 'green', 'RECOVERED')} after ${formatMs(event.hungForMs)}\n`);
           } else if (event.type === 'exit') await write(io.stdout, `${event.at} pid ${event.pid} exited\n`);
-          else {
-            failed = true;
-            await write(io.stderr, `${event.at} iokit-snap watch: ${event.error.code}: ${event.error.message}\n`);
-          }
+          else await write(io.stderr, `${event.at} iokit-snap watch: ${event.error.code}: ${event.error.message}\n`);
         }
         if (hung && values['exit-on-hang']) break;
       }
