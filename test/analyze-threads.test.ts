@@ -3,7 +3,7 @@
  * threads-only snapshots of one target, the second taken once stallMs has passed on the
  * monotonic clock. Every wait polls with a deadline; every target is killed in teardown.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +13,7 @@ import type { Report } from '../src/analyze/types';
 import { monotonicNs } from '../src/sample';
 import type { Snapshot } from '../src/types';
 import { evidenceOf, findingsOf, snapshotPair, start, threadIn, threadsOf } from './helpers/analyze';
-import { waitFor } from './helpers/targets';
+import { waitFor, type Target } from './helpers/targets';
 
 const STALL_MS = 300;
 
@@ -25,6 +25,20 @@ function mainOf(s: Snapshot, pid: number) {
 function parkedIn(s: Snapshot, pid: number, call: RegExp): boolean {
   const main = mainOf(s, pid);
   return main?.state === 'sleeping' && call.test(main.blockedIn?.call ?? '');
+}
+
+/**
+ * A reader blocked in read on a fifo that this process holds open for writing and never
+ * writes unless the test does (O_RDWR on a fifo does not block, and makes this process that writer).
+ */
+async function fifoReader(t: Test): Promise<{ fifo: string; writer: number; target: Target }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-analyze-fifo-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'requests');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR);
+  t.teardown(() => fs.closeSync(writer));
+  return { fifo, writer, target: await start(t, 'fifo-reader', [fifo]) };
 }
 
 function describe(report: Report): string {
@@ -62,14 +76,7 @@ function linuxTests(): void {
   });
 
   t.test('fifo reader: stalled in read, and the finding names the fifo', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-analyze-fifo-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const fifo = path.join(dir, 'requests');
-    execFileSync('mkfifo', [fifo]);
-    // O_RDWR on a fifo does not block, and makes this process a writer that never writes.
-    const writer = fs.openSync(fifo, fs.constants.O_RDWR);
-    t.teardown(() => fs.closeSync(writer));
-    const target = await start(t, 'fifo-reader', [fifo]);
+    const { fifo, target } = await fifoReader(t);
     const { healthy, hung } = await snapshotPair(target.pid, STALL_MS, (s) => parkedIn(s, target.pid, /^read$/));
     const report = compare(healthy, hung, { stallMs: STALL_MS });
     t.equal(report.verdict, 'hung', describe(report));
@@ -85,13 +92,7 @@ function linuxTests(): void {
   });
 
   t.test('a thread that progressed between the samples is not stalled', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-analyze-fifo-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const fifo = path.join(dir, 'requests');
-    execFileSync('mkfifo', [fifo]);
-    const writer = fs.openSync(fifo, fs.constants.O_RDWR);
-    t.teardown(() => fs.closeSync(writer));
-    const target = await start(t, 'fifo-reader', [fifo]);
+    const { writer, target } = await fifoReader(t);
     const inRead = (s: Snapshot) => mainOf(s, target.pid)?.blockedIn?.call === 'read' && mainOf(s, target.pid)?.state === 'sleeping';
     const healthy = await waitFor(async () => {
       const s = await threadsOf(target.pid);
@@ -148,13 +149,6 @@ function linuxTests(): void {
   t.test('a SIGSTOPped target: stopped, critical', async (t) => {
     const target = await start(t, 'sleep');
     process.kill(target.pid, 'SIGSTOP');
-    t.teardown(() => {
-      try {
-        process.kill(target.pid, 'SIGCONT');
-      } catch {
-        /* gone */
-      }
-    });
     const { healthy, hung } = await snapshotPair(target.pid, STALL_MS, (s) => mainOf(s, target.pid)?.state === 'stopped');
     const report = compare(healthy, hung, { stallMs: STALL_MS });
     t.equal(report.verdict, 'hung');

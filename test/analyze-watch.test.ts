@@ -208,13 +208,6 @@ t.test("detail 'basic' on an idle server: no hang (what ps shows cannot tell idl
 t.test('recover: a SIGSTOPped target hangs (stopped), and recovers after SIGCONT', { skip: linux }, async (t) => {
   const target = await start(t, 'sleep');
   process.kill(target.pid, 'SIGSTOP');
-  t.teardown(() => {
-    try {
-      process.kill(target.pid, 'SIGCONT');
-    } catch {
-      /* gone */
-    }
-  });
   const w = watching(t, { pid: target.pid, ...FAST });
   const log = record(w);
   const hang = await waitFor(() => log.of('hang')[0], 'a hang event', DEADLINE_MS);

@@ -13,7 +13,7 @@ import { splitCommand } from '../src/cli/commands/exec';
 import { statusLine } from '../src/cli/commands/watch';
 import { descendants, killQuietly, parentFromStat, processTree } from '../src/proctree';
 import { runCli, type CliStreams } from './helpers/cli';
-import { startTarget, targetBinary, waitFor } from './helpers/targets';
+import { start, startTarget, targetBinary, waitFor } from './helpers/targets';
 import { sampleThreads } from '../src/sample';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-cli-analyze-'));
@@ -55,8 +55,7 @@ async function snapshotTwice(t: Test, pid: number, stallMs: number): Promise<[st
 }
 
 t.test('diff: a deadlock is hung (exit 2), an idle server is healthy (exit 0)', { skip: linux }, async (t) => {
-  const deadlock = await startTarget('deadlock');
-  t.teardown(() => deadlock.stop());
+  const deadlock = await start(t, 'deadlock');
   await waitFor(async () => (await sampleThreads(deadlock.pid)).threads.filter((th) => th.blockedIn?.call === 'futex').length === 3, 'all three threads in futex');
   const [healthy, hung] = await snapshotTwice(t, deadlock.pid, 400);
   const human = await runCli(['diff', healthy, hung, '--stall', '400ms']);
@@ -73,8 +72,7 @@ t.test('diff: a deadlock is hung (exit 2), an idle server is healthy (exit 0)', 
     [deadlock.pid, Number(deadlock.info.a), Number(deadlock.info.b)].map((tid) => ['stalled', tid]).sort(),
   );
 
-  const idle = await startTarget('epoll-idle');
-  t.teardown(() => idle.stop());
+  const idle = await start(t, 'epoll-idle');
   await waitFor(async () => (await sampleThreads(idle.pid)).threads[0].blockedIn?.call === 'epoll_wait', 'the server in epoll_wait');
   const [calm, still] = await snapshotTwice(t, idle.pid, 400);
   const healthyRun = await runCli(['diff', calm, still, '--stall', '400ms']);
@@ -141,9 +139,7 @@ t.test('exec: cannot start, or called wrongly', async (t) => {
 });
 
 t.test('exec: a deadlocked command is hung; the report names the stuck threads, saves both snapshots, --kill ends it', { skip: linux }, async (t) => {
-  const deadlockTarget = await startTarget('sleep'); // only to build the target binary
-  await deadlockTarget.stop();
-  const binary = deadlockTarget.child.spawnfile;
+  const binary = await targetBinary();
   const save = path.join(tmp, 'exec-deadlock');
   const started = Date.now();
   const run = await runCli(['exec', '--timeout', '2s', '--kill', '--save', save, '--no-accelerators', '--', binary, 'deadlock']);
@@ -214,8 +210,7 @@ t.test('exec: a slow command that makes progress is left to finish', async (t) =
 });
 
 t.test('watch: an idle server raises nothing; a deadlock is a hang', { skip: linux }, async (t) => {
-  const idle = await startTarget('poll-idle');
-  t.teardown(() => idle.stop());
+  const idle = await start(t, 'poll-idle');
   const quiet = await runCli(['watch', '--pid', String(idle.pid), '--interval', '100ms', '--stall', '500ms', '--for', '2500ms', '--json', '--no-accelerators']);
   t.equal(quiet.code, 0, quiet.stderr);
   const events = quiet.stdout.trim().split('\n').map((l) => JSON.parse(l));
@@ -223,8 +218,7 @@ t.test('watch: an idle server raises nothing; a deadlock is a hang', { skip: lin
   t.same([...new Set(events.map((e) => e.type))], ['sample']);
   t.same([...new Set(events.map((e) => e.verdict))], ['healthy']);
 
-  const deadlock = await startTarget('deadlock');
-  t.teardown(() => deadlock.stop());
+  const deadlock = await start(t, 'deadlock');
   const hang = await runCli(['watch', '-p', String(deadlock.pid), '--interval', '100ms', '--stall', '500ms', '--exit-on-hang', '--no-accelerators', '--for', '20s']);
   t.equal(hang.code, 2);
   t.match(hang.stdout, /HUNG: 3 critical findings/);
@@ -280,8 +274,7 @@ t.test('the process tree exec samples', async (t) => {
 });
 
 t.test('watch: a stopped process is a hang, continuing it a recovery; a pid that does not exist is an error', { skip: linux }, async (t) => {
-  const target = await startTarget('sleep');
-  t.teardown(() => target.stop());
+  const target = await start(t, 'sleep');
   process.kill(target.pid, 'SIGSTOP');
   let streams: CliStreams | undefined;
   const running = runCli(['watch', '--pid', String(target.pid), '--interval', '100ms', '--stall', '300ms', '--no-accelerators'], {}, false, undefined, (s) => (streams = s));
@@ -304,14 +297,12 @@ t.test('watch: a stopped process is a hang, continuing it a recovery; a pid that
 });
 
 t.test('watch: on a terminal the status line names the worst finding; --basic and --baseline', { skip: linux }, async (t) => {
-  const deadlock = await startTarget('deadlock');
-  t.teardown(() => deadlock.stop());
+  const deadlock = await start(t, 'deadlock');
   const tty = await runCli(['watch', '--pid', String(deadlock.pid), '--interval', '100ms', '--stall', '300ms', '--for', '1500ms', '--no-accelerators'], {}, true);
   t.equal(tty.code, 2, 'stopped while hung');
   t.match(tty.stdout, /watching pid \d+: 3 threads, HUNG \(stalled: pid \d+ \(target\) thread \d+ 'target' \(main\)\), \d+ samples/);
 
-  const idle = await startTarget('poll-idle');
-  t.teardown(() => idle.stop());
+  const idle = await start(t, 'poll-idle');
   const baseline = path.join(tmp, 'poll-baseline.json');
   t.equal((await runCli(['snapshot', '--pid', String(idle.pid), '--no-accelerators', '-o', baseline])).code, 0);
   const basic = await runCli(['watch', '--pid', String(idle.pid), '--basic', '--baseline', baseline, '--interval', '100ms', '--stall', '300ms', '--for', '1s', '--json']);

@@ -12,7 +12,7 @@ import { IokitSnapError } from '../src/errors';
 import { binding } from '../src/native';
 import { createThreadSampler, monotonicNs, sampleThreads, snapshot } from '../src/sample';
 import type { ThreadSample, ThreadSampleResult } from '../src/types';
-import { startTarget, waitFor, type Target } from './helpers/targets';
+import { start, waitFor } from './helpers/targets';
 
 const ROOT = path.join(__dirname, '..');
 const NODE_GYP_BUILD = require.resolve('node-gyp-build');
@@ -20,12 +20,6 @@ const NUMBERS: Record<string, Record<string, number>> = {
   x64: { clock_nanosleep: 230, read: 0, futex: 202, epoll_wait: 232, poll: 7, vfork: 58 },
   arm64: { clock_nanosleep: 115, read: 63, futex: 98, epoll_pwait: 22, ppoll: 73 },
 };
-
-async function start(t: { teardown(fn: () => unknown): void }, ...args: Parameters<typeof startTarget>): Promise<Target> {
-  const target = await startTarget(...args);
-  t.teardown(() => target.stop());
-  return target;
-}
 
 function threadOf(sample: ThreadSampleResult, tid: number | string): ThreadSample | undefined {
   return sample.threads.find((thread) => thread.tid === Number(tid));

@@ -11,7 +11,7 @@
 import type { Finding, Report } from '../../src/analyze/types';
 import { monotonicNs, snapshot } from '../../src/sample';
 import type { Accelerator, BlockedIn, Host, ProcessSample, Snapshot, ThreadSample } from '../../src/types';
-import { startTarget, waitFor, type Target } from './targets';
+import { waitFor } from './targets';
 
 export const LINUX: Host = { platform: 'linux', arch: 'x64', osRelease: '6.8.0' };
 export const DARWIN: Host = { platform: 'darwin', arch: 'arm64', osRelease: '24.1.0', model: 'Mac14,2' };
@@ -87,11 +87,7 @@ export function evidenceOf(finding: Finding, field: string): { before: unknown; 
   return finding.evidence.find((e) => e.field === field);
 }
 
-export async function start(t: { teardown(fn: () => unknown): void }, ...args: Parameters<typeof startTarget>): Promise<Target> {
-  const target = await startTarget(...args);
-  t.teardown(() => target.stop());
-  return target;
-}
+export { start } from './targets';
 
 /** A threads-only snapshot of `pid`. */
 export function threadsOf(pid: number): Promise<Snapshot> {

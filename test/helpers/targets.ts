@@ -144,6 +144,13 @@ export async function startTarget(mode: TargetMode, args: string[] = []): Promis
   };
 }
 
+/** startTarget, stopped in `t`'s teardown. */
+export async function start(t: { teardown(fn: () => unknown): void }, ...args: Parameters<typeof startTarget>): Promise<Target> {
+  const target = await startTarget(...args);
+  t.teardown(() => target.stop());
+  return target;
+}
+
 type Falsy = undefined | null | false;
 
 /**
