@@ -91,6 +91,9 @@ t.test('options are checked synchronously: IokitSnapError EINVAL', async (t) => 
     threwEinval(t, () => watch({ pid: process.pid, intervalMs: intervalMs as number }), /intervalMs must be a positive number of ms/, `intervalMs ${String(intervalMs)}`);
   }
   threwEinval(t, () => watch({ pid: process.pid, stallMs: -1 }), /stallMs must be a non-negative number of ms, got -1/, 'stallMs -1');
+  for (const spinRatio of [Number.NaN, -0.5, '0.9']) {
+    threwEinval(t, () => watch({ pid: process.pid, spinRatio: spinRatio as number }), /spinRatio must be a non-negative number/, `spinRatio ${String(spinRatio)}`);
+  }
   threwEinval(t, () => watch({ pid: process.pid, timeoutMs: 0 }), /timeoutMs must be a positive number of ms, got 0/, 'timeoutMs 0');
   const e = (() => {
     try {

@@ -29,6 +29,13 @@ function checkPositive(name: string, value: unknown, allowZero = false): void {
   }
 }
 
+/** compare() checks spinRatio too; a NaN here would silently turn the spinning rule off. */
+function checkRatio(value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
+    throw new IokitSnapError('EINVAL', `watch(): spinRatio must be a non-negative number, got ${String(value)}`);
+  }
+}
+
 function pidsOf(options: WatchOptions): number[] {
   const pids = options.pids ?? (options.pid !== undefined ? [options.pid] : []);
   if (!Array.isArray(pids) || pids.length === 0) {
@@ -69,6 +76,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const pids = pidsOf(options);
     checkPositive('intervalMs', options.intervalMs);
     checkPositive('stallMs', options.stallMs, true);
+    checkRatio(options.spinRatio);
     checkPositive('timeoutMs', options.timeoutMs);
     this.options = options;
     this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
