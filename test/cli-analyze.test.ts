@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
-import { splitCommand } from '../src/cli/commands/exec';
+import { shown, splitCommand } from '../src/cli/commands/exec';
 import { statusLine } from '../src/cli/commands/watch';
 import { descendants, killQuietly, parentFromStat, processTree } from '../src/proctree';
 import { runCli, type CliStreams } from './helpers/cli';
@@ -136,6 +136,12 @@ t.test('exec: cannot start, or called wrongly', async (t) => {
   t.match(badTimeout.stderr, /--timeout takes a duration/);
   t.same(splitCommand(['--kill', '--save=/x', '--timeout', '2s', 'ls', '-l']), { ours: ['--kill', '--save=/x', '--timeout', '2s'], command: ['ls', '-l'] });
   t.same(splitCommand(['--json', '--', '--weird-name']), { ours: ['--json'], command: ['--weird-name'] });
+  t.equal(shown(['go', 'version']), 'go version');
+  t.equal(shown(['sh', '-c', 'sleep 1; exit 7']), 'sh -c "sleep 1; exit 7"', 'an argument with spaces is quoted');
+  t.equal(shown(['python3', '-c', 'import x\nx.run()']), 'python3 -c "import x\\nx.run()"', 'a script stays on one line');
+  const long = shown(['python3', '-c', 'x = 1; '.repeat(40)]);
+  t.equal(long.length, 100);
+  t.ok(long.endsWith('…'));
 });
 
 t.test('exec: a deadlocked command is hung; the report names the stuck threads, saves both snapshots, --kill ends it', { skip: linux }, async (t) => {

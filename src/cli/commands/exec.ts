@@ -48,6 +48,12 @@ export function splitCommand(argv: string[]): { ours: string[]; command: string[
   return { ours: argv.slice(0, i), command: argv.slice(i) };
 }
 
+/** The command on one line, as a shell would take it back: an argument with spaces quoted, a long script cut. */
+export function shown(command: string[]): string {
+  const line = command.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(' ');
+  return line.length > 100 ? `${line.slice(0, 99)}…` : line;
+}
+
 /** The exit status a shell would report: the code, or 128 + the signal number. */
 function statusOf(code: number | null, signal: NodeJS.Signals | null): number {
   // Node gives one of the two: the exit code, or the signal that ended it.
@@ -197,7 +203,7 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
         } else {
           await write(
             io.stderr,
-            `\n${paint(style, 'bold', `iokit-snap exec: ${command.join(' ')} (pid ${pid}) still running after ${ranFor}`)}\n` +
+            `\n${paint(style, 'bold', `iokit-snap exec: ${shown(command)} (pid ${pid}) still running after ${ranFor}`)}\n` +
               explain(report, style, { verbose: values.verbose === true, accelerators: hung.accelerators }) +
               `  saved: ${path.join(dir, 'baseline.json')}, hung.json, report.json\n`,
           );
