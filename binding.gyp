@@ -5,6 +5,8 @@
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "sources": [
         "native/addon.cc",
+        "native/probe.cc",
+        "native/to_js.cc",
         "native/blocking.cc",
         "native/darwin_decode.cc",
         "native/backend_unsupported.cc"

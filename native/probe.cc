@@ -1,0 +1,148 @@
+// The probe machinery (see probe.h): one detached thread per probe, a thread-safe
+// function to settle on the JS thread, and a gate so a thread that finishes after
+// its environment is gone touches nothing of it.
+#include "probe.h"
+
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "backend.h"
+#include "to_js.h"
+
+namespace iokitsnap {
+namespace {
+
+struct ProbeState;
+
+void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState* state);
+
+using ProbeTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, ProbeState, &SettleProbe>;
+
+// Whether the probe's environment still exists. Node deletes a thread-safe function
+// when its environment is torn down (process exit, a Worker ending), whatever threads
+// still hold it, so a probe thread that finishes late must not touch it: it checks the
+// gate under the mutex, and an environment cleanup hook closes the gate first.
+struct ProbeGate {
+  std::mutex mutex;
+  bool open = true;
+};
+
+// The cleanup hook's argument: owns one reference to the gate until the hook runs or
+// is removed. Hooks run in reverse order of registration, so this one, added after its
+// thread-safe function was created, runs before Node deletes that function.
+void CloseProbeGate(void* arg) {
+  std::unique_ptr<std::shared_ptr<ProbeGate>> gate(static_cast<std::shared_ptr<ProbeGate>*>(arg));
+  std::lock_guard<std::mutex> lock((*gate)->mutex);
+  (*gate)->open = false;
+}
+
+// Shared by the promise's abandon() and the settle callback; touched only on the JS thread.
+struct ProbeControl {
+  ProbeTsfn tsfn;
+  std::shared_ptr<ProbeGate>* gateHook = nullptr;  // the cleanup hook's argument, see CloseProbeGate
+  bool settled = false;
+  bool abandoned = false;
+};
+
+struct ProbeState {
+  Napi::Promise::Deferred deferred;
+  std::shared_ptr<ProbeControl> control;
+  std::optional<ProbeSettle> settle;  // set when the work returned
+  std::optional<SnapError> error;
+  std::string unexpected;
+};
+
+void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState* state) {
+  std::unique_ptr<ProbeState> owned(state);
+  state->control->settled = true;
+  if (env == nullptr) return;  // environment torn down; its cleanup hook already ran
+  if (state->control->gateHook != nullptr) {
+    napi_remove_env_cleanup_hook(env, CloseProbeGate, state->control->gateHook);
+    delete state->control->gateHook;
+    state->control->gateHook = nullptr;
+  }
+  // Every Node-API call can fail while a worker is terminating; nothing may escape
+  // this callback (it would terminate the whole process), so failures end here.
+  try {
+    Napi::HandleScope scope(env);
+    try {
+      if (state->settle) {
+        state->deferred.Resolve((*state->settle)(env));
+      } else if (state->error) {
+        const SnapError& e = *state->error;
+        state->deferred.Reject(MakeError(env, e.code(), e.what(), e.syscall(), e.kern()).Value());
+      } else {
+        state->deferred.Reject(MakeError(env, "EIO", "native probe failed: " + state->unexpected).Value());
+      }
+    } catch (const Napi::Error& e) {
+      state->deferred.Reject(e.Value());
+    }
+  } catch (...) {
+    // The environment is going away; there is no one left to tell.
+  }
+}
+
+}  // namespace
+
+Napi::Promise StartProbeThread(Napi::Env env, std::function<ProbeSettle()> work) {
+  auto control = std::make_shared<ProbeControl>();
+  auto* state = new ProbeState{Napi::Promise::Deferred::New(env), control, std::nullopt, std::nullopt, ""};
+  Napi::Promise promise = state->deferred.Promise();
+  control->tsfn = ProbeTsfn::New(env, "iokit-snap probe", 0, 1);
+  auto gate = std::make_shared<ProbeGate>();
+  control->gateHook = new std::shared_ptr<ProbeGate>(gate);
+  if (napi_add_env_cleanup_hook(env, CloseProbeGate, control->gateHook) != napi_ok) {
+    delete control->gateHook;
+    control->gateHook = nullptr;
+    control->settled = true;
+    control->tsfn.Release();
+    state->deferred.Reject(MakeError(env, "EIO", "could not register a probe cleanup hook").Value());
+    delete state;
+    return promise;
+  }
+  // promise.abandon(): called by withDeadline (src/native.ts) when the deadline passes,
+  // so a probe stuck in a wedged driver stops keeping the event loop alive.
+  promise.Set("abandon", Napi::Function::New(env, [control](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (!control->settled && !control->abandoned) {
+      control->abandoned = true;
+      control->tsfn.Unref(info.Env());
+    }
+    return info.Env().Undefined();
+  }));
+  try {
+    std::thread([tsfn = control->tsfn, gate, state, work = std::move(work)]() mutable {
+      try {
+        state->settle.emplace(work());
+      } catch (const SnapError& e) {
+        state->error.emplace(e);
+      } catch (const std::exception& e) {
+        state->unexpected = e.what();
+      } catch (...) {
+        state->unexpected = "unknown native exception";
+      }
+      std::lock_guard<std::mutex> lock(gate->mutex);
+      if (!gate->open) {  // the environment is gone, and its thread-safe function with it
+        delete state;
+        return;
+      }
+      // The queue is unbounded, so this never waits; it only enqueues.
+      if (tsfn.BlockingCall(state) != napi_ok) delete state;
+      tsfn.Release();
+    }).detach();
+  } catch (const std::system_error& e) {
+    control->settled = true;
+    napi_remove_env_cleanup_hook(env, CloseProbeGate, control->gateHook);
+    delete control->gateHook;
+    control->gateHook = nullptr;
+    control->tsfn.Release();
+    state->deferred.Reject(MakeError(env, "EAGAIN", std::string("could not start a probe thread: ") + e.what()).Value());
+    delete state;
+  }
+  return promise;
+}
+
+}  // namespace iokitsnap
