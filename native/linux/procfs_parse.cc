@@ -71,7 +71,10 @@ std::optional<TaskStat> ParseTaskStat(std::string_view text) {
   // cutime, cstime, priority, nice (16–19; priority and nice may be negative), then num_threads.
   for (int field = 16; field <= 19; ++field)
     if (!SkipField(rest)) return stat;
-  ConsumeUnsigned(rest, stat.numThreads);
+  if (!ConsumeUnsigned(rest, stat.numThreads)) return stat;
+  SkipSpaces(rest);
+  // itrealvalue (21), then starttime (22).
+  if (SkipField(rest)) ConsumeUnsigned(rest, stat.startTicks);
   return stat;
 }
 

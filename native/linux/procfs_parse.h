@@ -20,6 +20,7 @@ struct TaskStat {
   uint64_t utimeTicks = 0;
   uint64_t stimeTicks = 0;
   uint64_t numThreads = 0;  // field 20; in a thread's own stat, its whole group's count
+  uint64_t startTicks = 0;  // field 22, starttime: with the tid, which thread this is (tids are reused)
 };
 // The comm sits between the first '(' and the LAST ')': a name may itself contain ") ".
 std::optional<TaskStat> ParseTaskStat(std::string_view text);

@@ -1,5 +1,5 @@
 // Linux thread sampling from /proc/<pid>/task/<tid>/: the one-shot SampleThreads
-// and the reusable ThreadSampler (kept fds, pread, re-reads only of threads that ran).
+// and the reusable ThreadSampler (kept fds, pread; see ProcfsThreadSampler).
 //
 // Never read here: cmdline, environ, maps. They take the target's mmap lock, and
 // a target hung with that lock held would hang the tool that came to diagnose it.
@@ -28,6 +28,7 @@ using procfs::SampleProblems;
 using procfs::SchedStat;
 using procfs::ScopedFd;
 using procfs::TaskFile;
+using procfs::TaskStat;
 using procfs::ThreadReadStatus;
 
 [[noreturn]] void ThrowStatDenied(int32_t pid, const ThreadOptions& options, int error) {
@@ -59,17 +60,31 @@ size_t DefaultFdBudget() {
 // <pid>/task, and the leader's task/<pid>/stat (the group's thread count).
 constexpr size_t kDirectoryFds = 3;
 
-// Between samples it keeps, per thread, one fd per file it reads and re-reads
-// them with pread. What a thread that has not run since the last sample shows
-// cannot have changed, so:
-//   - when the CPU clock of the whole process did not move (a hung or idle
-//     process), no thread ran, and every previous record is reused as it is;
-//   - otherwise each thread's schedstat is re-read first, and only a thread
-//     whose CPU time or timeslice count moved has its other files re-read.
-// Two things change without the thread running and are seen once it runs: a
-// wake-up that has not reached a CPU (S → R), and a rename by another thread.
-// The process clock may also lag a thread that started running less than a
-// scheduler tick ago. Threads that were running are always re-read.
+// Between samples it keeps, per thread, one fd per file it reads, and re-reads
+// them with pread. Every sample reads every thread's `stat` (state, name, CPU
+// times) and, at full detail, its `schedstat`: what a sample reports as a
+// thread's state was read in that sample, never carried over. Only the other
+// files (status, syscall, wchan, stack) are reused from the last full read, and
+// only when all of this holds:
+//   - schedstat shows neither more CPU time nor another timeslice: the thread
+//     has not been given a CPU since that read (pcount counts every arrival on
+//     a CPU, and sum_exec_runtime grows when it leaves one). Those files were
+//     read after that schedstat, so they describe the same stretch of sleep.
+//   - the state letter read now is the one of the last full read, and is not R.
+//     A sleeper that was woken but has not reached a CPU reads R (its wchan and
+//     syscall files change then: "0" and "running"), and a thread stopped or
+//     continued changes its letter, so either makes this a full read.
+// syscall, wchan and the kernel stack are the thread's own saved kernel state:
+// they change only when it runs, or on the wake-up the letter shows. The
+// context-switch counts in status can lag by the one switch-out that was in
+// progress (after the runtime was charged, before the count) during the last
+// full read, and are corrected by the next full read.
+//
+// Threads are known by tid and, against tid reuse, by start time (stat field
+// 22). Their state lives in a map keyed by tid and is looked up there each time;
+// nothing holds on to a thread across samples by position, and a thread not
+// seen in a sample is forgotten at its end (fds closed, entry erased), and its
+// tid dropped from the listing.
 class ProcfsThreadSampler final : public ThreadSampler {
  public:
   ProcfsThreadSampler(int32_t pid, const ThreadOptions& options)
@@ -80,9 +95,6 @@ class ProcfsThreadSampler final : public ThreadSampler {
     int error = 0;
     processStat_.reset(procfs::OpenTaskFile(dirs_.task.get(), static_cast<uint64_t>(pid), TaskFile::Stat, &error));
     Relist();
-    // The process CPU clock (sum_exec_runtime of every thread) of any process is
-    // readable by anyone; it only means something for the real /proc.
-    if (options.procRoot == "/proc" && clock_getcpuclockid(pid, &processClock_) == 0) hasProcessClock_ = true;
     const size_t budget = options.maxOpenFiles != 0 ? options.maxOpenFiles : DefaultFdBudget();
     keptFdBudget_ = budget > kDirectoryFds ? budget - kDirectoryFds : 0;
   }
@@ -92,33 +104,30 @@ class ProcfsThreadSampler final : public ThreadSampler {
     // The task directory is listed again only when the set of threads may have
     // changed: the group's thread count moved, or a thread was found gone (an
     // exit plus a creation keeps the count but shows up as a gone thread).
-    const size_t count = ThreadCount();
-    const std::optional<uint64_t> processCpu = ProcessCpuNs();
-    const bool idle = count == tids_.size() && settled_ && processCpu && lastProcessCpuNs_ == processCpu;
-    if (count != tids_.size()) Relist();
+    if (ThreadCount() != tids_.size()) Relist();
     ++generation_;
     ProcessRecord record;
     record.pid = pid_;
     record.sampledAtNs = MonotonicNs();
     record.threads.reserve(tids_.size());
     SampleProblems problems;
-    settled_ = true;
-    bool anyGone = SampleListed(problems, record, idle);
-    if (anyGone) {
+    if (SampleListed(problems, record)) {
       // Pick up what replaced them in this same sample (they come last).
       Relist();
-      SampleListed(problems, record, false);
-      settled_ = false;
+      SampleListed(problems, record);
     }
-    lastProcessCpuNs_ = processCpu;
     for (auto it = threads_.begin(); it != threads_.end();) {
-      if (it->second->seen != generation_) {
-        Forget(*it->second);
+      if (it->second.seen != generation_) {
+        Forget(it->second);
         it = threads_.erase(it);
       } else {
         ++it;
       }
     }
+    // A tid whose thread was not seen is dropped, so the next count check
+    // relists unless the threads seen are exactly the process's threads.
+    tids_.erase(std::remove_if(tids_.begin(), tids_.end(), [this](uint64_t tid) { return threads_.count(tid) == 0; }),
+                tids_.end());
     if (record.threads.empty()) Relist();  // ESRCH when the whole process went away
     FinishRecord(pid_, dirs_, options_, problems, record);
     return record;
@@ -126,8 +135,9 @@ class ProcfsThreadSampler final : public ThreadSampler {
 
   void Close() override {
     closed_ = true;
-    for (auto& entry : threads_) Forget(*entry.second);
+    for (auto& entry : threads_) Forget(entry.second);
     threads_.clear();
+    tids_.clear();
     processStat_.reset();
     dirs_ = ProcessDirs();
   }
@@ -137,9 +147,10 @@ class ProcfsThreadSampler final : public ThreadSampler {
  private:
   struct Tracked {
     ScopedFd files[kTaskFileCount];
-    ThreadRecord last;       // the record of the last full read
+    ThreadRecord last;        // the record of the last full read
     SampleProblems problems;  // what that read could not get, reported again when reused
     SchedStat sched{};        // schedstat as of `last`
+    uint64_t startTicks = 0;  // stat field 22: with the tid, which thread this is
     bool hasLast = false;
     bool hasSched = false;
     uint64_t seen = 0;  // the last generation that sampled it
@@ -193,9 +204,9 @@ class ProcfsThreadSampler final : public ThreadSampler {
     tracked.hasSched = false;
   }
 
-  static bool MayHaveChangedWithoutRunning(const ThreadRecord& last) {
-    return last.state == ThreadState::Running || last.state == ThreadState::Runnable ||
-           last.state == ThreadState::Unknown;
+  // R: on a CPU or woken and waiting for one; Unknown: a letter we cannot judge.
+  static bool MayChangeWithoutRunning(ThreadState state) {
+    return state == ThreadState::Running || state == ThreadState::Runnable || state == ThreadState::Unknown;
   }
 
   // num_threads of the group, from the leader's stat re-read through a kept fd.
@@ -207,120 +218,118 @@ class ProcfsThreadSampler final : public ThreadSampler {
     return stat && stat->numThreads != 0 ? static_cast<size_t>(stat->numThreads) : SIZE_MAX;
   }
 
-  // Lists the task directory, and lines up a slot for every listed thread.
-  void Relist() {
-    procfs::ListThreads(pid_, dirs_, options_.procRoot, direntScratch_, tids_);
-    listed_.clear();
-    listed_.reserve(tids_.size());
-    for (const uint64_t tid : tids_) {
-      std::unique_ptr<Tracked>& slot = threads_[tid];
-      if (!slot) slot = std::make_unique<Tracked>();
-      listed_.push_back(slot.get());
-    }
-  }
-
-  std::optional<uint64_t> ProcessCpuNs() const {
-    struct timespec now {};
-    if (!hasProcessClock_ || clock_gettime(processClock_, &now) != 0) return std::nullopt;
-    return static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + static_cast<uint64_t>(now.tv_nsec);
-  }
+  void Relist() { procfs::ListThreads(pid_, dirs_, options_.procRoot, direntScratch_, tids_); }
 
   // Samples the listed threads not sampled yet in this generation; true when one was gone.
-  // `idle`: nothing in the process ran since the last sample.
-  bool SampleListed(SampleProblems& problems, ProcessRecord& record, bool idle) {
+  bool SampleListed(SampleProblems& problems, ProcessRecord& record) {
     bool anyGone = false;
-    for (size_t i = 0; i < tids_.size(); ++i) {
-      Tracked& slot = *listed_[i];
-      if (slot.seen == generation_ || slot.gone == generation_) continue;
+    for (const uint64_t tid : tids_) {
+      Tracked& tracked = threads_[tid];  // a new entry for a thread seen the first time
+      if (tracked.seen == generation_ || tracked.gone == generation_) continue;
       ThreadRecord thread;
-      if (SampleThread(tids_[i], slot, problems, thread, idle)) {
-        slot.seen = generation_;
-        settled_ = settled_ && !MayHaveChangedWithoutRunning(slot.last);
+      if (SampleThread(tid, tracked, problems, thread)) {
+        tracked.seen = generation_;
         record.threads.push_back(std::move(thread));
       } else {
-        slot.gone = generation_;
+        tracked.gone = generation_;
         anyGone = true;
       }
     }
     return anyGone;
   }
 
-  // One thread; false when it is gone. A kept fd that reports the thread gone
-  // while its tid is listed means the tid was reused: start over once, fresh.
-  bool SampleThread(uint64_t tid, Tracked& tracked, SampleProblems& problems, ThreadRecord& out, bool idle) {
-    if (idle && tracked.hasLast && !MayHaveChangedWithoutRunning(tracked.last)) {
-      out = tracked.last;
-      procfs::MergeProblems(tracked.problems, problems);
-      return true;
-    }
+  static bool HasKeptFd(const Tracked& tracked) {
+    return std::any_of(std::begin(tracked.files), std::end(tracked.files), [](const ScopedFd& fd) { return bool(fd); });
+  }
+
+  // One thread; false when it is gone. A kept fd stays bound to the thread it was
+  // opened for, so one that reports the thread gone while its tid is listed means
+  // the tid was reused: start over once, fresh.
+  bool SampleThread(uint64_t tid, Tracked& tracked, SampleProblems& problems, ThreadRecord& out) {
     for (int attempt = 0; attempt < 2; ++attempt) {
-      KeptReader reader(*this, tracked, tid);
-      const bool hadKept = std::any_of(std::begin(tracked.files), std::end(tracked.files),
-                                       [](const ScopedFd& fd) { return bool(fd); });
-      std::optional<SchedStat> sched;
-      if (options_.detail == ThreadDetail::Full && !problems.skips(TaskFile::Schedstat)) {
-        const ReadResult result = reader.Read(TaskFile::Schedstat, buffer_);
-        if (result.outcome == ReadOutcome::Gone && result.error != ENOENT) {
-          if (hadKept) {
-            Forget(tracked);
-            continue;
-          }
-          return false;
-        }
-        if (result.outcome == ReadOutcome::Ok) {
-          sched = procfs::ParseSchedStat(buffer_.text);
-          if (!sched) problems.malformed[static_cast<size_t>(TaskFile::Schedstat)] = true;
-        }
-        // Otherwise ReadThread tries again and records why it failed.
-      }
-      if (sched && tracked.hasLast && tracked.hasSched && sched->cpuNs != 0 &&
-          sched->cpuNs == tracked.sched.cpuNs && sched->timeslices == tracked.sched.timeslices &&
-          !MayHaveChangedWithoutRunning(tracked.last)) {
-        out = tracked.last;
-        procfs::MergeProblems(tracked.problems, problems);
-        return true;
-      }
-      out = ThreadRecord();
-      out.tid = tid;
-      SampleProblems seen = problems;
-      const ThreadReadStatus status = procfs::ReadThread(reader, dirs_.process.get(), options_,
-                                                         sched ? &*sched : nullptr, buffer_, seen, out);
-      problems = seen;
-      if (status == ThreadReadStatus::Denied) ThrowStatDenied(pid_, options_, seen.deniedError[static_cast<size_t>(TaskFile::Stat)]);
-      if (status == ThreadReadStatus::Gone) {
-        if (hadKept && attempt == 0) {
-          Forget(tracked);
-          continue;
-        }
-        return false;
-      }
-      tracked.last = out;
-      tracked.problems = seen;
-      tracked.hasLast = true;
-      tracked.hasSched = sched.has_value();
-      if (sched) tracked.sched = *sched;
-      return true;
+      const bool hadKept = HasKeptFd(tracked);
+      const Try result = TrySample(tid, tracked, problems, out);
+      if (result == Try::Ok) return true;
+      if (result == Try::Gone && !hadKept) return false;
+      Forget(tracked);
     }
     return false;
+  }
+
+  enum class Try { Ok, Gone, OtherThread };
+
+  Try TrySample(uint64_t tid, Tracked& tracked, SampleProblems& problems, ThreadRecord& out) {
+    KeptReader reader(*this, tracked, tid);
+    if (options_.detail == ThreadDetail::Basic) return ReadFull(reader, tracked, nullptr, std::nullopt, problems, tid, out);
+    const ReadResult statRead = reader.Read(TaskFile::Stat, buffer_);
+    if (statRead.outcome == ReadOutcome::Gone) return Try::Gone;
+    std::optional<TaskStat> stat;
+    if (statRead.outcome == ReadOutcome::Ok) {
+      statText_.assign(buffer_.text);  // the next read reuses buffer_
+      stat = procfs::ParseTaskStat(statText_);
+    }
+    // Another thread under the same tid (through a fresh open): nothing of the old one applies.
+    if (stat && tracked.hasLast && stat->startTicks != tracked.startTicks) return Try::OtherThread;
+    std::optional<SchedStat> sched;
+    if (!problems.skips(TaskFile::Schedstat)) {
+      const ReadResult result = reader.Read(TaskFile::Schedstat, buffer_);
+      if (result.outcome == ReadOutcome::Gone && result.error != ENOENT) return Try::Gone;
+      if (result.outcome == ReadOutcome::Ok) {
+        sched = procfs::ParseSchedStat(buffer_.text);
+        if (!sched) problems.malformed[static_cast<size_t>(TaskFile::Schedstat)] = true;
+      }
+      // Otherwise ReadThread tries again and records why it failed.
+    }
+    if (stat && sched && tracked.hasLast && tracked.hasSched && sched->cpuNs != 0 &&
+        sched->cpuNs == tracked.sched.cpuNs && sched->timeslices == tracked.sched.timeslices &&
+        procfs::StateFromLetter(stat->stateLetter) == tracked.last.state &&
+        !MayChangeWithoutRunning(tracked.last.state)) {
+      out = tracked.last;
+      procfs::ApplyStat(*stat, out);  // state, name and times as read now
+      tracked.last.name = out.name;    // a rename by another thread, say
+      procfs::MergeProblems(tracked.problems, problems);
+      return Try::Ok;
+    }
+    return ReadFull(reader, tracked, sched ? &*sched : nullptr,
+                    stat ? std::optional<uint64_t>(stat->startTicks) : std::nullopt, problems, tid, out);
+  }
+
+  // Every file the options ask for, through `reader`; at full detail the result
+  // becomes the thread's last full read. Throws when even stat is denied.
+  Try ReadFull(KeptReader& reader, Tracked& tracked, const SchedStat* sched, std::optional<uint64_t> startTicks,
+               SampleProblems& problems, uint64_t tid, ThreadRecord& out) {
+    out = ThreadRecord();
+    out.tid = tid;
+    SampleProblems seen = problems;
+    const ThreadReadStatus status = procfs::ReadThread(reader, dirs_.process.get(), options_, sched, buffer_, seen, out);
+    problems = seen;
+    if (status == ThreadReadStatus::Denied)
+      ThrowStatDenied(pid_, options_, seen.deniedError[static_cast<size_t>(TaskFile::Stat)]);
+    if (status == ThreadReadStatus::Gone) return Try::Gone;
+    if (options_.detail == ThreadDetail::Full && startTicks) {
+      tracked.last = out;
+      tracked.problems = seen;
+      tracked.startTicks = *startTicks;
+      tracked.hasLast = true;
+      tracked.hasSched = sched != nullptr;
+      if (sched) tracked.sched = *sched;
+    }
+    return Try::Ok;
   }
 
   int32_t pid_;
   ThreadOptions options_;
   ProcessDirs dirs_;
   ScopedFd processStat_;  // the leader's task/<pid>/stat
-  clockid_t processClock_ = 0;
-  bool hasProcessClock_ = false;
-  std::optional<uint64_t> lastProcessCpuNs_;  // the process CPU clock when the last sample began
-  bool settled_ = false;  // every record of the last sample is reusable while nothing runs
   bool closed_ = false;
   size_t keptFdBudget_ = 0;
   size_t keptFds_ = 0;
   uint64_t generation_ = 0;
-  std::unordered_map<uint64_t, std::unique_ptr<Tracked>> threads_;
+  std::unordered_map<uint64_t, Tracked> threads_;  // by tid; see the class comment
   std::vector<char> direntScratch_;
-  std::vector<uint64_t> tids_;  // the last listing, in kernel order
-  std::vector<Tracked*> listed_;  // the slot of each of tids_
+  std::vector<uint64_t> tids_;  // the last listing, in kernel order, less the tids found gone
   ReadBuffer buffer_;
+  std::string statText_;  // this thread's stat text, kept while the other files are read
 };
 
 }  // namespace
