@@ -3,6 +3,8 @@
 // its environment is gone touches nothing of it.
 #include "probe.h"
 
+#include <dlfcn.h>
+
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -59,12 +61,17 @@ struct ProbeState {
 void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState* state) {
   std::unique_ptr<ProbeState> owned(state);
   state->control->settled = true;
-  if (env == nullptr) return;  // environment torn down; its cleanup hook already ran
+  if (env == nullptr) return;  // environment torn down: Node deletes the function itself
   if (state->control->gateHook != nullptr) {
     napi_remove_env_cleanup_hook(env, CloseProbeGate, state->control->gateHook);
     delete state->control->gateHook;
     state->control->gateHook = nullptr;
   }
+  // The probe thread's reference, released here, on the JS thread, while the
+  // function surely exists. Released on the probe thread after its call, it
+  // raced the environment's end: the promise settled, this hook was gone, and
+  // Node deleted the function before the release (an abort in uv_mutex_lock).
+  state->control->tsfn.Release();
   // Every Node-API call can fail while a worker is terminating; nothing may escape
   // this callback (it would terminate the whole process), so failures end here.
   try {
@@ -86,9 +93,28 @@ void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState* sta
   }
 }
 
+// Keeps this addon's code mapped for the life of the process. Node unloads an
+// addon (dlclose) when the last environment that loaded it ends; a Worker that
+// alone loaded it takes the code away from any probe thread still running in it
+// (a stuck NVML call, a slow /proc read, or just the return from a late probe),
+// which then crashes the process. So the first probe takes its own reference,
+// with dlopen on the addon's own path, and never drops it (RTLD_NODELETE):
+// dropping it from the last probe thread cannot be done safely, as dlclose would
+// unmap the code that thread returns into. The cost is one mapping kept after
+// the last environment that used it, reused if the addon is loaded again.
+void KeepModuleLoaded() {
+  static const bool kept = [] {
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&KeepModuleLoaded), &self) == 0 || self.dli_fname == nullptr) return false;
+    return dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
+  }();
+  (void)kept;
+}
+
 }  // namespace
 
 Napi::Promise StartProbeThread(Napi::Env env, std::function<ProbeSettle()> work) {
+  KeepModuleLoaded();
   auto control = std::make_shared<ProbeControl>();
   auto* state = new ProbeState{Napi::Promise::Deferred::New(env), control, std::nullopt, std::nullopt, ""};
   Napi::Promise promise = state->deferred.Promise();
@@ -129,9 +155,10 @@ Napi::Promise StartProbeThread(Napi::Env env, std::function<ProbeSettle()> work)
         delete state;
         return;
       }
-      // The queue is unbounded, so this never waits; it only enqueues.
+      // The queue is unbounded, so this never waits; it only enqueues. After it
+      // this thread touches nothing of the environment: SettleProbe releases
+      // the function on the JS thread.
       if (tsfn.BlockingCall(state) != napi_ok) delete state;
-      tsfn.Release();
     }).detach();
   } catch (const std::system_error& e) {
     control->settled = true;
