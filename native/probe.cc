@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 
 #include "backend.h"
 #include "to_js.h"
@@ -50,12 +51,34 @@ struct ProbeControl {
   bool abandoned = false;
 };
 
+// Probes whose promise can still be abandoned, by id. abandon() reaches its probe
+// through this table, not through a native function of its own: a Node-API
+// function per probe carries a finalizer (a weak handle V8 keeps through young
+// collections), and one per probe made the heap, and RSS, grow by tens of MB over
+// thousands of probes. Shared by every environment (ids are never reused) and
+// never destroyed: probe threads may outlive static destructors at exit.
+struct LiveProbes {
+  std::mutex mutex;
+  uintptr_t lastId = 0;
+  std::unordered_map<uintptr_t, std::shared_ptr<ProbeControl>> byId;
+};
+LiveProbes& Live() {
+  static auto* live = new LiveProbes();
+  return *live;
+}
+
 struct ProbeState {
   Napi::Promise::Deferred deferred;
   std::shared_ptr<ProbeControl> control;
+  uintptr_t id = 0;  // in Live() until this state is deleted, wherever that happens
   std::optional<ProbeSettle> settle;  // set when the work returned
   std::optional<SnapError> error;
   std::string unexpected;
+
+  ~ProbeState() {
+    std::lock_guard<std::mutex> lock(Live().mutex);
+    Live().byId.erase(id);
+  }
 };
 
 void SettleProbe(Napi::Env env, Napi::Function, std::nullptr_t*, ProbeState* state) {
@@ -111,12 +134,68 @@ void KeepModuleLoaded() {
   (void)kept;
 }
 
+// promise.abandon(id), bound per probe: called by withDeadline (src/native.ts) when
+// the deadline passes, so a probe stuck in a wedged driver stops keeping the event
+// loop alive. A call after the probe settled finds nothing and does nothing.
+Napi::Value AbandonProbe(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return info.Env().Undefined();
+  const auto id = static_cast<uintptr_t>(info[0].As<Napi::Number>().DoubleValue());
+  std::shared_ptr<ProbeControl> control;
+  {
+    std::lock_guard<std::mutex> lock(Live().mutex);
+    auto found = Live().byId.find(id);
+    if (found != Live().byId.end()) control = found->second;
+  }
+  if (control && !control->settled && !control->abandoned) {
+    control->abandoned = true;
+    control->tsfn.Unref(info.Env());
+  }
+  return info.Env().Undefined();
+}
+
+// The one AbandonProbe function of each environment (per probe, only a bound copy
+// of it is made: a plain JS function, without a finalizer).
+struct AbandonFunctions {
+  std::mutex mutex;
+  std::unordered_map<napi_env, napi_ref> byEnv;
+};
+AbandonFunctions& Abandons() {
+  static auto* abandons = new AbandonFunctions();
+  return *abandons;
+}
+
+void ForgetAbandonFunction(void* env) {
+  std::lock_guard<std::mutex> lock(Abandons().mutex);
+  Abandons().byEnv.erase(static_cast<napi_env>(env));  // Node frees the reference with the environment
+}
+
+Napi::Function AbandonFunctionOf(Napi::Env env) {
+  std::lock_guard<std::mutex> lock(Abandons().mutex);
+  auto found = Abandons().byEnv.find(env);
+  napi_value cached = nullptr;
+  if (found != Abandons().byEnv.end() && napi_get_reference_value(env, found->second, &cached) == napi_ok &&
+      cached != nullptr)
+    return Napi::Function(env, cached);
+  Napi::Function fn = Napi::Function::New(env, AbandonProbe, "abandon");
+  // One hook per environment: Node aborts on a second registration of the same hook.
+  napi_ref ref = nullptr;
+  if (found == Abandons().byEnv.end() && napi_create_reference(env, fn, 1, &ref) == napi_ok &&
+      napi_add_env_cleanup_hook(env, ForgetAbandonFunction, static_cast<napi_env>(env)) == napi_ok)
+    Abandons().byEnv.emplace(env, ref);
+  return fn;
+}
+
 }  // namespace
 
 Napi::Promise StartProbeThread(Napi::Env env, std::function<ProbeSettle()> work) {
   KeepModuleLoaded();
   auto control = std::make_shared<ProbeControl>();
-  auto* state = new ProbeState{Napi::Promise::Deferred::New(env), control, std::nullopt, std::nullopt, ""};
+  auto* state = new ProbeState{Napi::Promise::Deferred::New(env), control, 0, std::nullopt, std::nullopt, ""};
+  {
+    std::lock_guard<std::mutex> lock(Live().mutex);
+    state->id = ++Live().lastId;
+    Live().byId.emplace(state->id, control);
+  }
   Napi::Promise promise = state->deferred.Promise();
   control->tsfn = ProbeTsfn::New(env, "iokit-snap probe", 0, 1);
   auto gate = std::make_shared<ProbeGate>();
@@ -130,15 +209,9 @@ Napi::Promise StartProbeThread(Napi::Env env, std::function<ProbeSettle()> work)
     delete state;
     return promise;
   }
-  // promise.abandon(): called by withDeadline (src/native.ts) when the deadline passes,
-  // so a probe stuck in a wedged driver stops keeping the event loop alive.
-  promise.Set("abandon", Napi::Function::New(env, [control](const Napi::CallbackInfo& info) -> Napi::Value {
-    if (!control->settled && !control->abandoned) {
-      control->abandoned = true;
-      control->tsfn.Unref(info.Env());
-    }
-    return info.Env().Undefined();
-  }));
+  Napi::Function abandon = AbandonFunctionOf(env);
+  promise.Set("abandon", abandon.Get("bind").As<Napi::Function>().Call(
+                             abandon, {env.Undefined(), Napi::Number::New(env, static_cast<double>(state->id))}));
   try {
     std::thread([tsfn = control->tsfn, gate, state, work = std::move(work)]() mutable {
       try {
