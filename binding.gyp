@@ -1,4 +1,6 @@
 {
+  # scripts/asan.sh builds with GYP_DEFINES=iokit_snap_asan=1: AddressSanitizer.
+  "variables": {"iokit_snap_asan%": 0},
   "targets": [
     {
       "target_name": "iokit_snap",
@@ -32,6 +34,10 @@
             "native/linux/procfs_thread.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
+        }],
+        ["OS=='linux' and iokit_snap_asan==1", {
+          "cflags_cc": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1"],
+          "ldflags": ["-fsanitize=address"]
         }],
         ["OS=='mac'", {
           "sources": [

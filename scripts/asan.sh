@@ -36,10 +36,13 @@ tar -C "$ROOT" --exclude=./node_modules --exclude=./build --exclude=./.git --exc
 ln -s "$ROOT/node_modules" "$WORK/node_modules"
 (
   cd "$WORK"
-  CXXFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1" LDFLAGS="-fsanitize=address" \
-    npx node-gyp rebuild >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
+  GYP_DEFINES="iokit_snap_asan=1" npx node-gyp rebuild >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
   [ -d lib ] || npm run build >/dev/null
 )
+if ! nm -D "$WORK/build/Release/iokit_snap.node" | grep -q "__asan_"; then
+  echo "asan.sh: the addon was built without AddressSanitizer (GYP_DEFINES iokit_snap_asan=1 not applied?)" >&2
+  exit 1
+fi
 
 # The test targets are compiled by the tests themselves; their compiler must not
 # run with libasan preloaded (its leaks at exit are gcc's, not ours).
@@ -51,7 +54,8 @@ CC
 chmod +x "$WORK/cc"
 
 export CC="$WORK/cc"
-export LD_PRELOAD="$LIBASAN"
+# libasan is preloaded into the test's node (and what it starts), not into this
+# script's own tools.
 # abort_on_error: a finding kills the process (so the test fails, whatever it was doing).
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_odr_violation=0:allocator_may_return_null=1"
 export LSAN_OPTIONS="suppressions=$ROOT/scripts/asan.supp:print_suppressions=0"
@@ -62,7 +66,7 @@ cd "$WORK"
 status=0
 for test in "${TESTS[@]}"; do
   echo "asan.sh: $test"
-  if ! node --import="file://$ROOT/node_modules/@tapjs/typescript/dist/esm/import.mjs" \
+  if ! LD_PRELOAD="$LIBASAN" node --import="file://$ROOT/node_modules/@tapjs/typescript/dist/esm/import.mjs" \
     --import="file://$ROOT/node_modules/@tapjs/mock/dist/esm/import.mjs" --enable-source-maps "$test" >"$WORK/out.log" 2>&1; then
     status=1
   fi
