@@ -48,9 +48,9 @@ t.test('bad input gets EINVAL naming what is wrong', async (t) => {
   await bad(JSON.stringify({ ...snap, accelerators: {} }), /accelerators must be an array/);
   await bad(JSON.stringify({ ...snap, accelerators: [{ id: 1 }] }), /accelerators\[0\]/);
   await bad(JSON.stringify({ ...snap, processes: 1 }), /processes must be an array/);
-  await bad(JSON.stringify({ ...snap, processes: [{ pid: 'a' }] }), /processes\[0\] needs/);
-  await bad(JSON.stringify({ ...snap, processes: [{ pid: 1, threads: [] }] }), /sampledAtNs/);
-  await bad(JSON.stringify({ ...snap, processes: [{ pid: 1, sampledAtNs: 0, threads: [{}] }] }), /threads\[0\]/);
+  await bad(JSON.stringify({ ...snap, processes: [{ pid: 'a' }] }), /processes\[0\]\.pid must be an integer, got "a"/);
+  await bad(JSON.stringify({ ...snap, processes: [{ pid: 1, name: 'x', threads: [] }] }), /processes\[0\]\.sampledAtNs must be a finite number, got nothing/);
+  await bad(JSON.stringify({ ...snap, processes: [{ pid: 1, name: 'x', sampledAtNs: 0, threads: [{}] }] }), /processes\[0\]\.threads\[0\]\.tid/);
   await bad(JSON.stringify({ ...snap, limits: null }), /limits must be an array/);
   t.throws(() => parseSnapshot('[]'), /not a JSON object/);
   t.throws(() => validateSnapshot(null), /not a JSON object/);
@@ -80,4 +80,46 @@ t.test('permission problems say EPERM', async (t) => {
   t.match(read.message, /cannot read snapshot \/root\/snap\.json: EACCES/);
   const written = await file.writeSnapshot('/root/snap.json', snap).catch((e) => e);
   t.equal(written.code, 'EPERM');
+});
+
+t.test('the whole document is checked, not only its top level: EINVAL at the first bad field', async (t) => {
+  const thread = snap.processes[0].threads[0];
+  const accelerator = {
+    id: '0000:01:00.0',
+    name: 'GH100',
+    className: 'nvidia',
+    classChain: ['pci', '0x030200'],
+    vendor: 'NVIDIA',
+    model: null,
+    busy: null,
+    serviceState: null,
+    power: { state: 'D0', maxState: null, desiredState: null, capabilityFlags: null, runtimeStatus: 'active' },
+    probeScore: null,
+    utilization: null,
+    memory: null,
+    recovery: null,
+    queues: [{ id: 1, submitted: 2, finished: 2, state: '' }],
+    properties: { nested: { list: [1, 'two', null, true, { $data: 'AA==' }] } },
+  };
+  t.ok(validateSnapshot({ ...snap, accelerators: [accelerator] }), 'a full accelerator passes');
+  const cases: [unknown, RegExp][] = [
+    [{ ...snap, accelerators: [{ id: 'a', name: 'b' }] }, /accelerators\[0\]\.className must be a string, got nothing/],
+    [{ ...snap, limits: [null] }, /limits\[0\] must be an object, got null/],
+    [{ ...snap, limits: [{ subject: 's', field: 'f', code: 'E', reason: 'r', hint: 3 }] }, /limits\[0\]\.hint must be a string, got 3/],
+    [{ ...snap, processes: [{ ...snap.processes[0], threads: [{ ...thread, blockedIn: undefined }] }] }, /threads\[0\]\.blockedIn must be an object or null, got nothing/],
+    [{ ...snap, processes: [{ ...snap.processes[0], threads: [{ ...thread, blockedIn: { call: 'futex' } }] }] }, /blockedIn\.number must be a finite number/],
+    [{ ...snap, processes: [{ ...snap.processes[0], threads: [{ ...thread, stack: [{ pc: 1, module: 2, offset: 0 }] }] }] }, /threads\[0\]\.stack\[0\]\.module must be a string or null, got 2/],
+    [{ ...snap, processes: [{ ...snap.processes[0], threads: [{ ...thread, tid: 1.5 }] }] }, /threads\[0\]\.tid must be an integer, got 1\.5/],
+    [{ ...snap, accelerators: [{ ...accelerator, power: { ...accelerator.power, state: true } }] }, /accelerators\[0\]\.power\.state must be a number or a string, got boolean/],
+    [{ ...snap, accelerators: [{ ...accelerator, queues: [null] }] }, /accelerators\[0\]\.queues\[0\] must be an object, got null/],
+    [{ ...snap, accelerators: [{ ...accelerator, properties: { a: [undefined] } }] }, /accelerators\[0\]\.properties\.a\[0\] must be a property value/],
+    [{ ...snap, accelerators: [{ ...accelerator, properties: [] }] }, /accelerators\[0\]\.properties must be an object, got an array/],
+    [{ ...snap, accelerators: [{ ...accelerator, busy: 'x' }] }, /accelerators\[0\]\.busy must be an object or null, got "x"/],
+    [{ ...snap, monotonicNs: Infinity }, /monotonicNs must be a finite number, got Infinity/],
+  ];
+  for (const [value, pattern] of cases) t.throws(() => validateSnapshot(value), { code: 'EINVAL', message: pattern }, String(pattern));
+  await t.rejects(readSnapshot(JSON.stringify(snap).replace('"monotonicNs":123', '"monotonicNs":1e400')), { code: 'EINVAL', message: /monotonicNs must be a finite number, got Infinity/ });
+  let deep: unknown = 1;
+  for (let i = 0; i < 5000; i++) deep = [deep];
+  t.throws(() => validateSnapshot({ ...snap, accelerators: [{ ...accelerator, properties: { deep } }] }), { code: 'EINVAL', message: /nested no deeper than 4096 levels/ });
 });
