@@ -1,6 +1,7 @@
 /** readSnapshot / writeSnapshot: the one snapshot format, validated on the way in. */
 import * as fs from 'node:fs/promises';
 import { IokitSnapError } from './errors';
+import { readInputFile } from './read-input';
 import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
 
@@ -51,17 +52,7 @@ export async function readSnapshot(pathOrText: string): Promise<Snapshot> {
     throw new IokitSnapError('EINVAL', 'readSnapshot needs a file path or snapshot JSON text');
   }
   if (pathOrText.trimStart().startsWith('{')) return parseSnapshot(pathOrText);
-  let text: string;
-  try {
-    text = await fs.readFile(pathOrText, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(
-      code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL',
-      `cannot read snapshot ${pathOrText}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+  const text = await readInputFile(pathOrText, 'snapshot');
   return parseSnapshot(text, pathOrText);
 }
 

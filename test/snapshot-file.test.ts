@@ -55,8 +55,8 @@ t.test('bad input gets EINVAL naming what is wrong', async (t) => {
   t.throws(() => parseSnapshot('[]'), /not a JSON object/);
   t.throws(() => validateSnapshot(null), /not a JSON object/);
   const missing = await readSnapshot('/nonexistent/dir/snap.json').catch((e) => e);
-  t.equal(missing.code, 'EINVAL');
-  t.match(missing.message, /cannot read snapshot \/nonexistent\/dir\/snap\.json/);
+  t.equal(missing.code, 'ENOENT', 'a missing file is ENOENT, as Node says');
+  t.match(missing.message, /cannot read snapshot \/nonexistent\/dir\/snap\.json: no such file/);
   const empty = await readSnapshot('').catch((e) => e);
   t.equal(empty.code, 'EINVAL');
 });
@@ -70,14 +70,16 @@ t.test('writing to an impossible place fails clearly and leaves nothing', async 
   t.equal(invalid.code, 'EINVAL');
 });
 
-t.test('permission problems say EPERM', async (t) => {
-  const denied = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
+t.test('permission problems: EACCES reading (as Node says), EPERM writing', async (t) => {
+  // Tests run as root, which no file mode stops: the denial comes from a mocked fs.
+  const denied = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', syscall: 'open' }));
   const file = t.mockRequire('../src/snapshot-file', {
-    'node:fs/promises': { ...require('node:fs/promises'), readFile: denied, writeFile: denied },
+    'node:fs/promises': { ...require('node:fs/promises'), open: denied, writeFile: denied },
   }) as typeof import('../src/snapshot-file');
   const read = await file.readSnapshot('/root/snap.json').catch((e) => e);
-  t.equal(read.code, 'EPERM');
-  t.match(read.message, /cannot read snapshot \/root\/snap\.json: EACCES/);
+  t.equal(read.code, 'EACCES');
+  t.equal(read.syscall, 'open');
+  t.match(read.message, /cannot read snapshot \/root\/snap\.json: permission denied/);
   const written = await file.writeSnapshot('/root/snap.json', snap).catch((e) => e);
   t.equal(written.code, 'EPERM');
 });
