@@ -11,10 +11,20 @@
  */
 import { MAX_NESTING } from './input-limits';
 
-type Path = (string | number)[];
+/**
+ * A check returns undefined when the value fits, else a Mismatch whose path segments are
+ * added by each container on the way out (innermost first): nothing is built for the
+ * path on the way down, so a valid document costs only the checks themselves.
+ */
+class Mismatch {
+  readonly segments: (string | number)[] = [];
+  constructor(
+    readonly expected: string,
+    readonly value: unknown,
+  ) {}
+}
 
-/** A check throws SchemaMismatch naming `path` and what was expected there. */
-type Check = (value: unknown, path: Path) => void;
+type Check = (value: unknown) => Mismatch | undefined;
 
 export class SchemaMismatch extends Error {
   constructor(
@@ -26,9 +36,12 @@ export class SchemaMismatch extends Error {
   }
 }
 
-function pathText(path: Path): string {
+function pathText(segments: (string | number)[]): string {
   let text = '';
-  for (const part of path) text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const part = segments[i];
+    text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  }
   return text;
 }
 
@@ -44,52 +57,33 @@ export function describeValue(value: unknown): string {
   return typeof value;
 }
 
-function mismatch(path: Path, expected: string, value: unknown): never {
-  throw new SchemaMismatch(pathText(path), expected, describeValue(value));
-}
-
-const string: Check = (value, path) => {
-  if (typeof value !== 'string') mismatch(path, 'a string', value);
-};
-const boolean: Check = (value, path) => {
-  if (typeof value !== 'boolean') mismatch(path, 'true or false', value);
-};
-const number: Check = (value, path) => {
-  if (typeof value !== 'number' || !Number.isFinite(value)) mismatch(path, 'a finite number', value);
-};
-const integer: Check = (value, path) => {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) mismatch(path, 'an integer', value);
-};
-
-function literal(expected: string): Check {
-  return (value, path) => {
-    if (value !== expected) mismatch(path, JSON.stringify(expected), value);
-  };
-}
+const string: Check = (value) => (typeof value === 'string' ? undefined : new Mismatch('a string', value));
+const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : new Mismatch('true or false', value));
+const number: Check = (value) => (typeof value === 'number' && Number.isFinite(value) ? undefined : new Mismatch('a finite number', value));
+const integer: Check = (value) => (typeof value === 'number' && Number.isSafeInteger(value) ? undefined : new Mismatch('an integer', value));
 
 function nullable(check: Check, expected: string): Check {
-  return (value, path) => {
-    if (value === null) return;
-    const depth = path.length;
-    try {
-      check(value, path);
-    } catch (error) {
-      // Name both choices when the value itself is wrong, not a field inside it (a failure
-      // inside leaves its deeper segments on the path).
-      if (error instanceof SchemaMismatch && path.length === depth) mismatch(path, `${expected} or null`, value);
-      throw error;
-    }
+  return (value) => {
+    if (value === null) return undefined;
+    const mismatch = check(value);
+    // Name both choices when the value itself is wrong, not a field inside it.
+    return mismatch !== undefined && mismatch.segments.length === 0 ? new Mismatch(`${expected} or null`, value) : mismatch;
   };
 }
 
-function arrayOf(item: Check): Check {
-  return (value, path) => {
-    if (!Array.isArray(value)) mismatch(path, 'an array', value);
+/** `fits`, when given, is a faster test that accepts only what `item` accepts (it may refuse more: `item` then decides). */
+function arrayOf(item: Check, fits?: (value: unknown) => boolean): Check {
+  return (value) => {
+    if (!Array.isArray(value)) return new Mismatch('an array', value);
     for (let i = 0; i < value.length; i++) {
-      path.push(i);
-      item(value[i], path);
-      path.pop();
+      if (fits !== undefined && fits(value[i])) continue;
+      const mismatch = item(value[i]);
+      if (mismatch !== undefined) {
+        mismatch.segments.push(i);
+        return mismatch;
+      }
     }
+    return undefined;
   };
 }
 
@@ -98,53 +92,42 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function object(required: Record<string, Check>, optional: Record<string, Check> = {}): Check {
-  const requiredEntries = Object.entries(required);
-  const optionalEntries = Object.entries(optional);
-  return (value, path) => {
-    if (!isRecord(value)) mismatch(path, 'an object', value);
-    for (const [key, check] of requiredEntries) {
-      path.push(key);
-      check(value[key], path);
-      path.pop();
+  const keys = [...Object.keys(required), ...Object.keys(optional)];
+  const checks = [...Object.values(required), ...Object.values(optional)];
+  const requiredCount = Object.keys(required).length;
+  return (value) => {
+    if (!isRecord(value)) return new Mismatch('an object', value);
+    for (let i = 0; i < keys.length; i++) {
+      const field = value[keys[i]];
+      if (field === undefined && i >= requiredCount) continue;
+      const mismatch = checks[i](field);
+      if (mismatch !== undefined) {
+        mismatch.segments.push(keys[i]);
+        return mismatch;
+      }
     }
-    for (const [key, check] of optionalEntries) {
-      const field = value[key];
-      if (field === undefined) continue;
-      path.push(key);
-      check(field, path);
-      path.pop();
-    }
+    return undefined;
   };
 }
 
 /** A PropertyValue tree (the raw property image), no deeper than MAX_NESTING. */
-function propertyValue(value: unknown, path: Path, depth = 0): void {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
-  if (typeof value === 'number') {
-    number(value, path);
-    return;
-  }
-  if (typeof value !== 'object') mismatch(path, 'a property value (string, number, boolean, null, array or object)', value);
-  if (depth >= MAX_NESTING) mismatch(path, `nested no deeper than ${MAX_NESTING} levels`, value);
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      path.push(i);
-      propertyValue(value[i], path, depth + 1);
-      path.pop();
+function propertyValue(value: unknown, depth: number): Mismatch | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') return number(value);
+  if (typeof value !== 'object') return new Mismatch('a property value (string, number, boolean, null, array or object)', value);
+  if (depth >= MAX_NESTING) return new Mismatch(`nested no deeper than ${MAX_NESTING} levels`, value);
+  const keys: (string | number)[] = Array.isArray(value) ? value.map((_, i) => i) : Object.keys(value);
+  for (const key of keys) {
+    const mismatch = propertyValue((value as Record<string | number, unknown>)[key], depth + 1);
+    if (mismatch !== undefined) {
+      mismatch.segments.push(key);
+      return mismatch;
     }
-    return;
   }
-  for (const key of Object.keys(value)) {
-    path.push(key);
-    propertyValue((value as Record<string, unknown>)[key], path, depth + 1);
-    path.pop();
-  }
+  return undefined;
 }
 
-const properties: Check = (value, path) => {
-  if (!isRecord(value)) mismatch(path, 'an object', value);
-  propertyValue(value, path);
-};
+const properties: Check = (value) => (isRecord(value) ? propertyValue(value, 0) : new Mismatch('an object', value));
 
 const nullableNumber = nullable(number, 'a finite number');
 const nullableString = nullable(string, 'a string');
@@ -154,9 +137,8 @@ const limitation = object({ subject: string, field: string, code: string, reason
 
 const powerState = object(
   {
-    state: (value, path) => {
-      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) mismatch(path, 'a number or a string', value);
-    },
+    state: (value) =>
+      typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value)) ? undefined : new Mismatch('a number or a string', value),
     maxState: nullableNumber,
     desiredState: nullableNumber,
     capabilityFlags: nullableNumber,
@@ -213,7 +195,42 @@ const thread = object(
   },
 );
 
-const processSample = object({ pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread) });
+const finite = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+
+/**
+ * The thread check written out by hand: a process may have 10,000 threads and the watch
+ * checks every sample. It accepts a subset of what `thread` accepts (rare optional
+ * fields send the thread to the full check), so the two cannot disagree on a pass.
+ */
+function threadFits(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  const t = value as Record<string, unknown> & { contextSwitches?: Record<string, unknown> | null; blockedIn?: Record<string, unknown> | null };
+  const switches = t.contextSwitches;
+  const blocked = t.blockedIn;
+  return (
+    typeof t.tid === 'number' &&
+    Number.isSafeInteger(t.tid) &&
+    (t.name === null || typeof t.name === 'string') &&
+    typeof t.state === 'string' &&
+    finite(t.userNs) &&
+    finite(t.systemNs) &&
+    (switches === null || (isRecord(switches) && finite(switches.voluntary) && finite(switches.involuntary))) &&
+    (t.suspendCount === null || finite(t.suspendCount)) &&
+    (blocked === null ||
+      (isRecord(blocked) &&
+        typeof blocked.call === 'string' &&
+        finite(blocked.number) &&
+        (blocked.fd === undefined || finite(blocked.fd)) &&
+        (blocked.target === undefined || typeof blocked.target === 'string'))) &&
+    (t.cpuNs === undefined || finite(t.cpuNs)) &&
+    (t.wchan === undefined || typeof t.wchan === 'string') &&
+    t.pc === undefined &&
+    t.stack === undefined &&
+    t.kernelStack === undefined
+  );
+}
+
+const processSample = object({ pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) });
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */
 const stepInputFields = {
@@ -225,15 +242,20 @@ const stepInputFields = {
 
 const host = object({ platform: string, arch: string, osRelease: string }, { model: string });
 
-const snapshotCheck = object({ format: literal('iokit-snap/1'), takenAt: string, host, ...stepInputFields });
+// format is checked by validateSnapshot before this, with a message of its own.
+const snapshotCheck = object({ format: string, takenAt: string, host, ...stepInputFields });
 const stepInputCheck = object(stepInputFields, { host: object({ platform: string }) });
 
 /** Throws SchemaMismatch at the first field of `value` that is not the iokit-snap/1 model. */
 export function checkSnapshotShape(value: unknown): void {
-  snapshotCheck(value, []);
+  raise(snapshotCheck(value));
 }
 
 /** The same for a ProgressTracker sample (host and header optional). */
 export function checkStepInputShape(value: unknown): void {
-  stepInputCheck(value, []);
+  raise(stepInputCheck(value));
+}
+
+function raise(mismatch: Mismatch | undefined): void {
+  if (mismatch !== undefined) throw new SchemaMismatch(pathText(mismatch.segments), mismatch.expected, describeValue(mismatch.value));
 }

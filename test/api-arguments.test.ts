@@ -56,6 +56,9 @@ t.test('arguments: null options, a baseline that is not a snapshot, a tracker fe
   const hung = snap(1000, []);
   t.throws(() => compare(healthy, hung, null as unknown as object), EINVAL(/compare\(\): options must be an object, got null/));
   t.throws(() => compare(healthy, hung, 5 as unknown as object), EINVAL(/options must be an object, got 5/));
+  t.throws(() => compare(healthy, hung, { stallMs: 'x'.repeat(50) as never }), EINVAL(/got "x{40}…"$/), 'a long string is cut');
+  t.throws(() => compare(healthy, hung, { spinRatio: -1 }), EINVAL(/compare\(\): spinRatio must be a non-negative number, got -1/));
+  t.throws(() => compare(null as never, hung), EINVAL(/the healthy \(first\) argument is not an iokit-snap\/1 snapshot: the document must be an object, got null/));
   t.throws(() => compare(healthy, { ...hung, limits: [null] } as never), EINVAL(/hung \(second\) argument is not an iokit-snap\/1 snapshot: limits\[0\] must be an object, got null/));
   t.throws(() => watch({ pid: process.pid, baseline: {} as never }), EINVAL(/watch\(\): the baseline option is not an iokit-snap\/1 snapshot: monotonicNs must be a finite number/));
   t.throws(() => watch({ pid: process.pid, detail: 'most' as never }), EINVAL(/detail must be 'basic' or 'full', got "most"/));

@@ -120,6 +120,30 @@ t.test('the whole document is checked, not only its top level: EINVAL at the fir
     [{ ...snap, monotonicNs: Infinity }, /monotonicNs must be a finite number, got Infinity/],
   ];
   for (const [value, pattern] of cases) t.throws(() => validateSnapshot(value), { code: 'EINVAL', message: pattern }, String(pattern));
+  // Threads take a hand-written fast path first: every field it reads must still be refused when wrong.
+  const badThreads: [Record<string, unknown>, string][] = [
+    [{ name: 5 }, 'name'],
+    [{ state: null }, 'state'],
+    [{ userNs: '1' }, 'userNs'],
+    [{ systemNs: Number.NaN }, 'systemNs'],
+    [{ contextSwitches: { voluntary: 'x', involuntary: 1 } }, 'contextSwitches.voluntary'],
+    [{ contextSwitches: [] }, 'contextSwitches'],
+    [{ suspendCount: 'x' }, 'suspendCount'],
+    [{ blockedIn: { call: 'read', number: 0, fd: 'x' } }, 'blockedIn.fd'],
+    [{ blockedIn: { call: 'read', number: 0, target: 5 } }, 'blockedIn.target'],
+    [{ blockedIn: { call: 5, number: 0 } }, 'blockedIn.call'],
+    [{ cpuNs: 'x' }, 'cpuNs'],
+    [{ wchan: 5 }, 'wchan'],
+    [{ pc: 'x' }, 'pc'],
+    [{ kernelStack: [5] }, 'kernelStack[0]'],
+    [{ tid: 2 ** 53 }, 'tid'],
+  ];
+  for (const [over, field] of badThreads) {
+    const bad = { ...snap, processes: [{ ...snap.processes[0], threads: [thread, { ...thread, ...over }] }] };
+    t.throws(() => validateSnapshot(bad), { code: 'EINVAL', message: new RegExp(`processes\\[0\\]\\.threads\\[1\\]\\.${field.replace(/[[\]]/g, '\\$&')} must be`) }, field);
+  }
+  const full = { ...thread, cpuNs: 5, wchan: 'futex_wait', pc: 4096, stack: [{ pc: 4096, module: null, offset: 0 }], kernelStack: ['schedule'], blockedIn: { call: 'read', number: 0, fd: 3, target: 'pipe:[1]' } };
+  t.ok(validateSnapshot({ ...snap, processes: [{ ...snap.processes[0], threads: [full] }] }), 'every optional thread field, well formed, passes');
   await t.rejects(readSnapshot(JSON.stringify(snap).replace('"monotonicNs":123', '"monotonicNs":1e400')), { code: 'EINVAL', message: /monotonicNs must be a finite number, got Infinity/ });
   let deep: unknown = 1;
   for (let i = 0; i < 5000; i++) deep = [deep];
