@@ -97,4 +97,10 @@ t.test('a getter that throws is EINVAL naming the option, for every entry point'
   }
   const proxy = new Proxy({}, { get: () => { throw new Error('trap'); } });
   await t.rejects(sampleThreads(pid, proxy), EINVAL(/reading option detail threw: trap/), 'a proxy trap too');
+  const notAnError = Object.defineProperty({}, 'stallMs', {
+    get() {
+      throw 'a string'; // eslint-disable-line no-throw-literal
+    },
+  });
+  t.throws(() => compare(snap(0, []), snap(1, []), notAnError), EINVAL(/reading option stallMs threw: a string$/), 'a thrown non-Error');
 });
