@@ -1,5 +1,9 @@
-/** The one error type of iokit-snap: a machine-readable `code` and a message that says what to do. */
-export type IokitSnapErrorCode = 'ESRCH' | 'EPERM' | 'ENOTSUP' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'EAGAIN';
+/**
+ * The one error type of iokit-snap: a machine-readable `code` and a message that says what to do.
+ * ENOENT and EACCES come only from reading a file the caller named (readSnapshot, import),
+ * as Node reports them.
+ */
+export type IokitSnapErrorCode = 'ESRCH' | 'EPERM' | 'EACCES' | 'ENOENT' | 'ENOTSUP' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'EAGAIN';
 
 export class IokitSnapError extends Error {
   override name = 'IokitSnapError';

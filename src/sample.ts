@@ -1,6 +1,8 @@
 /** sampleAccelerators, sampleThreads, createThreadSampler, snapshot: the live readers. */
 import * as os from 'node:os';
 import { IokitSnapError, toIokitSnapError } from './errors';
+import { checkBoolean, checkDuration, checkPid, readOptions } from './options';
+import { describeValue } from './snapshot-schema';
 import { acceleratorFromLinux } from './map/linux';
 import { acceleratorFromRegistry } from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
@@ -21,20 +23,9 @@ import type {
 const DEFAULT_ACCELERATOR_TIMEOUT_MS = 5000;
 const DEFAULT_THREAD_TIMEOUT_MS = 10000;
 
-function checkPid(pid: unknown): number {
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid < 1 || pid > 0x7fffffff) {
-    throw new IokitSnapError('EINVAL', `pid must be a positive integer, got ${JSON.stringify(pid)}`);
-  }
-  return pid;
-}
-
-function checkTimeout(value: unknown, fallback: number, name = 'timeoutMs'): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new IokitSnapError('EINVAL', `${name} must be a positive number of milliseconds, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
+const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary', 'timeoutMs', 'callTimeoutMs'] as const;
+const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
+const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators'] as const;
 
 function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
   if (platform === 'darwin') {
@@ -57,9 +48,10 @@ function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties
 }
 
 /** Enumerate the GPU/accelerator devices: IOAccelerator services on macOS, PCI display/3D/accelerator devices on Linux. */
-export async function sampleAccelerators(options: AcceleratorOptions = {}): Promise<AcceleratorSample> {
-  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
-  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_ACCELERATOR_TIMEOUT_MS);
+export async function sampleAccelerators(given: AcceleratorOptions = {}): Promise<AcceleratorSample> {
+  const options = readOptions<AcceleratorOptions>('sampleAccelerators()', given, ACCELERATOR_KEYS);
+  const timeoutMs = checkDuration('sampleAccelerators()', 'timeoutMs', options.timeoutMs) ?? DEFAULT_ACCELERATOR_TIMEOUT_MS;
+  const callTimeoutMs = checkDuration('sampleAccelerators()', 'callTimeoutMs', options.callTimeoutMs);
   const native = binding();
   const raw = await withDeadline(
     () =>
@@ -67,7 +59,7 @@ export async function sampleAccelerators(options: AcceleratorOptions = {}): Prom
         sysRoot: options.sysRoot,
         nvml: options.nvml,
         nvmlLibrary: options.nvmlLibrary,
-        callTimeoutMs: options.callTimeoutMs === undefined ? undefined : Math.ceil(checkTimeout(options.callTimeoutMs, 0, 'callTimeoutMs')),
+        callTimeoutMs: callTimeoutMs === undefined ? undefined : Math.ceil(callTimeoutMs),
         // All of one sample's blocking calls (NVML) fit in 80 % of its deadline, so a hung
         // driver yields limits, not a rejected probe.
         callBudgetMs: Math.max(1, Math.floor(timeoutMs * 0.8)),
@@ -81,17 +73,16 @@ export async function sampleAccelerators(options: AcceleratorOptions = {}): Prom
   };
 }
 
-function rawThreadOptions(options: ThreadOptions): RawThreadOptions {
-  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
-  const { timeoutMs: _timeout, ...rest } = options;
-  return rest;
+/** The options read once into a plain object (the native glue sees no getters) and the deadline. */
+function threadOptions(who: string, given: unknown, fallbackTimeoutMs = DEFAULT_THREAD_TIMEOUT_MS): { raw: RawThreadOptions; timeoutMs: number } {
+  const { timeoutMs, ...raw } = readOptions<ThreadOptions>(who, given, THREAD_KEYS);
+  return { raw, timeoutMs: checkDuration(who, 'timeoutMs', timeoutMs) ?? fallbackTimeoutMs };
 }
 
 /** Sample every thread of `pid` once: state, CPU time, context switches, and what each is blocked in. */
 export async function sampleThreads(pid: number, options: ThreadOptions = {}): Promise<ThreadSampleResult> {
-  checkPid(pid);
-  const raw = rawThreadOptions(options);
-  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_THREAD_TIMEOUT_MS);
+  checkPid('sampleThreads()', pid);
+  const { raw, timeoutMs } = threadOptions('sampleThreads()', options);
   const native = binding();
   return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`);
 }
@@ -101,9 +92,8 @@ export async function sampleThreads(pid: number, options: ThreadOptions = {}): P
  * between samples and re-reads them. Close it when done.
  */
 export function createThreadSampler(pid: number, options: ThreadOptions = {}): ThreadSampler {
-  checkPid(pid);
-  const raw = rawThreadOptions(options);
-  const timeoutMs = checkTimeout(options.timeoutMs, DEFAULT_THREAD_TIMEOUT_MS);
+  checkPid('createThreadSampler()', pid);
+  const { raw, timeoutMs } = threadOptions('createThreadSampler()', options);
   let opening: Promise<RawThreadSampler> | undefined;
   let closed = false;
   const open = (): Promise<RawThreadSampler> => {
@@ -181,11 +171,17 @@ export function acceleratorsInto(limits: Limitation[], options: AcceleratorOptio
  * that cannot be read (a pid gone, a probe that timed out) becomes a `limits`
  * entry; the snapshot is still taken, because a hanging system is the point.
  */
-export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot> {
-  if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'options must be an object');
+export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
+  const who = 'snapshot()';
+  const options = readOptions<SnapshotOptions>(who, given, SNAPSHOT_KEYS);
   const pids = options.pids ?? [];
-  if (!Array.isArray(pids)) throw new IokitSnapError('EINVAL', 'pids must be an array of process ids');
-  pids.forEach(checkPid);
+  if (!Array.isArray(pids)) throw new IokitSnapError('EINVAL', `${who}: pids must be an array of process ids, got ${describeValue(pids)}`);
+  pids.forEach((pid, i) => checkPid(who, pid, `pids[${i}]`));
+  // Checked here, not left to the probes: a bad option is the caller's error, not a limit of the snapshot.
+  checkDuration(who, 'timeoutMs', options.timeoutMs);
+  checkDuration(who, 'callTimeoutMs', options.callTimeoutMs);
+  checkBoolean(who, 'accelerators', options.accelerators);
+  const threads = threadOptions(`${who} threads`, options.threads);
   binding(); // a platform without a binary fails here, clearly, instead of as a limits entry
   const takenAt = new Date().toISOString();
   const monotonic = monotonicNs();
@@ -195,7 +191,7 @@ export async function snapshot(options: SnapshotOptions = {}): Promise<Snapshot>
     options.accelerators === false ? Promise.resolve<Accelerator[]>([]) : acceleratorsInto(limits, options),
     Promise.all(
       pids.map((pid) =>
-        sampleThreads(pid, { ...options.threads, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
+        sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
           ({ limits: threadLimits, ...sample }): ProcessSample | null => {
             limits.push(...threadLimits);
             return sample;

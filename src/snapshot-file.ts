@@ -1,6 +1,8 @@
 /** readSnapshot / writeSnapshot: the one snapshot format, validated on the way in. */
 import * as fs from 'node:fs/promises';
 import { IokitSnapError } from './errors';
+import { readInputFile } from './read-input';
+import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
 
 export const SNAPSHOT_FORMAT = 'iokit-snap/1';
@@ -13,30 +15,23 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Check the shape of a parsed snapshot; throws EINVAL naming the first bad field. */
+/**
+ * Check a parsed snapshot against the whole model (src/snapshot-schema.ts); throws EINVAL
+ * naming the path of the first bad field, so that nothing that passes can make a reader
+ * (compare, diff, the CLI's tables) throw a TypeError later.
+ */
 export function validateSnapshot(value: unknown, where = 'snapshot'): Snapshot {
   if (!isObject(value)) invalid(where, 'not a JSON object');
   if (value.format !== SNAPSHOT_FORMAT) {
     invalid(where, `format is ${JSON.stringify(value.format)}, not "${SNAPSHOT_FORMAT}"`);
   }
-  if (typeof value.takenAt !== 'string') invalid(where, 'takenAt must be an ISO 8601 string');
-  if (typeof value.monotonicNs !== 'number') invalid(where, 'monotonicNs must be a number');
-  if (!isObject(value.host) || typeof value.host.platform !== 'string') invalid(where, 'host.platform is missing');
-  if (!Array.isArray(value.accelerators)) invalid(where, 'accelerators must be an array');
-  value.accelerators.forEach((a, i) => {
-    if (!isObject(a) || typeof a.id !== 'string' || typeof a.name !== 'string') invalid(where, `accelerators[${i}] needs string id and name`);
-  });
-  if (!Array.isArray(value.processes)) invalid(where, 'processes must be an array');
-  value.processes.forEach((p, i) => {
-    if (!isObject(p) || typeof p.pid !== 'number' || !Array.isArray(p.threads)) invalid(where, `processes[${i}] needs a numeric pid and a threads array`);
-    if (typeof p.sampledAtNs !== 'number') invalid(where, `processes[${i}].sampledAtNs must be a number`);
-    p.threads.forEach((t, j) => {
-      if (!isObject(t) || typeof t.tid !== 'number' || typeof t.state !== 'string') {
-        invalid(where, `processes[${i}].threads[${j}] needs a numeric tid and a state`);
-      }
-    });
-  });
-  if (!Array.isArray(value.limits)) invalid(where, 'limits must be an array');
+  try {
+    checkSnapshotShape(value);
+  } catch (error) {
+    /* c8 ignore next -- the schema throws only SchemaMismatch; anything else is a bug to see as is */
+    if (!(error instanceof SchemaMismatch)) throw error;
+    invalid(where, error.message);
+  }
   return value as unknown as Snapshot;
 }
 
@@ -57,17 +52,7 @@ export async function readSnapshot(pathOrText: string): Promise<Snapshot> {
     throw new IokitSnapError('EINVAL', 'readSnapshot needs a file path or snapshot JSON text');
   }
   if (pathOrText.trimStart().startsWith('{')) return parseSnapshot(pathOrText);
-  let text: string;
-  try {
-    text = await fs.readFile(pathOrText, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(
-      code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL',
-      `cannot read snapshot ${pathOrText}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
+  const text = await readInputFile(pathOrText, 'snapshot');
   return parseSnapshot(text, pathOrText);
 }
 

@@ -27,7 +27,10 @@ t.test('argument checks: not a snapshot, bad stallMs or spinRatio → IokitSnapE
     t.throws(() => compare(good, value as Snapshot), { code: 'EINVAL', message: /hung \(second\)/ }, `hung ${JSON.stringify(value)}`);
   }
   for (const stallMs of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5', null]) {
-    t.throws(() => compare(good, good, { stallMs: stallMs as number }), { code: 'EINVAL', message: `stallMs must be a non-negative number, got ${String(stallMs)}` });
+    t.throws(() => compare(good, good, { stallMs: stallMs as number }), {
+      code: 'EINVAL',
+      message: `compare(): stallMs must be a non-negative number of milliseconds, got ${typeof stallMs === 'string' ? `"${stallMs}"` : String(stallMs)}`,
+    });
   }
   for (const spinRatio of [-0.5, Number.NaN, 'high']) {
     t.throws(() => compare(good, good, { spinRatio: spinRatio as number }), { code: 'EINVAL', message: /spinRatio must be a non-negative number/ });

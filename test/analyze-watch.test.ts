@@ -84,17 +84,18 @@ t.test('options are checked synchronously: IokitSnapError EINVAL', async (t) => 
   threwEinval(t, () => watch({ pids: [] }), /give the process to watch/, 'empty pids');
   threwEinval(t, () => watch({ pids: 5 as unknown as number[] }), /give the process to watch/, 'pids not an array');
   for (const pid of [0, -1, 1.5, Number.NaN, '42']) {
-    threwEinval(t, () => watch({ pid: pid as number }), new RegExp(`watch\\(\\): ${String(pid)} is not a process id`), `pid ${String(pid)}`);
+    const shown = typeof pid === 'string' ? `"${pid}"` : String(pid);
+    threwEinval(t, () => watch({ pid: pid as number }), new RegExp(`watch\\(\\): pid must be a positive integer process id, got ${shown}$`), `pid ${String(pid)}`);
   }
-  threwEinval(t, () => watch({ pids: [process.pid, 0] }), /0 is not a process id/, 'one bad pid among good ones');
+  threwEinval(t, () => watch({ pids: [process.pid, 0] }), /pids\[1\] must be a positive integer process id, got 0/, 'one bad pid among good ones');
   for (const intervalMs of [0, -100, Number.NaN, Number.POSITIVE_INFINITY, '100']) {
-    threwEinval(t, () => watch({ pid: process.pid, intervalMs: intervalMs as number }), /intervalMs must be a positive number of ms/, `intervalMs ${String(intervalMs)}`);
+    threwEinval(t, () => watch({ pid: process.pid, intervalMs: intervalMs as number }), /intervalMs must be a positive number of milliseconds/, `intervalMs ${String(intervalMs)}`);
   }
-  threwEinval(t, () => watch({ pid: process.pid, stallMs: -1 }), /stallMs must be a non-negative number of ms, got -1/, 'stallMs -1');
+  threwEinval(t, () => watch({ pid: process.pid, stallMs: -1 }), /stallMs must be a non-negative number of milliseconds, got -1/, 'stallMs -1');
   for (const spinRatio of [Number.NaN, -0.5, '0.9']) {
     threwEinval(t, () => watch({ pid: process.pid, spinRatio: spinRatio as number }), /spinRatio must be a non-negative number/, `spinRatio ${String(spinRatio)}`);
   }
-  threwEinval(t, () => watch({ pid: process.pid, timeoutMs: 0 }), /timeoutMs must be a positive number of ms, got 0/, 'timeoutMs 0');
+  threwEinval(t, () => watch({ pid: process.pid, timeoutMs: 0 }), /timeoutMs must be a positive number of milliseconds, got 0/, 'timeoutMs 0');
   const e = (() => {
     try {
       watch({ pid: -5 });
@@ -619,7 +620,7 @@ t.test('mocked: a sampler error other than ESRCH or ETIMEDOUT is an error event,
 });
 
 t.test('mocked: a step that throws is an error event, and the watch goes on', { skip: linux }, async (t) => {
-  // A sampler that breaks its contract (threads is not a list) makes the tracker throw.
+  // A sampler that breaks its contract (threads is not a list): the tracker refuses the sample.
   const broken = (pid: number): ThreadSampler => ({
     pid,
     sample: async () => ({ pid, name: 'broken', sampledAtNs: monotonicNs(), threads: null as unknown as [], limits: [] }),
@@ -632,8 +633,8 @@ t.test('mocked: a step that throws is an error event, and the watch goes on', { 
   const errors = await iterate(w, (_e, all) => all.length >= 2);
   await w.done;
   t.match(errors, [
-    { type: 'error', error: { name: 'IokitSnapError', code: 'EIO' } },
-    { type: 'error', error: { code: 'EIO' } },
+    { type: 'error', error: { name: 'IokitSnapError', code: 'EINVAL', message: /ProgressTracker\.step\(\): the sample .*processes\[0\]\.threads must be an array, got null/ } },
+    { type: 'error', error: { code: 'EINVAL' } },
   ]);
 });
 

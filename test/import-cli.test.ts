@@ -76,9 +76,9 @@ t.test('errors: usage 64, unreadable or malformed input 1 with what to do', asyn
   t.match(noFile.stderr, /import takes one file of ioreg output \(or - to read stdin\)/);
   const missing = await run(['import', path.join(FIXTURES, 'no-such-file.txt')]);
   t.equal(missing.code, 1);
-  t.match(missing.stderr, /^iokit-snap import: EINVAL: cannot read .*no-such-file\.txt/);
+  t.match(missing.stderr, /^iokit-snap import: ENOENT: cannot read ioreg output .*no-such-file\.txt: no such file/);
   const directory = await run(['import', FIXTURES]);
-  t.match(directory.stderr, /EINVAL: cannot read/);
+  t.match(directory.stderr, /EINVAL: ioreg output .* is a directory, not a regular file; pass a file, or - to read stdin/);
   const malformed = await run(['import', '-'], `${M4}garbage\n`);
   t.equal(malformed.code, 1);
   t.match(malformed.stderr, /EINVAL: ioreg input, line 40: expected a node line/);
@@ -86,26 +86,26 @@ t.test('errors: usage 64, unreadable or malformed input 1 with what to do', asyn
   t.match(help.stdout, /^Usage: iokit-snap import <file\|->/);
 });
 
-t.test('an unreadable file is EPERM', { skip: process.getuid?.() === 0 ? 'root reads every file' : false }, async (t) => {
+t.test('an unreadable file is EACCES', { skip: process.getuid?.() === 0 ? 'root reads every file' : false }, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-import-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'secret.txt');
   fs.writeFileSync(file, M4, { mode: 0o000 });
   const result = await run(['import', file]);
   t.equal(result.code, 1);
-  t.match(result.stderr, /EPERM: cannot read/);
+  t.match(result.stderr, /EACCES: cannot read ioreg output .*: permission denied/);
 });
 
-t.test('a file the user may not read is EPERM (EACCES from the file system, simulated so it runs as root too)', async (t) => {
+t.test('a file the user may not read is EACCES, as Node says (simulated so it runs as root too)', async (t) => {
   const { importCommand } = t.mockRequire('../src/cli/commands/import', {
     'node:fs/promises': {
-      readFile: async () => {
+      open: async () => {
         throw Object.assign(new Error("EACCES: permission denied, open 'secret.txt'"), { code: 'EACCES' });
       },
     },
   }) as typeof import('../src/cli/commands/import');
   await t.rejects(importCommand.run(['secret.txt'], { stdout: new PassThrough(), stderr: new PassThrough(), stdin: new PassThrough(), env: {} }), {
-    code: 'EPERM',
-    message: /cannot read secret\.txt: EACCES/,
+    code: 'EACCES',
+    message: /cannot read ioreg output secret\.txt: permission denied/,
   });
 });

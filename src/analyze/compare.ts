@@ -3,41 +3,15 @@
  * taken while they hang. Two steps of the same tracker watch() uses, so a finding means
  * the same thing in a saved pair and in a live watch.
  */
-import { IokitSnapError } from '../errors';
 import type { Snapshot } from '../types';
+import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { ProgressTracker } from './progress';
 import type { CompareOptions, Report } from './types';
 
-function checkSnapshot(value: unknown, which: string): asserts value is Snapshot {
-  const s = value as Partial<Snapshot> | null;
-  if (
-    s === null ||
-    typeof s !== 'object' ||
-    typeof s.monotonicNs !== 'number' ||
-    !Array.isArray(s.processes) ||
-    !Array.isArray(s.accelerators) ||
-    !Array.isArray(s.limits)
-  ) {
-    throw new IokitSnapError(
-      'EINVAL',
-      `compare(): the ${which} argument is not an iokit-snap/1 snapshot (it needs monotonicNs, processes, accelerators and limits); load saved files with readSnapshot()`,
-    );
-  }
-}
-
-function checkOptions(options: CompareOptions): void {
-  for (const name of ['stallMs', 'spinRatio'] as const) {
-    const value = options[name];
-    if (value !== undefined && !(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
-      throw new IokitSnapError('EINVAL', `compare(): ${name} must be a non-negative number, got ${String(value)}`);
-    }
-  }
-}
-
-export function compare(healthy: Snapshot, hung: Snapshot, options: CompareOptions = {}): Report {
-  checkSnapshot(healthy, 'healthy (first)');
-  checkSnapshot(hung, 'hung (second)');
-  checkOptions(options);
+export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions = {}): Report {
+  checkSnapshotArgument('compare()', healthy, 'the healthy (first) argument');
+  checkSnapshotArgument('compare()', hung, 'the hung (second) argument');
+  const options = checkCompareOptions('compare()', given);
   const notes: string[] = [];
   const backwards = hung.monotonicNs < healthy.monotonicNs;
   if (healthy.host !== undefined && hung.host !== undefined) {

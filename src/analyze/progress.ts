@@ -10,6 +10,7 @@
  * always does) and by tid otherwise, without building tracks at all.
  */
 import type { BlockedIn, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
+import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
 import { cpuOf, describeWait, isDriverCall, sameWait, waitClass } from './calls';
 import { formatCpu, formatMs } from './format';
@@ -240,7 +241,8 @@ export class ProgressTracker {
   private transitions = new Map<string, Transition>();
   private generation = 0;
 
-  constructor(options: CompareOptions = {}) {
+  constructor(given: CompareOptions = {}) {
+    const options = checkCompareOptions('ProgressTracker', given);
     this.stallMs = options.stallMs ?? DEFAULT_STALL_MS;
     this.spinRatio = options.spinRatio ?? DEFAULT_SPIN_RATIO;
     this.expectExit = options.expectExit ?? false;
@@ -248,6 +250,7 @@ export class ProgressTracker {
 
   /** Judge idle waits and accelerator changes against this snapshot instead of the first sample. */
   setBaseline(baseline: StepInput): void {
+    checkSnapshotArgument('ProgressTracker.setBaseline()', baseline, 'the baseline');
     this.baseline = new Map();
     for (const p of baseline.processes) this.baseline.set(p.pid, new Map(p.threads.map((t) => [t.tid, t])));
     this.acceleratorHistory = [{ ns: Number.NEGATIVE_INFINITY, accelerators: baseline.accelerators }];
@@ -273,6 +276,7 @@ export class ProgressTracker {
    * the previous sample is not trusted (a late timer): every window starts again here.
    */
   step(sample: StepInput, discard = false): Report {
+    checkSnapshotArgument('ProgressTracker.step()', sample, 'the sample');
     const seen = ++this.generation;
     const scratch: Scratch = { findings: [], blockedOnNode: new Map() };
     const summaries: ProcessSummary[] = [];

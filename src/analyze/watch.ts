@@ -7,8 +7,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
+import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from '../options';
+import { describeValue } from '../snapshot-schema';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
+import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { ProgressTracker } from './progress';
 import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
 
@@ -22,18 +25,43 @@ interface Consumer {
   wake: (() => void) | null;
 }
 
-function checkPositive(name: string, value: unknown, allowZero = false): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new IokitSnapError('EINVAL', `watch(): ${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(value)}`);
-  }
-}
+const WATCH_KEYS = [
+  'pid',
+  'pids',
+  'intervalMs',
+  'stallMs',
+  'spinRatio',
+  'expectExit',
+  'baseline',
+  'accelerators',
+  'detail',
+  'timeoutMs',
+  'signal',
+  'procRoot',
+  'sysRoot',
+] as const;
 
-/** compare() checks spinRatio too; a NaN here would silently turn the spinning rule off. */
-function checkRatio(value: unknown): void {
-  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
-    throw new IokitSnapError('EINVAL', `watch(): spinRatio must be a non-negative number, got ${String(value)}`);
+/** The options, read once into a plain object and checked: EINVAL naming the option. */
+function checkWatchOptions(given: unknown): WatchOptions {
+  if (given === undefined) throw new IokitSnapError('EINVAL', 'watch(): give the process to watch as { pid } or { pids: [...] }');
+  const options = readOptions<WatchOptions>('watch()', given, WATCH_KEYS);
+  Object.assign(options, checkCompareOptions('watch()', options));
+  checkDuration('watch()', 'intervalMs', options.intervalMs);
+  checkDuration('watch()', 'timeoutMs', options.timeoutMs);
+  checkBoolean('watch()', 'accelerators', options.accelerators);
+  if (options.detail !== undefined && options.detail !== 'basic' && options.detail !== 'full') {
+    throw new IokitSnapError('EINVAL', `watch(): detail must be 'basic' or 'full', got ${describeValue(options.detail)}`);
   }
+  for (const name of ['procRoot', 'sysRoot'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw new IokitSnapError('EINVAL', `watch(): ${name} must be a directory path, got ${describeValue(options[name])}`);
+    }
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new IokitSnapError('EINVAL', `watch(): signal must be an AbortSignal, got ${describeValue(options.signal)}`);
+  }
+  if (options.baseline !== undefined) checkSnapshotArgument('watch()', options.baseline, 'the baseline option');
+  return options;
 }
 
 function pidsOf(options: WatchOptions): number[] {
@@ -41,10 +69,13 @@ function pidsOf(options: WatchOptions): number[] {
   if (!Array.isArray(pids) || pids.length === 0) {
     throw new IokitSnapError('EINVAL', 'watch(): give the process to watch as { pid } or { pids: [...] }');
   }
-  for (const pid of pids) {
-    if (!Number.isInteger(pid) || pid < 1) throw new IokitSnapError('EINVAL', `watch(): ${String(pid)} is not a process id`);
-  }
+  pids.forEach((pid, i) => checkPid('watch()', pid, options.pids === undefined ? 'pid' : `pids[${i}]`));
   return [...new Set(pids)];
+}
+
+/** What a sample may take: four intervals, at least 2 s, within the timer limit. */
+function sampleDeadline(intervalMs: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(2000, 4 * intervalMs));
 }
 
 /**
@@ -70,20 +101,16 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   /** Until then, no hang or recover events: the windows restarted after a discarded one. */
   private holdUntilNs = 0;
 
-  constructor(options: WatchOptions) {
+  constructor(given: WatchOptions) {
     super();
-    if (options === null || typeof options !== 'object') throw new IokitSnapError('EINVAL', 'watch(): options must be an object');
+    const options = checkWatchOptions(given);
     const pids = pidsOf(options);
-    checkPositive('intervalMs', options.intervalMs);
-    checkPositive('stallMs', options.stallMs, true);
-    checkRatio(options.spinRatio);
-    checkPositive('timeoutMs', options.timeoutMs);
     this.options = options;
     this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.stallMs = options.stallMs ?? DEFAULT_WATCH_STALL_MS;
     this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
-    const timeoutMs = options.timeoutMs ?? Math.max(2000, 4 * this.intervalMs);
+    const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
     for (const pid of pids) {
       this.samplers.set(
         pid,
@@ -218,7 +245,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const [threadResults, accelerators] = await Promise.all([
       Promise.allSettled([...this.samplers.values()].map((s) => s.sample())),
       wantAccelerators
-        ? acceleratorsInto(limits, { sysRoot: this.options.sysRoot, timeoutMs: Math.max(2000, 4 * this.intervalMs) })
+        ? acceleratorsInto(limits, { sysRoot: this.options.sysRoot, timeoutMs: sampleDeadline(this.intervalMs) })
         : Promise.resolve([] as Accelerator[]),
     ]);
     const pids = [...this.samplers.keys()];

@@ -7,10 +7,11 @@
  * IOServiceState (bits), IOServiceBusyState and IOServiceBusyTime (ns); children
  * are in IORegistryEntryChildren. `-r` gives an array of such entries.
  */
-import plist from 'plist';
 import { IokitSnapError } from '../errors';
+import { setOwn } from '../input-limits';
 import type { PropertyValue } from '../types';
 import { integerValue } from './ioreg-value';
+import { parsePlistXml, PlistSyntaxError } from './plist-xml';
 import { serviceStateFromBits, type ParsedDump, type RegistryNode } from './registry-node';
 
 const HEADER_KEYS = new Set([
@@ -26,8 +27,6 @@ const HEADER_KEYS = new Set([
   'IORegistryEntryChildren',
 ]);
 
-const SAFE_LIMIT = 1n << 53n;
-
 /** Whether the text is an XML property list rather than ioreg's tree text. */
 export function looksLikePlist(text: string): boolean {
   return /^\uFEFF?\s*<(\?xml|!DOCTYPE plist|plist)/.test(text);
@@ -37,54 +36,18 @@ function invalid(what: string): never {
   throw new IokitSnapError('EINVAL', `ioreg -a input: ${what}. Pass the XML that \`ioreg -a …\` prints, unchanged.`);
 }
 
-/**
- * The plist package reads <integer> with parseInt, which rounds above 2^53. Such
- * integers are turned into <string> first, which is how the snapshot model carries
- * them anyway (decimal strings). ioreg's XML has no CDATA or comments that could
- * hold a literal "<integer>".
- */
-function protectLargeIntegers(xml: string): string {
-  return xml.replace(/<integer>\s*(-?\d+)\s*<\/integer>/g, (whole, digits: string) => {
-    const value = BigInt(digits);
-    return value > SAFE_LIMIT || value < -SAFE_LIMIT ? `<string>${value.toString()}</string>` : whole;
-  });
-}
-
-/**
- * xmldom (under plist) reports a fatal error on console.error before it throws; the
- * thrown ParseError carries the same facts, so the console copy is held back while
- * this synchronous call runs. Nothing else can run in between.
- */
-function withoutConsoleErrors<T>(run: () => T): T {
-  const consoleError = console.error;
-  console.error = () => undefined;
+function parseXml(xml: string): PropertyValue {
   try {
-    return run();
-  } finally {
-    console.error = consoleError;
-  }
-}
-
-function parseXml(xml: string): unknown {
-  try {
-    return withoutConsoleErrors(() => plist.parse(protectLargeIntegers(xml)));
+    return parsePlistXml(xml.replace(/^\uFEFF/, ''));
   } catch (error) {
-    const locator = (error as { locator?: { lineNumber?: number; columnNumber?: number } }).locator;
-    const where = locator?.lineNumber ? `line ${locator.lineNumber}, column ${locator.columnNumber}: ` : '';
-    invalid(`${where}not a well-formed property list (${(error as Error).message})`);
+    /* c8 ignore next -- the plist reader throws only PlistSyntaxError; anything else is a bug to see as is */
+    if (!(error instanceof PlistSyntaxError)) throw error;
+    invalid(`line ${error.line}, column ${error.column}: not a well-formed property list (${error.reason})`);
   }
 }
 
-function toPropertyValue(value: unknown): PropertyValue {
-  if (Buffer.isBuffer(value)) return { $data: value.toString('base64') };
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
-  if (Array.isArray(value)) return value.map(toPropertyValue);
-  if (value !== null && typeof value === 'object') {
-    const entries: Record<string, PropertyValue> = {};
-    for (const [key, item] of Object.entries(value)) entries[key] = toPropertyValue(item);
-    return entries;
-  }
-  return value as PropertyValue;
+function isDictionary(value: PropertyValue): value is Record<string, PropertyValue> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(typeof value.$data === 'string' && Object.keys(value).length === 1);
 }
 
 /** An integer that may have arrived as a number or (above 2^53) a decimal string. */
@@ -99,13 +62,26 @@ function toCount(value: unknown): number | null {
   return big === null ? null : Number(integerValue(big));
 }
 
-function nodeFrom(entry: unknown, path: string): RegistryNode {
-  if (entry === null || typeof entry !== 'object' || Array.isArray(entry) || Buffer.isBuffer(entry)) {
-    invalid(`${path} is not a dictionary (a registry entry)`);
-  }
-  const record = entry as Record<string, unknown>;
+/** Where an entry sits, kept as links so a path is spelled out only for an error message. */
+interface Place {
+  parent: Place | null;
+  /** The parent entry's name (for a child), or the top-level label. */
+  label: string;
+  index: number;
+}
+
+function pathOf(place: Place): string {
+  const parts: string[] = [];
+  for (let p: Place | null = place; p !== null; p = p.parent) parts.push(p.parent === null ? p.label : `${p.label} child ${p.index}`);
+  return parts.reverse().join(' > ');
+}
+
+/** One entry without its children (parseIoregPlist links those, without recursion). */
+function nodeFrom(entry: PropertyValue, place: Place): { node: RegistryNode; children: PropertyValue[] } {
+  if (!isDictionary(entry)) invalid(`${pathOf(place)} is not a dictionary (a registry entry)`);
+  const record = entry as Record<string, PropertyValue>;
   const name = record.IORegistryEntryName;
-  if (typeof name !== 'string') invalid(`${path} has no IORegistryEntryName string, so it is not an ioreg entry`);
+  if (typeof name !== 'string') invalid(`${pathOf(place)} has no IORegistryEntryName string, so it is not an ioreg entry`);
 
   const id = toBigInt(record.IORegistryEntryID);
   const inheritance = Array.isArray(record.IOObjectInheritance) ? record.IOObjectInheritance.filter((c): c is string => typeof c === 'string') : null;
@@ -117,12 +93,11 @@ function nodeFrom(entry: unknown, path: string): RegistryNode {
   let propertyCount = 0;
   for (const [key, value] of Object.entries(record)) {
     if (HEADER_KEYS.has(key)) continue;
-    properties[key] = toPropertyValue(value);
+    setOwn(properties, key, value);
     propertyCount++;
   }
 
-  const children = Array.isArray(record.IORegistryEntryChildren) ? record.IORegistryEntryChildren : [];
-  return {
+  const node: RegistryNode = {
     name,
     location: typeof record.IORegistryEntryLocation === 'string' ? record.IORegistryEntryLocation : null,
     className,
@@ -135,19 +110,31 @@ function nodeFrom(entry: unknown, path: string): RegistryNode {
     retainCount: toCount(record.IOObjectRetainCount),
     // ioreg -a writes properties only for the entries it selected (-l, -c, -k, -n); the others carry only its own keys.
     properties: propertyCount > 0 ? properties : null,
-    children: children.map((child, i) => nodeFrom(child, `${path} > ${name} child ${i + 1}`)),
+    children: [],
     line: null,
     hasHeader: true,
   };
+  return { node, children: Array.isArray(record.IORegistryEntryChildren) ? record.IORegistryEntryChildren : [] };
 }
 
 export function parseIoregPlist(xml: string): ParsedDump {
   const root = parseXml(xml);
   const entries = Array.isArray(root) ? root : [root];
   if (entries.length === 0) invalid('the property list holds no registry entries');
-  return {
-    format: 'ioreg-plist',
-    roots: entries.map((entry, i) => nodeFrom(entry, Array.isArray(root) ? `entry ${i + 1}` : 'the top dictionary')),
-    limits: [],
-  };
+  const roots: RegistryNode[] = [];
+  // Depth-first with an explicit stack (children pushed in reverse), so entries keep their order.
+  const pending: { entry: PropertyValue; place: Place; into: RegistryNode[] }[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const label = Array.isArray(root) ? `entry ${i + 1}` : 'the top dictionary';
+    pending.push({ entry: entries[i], place: { parent: null, label, index: 0 }, into: roots });
+  }
+  while (pending.length > 0) {
+    const { entry, place, into } = pending.pop() as (typeof pending)[number];
+    const { node, children } = nodeFrom(entry, place);
+    into.push(node);
+    for (let i = children.length - 1; i >= 0; i--) {
+      pending.push({ entry: children[i], place: { parent: place, label: node.name, index: i + 1 }, into: node.children });
+    }
+  }
+  return { format: 'ioreg-plist', roots, limits: [] };
 }

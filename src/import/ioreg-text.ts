@@ -16,6 +16,7 @@
  * and the Markdown fences of a paste copied from an issue.
  */
 import { IokitSnapError } from '../errors';
+import { setOwn } from '../input-limits';
 import type { BusyState, Limitation, PropertyValue } from '../types';
 import { parsePropertyText, ValueSyntaxError } from './ioreg-value';
 import type { ParsedDump, RegistryNode } from './registry-node';
@@ -272,7 +273,7 @@ export function parseIoregText(input: string): ParsedDump {
     if (!parsed) continue;
     const owner: RegistryNode = block ? block.owner : (current ?? headless(lineNumber));
     owner.properties ??= {};
-    owner.properties[parsed.key] = parsed.value;
+    setOwn(owner.properties, parsed.key, parsed.value);
   }
 
   if (block) {

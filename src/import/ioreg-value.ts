@@ -16,6 +16,7 @@
  * output; we read it the way the grammar allows first.
  */
 import { IokitSnapError } from '../errors';
+import { MAX_NESTING, setOwn } from '../input-limits';
 import type { PropertyValue } from '../types';
 
 /**
@@ -53,6 +54,8 @@ const CLOSERS: Record<StringContext, string> = {
 
 class ValueReader {
   position = 0;
+  /** Open (), [] and {} around the current position: bounded, so a value cannot overflow the stack. */
+  private depth = 0;
   constructor(readonly text: string) {}
 
   private fail(expected: string, inString = false): never {
@@ -152,12 +155,19 @@ class ValueReader {
     return integerValue(negative ? -magnitude : magnitude);
   }
 
+  /** Enter one more level of (), [] or {}; the caller leaves it when the container closes. */
+  private enter(): void {
+    if (++this.depth > MAX_NESTING) this.fail(`at most ${MAX_NESTING} nested levels of (), [] and {}`);
+  }
+
   private readList(close: string): PropertyValue[] {
+    this.enter();
     this.step();
     const items: PropertyValue[] = [];
     this.skipSpaces();
     if (this.peek() === close) {
       this.position++;
+      this.depth--;
       return items;
     }
     for (;;) {
@@ -169,6 +179,7 @@ class ValueReader {
       }
       if (this.peek() === close) {
         this.position++;
+        this.depth--;
         return items;
       }
       this.fail(`\`,\` or \`${close}\``);
@@ -176,17 +187,19 @@ class ValueReader {
   }
 
   private readDictionary(): Record<string, PropertyValue> {
+    this.enter();
     this.step();
     const entries: Record<string, PropertyValue> = {};
     this.skipSpaces();
     if (this.peek() === '}') {
       this.position++;
+      this.depth--;
       return entries;
     }
     for (;;) {
       const key = this.readString('key');
       this.step(); // the `=` that closesString saw after the key
-      entries[key] = this.readValue();
+      setOwn(entries, key, this.readValue());
       this.skipSpaces();
       if (this.peek() === ',') {
         this.position++;
@@ -194,6 +207,7 @@ class ValueReader {
       }
       if (this.peek() === '}') {
         this.position++;
+        this.depth--;
         return entries;
       }
       this.fail('`,` or `}`');

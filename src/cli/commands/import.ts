@@ -1,29 +1,14 @@
 /** `iokit-snap import <file|->`: ioreg output captured on a Mac, shown as a live run shows it. */
-import * as fs from 'node:fs/promises';
-import { IokitSnapError } from '../../errors';
 import { importIoreg } from '../../import';
+import { readInputFile, readInputStream } from '../../read-input';
 import { writeSnapshot } from '../../snapshot-file';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable, limitLines } from '../format';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer | string));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function readInput(source: string, io: CliIO): Promise<string> {
-  if (source === '-') return readAll(io.stdin);
-  try {
-    return await fs.readFile(source, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot read ${source}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+function readInput(source: string, io: CliIO): Promise<string> {
+  return source === '-' ? readInputStream(io.stdin, 'ioreg output') : readInputFile(source, 'ioreg output');
 }
 
 export const importCommand: Command = {

@@ -1,0 +1,24 @@
+/**
+ * Bounds on what iokit-snap reads from outside (snapshot files, ioreg dumps), shared by
+ * every reader so that a file one of them writes, another accepts.
+ */
+
+/**
+ * How deep containers (dictionaries, arrays, registry entries) may nest. A real IORegistry
+ * is a few dozen entries deep and its property values a handful; this leaves a wide margin
+ * (a full `ioreg -a -l` tree, two containers per entry level) while keeping every reader,
+ * and JSON.stringify after them, far from the call-stack limit.
+ */
+export const MAX_NESTING = 4096;
+
+/** The largest file a reader takes in (a full `ioreg -l` of a big Mac is tens of MB). */
+export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Set `key` on an object built from input as an own data property. A plain assignment of
+ * "__proto__" would replace the object's prototype instead of storing the value.
+ */
+export function setOwn<T>(target: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
