@@ -74,7 +74,7 @@ async function main() {
     if (!hasLspci()) {
       console.log(
         'note: lspci is not installed, so graphics() skips the lspci run it is built on and the ratios below ' +
-          'understate the peer; install pciutils for the comparison DESIGN.md means',
+          'understate the peer; install pciutils for the comparison the budget means',
       );
     }
 

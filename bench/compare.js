@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * The analysis over a large synthetic pair, against a peer, in one run (DESIGN §6):
+ * The analysis over a large synthetic pair, against a peer, in one run (docs/ARCHITECTURE.md, performance budgets):
  *   (a) compare(healthy, hung), 10,000 threads and 100 accelerators,
  *       as 10 processes of 1,000 threads and as one of 10,000        budget: median <= 2 ms
  *       (p95 is printed too; it holds the garbage collections the peer's allocations cause)

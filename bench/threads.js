@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /*
  * Thread sampling of a 1,000-thread process, against its peers, in one run
- * (DESIGN §6):
+ * (docs/ARCHITECTURE.md, performance budgets):
  *   (a) a full one-shot sampleThreads  vs  bench/floor.c reading the same files   budget <= 1.3x
  *   (b) sampleThreads({ detail: 'basic' })  vs  spawning `ps -L -o tid,stat,time`  budget >= 5x faster
  *   (c) createThreadSampler, reused, per sample  vs  the same ps                    budget >= 20x faster

@@ -1,5 +1,5 @@
 /**
- * The snapshot model `iokit-snap/1` (DESIGN.md section 3). A snapshot is one JSON
+ * The snapshot model `iokit-snap/1` (docs/ARCHITECTURE.md). A snapshot is one JSON
  * document; files written by one version load in the next, so fields are only
  * ever added, and added fields are optional.
  */

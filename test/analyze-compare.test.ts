@@ -1,7 +1,7 @@
 /**
  * compare() and ProgressTracker over synthetic snapshots: the edge cases a live process
  * cannot show on demand (other hosts, clocks that run backwards, darwin suspend counts,
- * ioctls on a GPU node, IOKit stacks), each judged the way DESIGN.md section 3 reads.
+ * ioctls on a GPU node, IOKit stacks), each judged the way docs/ARCHITECTURE.md describes the model.
  */
 import t from 'tap';
 import { compare, ProgressTracker } from '../src/analyze';
@@ -352,7 +352,7 @@ t.test('macOS: mach_msg2_trap under IOKit (IOConnectCallMethod) is blocked-in-dr
   t.equal(app.processes[0]!.idle, 2);
 });
 
-t.test('macOS: the hang of DESIGN.md section 1 (main in mach_msg2_trap under IOConnectCallMethod) is found without expectExit', async (t) => {
+t.test('macOS: the classic hang of docs/ARCHITECTURE.md (main in mach_msg2_trap under IOConnectCallMethod) is found without expectExit', async (t) => {
   const stack = [
     { pc: 0x1a0001000, module: KERNEL, offset: 0x1000 },
     { pc: 0x1a2002000, module: IOKIT, offset: 0x2000 },

@@ -45,5 +45,43 @@ t.test('the package declares what a consumer needs', async (t) => {
   t.equal(pkg.bin['iokit-snap'], 'bin/iokit-snap.js');
   t.equal(pkg.engines.node, '>=20');
   t.ok(fs.existsSync(path.join(root, pkg.types)), 'type declarations are built');
-  for (const entry of ['binding.gyp', 'native/', 'src/', 'lib/', 'bin/']) t.ok(pkg.files.includes(entry), `files has ${entry}`);
+  for (const entry of ['binding.gyp', 'native/', 'lib/', 'bin/', 'prebuilds/']) t.ok(pkg.files.includes(entry), `files has ${entry}`);
+  t.equal(pkg.license, 'MIT');
+  const license = fs.readFileSync(path.join(root, 'LICENSE'), 'utf8');
+  t.match(license, /^MIT License\n\nCopyright \(c\) 2026 iokit-snap contributors\n/, 'LICENSE is the MIT licence package.json names');
+});
+
+interface PackEntry {
+  path: string;
+  size: number;
+}
+
+/** What `npm pack` would put in the tarball (no scripts run: the list only). */
+function packList(): PackEntry[] {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return (JSON.parse(out) as { files: PackEntry[] }[])[0].files;
+}
+
+/** Every source binding.gyp names, for any OS: the from-source fallback build needs each one. */
+function gypSources(): string[] {
+  const text = fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8').split('\n').filter((line) => !/^\s*#/.test(line)).join('\n');
+  const target = JSON.parse(text).targets[0];
+  const parts = [target, ...(target.conditions as [string, { sources?: string[] }][]).map(([, then]) => then)];
+  return parts.flatMap((part) => part.sources ?? []);
+}
+
+t.test('the tarball holds what a user needs and nothing else', async (t) => {
+  const files = packList().map((entry) => entry.path);
+  for (const needed of ['package.json', 'README.md', 'LICENSE', 'binding.gyp', 'bin/iokit-snap.js', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'lib/cli/main.js']) {
+    t.ok(files.includes(needed), `has ${needed}`);
+  }
+  const sources = gypSources();
+  t.ok(sources.length > 10);
+  for (const source of sources) t.ok(files.includes(source), `has ${source} (the build from source needs it)`);
+  const headers = fs.readdirSync(path.join(root, 'native'), { recursive: true, encoding: 'utf8' }).filter((f) => /\.(h|inc)$/.test(f));
+  for (const header of headers) t.ok(files.includes(`native/${header}`), `has native/${header}`);
+  const unwanted = files.filter((f) => /^(src|test|bench|scripts|docs|build|node_modules|\.github|\.ci)\/|^tsconfig|\.map$|\.md$(?<!^README\.md)|\.tgz$/.test(f));
+  t.same(unwanted, [], 'no TypeScript sources, tests, benchmarks, build scripts, docs, tsconfig or source maps');
+  const prebuilds = files.filter((f) => f.startsWith('prebuilds/'));
+  t.same(prebuilds.filter((f) => !/^prebuilds\/(linux|darwin)-(x64|arm64)\/iokit-snap\.node$/.test(f)), [], 'prebuilds holds only addons, in prebuildify\'s layout');
 });

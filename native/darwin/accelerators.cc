@@ -2,7 +2,7 @@
 // IOAccelerator, each as header facts + its property tree. Interpretation
 // (power, utilization, queues) happens in TypeScript (src/map/registry.ts).
 //
-// Order of reads, cheapest and safest first (DESIGN.md section 5):
+// Order of reads, cheapest and safest first (docs/ARCHITECTURE.md, "Reading without getting stuck"):
 //   1. for every service, the header: id, name, location, class chain, busy state
 //      and time, retain count (registry calls that never wait on a driver);
 //   2. for every service, the property tree, with a deadline;

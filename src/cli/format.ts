@@ -1,5 +1,5 @@
 /** How iokit-snap shows things to a person: tables, durations, colour (NO_COLOR respected). */
-import type { Accelerator, Limitation, ThreadSample } from '../types';
+import type { Limitation, ThreadSample } from '../types';
 
 export interface Style {
   color: boolean;
@@ -55,49 +55,7 @@ export function formatBytes(bytes: number | null | undefined): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-const dash = (value: unknown): string => (value === null || value === undefined || value === '' ? '-' : String(value));
-
-function powerCell(a: Accelerator): string {
-  if (!a.power) return '-';
-  const p = a.power;
-  let text = typeof p.state === 'number' && p.maxState !== null ? `${p.state}/${p.maxState}` : String(p.state);
-  if (p.runtimeStatus) text += ` ${p.runtimeStatus}`;
-  if (p.performanceState !== null && p.performanceState !== undefined) text += ` P${p.performanceState}`;
-  if (p.desiredState !== null) text += ` →${p.desiredState}`;
-  return text;
-}
-
-function utilizationCell(a: Accelerator): string {
-  const u = a.utilization;
-  if (!u) return '-';
-  const parts = [u.devicePercent, u.rendererPercent, u.tilerPercent];
-  if (parts[1] === null && parts[2] === null) return parts[0] === null ? '-' : `${parts[0]}%`;
-  return parts.map(dash).join('/') + '%';
-}
-
-function queuesCell(a: Accelerator): string {
-  if (!a.queues) return '-';
-  const pending = a.queues.reduce((sum, q) => sum + Math.max(0, q.submitted - q.finished), 0);
-  const states = [...new Set(a.queues.map((q) => q.state))].join(',');
-  return `${a.queues.length} (${pending} pending${states ? `, ${states}` : ''})`;
-}
-
-/** The accelerator table: the same for a live run and for `iokit-snap import`. */
-export function acceleratorTable(accelerators: Accelerator[], style: Style): string {
-  const rows = accelerators.map((a) => [
-    a.id,
-    a.name,
-    a.className || '-',
-    [a.vendor, a.model].filter(Boolean).join(' ') || '-',
-    // IOService busy state: registration/matching/termination in progress, not GPU work.
-    a.busy ? `${a.busy.count}${a.busy.timeNs !== null ? ` (${formatNs(a.busy.timeNs)})` : ''}` : '-',
-    powerCell(a),
-    utilizationCell(a),
-    a.recovery ? String(a.recovery.count) : '-',
-    queuesCell(a),
-  ]);
-  return table(['ID', 'NAME', 'CLASS/DRIVER', 'VENDOR MODEL', 'SVC-BUSY', 'POWER', 'UTIL', 'RECOVERIES', 'QUEUES'], rows, style);
-}
+export const dash = (value: unknown): string => (value === null || value === undefined || value === '' ? '-' : String(value));
 
 export function threadCpuNs(t: ThreadSample): number {
   return t.cpuNs ?? t.userNs + t.systemNs;

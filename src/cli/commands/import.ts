@@ -4,7 +4,8 @@ import { readInputFile, readInputStream } from '../../read-input';
 import { writeSnapshot } from '../../snapshot-file';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
-import { acceleratorTable, limitLines } from '../format';
+import { acceleratorTable } from '../accelerator-table';
+import { limitLines } from '../format';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
 
 function readInput(source: string, io: CliIO): Promise<string> {
