@@ -4,6 +4,8 @@ export type { IokitSnapErrorCode } from './errors';
 export { sampleAccelerators, sampleThreads, createThreadSampler, snapshot, readHost } from './sample';
 export { readSnapshot, writeSnapshot, parseSnapshot, validateSnapshot, SNAPSHOT_FORMAT } from './snapshot-file';
 export { importIoreg } from './import';
+export { importReport, detectReportFormat } from './import/reports';
+export type { ImportReportOptions } from './import/reports';
 export { compare, watch, Watcher, ProgressTracker } from './analyze';
 export type { ImportOptions } from './import';
 export type * from './types';
