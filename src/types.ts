@@ -123,7 +123,7 @@ export interface Accelerator {
 }
 
 export interface Frame {
-  /** The return address; null when the source (an imported report) does not print it. */
+  /** The return address; null when an imported report does not print it, or prints one above 2^53 (kernel addresses; the text keeps it). */
   pc: number | null;
   module: string | null;
   /** pc − the module's load address; null when the source does not say. */

@@ -15,13 +15,13 @@ import { headless, newProcess, newReport, newThread, parseAddress, truncated, UN
 /** A tree line: tree markers, the count, the rest. The markers and the count never overlap, so this cannot backtrack. */
 const TREE_LINE = /^([ +!:|]*)(\d+) (.*)$/;
 const THREAD_HEADER = /^Thread_(\d+)(.*)$/;
-const FRAME_TAIL = /^(?: \+ (\d+))?\s+\[0x([0-9a-fA-F]+)/;
+const FRAME_TAIL = /^(?: \+ (\d+))?\s+\[0x([0-9a-fA-F]+)[\],]/;
 const ANALYSIS = /^Analysis of sampling (.*) \(pid (\d+)\) every (\d+(?:\.\d+)?) (millisecond|microsecond)s?/;
 const HEADER_FIELD = /^([A-Z][A-Za-z /()]*?):\s+(.*)$/;
 const TRAILING_COUNT = /\s(\d+)$/;
 
 /** `SYMBOL  (in MODULE) + OFF  [0xADDR]` → a frame; null when the line is not one (or is cut). */
-export function sampleFrame(rest: string): Frame | null {
+export function sampleFrame(rest: string, line: string = rest): Frame | null {
   const at = rest.lastIndexOf('  (in ');
   if (at < 0) return null;
   const close = rest.indexOf(')', at + 6);
@@ -35,7 +35,7 @@ export function sampleFrame(rest: string): Frame | null {
     offset: null,
     symbol: rest.slice(0, at).trim(),
     symbolOffset: tail[1] === undefined ? null : Number(tail[1]),
-    text: rest.trim(),
+    text: line.trim(),
   };
 }
 
@@ -122,7 +122,7 @@ export function parseSample(lines: string[]): ParsedReport {
         seen.push(current);
         continue;
       }
-      const frame = sampleFrame(tree[3]);
+      const frame = sampleFrame(tree[3], text.slice(depth));
       if (frame === null) {
         lastComplete = false;
         continue;

@@ -23,12 +23,12 @@ const RANGE_TAIL = / (\d+)-(\d+)$/;
 const BLOCKED_BY = /\(blocked by ([^)]*(?:\)[^)]*)*)\)\s*$/;
 
 /** `SYMBOL + OFF (WHERE) [0xADDR] TAIL` → a frame and what follows it. */
-export function spindumpFrame(rest: string): { frame: Frame; tail: string } | null {
+export function spindumpFrame(rest: string, line: string = rest): { frame: Frame; tail: string } | null {
   const bracket = rest.lastIndexOf(' [0x');
   if (bracket < 0) {
     // `<truncated backtrace>` (with a timeline range) has no image and no address.
     if (!rest.startsWith('<truncated backtrace>')) return null;
-    return { frame: { pc: null, module: null, offset: null, symbol: '<truncated backtrace>', symbolOffset: null, text: rest }, tail: rest.slice(21) };
+    return { frame: { pc: null, module: null, offset: null, symbol: '<truncated backtrace>', symbolOffset: null, text: line }, tail: rest.slice(21) };
   }
   const end = rest.indexOf(']', bracket);
   if (end < 0) return null;
@@ -51,7 +51,7 @@ export function spindumpFrame(rest: string): { frame: Frame; tail: string } | nu
   }
   const sym = /^(.*?)(?: \+ (\d+))?$/.exec(symbolPart.trim()) as RegExpExecArray;
   return {
-    frame: { pc, module, offset, symbol: sym[1], symbolOffset: sym[2] === undefined ? null : Number(sym[2]), text: rest },
+    frame: { pc, module, offset, symbol: sym[1], symbolOffset: sym[2] === undefined ? null : Number(sym[2]), text: line },
     tail: rest.slice(end + 1),
   };
 }
@@ -158,7 +158,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
     }
     const frameLine = FRAME_LINE.exec(text);
     if (frameLine !== null && !/^\d+\s*$/.test(trimmed)) {
-      const parsed = spindumpFrame(frameLine[4]);
+      const parsed = spindumpFrame(frameLine[4], trimmed);
       if (parsed === null) {
         lastComplete = false;
         continue;
