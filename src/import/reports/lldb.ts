@@ -40,6 +40,7 @@ export function parseLldb(lines: string[]): ParsedReport {
   report.processes.push(process);
   let current: ParsedThread | null = null;
   let cutOff: ParsedThread | null = null;
+  const byTid = new Map<number, number>();
   let headlessFrom = 0;
   let headlessTo = 0;
   let lastLine = 0;
@@ -64,9 +65,12 @@ export function parseLldb(lines: string[]): ParsedReport {
       if (name !== null) current.name = name[1];
       current.main = header[1] === '1' || current.queue === 'com.apple.main-thread';
       // `thread backtrace all` prints each thread once; a later `bt` of the same thread replaces it.
-      const same = process.threads.findIndex((t) => t.tid === current!.tid);
-      if (same >= 0) process.threads.splice(same, 1);
-      process.threads.push(current);
+      const same = byTid.get(current.tid);
+      if (same !== undefined) process.threads[same] = current;
+      else {
+        byTid.set(current.tid, process.threads.length);
+        process.threads.push(current);
+      }
       continue;
     }
     const frame = FRAME_LINE.exec(text);

@@ -105,14 +105,17 @@ export function parseSpindump(lines: string[]): ParsedReport {
   let lastComplete = true;
   let otherPaths = 0;
 
+  // A full-system spindump holds hundreds of processes: find them by pid, not by a scan.
+  const byPid = new Map<number | null, ParsedProcess>();
   const processFor = (pid: number | null, name: string | null): ParsedProcess => {
-    const known = report.processes.find((p) => p.pid === pid && (pid !== null || p.name === name || name === null));
-    if (known !== undefined) {
+    const known = byPid.get(pid);
+    if (known !== undefined && (pid !== null || name === null || known.name === null || known.name === name)) {
       if (known.name === null) known.name = name;
       return known;
     }
     const fresh = newProcess('spindump', pid, name);
     report.processes.push(fresh);
+    byPid.set(pid, fresh);
     return fresh;
   };
   const close = (): void => {
@@ -201,7 +204,11 @@ export function parseSpindump(lines: string[]): ParsedReport {
       case 'PID':
         if (/^\d+$/.test(value)) {
           if (target === null) target = processFor(Number(value), null);
-          else target.pid = Number(value);
+          else if (target.pid === null) {
+            byPid.delete(null);
+            target.pid = Number(value);
+            byPid.set(target.pid, target);
+          }
         }
         break;
       case 'Date/Time':
