@@ -7,6 +7,8 @@ export { importIoreg } from './import';
 export { importReport, detectReportFormat } from './import/reports';
 export type { ImportReportOptions } from './import/reports';
 export { compare, watch, Watcher, ProgressTracker } from './analyze';
+export { explain } from './explain';
+export type { ExplainOptions } from './explain';
 export type { ImportOptions } from './import';
 export type * from './types';
 export type * from './analyze/types';

@@ -190,6 +190,8 @@ export interface ThreadSample {
   kernelStack?: string[];
   /** Kernel frames parsed (imported reports: spindump `*` frames, a hung_task Call Trace), innermost first. */
   kernelFrames?: Frame[];
+  /** Imported reports: the report marks this as the process's main thread (live samples list it first instead). */
+  main?: boolean;
   /** Imported reports: the dispatch queue the thread was serving. */
   queue?: string;
   /** sample/spindump: in how many samples the report saw the thread. */

@@ -158,9 +158,14 @@ export function stateOf(blocked: BlockedIn | null): ThreadState {
   return WAITS.test(blocked.call) ? 'waiting' : 'unknown';
 }
 
-/** Is the call on the path to a GPU driver (IOKit user client, a Metal wait, a GPU driver's frames)? */
+/** Is the call inside a GPU driver or on the IOKit user-client path (IOConnectCallMethod)? */
 export function onDriverPath(blocked: BlockedIn | null): boolean {
   return blocked !== null && (blocked.driver !== undefined || (blocked.via !== undefined && IOKIT_ENTRY.test(blocked.via)));
+}
+
+/** Is the call a Metal/OpenGL wait for the GPU (a command buffer, a command queue's submission slot)? */
+export function isGpuWait(via: string | undefined): boolean {
+  return via !== undefined && GPU_WAIT_ENTRY.test(via);
 }
 
 export function isIokitEntry(symbol: string): boolean {

@@ -81,7 +81,7 @@ export function parseHungTask(lines: string[]): ParsedReport {
     const process = newProcess('hung-task', pid, name.trim());
     const thread = newThread(pid, false, line);
     thread.name = name.trim();
-    thread.main = true;
+    // A task line names one thread; whether it leads its thread group is not in the report.
     thread.state = STATES[state] ?? 'unknown';
     if (pending !== null && pending.pid === pid) {
       thread.heldMs = pending.seconds * 1000;

@@ -92,6 +92,7 @@ function threadOf(t: ParsedThread, platform: 'darwin' | 'linux'): ThreadSample {
     sample.kernelFrames = t.kernelFrames;
     sample.kernelStack = t.kernelFrames.map((f) => f.text ?? f.symbol ?? '?');
   }
+  if (t.main) sample.main = true;
   if (t.queue !== null) sample.queue = t.queue;
   if (t.samples !== null) sample.samples = t.samples;
   sample.heldMs = t.heldMs;
@@ -120,11 +121,11 @@ function build(parsed: ParsedReport, options: ImportReportOptions): Snapshot {
   let indexNote = false;
   for (const p of parsed.processes) {
     if (p.pid === null) {
-      limits.push({ subject: `process ${p.name ?? '(unknown)'}`, field: 'pid', code: 'ENODATA', reason: 'the report does not give the process id; 0 stands for it', hint: 'paste the report header too (Process: NAME [PID])' });
+      limits.push({ subject: `process ${p.name ?? 'unknown'}`, field: 'pid', code: 'ENODATA', reason: 'the report does not give the process id; 0 stands for it', hint: 'paste the report header too (Process: NAME [PID])' });
     }
     const threads = p.threads.map((t) => threadOf(t, parsed.platform));
     indexNote ||= p.threads.some((t) => t.tidIsIndex);
-    processes.push({ pid: p.pid ?? 0, name: p.name ?? '(unknown)', sampledAtNs: 0, threads, report: p.facts });
+    processes.push({ pid: p.pid ?? 0, name: p.name ?? 'unknown', sampledAtNs: 0, threads, report: p.facts });
   }
   if (indexNote) {
     limits.push({
