@@ -21,7 +21,7 @@ export async function loadSnapshotOrReport(file: string): Promise<Snapshot> {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+    throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot read snapshot or report ${file}: ${(error as Error).message}`, { cause: error });
   }
   return snapshotFromText(text, file);
 }
