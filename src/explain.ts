@@ -95,7 +95,7 @@ function lockChain(p: ProcessSample, t: ThreadSample, byTid: Map<number, { p: Pr
 
 export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Report {
   const s = snapshot as Partial<Snapshot> | null;
-  if (s === null || typeof s !== 'object' || !Array.isArray(s.processes) || !Array.isArray(s.limits)) {
+  if (s === null || typeof s !== 'object' || !Array.isArray(s.processes) || !Array.isArray(s.limits) || !Array.isArray(s.accelerators)) {
     throw new IokitSnapError('EINVAL', 'explain(): the argument is not an iokit-snap/1 snapshot (load a report with importReport() or a saved file with readSnapshot())');
   }
   const stallMs = options.stallMs ?? 1000;
@@ -187,5 +187,5 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
   if (snapshot.source === undefined) notes.push('a live snapshot proves no durations by itself: take two and use diff, or watch');
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
   const verdict = findings.some((f) => f.severity === 'critical') ? 'hung' : findings.some((f) => f.severity === 'warning') ? 'suspect' : 'healthy';
-  return { verdict, findings, processes, accelerators: { before: snapshot.accelerators?.length ?? 0, after: snapshot.accelerators?.length ?? 0 }, windowMs, notes };
+  return { verdict, findings, processes, accelerators: { before: snapshot.accelerators.length, after: snapshot.accelerators.length }, windowMs, notes };
 }

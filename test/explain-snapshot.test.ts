@@ -162,3 +162,30 @@ t.test('compare() with an imported report: no window between them, and what the 
   const same = compare(later, later);
   t.equal(same.findings.filter((f) => f.ref.tid === 1760964).length, 1, 'one finding per thread, not one from each side');
 });
+
+t.test('lock chains in every shape spindump prints them, and a chain on a driver path', async (t) => {
+  const snap = load('spindump-lldb-turnstile-lock-chain.txt');
+  const [holder, waiter] = snap.processes[0].threads;
+  t.equal(waiter.tid, -1);
+  holder.name = null;
+  holder.blockedIn = { call: 'psynch_mutexwait', number: -1 };
+  holder.blockedBy = { pid: null, tid: 0x99, name: null, text: 'turnstile waiting for thread 0x99' };
+  waiter.heldMs = 5000;
+  const chained = explain(snap).findings.find((f) => f.ref.tid === -1)!;
+  t.match(chained, { severity: 'critical', message: /waits for thread 0x2c4a6c of lldb-rpc-server \[12692\], which is itself in psynch_mutexwait and waits in turn$/ });
+  t.match(explain(snap).findings.find((f) => f.ref.tid === holder.tid)!.message, /waits for thread 0x99, which is not in the report/);
+  waiter.blockedBy = { pid: null, tid: 0x2c4a6c, name: 'lldb-rpc-server', text: 'x' };
+  t.match(explain(snap).findings.find((f) => f.ref.tid === -1)!.message, /waits for thread 0x2c4a6c of lldb-rpc-server, which is itself/);
+  waiter.blockedIn = { call: 'mach_msg_trap', number: -1, via: 'IOConnectCallMethod' };
+  t.match(explain(snap).findings.find((f) => f.ref.tid === -1)!, { kind: 'blocked-in-driver', message: /^blocked in a driver call \(IOKit user client\): .*; it waits for thread 0x2c4a6c/ });
+});
+
+t.test('a live main thread with no call and no stack', async (t) => {
+  const snap = load('crash-nv-main-thread-mach_msg_trap.txt');
+  delete snap.source;
+  delete snap.processes[0].report;
+  const main = snap.processes[0].threads[0];
+  main.blockedIn = null;
+  delete main.stack;
+  t.match(explain(snap).findings[0], { message: /^the main thread is in an unknown frame in this snapshot/ });
+});

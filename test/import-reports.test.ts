@@ -402,3 +402,64 @@ t.test("reportTime reads Apple's Date/Time with or without a zone", async (t) =>
   t.match(reportTime('2016-12-16 16:19:39.250'), /^2016-12-16T\d\d:19:39\.250Z$/);
   t.equal(reportTime('Tue Dec 16'), null);
 });
+
+t.test('spindump, the 10.7 layout: User stack and Kernel stack trees per thread', async (t) => {
+  const snap = load('spindump-selfcontrol-configd-user-kernel-stacks.txt');
+  const empty = thread(snap, 0x170);
+  t.same([empty.stack!.length, empty.kernelFrames!.map((f) => f.symbol)], [0, ['wakeup']]);
+  const runLoop = thread(snap, 0x181);
+  t.same(runLoop.blockedIn, { call: 'mach_msg_trap', number: -1 });
+  t.same(runLoop.stack![0].module, 'libsystem_kernel.dylib', '"(in IMAGE)" frames');
+  t.same(runLoop.kernelFrames!.map((f) => [f.symbol, f.module]), [['ipc_mqueue_receive_continue', 'mach_kernel']]);
+  t.same(thread(snap, 0x28b9f).blockedIn?.call, 'workq_kernreturn');
+});
+
+t.test('crash report: unsymbolized frames keep the offset into their image', async (t) => {
+  const snap = load('crash-valkyrie-unity-unsymbolized-semaphore_wait_trap.txt');
+  const worker = thread(snap, 14);
+  t.same([worker.name, worker.blockedIn?.call], ['Background Job.Worker 9', 'semaphore_wait_trap']);
+  t.same(worker.stack![3], { pc: 0x10f6fde69, module: 'UnityPlayer.dylib', offset: 7605865, symbol: null, symbolOffset: null, text: '3   UnityPlayer.dylib             \t0x000000010f6fde69 0x10efbd000 + 7605865' });
+  t.equal(thread(snap, 13).name, 'tid_8b03');
+});
+
+t.test('lldb: "Process N launched: PATH" names the process', async (t) => {
+  const snap = load('lldb-pytorch-mps-trap-process-launch.txt');
+  t.same([snap.processes[0].pid, snap.processes[0].name], [19018, 'python']);
+  t.same(snap.processes[0].threads[0].blockedIn, { call: 'psynch_cvwait', number: -1 });
+});
+
+t.test('sample: named threads; only the Sort by top of stack table', async (t) => {
+  const named = load('sample-quicksilver-jsc-marking-thread-names.txt');
+  const marking = thread(named, 1330655);
+  t.same([marking.name, marking.blockedIn?.call, marking.stack!.length], ['JavaScriptCore::Marking', 'psynch_cvwait', 8]);
+  t.equal(thread(named, 1330656).name, 'JavaScriptCore::Marking');
+  const sorted = load('sample-racket-sort-by-top-of-stack-only.txt');
+  t.same(sorted.processes[0].threads, []);
+  t.same(sorted.processes[0].report?.topOfStack?.slice(2, 4), [
+    { symbol: '__workq_kernreturn', module: 'libsystem_kernel.dylib', samples: 2281 },
+    { symbol: '???', module: '<unknown binary>', samples: 205 },
+  ]);
+});
+
+// Constructed lines, each in a documented layout no capture above happens to contain:
+// report headers (Apple's crash and sample headers), the current spindump thread header,
+// a frame with an unknown image, a top-of-stack entry without an image.
+t.test('grammar not in the corpus: report headers, the current spindump thread header, unknown images', async (t) => {
+  const crash = importReport(
+    'Process:               Example [4242]\nOS Version:            macOS 14.4 (23E214)\nCode Type:             ARM-64 (Native)\nHardware Model:        Mac14,2\n' +
+      'Date/Time:             2024-03-01 10:00:00.000 +0100\n\nThread 0 Crashed:: Dispatch queue: com.apple.main-thread\n0   libsystem_kernel.dylib        0x000000018c5a1a60 __pthread_kill + 8\n',
+  );
+  t.same([crash.processes[0].pid, crash.processes[0].name, crash.host.arch, crash.host.model, crash.host.osRelease], [4242, 'Example', 'arm_64', 'Mac14,2', 'macOS 14.4 (23E214)']);
+  t.same(crash.processes[0].threads[0].blockedIn, { call: '__pthread_kill', number: -1 });
+  const sampled = importReport(
+    'Analysis of sampling Example (pid 4242) every 1 millisecond\nProcess:         Example [4242]\nCode Type:       X86-64\nHardware Model:  MacBookPro16,1\n\nCall graph:\n' +
+      '    10 Thread_77: worker\n    + 10 ???  (in <unknown binary>)  [0x1055a0509]\n\nSort by top of stack, same collapsed (when >= 5):\n        ???        10\n',
+  );
+  const worker = sampled.processes[0].threads[0];
+  t.same([worker.name, worker.stack![0].module, worker.stack![0].symbolOffset, worker.main], ['worker', null, null, true]);
+  t.same([sampled.host.arch, sampled.host.model], ['x86_64', 'MacBookPro16,1']);
+  t.same(sampled.processes[0].report?.topOfStack, [{ symbol: '???', module: null, samples: 10 }]);
+  const spin = importReport('  Thread 0x1c2f    DispatchQueue "com.apple.main-thread"(1)    5 samples (1-5)    priority 47 (base 47)\n  5  mach_msg2_trap + 8 (libsystem_kernel.dylib + 5100) [0x18c59a1f4]\n');
+  const main = spin.processes[0].threads[0];
+  t.same([main.queue, main.main, main.blockedIn?.call], ['com.apple.main-thread', true, 'mach_msg2_trap']);
+});

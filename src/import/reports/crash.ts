@@ -25,8 +25,8 @@ export function crashFrame(text: string): Frame | null {
   ADDRESS.lastIndex = start[0].length;
   const address = ADDRESS.exec(text);
   if (address === null) return null;
+  // Never empty: the address search starts after the module's first character.
   const module = text.slice(start[0].length, address.index).trim();
-  if (module === '') return null;
   const rest = text.slice(address.index + address[0].length).trim();
   const frame: Frame = { pc: parseAddress(address[1]), module: module === '???' ? null : module, offset: null, symbol: null, symbolOffset: null, text: text.trim() };
   const unsymbolized = /^(0x[0-9a-fA-F]+|0) \+ (\d+)$/.exec(rest);

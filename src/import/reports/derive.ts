@@ -167,7 +167,3 @@ export function onDriverPath(blocked: BlockedIn | null): boolean {
 export function isGpuWait(via: string | undefined): boolean {
   return via !== undefined && GPU_WAIT_ENTRY.test(via);
 }
-
-export function isIokitEntry(symbol: string): boolean {
-  return IOKIT_ENTRY.test(symbol);
-}

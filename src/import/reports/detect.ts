@@ -8,7 +8,7 @@ import { kernelMessage } from './hung-task';
 const LLDB = /^\s*(?:\*\s*)?(?:thread #\d+\b|frame #\d+: 0x[0-9a-fA-F]+)/;
 const HUNG = /^(?:INFO: task .+:\d+ blocked for more than \d+ seconds|task:\S.{0,15}\s+state:\w|sys ?rq ?: Show Blocked State|Call Trace:$|(?:\[<[0-9a-f]+>\]\s+)?(?:\? )?[\w.]+\+0x[0-9a-f]+\/0x[0-9a-f]+)/i;
 const SAMPLE = /^(?:Analysis of sampling .* \(pid \d+\)|\s*Call graph:$|Sort by top of stack|[ +!:|]*\d+ Thread_\d+|[ +!:|]*\d+ \S.*  \(in [^)]*\)(?: \+ \d+)?  \[0x)/;
-const SPINDUMP = /^(?:\s+Thread 0x[0-9a-fA-F]+\s.*\d+ samples? \(|Heaviest stack for the main thread|Data Source:\s+Stackshots|Num samples:\s+\d+ \(\d+-\d+\)|\s*\*?\d+\s+\S.* \([^()]* \+ \d+\) \[0x[0-9a-fA-F]+\])/;
+const SPINDUMP = /^(?:\s+Thread 0x[0-9a-fA-F]+\s.*\d+ samples? \(|Heaviest stack for the main thread|Data Source:\s+Stackshots|Num samples:\s+\d+ \(\d+-\d+\)|\s+(?:User|Kernel) stack:$|\s*\*?\d+\s+\S.* \([^()]* \+ \d+\) \[0x[0-9a-fA-F]+\])/;
 const CRASH = /^(?:Thread \d+(?: Crashed)?:|\d+\s+\S.*?\s0x[0-9a-fA-F]+ (?:\S.* \+ \d+|0x[0-9a-fA-F]+ \+ \d+|\S.*\(\S+:\d+\))$)/;
 
 /** An `ioreg` dump or a snapshot: not a report (the import command reads those itself). */

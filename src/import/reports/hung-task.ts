@@ -18,7 +18,7 @@ const SYSLOG = /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+
 /** dmesg timestamps ("[  721.028170]", "[  +0.000049]", "[Wed Sep 26 00:30:18 2018]"), caller ids ("[T368845]"), log levels ("<6>"). */
 const BRACKETS = /^(?:<\d>)?(?:\[[^\]<\n]{0,64}\] ?)*/;
 const INFO = /^INFO: task (.+):(\d+) blocked for more than (\d+) seconds/;
-const TASK_NEW = /^task:(.{1,16}?)\s+state:(\w)/;
+const TASK_NEW = /^task:(.{1,16}?)\s+state:([RSDTtZXIWPK])/;
 const TASK_OLD = /^(.{1,16}?)\s+([RSDTtZXIWPK])\s+(?:[0-9a-f]{8,16}\s+)?\d+\s+(\d+)\s+\d+\s+0x[0-9a-f]+$/;
 const FRAME = /^(?:\[<([0-9a-f]+)>\]\s+)?(\? )?([^\s+]+)\+0x([0-9a-f]+)\/0x([0-9a-f]+)(?: \[([\w-]+)\])?/;
 const ARM_FRAME = /^\[<([0-9a-f]+)>\] \(([^)\s]+)\) from \[<[0-9a-f]+>\] \(([^)\s]+)\)$/;
@@ -33,6 +33,9 @@ const STATES: Record<string, ThreadState> = {
   t: 'stopped',
   Z: 'zombie',
   X: 'zombie',
+  W: 'unknown',
+  P: 'unknown',
+  K: 'unknown',
 };
 
 /** The message without its dmesg, journal or syslog prefix. */
@@ -82,7 +85,7 @@ export function parseHungTask(lines: string[]): ParsedReport {
     const thread = newThread(pid, false, line);
     thread.name = name.trim();
     // A task line names one thread; whether it leads its thread group is not in the report.
-    thread.state = STATES[state] ?? 'unknown';
+    thread.state = STATES[state]; // the task-line patterns admit only these letters
     if (pending !== null && pending.pid === pid) {
       thread.heldMs = pending.seconds * 1000;
       process.facts.notes.push(`blocked for more than ${pending.seconds} seconds (hung_task)`);

@@ -16,7 +16,7 @@ import { headless, newProcess, newReport, newThread, parseAddress, truncated, UN
 const TREE_LINE = /^([ +!:|]*)(\d+) (.*)$/;
 const THREAD_HEADER = /^Thread_(\d+)(.*)$/;
 const FRAME_TAIL = /^(?: \+ (\d+))?\s+\[0x([0-9a-fA-F]+)[\],]/;
-const ANALYSIS = /^Analysis of sampling (.*) \(pid (\d+)\) every (\d+(?:\.\d+)?) (millisecond|microsecond)s?/;
+const ANALYSIS = /^Analysis of sampling (.*) \(pid (\d+)\) every (\d+(?:\.\d+)?) milliseconds?/;
 const HEADER_FIELD = /^([A-Z][A-Za-z /()]*?):\s+(.*)$/;
 const TRAILING_COUNT = /\s(\d+)$/;
 
@@ -100,7 +100,7 @@ export function parseSample(lines: string[]): ParsedReport {
     if (analysis !== null) {
       process.name = analysis[1];
       process.pid = Number(analysis[2]);
-      intervalMs = Number(analysis[3]) / (analysis[4] === 'microsecond' ? 1000 : 1);
+      intervalMs = Number(analysis[3]);
       continue;
     }
     const tree = TREE_LINE.exec(text);

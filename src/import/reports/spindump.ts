@@ -82,6 +82,8 @@ function seconds(text: string): number | null {
 interface OpenThread {
   thread: ParsedThread;
   tree: CallTree;
+  /** Old spindumps print the kernel stack as its own tree under "Kernel stack:". */
+  kernelTree: CallTree;
   process: ParsedProcess;
   kernelSection: boolean;
 }
@@ -152,7 +154,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
       const owner = process;
       const parsed = parseThreadHeader(Number.parseInt(header[1], 16), header[2], i + 1);
       lastComplete = parsed.complete;
-      open = { thread: parsed.thread, tree: new CallTree(), process: owner, kernelSection: false };
+      open = { thread: parsed.thread, tree: new CallTree(), kernelTree: new CallTree(), process: owner, kernelSection: false };
       continue;
     }
     if (open !== null && (trimmed === 'Kernel stack:' || trimmed === 'User stack:')) {
@@ -180,9 +182,10 @@ export function parseSpindump(lines: string[]): ParsedReport {
         if (headlessFrom === 0) headlessFrom = i + 1;
         headlessTo = i + 1;
         process ??= target ?? processFor(null, null);
-        open = { thread: newThread(UNKNOWN_TID, false, i + 1), tree: new CallTree(), process, kernelSection: false };
+        open = { thread: newThread(UNKNOWN_TID, false, i + 1), tree: new CallTree(), kernelTree: new CallTree(), process, kernelSection: false };
       }
-      open.tree.add(depth, count, parsed.frame, kernel);
+      if (open.kernelSection) open.kernelTree.add(depth, count, parsed.frame);
+      else open.tree.add(depth, count, parsed.frame, kernel);
       if (blockedBy !== null && open.thread.blockedBy === undefined) open.thread.blockedBy = parseBlockedBy(blockedBy[1]);
       continue;
     }
@@ -256,8 +259,8 @@ export function parseSpindump(lines: string[]): ParsedReport {
   for (const t of finished) {
     const path = t.tree.heaviest();
     t.thread.stack = path.stack;
-    t.thread.kernelFrames = path.kernelFrames;
-    otherPaths += t.tree.otherPaths;
+    t.thread.kernelFrames = t.kernelTree.size > 0 ? t.kernelTree.heaviest().stack : path.kernelFrames;
+    otherPaths += t.tree.otherPaths + t.kernelTree.otherPaths;
     const total = t.process.facts.samples ?? steps;
     if (t.thread.samples === null && t.tree.size > 0) t.thread.samples = t.tree.rootCount;
     const all = total !== null && t.thread.samples === total && path.leafCount === total && t.tree.size > 0;
