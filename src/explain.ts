@@ -89,7 +89,7 @@ function lockChain(p: ProcessSample, t: ThreadSample, byTid: Map<number, { p: Pr
   const holder = t.blockedBy.tid !== null ? byTid.get(t.blockedBy.tid) : undefined;
   const who = `thread 0x${(t.blockedBy.tid ?? 0).toString(16)}${t.blockedBy.name !== null ? ` of ${t.blockedBy.name}${t.blockedBy.pid !== null ? ` [${t.blockedBy.pid}]` : ''}` : ''}`;
   if (holder === undefined) return `it waits for ${t.blockedBy.tid !== null ? who : t.blockedBy.text}, which is not in the report`;
-  const where = holder.t.blockedIn !== null ? whereWords(holder.t) : holder.t.stack?.[0]?.symbol ?? 'an unknown frame';
+  const where = whereWords(holder.t);
   return `it waits for ${who}${holder.t.name !== null ? ` '${holder.t.name}'` : ''}, which is itself in ${where}${holder.t.blockedBy !== undefined ? ' and waits in turn' : ''}`;
 }
 

@@ -463,3 +463,23 @@ t.test('grammar not in the corpus: report headers, the current spindump thread h
   const main = spin.processes[0].threads[0];
   t.same([main.queue, main.main, main.blockedIn?.call], ['com.apple.main-thread', true, 'mach_msg2_trap']);
 });
+
+t.test('grammar not in the corpus: split threads heavier later, empty names, lldb names, spindump headers and chains', async (t) => {
+  const sampled = importReport('Call graph:\n    1 Thread_5:\n    + 1 a  (in x) + 1  [0x1]\n    5 Thread_5   DispatchQueue_2: q  (concurrent)\n    + 5 b  (in x) + 1  [0x2]\n');
+  const split = sampled.processes[0].threads[0];
+  t.same([split.name, split.samples, split.stack![0].symbol, split.queue], [null, 6, 'b', 'q'], 'the later, heavier tree gives the stack');
+  const lldb = importReport("* thread #2, name = 'worker', stop reason = signal SIGSTOP\n  * frame #0: 0x0000000187b126ec libsystem_kernel.dylib`__ulock_wait + 8\n");
+  t.same([lldb.processes[0].threads[0].name, lldb.processes[0].threads[0].blockedIn?.call], ['worker', 'ulock_wait']);
+  // Only the heaviest stack of the main thread, with no Command/PID header: an unknown process.
+  const bare = importReport('Heaviest stack for the main thread of the target process:\n  5  mach_msg_trap + 10 (libsystem_kernel.dylib + 4650) [0x7fff6297f22a]\n');
+  t.same([bare.processes[0].pid, bare.processes[0].threads[0].main, bare.processes[0].threads[0].heldMs], [0, true, null]);
+  // The main thread's own section wins over the heaviest stack; Duration not in seconds is not read.
+  const both = importReport(
+    'Duration:        n/a\nSteps:           5 (100ms sampling interval)\nProcess:         App [12]\n\nHeaviest stack for the main thread of the target process:\n  5  mach_msg_trap + 10 (libsystem_kernel.dylib + 4650) [0x7fff6297f22a]\n\n' +
+      '  Thread 0x1c2f    DispatchQueue "com.apple.main-thread"(1)    5 samples (1-5)    priority 47 (base 47)\n  5  __psynch_mutexwait + 8 (libsystem_kernel.dylib + 1) [0x18c59a1f4] (blocked by a kernel lock)\n',
+  );
+  const p = both.processes[0];
+  t.same([p.pid, p.name, p.threads.length, p.report?.sampledMs], [12, 'App', 1, null]);
+  t.same(p.threads[0].blockedBy, { pid: null, tid: null, name: null, text: 'a kernel lock' });
+  t.equal(p.threads[0].heldMs, null, 'no duration, no held time');
+});

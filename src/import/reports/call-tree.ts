@@ -40,9 +40,9 @@ export class CallTree {
     return this.nodes.length;
   }
 
-  /** Samples in the heaviest root (the thread's samples when the tree is one thread's). */
+  /** Samples in the heaviest root (the thread's samples when the tree is one thread's); only on a tree with nodes. */
   get rootCount(): number {
-    return this.bestRoot === -1 ? 0 : this.nodes[this.bestRoot].count;
+    return this.nodes[this.bestRoot].count;
   }
 
   /** Call paths other than the heaviest one (leaves − 1). */

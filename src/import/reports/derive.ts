@@ -59,7 +59,7 @@ function symbolOf(frame: Frame): string {
 
 /** "__mutex_lock.constprop.0" → "__mutex_lock": compiler clones keep the name before the dot. */
 function baseSymbol(frame: Frame): string {
-  const symbol = frame.symbol ?? '';
+  const symbol = frame.symbol as string; // kernel trace frames always name their function
   const dot = symbol.indexOf('.');
   return dot > 0 ? symbol.slice(0, dot) : symbol;
 }
@@ -110,7 +110,6 @@ export function linuxBlockedIn(kernelFrames: Frame[]): BlockedIn | null {
     }
   }
   const call = syscall ?? waiter ?? lock ?? baseSymbol(frames[0]);
-  if (call === '') return null;
   const blocked: BlockedIn = { call, number: -1 };
   const driver = linuxDriver(frames);
   if (driver !== undefined) blocked.driver = driver;

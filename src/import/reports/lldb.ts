@@ -29,7 +29,7 @@ export function lldbFrame(address: string, rest: string | undefined, text: strin
   const at = symbolPart.lastIndexOf(' at ');
   if (at >= 0 && /^ at \S+:\d+(?::\d+)?$/.test(symbolPart.slice(at))) symbolPart = symbolPart.slice(0, at);
   const symbol = SYMBOL.exec(symbolPart) as RegExpExecArray;
-  frame.symbol = symbol[1] === '' ? null : symbol[1];
+  frame.symbol = symbol[1];
   frame.symbolOffset = symbol[2] === undefined ? null : Number(symbol[2]);
   return frame;
 }

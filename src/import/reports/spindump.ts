@@ -66,7 +66,7 @@ function parseThreadHeader(tid: number, tail: string, line: number): { thread: P
   const queueOld = /DispatchQueue (\d+)\b/.exec(tail);
   if (queueNew !== null) {
     thread.queue = queueNew[1];
-    thread.main = queueNew[2] === '1' || queueNew[1] === 'com.apple.main-thread';
+    thread.main = queueNew[1] === 'com.apple.main-thread';
   } else if (queueOld !== null) {
     thread.queue = `DispatchQueue ${queueOld[1]}`;
     thread.main = queueOld[1] === '1';
