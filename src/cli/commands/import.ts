@@ -69,7 +69,7 @@ Options:
       output: { type: 'string', short: 'o' },
       properties: { type: 'boolean' },
     });
-    if (positionals.length !== 1) throw new UsageError('import takes one file of ioreg output or a thread report (or - to read stdin)');
+    if (positionals.length !== 1) throw new UsageError('import takes one file of ioreg output (or - to read stdin), or a thread report');
     const text = await readInput(positionals[0], io);
     // A thread report (sample, spindump, crash, lldb, hung_task) or else an ioreg dump.
     const reportFormat = detectReportFormat(text);
