@@ -123,9 +123,21 @@ export interface Accelerator {
 }
 
 export interface Frame {
-  pc: number;
+  /** The return address; null when an imported report does not print it, or prints one above 2^53 (kernel addresses; the text keeps it). */
+  pc: number | null;
   module: string | null;
-  offset: number;
+  /** pc − the module's load address; null when the source does not say. */
+  offset: number | null;
+  /** The function, when known (imported reports name it; live stacks do not symbolize). */
+  symbol?: string | null;
+  /** Bytes into the symbol ("__psynch_cvwait + 8", "mutex_lock+0x34/0x40"). */
+  symbolOffset?: number | null;
+  /** The line as the report printed it, so nothing is lost. */
+  text?: string;
+  /** Linux: a `?` frame, a stale return address the unwinder could not confirm. */
+  unreliable?: boolean;
+  /** sample/spindump: how many samples were in this frame. */
+  samples?: number;
 }
 
 export type ThreadState =
@@ -142,7 +154,17 @@ export type ThreadState =
 export interface BlockedIn {
   /** Syscall or Mach trap name ("futex", "mach_msg2_trap"), or "syscall_N" when unnamed. */
   call: string;
+  /** The syscall number; -1 when an imported report names the call but not its number. */
   number: number;
+  /** The GPU driver the wait is inside, from a stack: "nvidia_uvm", "amdgpu", "AMDRadeonX5000MTLDriver". */
+  driver?: string;
+  /**
+   * Who made the call, from a stack: on macOS the user-space entry ("IOConnectCallMethod",
+   * "-[_MTLCommandBuffer waitUntilCompleted]"); on Linux the kernel function that waits ("uvm_gpu_retain_by_uuid").
+   */
+  via?: string;
+  /** The kernel lock or wait primitive, from a kernel stack: "mutex_lock", "dma_fence_wait_timeout". */
+  lock?: string;
   fd?: number;
   /** What the fd points at: "/dev/nvidia0", "/dev/dri/renderD128", a fifo path, "pipe:[123]". */
   target?: string;
@@ -164,8 +186,24 @@ export interface ThreadSample {
   wchan?: string;
   pc?: number;
   stack?: Frame[];
-  /** Linux /proc/<pid>/task/<tid>/stack, when readable (root). */
+  /** Linux /proc/<pid>/task/<tid>/stack, when readable (root); an imported report's kernel frames as printed. */
   kernelStack?: string[];
+  /** Kernel frames parsed (imported reports: spindump `*` frames, a hung_task Call Trace), innermost first. */
+  kernelFrames?: Frame[];
+  /** Imported reports: the report marks this as the process's main thread (live samples list it first instead). */
+  main?: boolean;
+  /** Imported reports: the dispatch queue the thread was serving. */
+  queue?: string;
+  /** sample/spindump: in how many samples the report saw the thread. */
+  samples?: number;
+  /**
+   * Imported reports: how long the report proves the thread sat where its stack shows, ms
+   * (every sample over the sampled time; hung_task's "blocked for more than N seconds").
+   * A lower bound; null when the report does not prove it.
+   */
+  heldMs?: number | null;
+  /** spindump: whom the thread waits for ("blocked by turnstile waiting for NAME [PID] thread 0x…"). */
+  blockedBy?: { pid: number | null; tid: number | null; name: string | null; text: string };
 }
 
 export interface ProcessSample {
@@ -174,6 +212,26 @@ export interface ProcessSample {
   /** Monotonic ns (same clock as Snapshot.monotonicNs). */
   sampledAtNs: number;
   threads: ThreadSample[];
+  /** Imported reports: what the report itself says about the sampling and the process. */
+  report?: ReportFacts;
+}
+
+/** The formats importReport() reads. */
+export type ReportFormat = 'sample' | 'spindump' | 'crash' | 'lldb' | 'hung-task';
+
+/** What an imported report says about one process, beyond its threads. */
+export interface ReportFacts {
+  format: ReportFormat;
+  /** sample/spindump: samples taken of the process. */
+  samples: number | null;
+  /** The time the samples cover, ms (spindump "Duration"; sample: samples × interval, a lower bound). */
+  sampledMs: number | null;
+  /** spindump: "process was unresponsive for N seconds before sampling", ms. */
+  unresponsiveMs: number | null;
+  /** The report's own notes: spindump "Note: Unresponsive", "Event: hang", a hung_task "Workqueue:" line. */
+  notes: string[];
+  /** sample: "Sort by top of stack", the innermost frames and their sample counts, heaviest first. */
+  topOfStack?: { symbol: string; module: string | null; samples: number }[];
 }
 
 export interface Snapshot {
@@ -184,6 +242,8 @@ export interface Snapshot {
   accelerators: Accelerator[];
   processes: ProcessSample[];
   limits: Limitation[];
+  /** Set when the snapshot was imported from a report (importReport); it has no monotonic clock then. */
+  source?: { format: ReportFormat; lines: number };
 }
 
 export interface AcceleratorOptions {

@@ -3,6 +3,7 @@
  * taken while they hang. Two steps of the same tracker watch() uses, so a finding means
  * the same thing in a saved pair and in a live watch.
  */
+import { explain } from '../explain';
 import type { Snapshot } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { ProgressTracker } from './progress';
@@ -13,7 +14,9 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
   checkSnapshotArgument('compare()', hung, 'the hung (second) argument');
   const options = checkCompareOptions('compare()', given);
   const notes: string[] = [];
-  const backwards = hung.monotonicNs < healthy.monotonicNs;
+  // An imported report (importReport) has no monotonic clock: no window between it and anything else.
+  const imported = healthy.source !== undefined || hung.source !== undefined;
+  const backwards = imported || hung.monotonicNs < healthy.monotonicNs;
   if (healthy.host !== undefined && hung.host !== undefined) {
     const a = healthy.host;
     const b = hung.host;
@@ -24,7 +27,11 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
     }
   }
   const tracker = new ProgressTracker(options);
-  if (backwards) {
+  if (imported) {
+    notes.push(
+      'an imported report carries no monotonic clock, so there is no window between the two: only state changes are compared, and the durations are what the later report proves by itself',
+    );
+  } else if (backwards) {
     notes.push(
       'the hung snapshot is not later than the healthy one on the monotonic clock (another boot, or the arguments swapped): durations are unknown, so only state changes are reported',
     );
@@ -37,6 +44,14 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
   if (backwards) {
     report.windowMs = null;
     for (const f of report.findings) if (f.ref.tid !== undefined) f.durationMs = null;
+  }
+  if (hung.source !== undefined) {
+    // What the later report proves by itself (sample counts, hung_task durations), where the pair shows nothing.
+    const seen = new Set(report.findings.map((f) => `${f.ref.pid}:${f.ref.tid}`));
+    report.findings.push(...explain(hung, { stallMs: options.stallMs }).findings.filter((f) => !seen.has(`${f.ref.pid}:${f.ref.tid}`)));
+    const rank = { critical: 0, warning: 1, info: 2 };
+    report.findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
+    report.verdict = report.findings.some((f) => f.severity === 'critical') ? 'hung' : report.findings.some((f) => f.severity === 'warning') ? 'suspect' : 'healthy';
   }
   if (healthy.processes.length === 0 && hung.processes.length > 0) {
     notes.push('the healthy snapshot has no processes: threads have no baseline (take it with --pid)');

@@ -125,10 +125,10 @@ function threadSubject(p: ProcessSample, t: ThreadSample, main: boolean): string
 }
 
 /** What the wait means, in words a person can act on. */
-function waitHint(thread: ThreadSample): string {
+export function waitHint(thread: ThreadSample): string {
   const call = thread.blockedIn!.call;
   const target = thread.blockedIn?.target;
-  if (/futex|psynch|ulock|semwait|sem_wait|lock/.test(call)) return 'it waits on a lock or condition that nobody releases';
+  if (/futex|psynch|ulock|semwait|sem_wait|semaphore_|lock/.test(call)) return 'it waits on a lock or condition that nobody releases';
   if (/^(read|readv|pread64|preadv2?|recv\w*|read_nocancel|pread_nocancel|recvmsg_nocancel|recvfrom_nocancel)$/.test(call)) {
     return `it waits for input${target !== undefined ? ` on ${target}` : ''} that does not come; find the other end`;
   }

@@ -7,6 +7,7 @@ import type { Command } from './command';
 import { acceleratorsCommand } from './commands/accelerators';
 import { diffCommand } from './commands/diff';
 import { execCommand } from './commands/exec';
+import { explainCommand } from './commands/explain';
 import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
 import { threadsCommand } from './commands/threads';
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   watchCommand,
   execCommand,
   importCommand,
+  explainCommand,
 ];
 
 function version(): string {

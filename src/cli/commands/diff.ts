@@ -1,6 +1,6 @@
 /** `iokit-snap diff healthy.json hung.json`: what changed between a healthy and a hung snapshot. */
 import { compare } from '../../analyze/compare';
-import { readSnapshot } from '../../snapshot-file';
+import { loadSnapshotOrReport } from '../../import/reports/load';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { explain } from '../explain';
@@ -34,7 +34,8 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. a file that is not a sn
       verbose: { type: 'boolean' },
     });
     if (positionals.length !== 2) throw new UsageError('diff takes two snapshot files: the healthy one, then the hung one');
-    const [healthy, hung] = await Promise.all(positionals.map((p) => readSnapshot(p)));
+    // Either side may be a report (sample, spindump, crash, lldb, hung_task) instead of a snapshot.
+    const [healthy, hung] = await Promise.all(positionals.map((p) => loadSnapshotOrReport(p)));
     const report = compare(healthy, hung, {
       stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined,
       expectExit: values['expect-exit'] === true,

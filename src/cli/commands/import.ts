@@ -1,20 +1,32 @@
 /** `iokit-snap import <file|->`: ioreg output captured on a Mac, shown as a live run shows it. */
 import { importIoreg } from '../../import';
+import { detectReportFormat, importReport } from '../../import/reports';
 import { readInputFile, readInputStream } from '../../read-input';
 import { writeSnapshot } from '../../snapshot-file';
+import type { Snapshot } from '../../types';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable } from '../accelerator-table';
-import { limitLines } from '../format';
+import { limitLines, threadTable } from '../format';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
 
 function readInput(source: string, io: CliIO): Promise<string> {
   return source === '-' ? readInputStream(io.stdin, 'ioreg output') : readInputFile(source, 'ioreg output');
 }
 
+/** An imported thread report: each process's threads as `iokit-snap threads` shows them. */
+async function showReport(snap: Snapshot, io: CliIO): Promise<number> {
+  for (const p of snap.processes) {
+    await write(io.stdout, `pid ${p.pid} (${p.name}): ${p.threads.length} thread${p.threads.length === 1 ? '' : 's'} from ${snap.source?.format} output\n`);
+    await write(io.stdout, threadTable(p.threads, outStyle(io)));
+  }
+  await write(io.stderr, limitLines(snap.limits.filter((limit) => limit.subject !== 'snapshot' && limit.subject !== 'host'), errStyle(io)));
+  return EXIT.ok;
+}
+
 export const importCommand: Command = {
   name: 'import',
-  summary: 'read ioreg output captured on a Mac (text or -a XML) and show it like a live run',
+  summary: 'read ioreg output, or a sample/spindump/crash/lldb/hung_task report, and show it like a live run',
   usage: `Usage: iokit-snap import <file|-> [--json] [-o FILE] [--properties]
 
 Reads what \`ioreg\` printed on some Mac (a file, or - for stdin) and shows its
@@ -23,6 +35,11 @@ accelerators in the same table as a live run. It reads plain \`ioreg\`, \`ioreg 
 property block pasted without its node line. Best input, captured on the Mac:
 
   ioreg -r -d 1 -w 0 -c IOAccelerator > accel.txt
+
+It also reads thread reports (detected from their text): macOS \`sample\` and
+\`spindump\` output, the thread sections of crash and hang reports, lldb \`bt\` and
+\`thread backtrace all\`, and Linux hung_task / sysrq-w logs. Their threads are shown
+as \`iokit-snap threads\` shows a live process (\`iokit-snap explain\` judges one).
 
 SVC-BUSY is the IOService busy state (registration, matching or termination in
 progress), not GPU load. What the dump does not hold is listed as a note.
@@ -38,12 +55,15 @@ Options:
       output: { type: 'string', short: 'o' },
       properties: { type: 'boolean' },
     });
-    if (positionals.length !== 1) throw new UsageError('import takes one file of ioreg output (or - to read stdin)');
+    if (positionals.length !== 1) throw new UsageError('import takes one file of ioreg output (or - to read stdin), or a thread report');
     const text = await readInput(positionals[0], io);
-    const snap = importIoreg(text, { includeProperties: values.properties === true });
+    // A thread report (sample, spindump, crash, lldb, hung_task) or else an ioreg dump.
+    const reportFormat = detectReportFormat(text);
+    const snap = reportFormat !== null ? importReport(text) : importIoreg(text, { includeProperties: values.properties === true });
     if (typeof values.output === 'string') {
       await writeSnapshot(values.output, snap);
-      await write(io.stderr, `wrote ${values.output}: ${snap.accelerators.length} accelerator(s)\n`);
+      const held = snap.source !== undefined ? `${snap.processes.reduce((n, p) => n + p.threads.length, 0)} thread(s)` : `${snap.accelerators.length} accelerator(s)`;
+      await write(io.stderr, `wrote ${values.output}: ${held}\n`);
       await write(io.stderr, limitLines(snap.limits, errStyle(io)));
     }
     if (values.json) {
@@ -51,6 +71,7 @@ Options:
       return EXIT.ok;
     }
     if (typeof values.output === 'string') return EXIT.ok;
+    if (snap.source !== undefined) return showReport(snap, io);
     if (snap.accelerators.length === 0) {
       await write(io.stdout, 'No accelerators in this ioreg output.\n');
     } else {
