@@ -9,6 +9,7 @@ import { diffCommand } from './commands/diff';
 import { execCommand } from './commands/exec';
 import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
+import { serveCommand } from './commands/serve';
 import { threadsCommand } from './commands/threads';
 import { watchCommand } from './commands/watch';
 import { paint } from './format';
@@ -23,6 +24,7 @@ export const COMMANDS: Command[] = [
   watchCommand,
   execCommand,
   importCommand,
+  serveCommand,
 ];
 
 function version(): string {
