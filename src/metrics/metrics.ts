@@ -11,6 +11,7 @@
  */
 import * as client from 'prom-client';
 import type { Finding, Severity } from '../analyze/types';
+import { IokitSnapError } from '../errors';
 import type { Accelerator, ThreadState } from '../types';
 import { CALL_CLASSES, callClassOf, type CallClass } from './call-class';
 import { Collector, type CollectorEvent, type CollectorOptions, type MetricsSampleEvent } from './collector';
@@ -47,6 +48,9 @@ export class IokitSnapMetrics {
 
   constructor(options: MetricsOptions = {}) {
     this.registry = options.registry ?? client.register;
+    if (this.registry.getSingleMetric('iokit_snap_samples_total') !== undefined) {
+      throw new IokitSnapError('EINVAL', 'the iokit-snap metrics are already registered in this registry: call createMetrics() once per registry and keep the result');
+    }
     this.g = defineMetrics(this.registry, () => this.lastSampleMs);
     if (options.defaultMetrics === true) client.collectDefaultMetrics({ register: this.registry });
   }
@@ -158,7 +162,7 @@ export class IokitSnapMetrics {
     for (const f of event.findings) {
       const id = f.ref.accelerator;
       if (id === undefined) continue;
-      if (f.kind === 'power-transition') stuck.add(id);
+      if (f.kind === 'power-transition' && f.severity !== 'info') stuck.add(id);
       let perKind = findings.get(id);
       if (perKind === undefined) findings.set(id, (perKind = new Map()));
       const k = perKind.get(f.kind);

@@ -48,12 +48,15 @@ export function get(url: string): Promise<{ status: number; contentType: string;
 
 export async function scrape(url: string): Promise<Scrape> {
   const { status, contentType, body } = await get(url);
+  return { status, contentType, ...parseText(body) };
+}
+
+/** Parse exposition text (what registry.metrics() returns) the same way. */
+export function parseText(body: string): Omit<Scrape, 'status' | 'contentType'> {
   const families = new Map(parse(body).map((f) => [f.name, f]));
   const series = (name: string, labels: Record<string, string> = {}): Sample[] =>
     (families.get(name)?.metrics ?? []).filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
   return {
-    status,
-    contentType,
     text: body,
     families,
     series,
