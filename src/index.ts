@@ -8,5 +8,5 @@ export { compare, watch, Watcher, ProgressTracker } from './analyze';
 export type { ImportOptions } from './import';
 export type * from './types';
 export type * from './analyze/types';
-export { createMetrics, IokitSnapMetrics, Collector, collect, startMetricsServer } from './metrics';
+export { createMetrics, IokitSnapMetrics, Collector, startMetricsServer } from './metrics';
 export type * from './metrics';

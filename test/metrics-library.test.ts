@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import * as client from 'prom-client';
 import { ProgressTracker } from '../src/analyze/progress';
 import { importIoreg } from '../src/import';
+import * as api from '../src/index';
+import * as metricsModule from '../src/metrics';
 import { createMetrics, IokitSnapMetrics } from '../src/metrics';
 import type { MetricsSampleEvent } from '../src/metrics/collector';
 import { callClassOf } from '../src/metrics/call-class';
@@ -48,6 +50,13 @@ t.test("the README's three lines: an agent's own registry, updated from a live w
   const samples = (await text(registry)).value('iokit_snap_samples_total');
   t.equal(watching.listenerCount('sample'), 0, 'closing the watch detaches the metrics');
   t.equal((await text(registry)).value('iokit_snap_samples_total'), samples);
+});
+
+t.test('the public API exports the metrics side', async (t) => {
+  for (const name of ['createMetrics', 'IokitSnapMetrics', 'Collector', 'startMetricsServer'] as const) {
+    t.equal(api[name], metricsModule[name], name);
+    t.type(api[name], 'function');
+  }
 });
 
 t.test("createMetrics() without a registry uses prom-client's global one", async (t) => {

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IokitSnapError } from '../src/errors';
-import { cgroup2Mount, checkSelection, parseCgroupProcs, ProcessSelector } from '../src/metrics/selection';
+import { cgroupRootOf, checkSelection, parseCgroupProcs, ProcessSelector } from '../src/metrics/selection';
 import { start, waitFor } from './helpers/targets';
 
 const linux = process.platform === 'linux' ? false : 'cgroups and /proc are Linux';
@@ -96,12 +96,13 @@ t.test('explicit pids are watched until they exit, then forgotten', async (t) =>
 });
 
 t.test('cgroups: the members of a real cgroup of this machine, by relative and absolute path; a missing one is a limit', { skip: linux }, async (t) => {
-  const mount = cgroup2Mount(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  const mount = cgroupRootOf(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
   const name = `iokit-snap-test-${process.pid}`;
   const ours = fs.readFileSync('/proc/self/cgroup', 'utf8').match(/^0::(.*)$/m)?.[1];
-  const dir = mount !== null && ours !== undefined ? path.join(mount, ours, name) : null;
+  const dir = ours !== undefined ? path.join(mount, ours, name) : null;
   try {
     if (dir === null) throw new Error('no cgroup2 hierarchy');
+    if (!fs.existsSync(path.join(mount, 'cgroup.controllers'))) throw new Error(`${mount} is not a cgroup2 hierarchy`);
     fs.mkdirSync(dir);
   } catch (error) {
     t.skip(`cannot create a cgroup here: ${(error as Error).message}`);
@@ -129,8 +130,11 @@ t.test('cgroups: the members of a real cgroup of this machine, by relative and a
   const missing = await new ProcessSelector({ cgroups: ['/system.slice/no-such-unit.service'] }).select();
   t.same(sorted(missing.pids), []);
   t.match(missing.limits, [{ subject: 'cgroup /system.slice/no-such-unit.service', field: 'members', code: 'ENOENT', hint: /looked for again every interval/ }]);
-  const rooted = await new ProcessSelector({ cgroups: [name] }, { cgroupRoot: path.join(mount!, ours!) }).select();
+  const rooted = await new ProcessSelector({ cgroups: [name] }, { cgroupRoot: path.join(mount, ours!) }).select();
   t.same(sorted(rooted.pids), [target.pid], 'relative to a given cgroupRoot');
+  // A file where a cgroup directory should be: the error says so, without the not-found hint.
+  const notDir = await new ProcessSelector({ cgroups: ['cgroup.procs'] }, { cgroupRoot: dir }).select();
+  t.match(notDir.limits, [{ code: 'ENOTDIR', hint: undefined }]);
 });
 
 t.test('bad selections are clear errors', async (t) => {
@@ -148,7 +152,8 @@ t.test('bad selections are clear errors', async (t) => {
 });
 
 t.test('parsers: the cgroup2 mount from mountinfo, pids from cgroup.procs', async (t) => {
-  t.equal(cgroup2Mount('30 23 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n'), '/sys/fs/cgroup/unified');
-  t.equal(cgroup2Mount('29 23 0:25 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n'), null);
+  t.equal(cgroupRootOf('29 23 0:25 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n30 23 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n'), '/sys/fs/cgroup/unified');
+  t.equal(cgroupRootOf('29 23 0:25 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n'), '/sys/fs/cgroup', 'no cgroup2 mount: the usual place');
+  t.equal(cgroupRootOf('truncated - cgroup2 cgroup2 rw\n'), '/sys/fs/cgroup', 'a line without a mount point');
   t.same(parseCgroupProcs('12\n345\n\n'), [12, 345]);
 });

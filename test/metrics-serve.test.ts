@@ -195,7 +195,8 @@ t.test('serve: usage errors, a port in use, and the exporter with no processes',
 
   const signals = new EventEmitter();
   let streams: CliStreams | undefined;
-  const run = runCli(['serve', '--listen', '127.0.0.1:0', '--json', '--interval', '100ms', '--no-accelerators'], {}, false, signals, (s) => (streams = s));
+  // Every interface, briefly: the one case that warns.
+  const run = runCli(['serve', '--listen', '0.0.0.0:0', '--json', '--interval', '100ms', '--no-accelerators', '--basic'], {}, false, signals, (s) => (streams = s));
   const line = await waitFor(() => streams!.stdout().split('\n').find((l) => l.startsWith('{')), 'the JSON listening line');
   const { metrics } = JSON.parse(line) as { metrics: string };
   await waitFor(async () => ((await scrape(metrics)).value('iokit_snap_samples_total') ?? 0) >= 1, 'a sample');
@@ -203,4 +204,5 @@ t.test('serve: usage errors, a port in use, and the exporter with no processes',
   const result = await run;
   t.equal(result.code, 0);
   t.match(result.stderr, /no processes selected/);
+  t.match(result.stderr, /listening on 0\.0\.0\.0, reachable from other machines/);
 });

@@ -10,6 +10,7 @@
  * (process, finding kind).
  */
 import * as client from 'prom-client';
+import { cpuOf } from '../analyze/calls';
 import type { Finding, Severity } from '../analyze/types';
 import { IokitSnapError } from '../errors';
 import type { Accelerator, ThreadState } from '../types';
@@ -18,8 +19,8 @@ import { Collector, type CollectorEvent, type CollectorOptions, type MetricsSamp
 
 export const THREAD_STATES: ThreadState[] = ['running', 'runnable', 'sleeping', 'waiting', 'uninterruptible', 'stopped', 'halted', 'zombie', 'unknown'];
 export const PCI_POWER_STATES = ['D0', 'D1', 'D2', 'D3hot', 'D3cold'];
-const VERDICT_VALUE = { healthy: 0, suspect: 1, hung: 2 } as const;
-const SEVERITY_RANK: Record<Severity, number> = { critical: 2, warning: 1, info: 0 };
+/** A finding's severity as the verdict it makes: 2 hung, 1 suspect, 0 healthy. */
+const VERDICT_OF: Record<Severity, number> = { critical: 2, warning: 1, info: 0 };
 
 export interface MetricsOptions {
   /** The prom-client Registry to register in (default: prom-client's global register). */
@@ -115,10 +116,10 @@ export class IokitSnapMetrics {
       const cpu = this.cpu.get(p.pid) ?? { byTid: new Map<number, number>(), totalNs: 0 };
       const byTid = new Map<number, number>();
       for (const t of p.threads) {
-        states.set(t.state, (states.get(t.state) ?? 0) + 1);
+        states.set(t.state, states.get(t.state)! + 1);
         const cls = callClassOf(t);
-        if (cls !== null) classes.set(cls, (classes.get(cls) ?? 0) + 1);
-        const ns = t.cpuNs ?? t.userNs + t.systemNs;
+        if (cls !== null) classes.set(cls, classes.get(cls)! + 1);
+        const ns = cpuOf(t);
         cpu.totalNs += Math.max(0, ns - (cpu.byTid.get(t.tid) ?? 0));
         byTid.set(t.tid, ns);
       }
@@ -134,19 +135,8 @@ export class IokitSnapMetrics {
       const name = this.names.get(pid) ?? 'unknown';
       const labels = { pid: String(pid), name };
       const findings = byPid.get(pid) ?? [];
-      let worst = 0;
-      const perKind = new Map<string, { n: number; severity: Severity }>();
-      for (const f of findings) {
-        worst = Math.max(worst, f.severity === 'critical' ? VERDICT_VALUE.hung : f.severity === 'warning' ? VERDICT_VALUE.suspect : 0);
-        const k = perKind.get(f.kind);
-        if (k === undefined) perKind.set(f.kind, { n: 1, severity: f.severity });
-        else {
-          k.n++;
-          if (SEVERITY_RANK[f.severity] > SEVERITY_RANK[k.severity]) k.severity = f.severity;
-        }
-      }
-      g.verdict.set(labels, worst);
-      for (const [kind, { n, severity }] of perKind) g.findings.set({ ...labels, kind, severity }, n);
+      g.verdict.set(labels, Math.max(0, ...findings.map((f) => VERDICT_OF[f.severity])));
+      for (const [kind, { n, severity }] of tally(findings)) g.findings.set({ ...labels, kind, severity }, n);
     }
     // Forget what is kept for processes that left.
     for (const pid of this.cpu.keys()) if (!present.has(pid)) this.cpu.delete(pid);
@@ -158,32 +148,44 @@ export class IokitSnapMetrics {
     const g = this.g;
     for (const metric of g.acceleratorMetrics) metric.reset();
     const stuck = new Set<string>();
-    const findings = new Map<string, Map<string, { n: number; severity: Severity }>>();
+    const findings = new Map<string, Finding[]>();
     for (const f of event.findings) {
       const id = f.ref.accelerator;
       if (id === undefined) continue;
       if (f.kind === 'power-transition' && f.severity !== 'info') stuck.add(id);
-      let perKind = findings.get(id);
-      if (perKind === undefined) findings.set(id, (perKind = new Map()));
-      const k = perKind.get(f.kind);
-      if (k === undefined) perKind.set(f.kind, { n: 1, severity: f.severity });
-      else {
-        k.n++;
-        if (SEVERITY_RANK[f.severity] > SEVERITY_RANK[k.severity]) k.severity = f.severity;
-      }
+      findings.set(id, [...(findings.get(id) ?? []), f]);
     }
     for (const a of event.accelerators) {
       const labels = { accelerator: a.id };
-      g.info.set({ ...labels, name: a.name, class: a.className, vendor: a.vendor ?? '', model: a.model ?? '', location: a.location ?? '' }, 1);
+      g.info.set({ ...labels, name: a.name, class: a.className, vendor: text(a.vendor), model: text(a.model), location: text(a.location) }, 1);
       setAccelerator(g, a, labels);
       if (a.power !== null && typeof a.power.state === 'number') g.powerTransitionStuck.set(labels, stuck.has(a.id) ? 1 : 0);
-      for (const [kind, { n, severity }] of findings.get(a.id) ?? []) g.acceleratorFindings.set({ ...labels, kind, severity }, n);
+      for (const [kind, { n, severity }] of tally(findings.get(a.id) ?? [])) g.acceleratorFindings.set({ ...labels, kind, severity }, n);
     }
     g.accelerators.set(event.accelerators.length);
   }
 }
 
 type Gauges = ReturnType<typeof defineMetrics>;
+
+/** A label value for a field that may be unknown: unknown is the empty string (Prometheus's "no value"). */
+function text(value: string | null | undefined): string {
+  return value ?? '';
+}
+
+/**
+ * Findings by kind: how many, and the worst severity of the kind. Findings come most severe
+ * first (compare() and watch() sort them), so the first of a kind is its worst.
+ */
+function tally(findings: Finding[]): Map<string, { n: number; severity: Severity }> {
+  const perKind = new Map<string, { n: number; severity: Severity }>();
+  for (const f of findings) {
+    const k = perKind.get(f.kind);
+    if (k === undefined) perKind.set(f.kind, { n: 1, severity: f.severity });
+    else k.n++;
+  }
+  return perKind;
+}
 
 function setAccelerator(g: Gauges, a: Accelerator, labels: { accelerator: string }): void {
   if (a.busy !== null) {
@@ -210,10 +212,10 @@ function setAccelerator(g: Gauges, a: Accelerator, labels: { accelerator: string
   }
   if (a.recovery !== null) g.recoveries.inc(labels, a.recovery.count);
   for (const q of a.queues ?? []) g.queuePending.set({ ...labels, queue: String(q.id) }, Math.max(0, q.submitted - q.finished));
-  if (a.commandSubmissionEnabled != null) g.commandSubmission.set(labels, a.commandSubmissionEnabled ? 1 : 0);
+  if (a.commandSubmissionEnabled != null) g.commandSubmission.set(labels, Number(a.commandSubmissionEnabled));
   if (a.health != null) {
-    if (a.health.gpuLost !== null) g.gpuLost.set(labels, a.health.gpuLost ? 1 : 0);
-    if (a.health.resetRequired !== null) g.resetRequired.set(labels, a.health.resetRequired ? 1 : 0);
+    if (a.health.gpuLost !== null) g.gpuLost.set(labels, Number(a.health.gpuLost));
+    if (a.health.resetRequired !== null) g.resetRequired.set(labels, Number(a.health.resetRequired));
   }
 }
 

@@ -66,17 +66,19 @@ export function checkSelection(selection: ProcessSelection): { pids: number[]; m
   for (const cgroup of cgroups) {
     if (typeof cgroup !== 'string' || cgroup === '') throw new IokitSnapError('EINVAL', 'cgroups: give a cgroup path such as /system.slice/ollama.service');
   }
+  /* c8 ignore next -- macOS has no cgroups */
   if (cgroups.length > 0 && process.platform !== 'linux') throw new IokitSnapError('ENOTSUP', 'cgroups are a Linux facility; select by pid or match on this platform');
   return { pids: [...new Set(pids)], match: match.map(toRegExp), cgroups };
 }
 
-/** The mount point of the cgroup2 hierarchy, from /proc/self/mountinfo ("… - cgroup2 cgroup2 rw"). */
-export function cgroup2Mount(mountinfo: string): string | null {
+/** Where cgroup paths start: the mount point of the cgroup2 hierarchy in /proc/self/mountinfo ("… - cgroup2 cgroup2 rw"), else /sys/fs/cgroup. */
+export function cgroupRootOf(mountinfo: string): string {
   for (const line of mountinfo.split('\n')) {
     const [before, after] = line.split(' - ');
-    if (after?.startsWith('cgroup2 ')) return before.split(' ')[4] ?? null;
+    const mountPoint = before.split(' ')[4];
+    if (after?.startsWith('cgroup2 ') && mountPoint !== undefined) return mountPoint;
   }
-  return null;
+  return '/sys/fs/cgroup';
 }
 
 /** Pids from a cgroup.procs file: one per line. */
@@ -135,7 +137,7 @@ export class ProcessSelector {
     try {
       entries = await fs.readdir(this.procRoot);
     } catch (error) {
-      limits.push({ subject: 'selection', field: 'match', code: (error as NodeJS.ErrnoException).code ?? 'EIO', reason: `cannot list ${this.procRoot}: ${(error as Error).message}` });
+      limits.push({ subject: 'selection', field: 'match', code: String((error as NodeJS.ErrnoException).code), reason: `cannot list ${this.procRoot}: ${(error as Error).message}` });
       return [];
     }
     const live = new Set<number>();
@@ -219,7 +221,7 @@ export class ProcessSelector {
     try {
       return parseCgroupProcs(await fs.readFile(path.join(dir, 'cgroup.procs'), 'utf8')).filter((pid) => pid !== process.pid);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+      const code = String((error as NodeJS.ErrnoException).code);
       limits.push({
         subject: `cgroup ${cgroup}`,
         field: 'members',
@@ -243,15 +245,7 @@ export class ProcessSelector {
         // Not a directory of a cgroup filesystem: a path relative to the hierarchy's root.
       }
     }
-    if (this.cgroupRoot === undefined) {
-      let mountinfo = '';
-      try {
-        mountinfo = await fs.readFile('/proc/self/mountinfo', 'utf8');
-      } catch {
-        /* c8 ignore next -- every Linux has /proc/self/mountinfo */
-      }
-      this.cgroupRoot = cgroup2Mount(mountinfo) ?? '/sys/fs/cgroup';
-    }
+    this.cgroupRoot ??= cgroupRootOf(await fs.readFile('/proc/self/mountinfo', 'utf8'));
     return path.join(this.cgroupRoot, cgroup);
   }
 
