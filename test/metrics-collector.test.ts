@@ -117,17 +117,17 @@ t.test('--listen forms, loopback, and what the server answers besides /metrics',
   }
 });
 
-t.test('a process that stops matching while alive is dropped (its sampler closed)', { skip: linux }, async (t) => {
+t.test('a process that leaves the selection while alive is dropped (its sampler closed)', { skip: linux }, async (t) => {
+  // A cgroup directory as cgroupfs lays it out (cgroup.procs: one pid a line), in a temp dir.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-collector-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
-  // A cgroup member moved out behaves the same; here the /proc entry (proc(5) layout) goes away.
-  const dir = path.join(root, '4300');
-  fs.mkdirSync(path.join(dir, 'task', '4300'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'comm'), 'fakeproc\n');
-  fs.writeFileSync(path.join(dir, 'cmdline'), 'fakeproc\0');
-  const collector = new Collector({ match: ['^fakeproc$'], procRoot: root, accelerators: false, intervalMs: 100 });
+  fs.mkdirSync(path.join(root, 'svc'));
+  const target = await start(t, 'sleep');
+  fs.writeFileSync(path.join(root, 'svc', 'cgroup.procs'), `${target.pid}\n`);
+  const collector = new Collector({ cgroups: ['svc'], cgroupRoot: root, accelerators: false, intervalMs: 100 });
   t.teardown(() => collector.close());
-  await waitFor(() => collector.pids.includes(4300), 'the fake process selected');
-  fs.rmSync(dir, { recursive: true });
-  await waitFor(() => collector.pids.length === 0, 'the process dropped');
+  await waitFor(() => collector.pids.includes(target.pid), 'the member selected');
+  fs.writeFileSync(path.join(root, 'svc', 'cgroup.procs'), '');
+  await waitFor(() => collector.pids.length === 0, 'the process dropped while it still runs');
+  t.ok(fs.existsSync(`/proc/${target.pid}`), 'it was dropped for leaving the cgroup, not for exiting');
 });

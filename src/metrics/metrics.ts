@@ -4,8 +4,10 @@
  * conventions and node_exporter / dcgm-exporter where those name the same thing; the mapping
  * and the cardinality bound are in docs/metrics.md.
  *
- * Every per-process and per-accelerator series is rebuilt from each sample, so a process that
- * exited or an accelerator that went away stops being exported at once. Labels are ids, names
+ * Counters and histograms are updated from every sample; the per-process and per-accelerator
+ * gauges are rebuilt from the latest sample when the registry is read (a scrape every 15 s
+ * need not pay for a rebuild every second), so a process that exited or an accelerator that
+ * went away is not exported any more. Labels are ids, names
  * and fixed vocabularies only (no tid, no message text): at most one series per
  * (process, finding kind).
  */
@@ -45,6 +47,8 @@ export class IokitSnapMetrics {
   private readonly cpu = new Map<number, { byTid: Map<number, number>; totalNs: number }>();
   private readonly names = new Map<number, string>();
   private lastSampleMs = 0;
+  /** The latest sample, until a scrape has turned it into gauges. */
+  private pending: { event: MetricsSampleEvent; byPid: Map<number, Finding[]> } | null = null;
   private readonly collectors = new Set<Collector>();
 
   constructor(options: MetricsOptions = {}) {
@@ -52,7 +56,7 @@ export class IokitSnapMetrics {
     if (this.registry.getSingleMetric('iokit_snap_samples_total') !== undefined) {
       throw new IokitSnapError('EINVAL', 'the iokit-snap metrics are already registered in this registry: call createMetrics() once per registry and keep the result');
     }
-    this.g = defineMetrics(this.registry, () => this.lastSampleMs);
+    this.g = defineMetrics(this.registry, () => this.lastSampleMs, () => this.render());
     if (options.defaultMetrics === true) client.collectDefaultMetrics({ register: this.registry });
   }
 
@@ -91,13 +95,7 @@ export class IokitSnapMetrics {
       g.probeDuration.observe({ probe: probe.probe }, probe.seconds);
       if (probe.timedOut) g.probeTimeouts.inc({ probe: probe.probe });
     }
-    this.updateProcesses(event);
-    this.updateAccelerators(event);
-  }
-
-  private updateProcesses(event: MetricsSampleEvent): void {
-    const g = this.g;
-    for (const metric of [g.threads, g.blocked, g.cpuSeconds, g.verdict, g.findings]) metric.reset();
+    // What must not miss a sample: each thread's CPU (exited threads keep their share), and names.
     const byPid = new Map<number, Finding[]>();
     for (const f of event.findings) {
       const pid = f.ref.pid ?? (f.kind === 'probe-timed-out' ? pidOfSubject(f.subject) : null);
@@ -110,27 +108,48 @@ export class IokitSnapMetrics {
     for (const p of event.processes) {
       present.add(p.pid);
       this.names.set(p.pid, p.name);
-      const labels = { pid: String(p.pid), name: p.name };
-      const states = new Map<ThreadState, number>(THREAD_STATES.map((s) => [s, 0]));
-      const classes = new Map<CallClass, number>(CALL_CLASSES.map((c) => [c, 0]));
       const cpu = this.cpu.get(p.pid) ?? { byTid: new Map<number, number>(), totalNs: 0 };
       const byTid = new Map<number, number>();
       for (const t of p.threads) {
-        states.set(t.state, states.get(t.state)! + 1);
-        const cls = callClassOf(t);
-        if (cls !== null) classes.set(cls, classes.get(cls)! + 1);
         const ns = cpuOf(t);
         cpu.totalNs += Math.max(0, ns - (cpu.byTid.get(t.tid) ?? 0));
         byTid.set(t.tid, ns);
       }
       cpu.byTid = byTid;
       this.cpu.set(p.pid, cpu);
+    }
+    for (const pid of this.cpu.keys()) if (!present.has(pid)) this.cpu.delete(pid);
+    for (const pid of this.names.keys()) if (!present.has(pid) && !byPid.has(pid)) this.names.delete(pid);
+    this.pending = { event, byPid };
+  }
+
+  /** Turn the latest sample into gauges: called when the registry is read. */
+  private render(): void {
+    if (this.pending === null) return;
+    const { event, byPid } = this.pending;
+    this.pending = null;
+    this.renderProcesses(event, byPid);
+    this.renderAccelerators(event);
+  }
+
+  private renderProcesses(event: MetricsSampleEvent, byPid: Map<number, Finding[]>): void {
+    const g = this.g;
+    for (const metric of [g.threads, g.blocked, g.cpuSeconds, g.verdict, g.findings]) metric.reset();
+    for (const p of event.processes) {
+      const labels = { pid: String(p.pid), name: p.name };
+      const states = new Map<ThreadState, number>(THREAD_STATES.map((s) => [s, 0]));
+      const classes = new Map<CallClass, number>(CALL_CLASSES.map((c) => [c, 0]));
+      for (const t of p.threads) {
+        states.set(t.state, states.get(t.state)! + 1);
+        const cls = callClassOf(t);
+        if (cls !== null) classes.set(cls, classes.get(cls)! + 1);
+      }
       for (const [state, n] of states) g.threads.set({ ...labels, state }, n);
       for (const [cls, n] of classes) g.blocked.set({ ...labels, call_class: cls }, n);
-      g.cpuSeconds.inc(labels, cpu.totalNs / 1e9);
+      g.cpuSeconds.inc(labels, this.cpu.get(p.pid)!.totalNs / 1e9);
     }
     // Every watched pid gets a verdict, also one whose sample timed out this time.
-    const pids = new Set([...present, ...byPid.keys()]);
+    const pids = new Set([...event.processes.map((p) => p.pid), ...byPid.keys()]);
     for (const pid of pids) {
       const name = this.names.get(pid) ?? 'unknown';
       const labels = { pid: String(pid), name };
@@ -138,13 +157,10 @@ export class IokitSnapMetrics {
       g.verdict.set(labels, Math.max(0, ...findings.map((f) => VERDICT_OF[f.severity])));
       for (const [kind, { n, severity }] of tally(findings)) g.findings.set({ ...labels, kind, severity }, n);
     }
-    // Forget what is kept for processes that left.
-    for (const pid of this.cpu.keys()) if (!present.has(pid)) this.cpu.delete(pid);
-    for (const pid of this.names.keys()) if (!pids.has(pid)) this.names.delete(pid);
-    g.watched.set(present.size);
+    g.watched.set(event.processes.length);
   }
 
-  private updateAccelerators(event: MetricsSampleEvent): void {
+  private renderAccelerators(event: MetricsSampleEvent): void {
     const g = this.g;
     for (const metric of g.acceleratorMetrics) metric.reset();
     const stuck = new Set<string>();
@@ -219,7 +235,7 @@ function setAccelerator(g: Gauges, a: Accelerator, labels: { accelerator: string
   }
 }
 
-function defineMetrics(registry: client.Registry, lastSampleMs: () => number) {
+function defineMetrics(registry: client.Registry, lastSampleMs: () => number, render: () => void) {
   const registers = [registry];
   const gauge = (name: string, help: string, labelNames: string[] = []) => new client.Gauge({ name: `iokit_snap_${name}`, help, labelNames, registers });
   const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name: `iokit_snap_${name}`, help, labelNames, registers });
@@ -250,7 +266,13 @@ function defineMetrics(registry: client.Registry, lastSampleMs: () => number) {
       registers,
     }),
     probeTimeouts: counter('probe_timeouts_total', 'Probes that did not return within their deadline (the system, a driver or a target may be hung).', ['probe']),
-    watched: gauge('watched_processes', 'Processes sampled in the latest sample.'),
+    // Registered before every gauge render() sets: prom-client reads metrics in this order.
+    watched: new client.Gauge({
+      name: 'iokit_snap_watched_processes',
+      help: 'Processes sampled in the latest sample.',
+      registers,
+      collect: render,
+    }),
     accelerators: gauge('accelerators', 'Accelerators found in the latest sample.'),
     // processes
     threads: gauge('process_threads', 'Threads of a watched process by scheduler state.', [...proc, 'state']),
