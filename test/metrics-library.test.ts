@@ -15,7 +15,7 @@ import * as metricsModule from '../src/metrics';
 import { createMetrics, IokitSnapMetrics } from '../src/metrics';
 import type { MetricsSampleEvent } from '../src/metrics/collector';
 import { callClassOf } from '../src/metrics/call-class';
-import { sampleAccelerators } from '../src/sample';
+import { sampleAccelerators, sampleThreads } from '../src/sample';
 import type { Accelerator, ThreadSample } from '../src/types';
 import { start, waitFor } from './helpers/targets';
 import { parseText } from './helpers/prometheus';
@@ -205,4 +205,24 @@ t.test('call classes: each blocked call maps to one bounded label value', async 
   t.equal(callClassOf(thread('membarrier')), 'other');
   t.equal(callClassOf(thread(null)), null, 'not known to be blocked');
   t.equal(callClassOf(thread('futex', 'running')), null, 'a running thread is not blocked');
+});
+
+t.test('CPU seconds per process: a thread that exits keeps its share, so the counter never goes down', { skip: linux }, async (t) => {
+  const target = await start(t, 'threads', ['3']);
+  const { limits: _limits, ...sample } = await sampleThreads(target.pid);
+  t.equal(sample.threads.length, 4);
+  const registry = new client.Registry();
+  const metrics = createMetrics({ registry });
+  const tracker = new ProgressTracker();
+  const withThreads = (threads: ThreadSample[], cpuNs: number): MetricsSampleEvent =>
+    event(tracker, 1e9, [], { processes: [{ ...sample, threads: threads.map((th) => ({ ...th, cpuNs })) }] });
+  metrics.update(withThreads(sample.threads, 1e9)); // 4 threads, 1 s each
+  const labels = { pid: String(target.pid) };
+  t.equal((await text(registry)).value('iokit_snap_process_cpu_seconds_total', labels), 4);
+  metrics.update(withThreads(sample.threads.slice(0, 2), 2e9)); // two exited; the others ran 1 s more
+  const after = await text(registry);
+  t.equal(after.value('iokit_snap_process_cpu_seconds_total', labels), 6);
+  t.equal(after.value('iokit_snap_process_threads', { ...labels, state: 'sleeping' }), 2);
+  metrics.update(withThreads(sample.threads.slice(0, 2), 2e9));
+  t.equal((await text(registry)).value('iokit_snap_process_cpu_seconds_total', labels), 6, 'nothing ran: nothing added');
 });

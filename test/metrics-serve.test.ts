@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startMetricsServer } from '../src/metrics/server';
-import { runCli, type CliStreams } from './helpers/cli';
+import { spawn } from 'node:child_process';
+import { BIN, runCli, type CliStreams } from './helpers/cli';
 import { get, scrape } from './helpers/prometheus';
 import { start, waitFor } from './helpers/targets';
 
@@ -173,6 +174,20 @@ t.test('serve picks up a restarted process by command line and drops the old one
     const s = await scrape(url);
     return s.value('iokit_snap_process_verdict', { pid: String(second.pid) }) === 0 && s.series('iokit_snap_process_verdict', { pid: String(first.pid) }).length === 0;
   }, 'the restarted process picked up and the old one dropped', DEADLINE_MS);
+});
+
+t.test('the real command: SIGTERM ends it with status 0, nothing left holding it open', { skip: linux }, async (t) => {
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--interval', '100ms', '--no-accelerators', '--pid', String(process.pid)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const base = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out)?.[1], 'the listening line');
+  await waitFor(async () => ((await scrape(`${base}/metrics`)).value('iokit_snap_samples_total') ?? 0) >= 2, 'samples');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exit status 0 after SIGTERM');
 });
 
 t.test('serve: usage errors, a port in use, and the exporter with no processes', async (t) => {

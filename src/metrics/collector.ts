@@ -105,8 +105,8 @@ export class Collector extends EventEmitter {
   readonly timeoutMs: number;
   /** Resolves when the loop has stopped. */
   readonly done: Promise<void>;
-  /** The latest completed sample, or null before the first. */
-  latest: MetricsSampleEvent | null = null;
+  /** When the latest sample completed (ms since the epoch), or null before the first. Only the time: a sample is not kept. */
+  lastSampleMs: number | null = null;
   private readonly options: CollectorOptions;
   private readonly selector: ProcessSelector;
   private readonly tracker: ProgressTracker;
@@ -151,7 +151,7 @@ export class Collector extends EventEmitter {
   }
 
   private publish(event: CollectorEvent): void {
-    if (event.type === 'sample') this.latest = event;
+    if (event.type === 'sample') this.lastSampleMs = Date.now();
     this.emit(event.type, event);
   }
 

@@ -47,8 +47,12 @@ export class IokitSnapMetrics {
   private readonly cpu = new Map<number, { byTid: Map<number, number>; totalNs: number }>();
   private readonly names = new Map<number, string>();
   private lastSampleMs = 0;
-  /** The latest sample, until a scrape has turned it into gauges. */
-  private pending: { event: MetricsSampleEvent; byPid: Map<number, Finding[]> } | null = null;
+  /**
+   * The latest sample, counted down to numbers, until a scrape turns it into gauges. It holds
+   * no thread objects: a sample's thousands of them die young (cheap for the GC) instead of
+   * living until the next scrape.
+   */
+  private pending: Pending | null = null;
   private readonly collectors = new Set<Collector>();
 
   constructor(options: MetricsOptions = {}) {
@@ -105,51 +109,51 @@ export class IokitSnapMetrics {
       else list.push(f);
     }
     const present = new Set<number>();
+    const processes: ProcessCounts[] = [];
     for (const p of event.processes) {
       present.add(p.pid);
       this.names.set(p.pid, p.name);
-      const cpu = this.cpu.get(p.pid) ?? { byTid: new Map<number, number>(), totalNs: 0 };
-      const byTid = new Map<number, number>();
+      let cpu = this.cpu.get(p.pid);
+      if (cpu === undefined) this.cpu.set(p.pid, (cpu = { byTid: new Map<number, number>(), totalNs: 0 }));
+      const states = new Array<number>(THREAD_STATES.length).fill(0);
+      const classes = new Array<number>(CALL_CLASSES.length).fill(0);
       for (const t of p.threads) {
         const ns = cpuOf(t);
         cpu.totalNs += Math.max(0, ns - (cpu.byTid.get(t.tid) ?? 0));
-        byTid.set(t.tid, ns);
+        cpu.byTid.set(t.tid, ns);
+        states[STATE_INDEX.get(t.state)!]++;
+        const cls = callClassOf(t);
+        if (cls !== null) classes[CLASS_INDEX.get(cls)!]++;
       }
-      cpu.byTid = byTid;
-      this.cpu.set(p.pid, cpu);
+      // Every current tid is set: more entries than threads means some exited; drop them.
+      if (cpu.byTid.size !== p.threads.length) cpu.byTid = new Map(p.threads.map((t) => [t.tid, cpuOf(t)]));
+      processes.push({ pid: p.pid, name: p.name, states, classes });
     }
     for (const pid of this.cpu.keys()) if (!present.has(pid)) this.cpu.delete(pid);
     for (const pid of this.names.keys()) if (!present.has(pid) && !byPid.has(pid)) this.names.delete(pid);
-    this.pending = { event, byPid };
+    this.pending = { processes, byPid, accelerators: event.accelerators, findings: event.findings };
   }
 
   /** Turn the latest sample into gauges: called when the registry is read. */
   private render(): void {
     if (this.pending === null) return;
-    const { event, byPid } = this.pending;
+    const pending = this.pending;
     this.pending = null;
-    this.renderProcesses(event, byPid);
-    this.renderAccelerators(event);
+    this.renderProcesses(pending);
+    this.renderAccelerators(pending);
   }
 
-  private renderProcesses(event: MetricsSampleEvent, byPid: Map<number, Finding[]>): void {
+  private renderProcesses({ processes, byPid }: Pending): void {
     const g = this.g;
     for (const metric of [g.threads, g.blocked, g.cpuSeconds, g.verdict, g.findings]) metric.reset();
-    for (const p of event.processes) {
+    for (const p of processes) {
       const labels = { pid: String(p.pid), name: p.name };
-      const states = new Map<ThreadState, number>(THREAD_STATES.map((s) => [s, 0]));
-      const classes = new Map<CallClass, number>(CALL_CLASSES.map((c) => [c, 0]));
-      for (const t of p.threads) {
-        states.set(t.state, states.get(t.state)! + 1);
-        const cls = callClassOf(t);
-        if (cls !== null) classes.set(cls, classes.get(cls)! + 1);
-      }
-      for (const [state, n] of states) g.threads.set({ ...labels, state }, n);
-      for (const [cls, n] of classes) g.blocked.set({ ...labels, call_class: cls }, n);
+      THREAD_STATES.forEach((state, i) => g.threads.set({ ...labels, state }, p.states[i]));
+      CALL_CLASSES.forEach((cls, i) => g.blocked.set({ ...labels, call_class: cls }, p.classes[i]));
       g.cpuSeconds.inc(labels, this.cpu.get(p.pid)!.totalNs / 1e9);
     }
     // Every watched pid gets a verdict, also one whose sample timed out this time.
-    const pids = new Set([...event.processes.map((p) => p.pid), ...byPid.keys()]);
+    const pids = new Set([...processes.map((p) => p.pid), ...byPid.keys()]);
     for (const pid of pids) {
       const name = this.names.get(pid) ?? 'unknown';
       const labels = { pid: String(pid), name };
@@ -157,10 +161,10 @@ export class IokitSnapMetrics {
       g.verdict.set(labels, Math.max(0, ...findings.map((f) => VERDICT_OF[f.severity])));
       for (const [kind, { n, severity }] of tally(findings)) g.findings.set({ ...labels, kind, severity }, n);
     }
-    g.watched.set(event.processes.length);
+    g.watched.set(processes.length);
   }
 
-  private renderAccelerators(event: MetricsSampleEvent): void {
+  private renderAccelerators(event: Pick<Pending, 'accelerators' | 'findings'>): void {
     const g = this.g;
     for (const metric of g.acceleratorMetrics) metric.reset();
     const stuck = new Set<string>();
@@ -183,6 +187,24 @@ export class IokitSnapMetrics {
 }
 
 type Gauges = ReturnType<typeof defineMetrics>;
+
+/** One process of a sample, as counts: threads per state and per call class (THREAD_STATES, CALL_CLASSES order). */
+interface ProcessCounts {
+  pid: number;
+  name: string;
+  states: number[];
+  classes: number[];
+}
+
+interface Pending {
+  processes: ProcessCounts[];
+  byPid: Map<number, Finding[]>;
+  accelerators: Accelerator[];
+  findings: Finding[];
+}
+
+const STATE_INDEX = new Map(THREAD_STATES.map((s, i) => [s, i]));
+const CLASS_INDEX = new Map(CALL_CLASSES.map((c, i) => [c, i]));
 
 /** A label value for a field that may be unknown: unknown is the empty string (Prometheus's "no value"). */
 function text(value: string | null | undefined): string {

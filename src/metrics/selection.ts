@@ -197,6 +197,13 @@ export class ProcessSelector {
     const sinceMs = Date.now();
     return new Promise((resolve) => {
       let settled = false;
+      // The read goes on after its deadline; when it returns at last, reads are allowed again.
+      const finish = (value: string | null): void => {
+        clearTimeout(timer);
+        if (this.stuckRead?.pid === pid) this.stuckRead = null;
+        if (!settled) resolve(value);
+        settled = true;
+      };
       const timer = setTimeout(() => {
         settled = true;
         this.stuckRead = { pid, sinceMs };
@@ -207,12 +214,6 @@ export class ProcessSelector {
         (bytes) => finish(bytes.toString('utf8').replace(/\0+$/, '').split('\0').join(' ')),
         () => finish(null),
       );
-      const finish = (value: string | null): void => {
-        clearTimeout(timer);
-        if (this.stuckRead?.pid === pid) this.stuckRead = null;
-        if (!settled) resolve(value);
-        settled = true;
-      };
     });
   }
 

@@ -70,8 +70,8 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
         (error: Error) => response.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else if (url === '/healthz') {
-      const last = collector.latest;
-      const ageMs = Date.now() - (last !== null ? Date.parse(last.at) : startedMs);
+      const last = collector.lastSampleMs;
+      const ageMs = Date.now() - (last ?? startedMs);
       // Stale only when the loop itself stopped (a bug, or this process was stopped): probes have deadlines.
       /* c8 ignore next 2 */
       const status = ageMs <= staleAfterMs ? 200 : 503;

@@ -31,6 +31,7 @@ Options:
   --stall DUR          no progress for DUR is a hang (default 10s)
   --no-accelerators    processes only
   --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
+  --json               print the address as one JSON line: {"listening": …, "metrics": …}
 
 Prints the address it listens on, then runs until SIGTERM or SIGINT (Ctrl-C),
 which close it cleanly (exit status 0). Metric names: docs/metrics.md.
