@@ -11,7 +11,9 @@
  *       and the ratio peer / serve;
  *   (c) memory stays flat: createMetrics() + a collector at a 1 ms interval on one
  *       10-thread process, RSS (after a GC) after 10,000 and after 100,000 samples, scraped
- *       every 1,000 (budget: within 5 %).
+ *       every 1,000 (budget: within 5 %); beside it, in its own process, the floor: one
+ *       reused createThreadSampler on the same process sampled as many times, so growth
+ *       below the metrics layer shows as such.
  *
  * Run: npm run build && node --expose-gc bench/agent.js [--seconds 60] [--samples 100000]
  * Exit code 1 when a budget is missed. Linux only (reads /proc for the figures).
@@ -183,6 +185,33 @@ async function overhead(pids) {
   }
 }
 
+/** The floor of (c): the bare sampler, as many samples, RSS after a GC at the same counts. */
+const FLOOR = `
+const lib = require(process.argv[1]);
+const [pid, low, high] = process.argv.slice(2).map(Number);
+(async () => {
+  const sampler = lib.createThreadSampler(pid, { detail: 'full', kernelStacks: false });
+  const out = {};
+  for (let i = 1; i <= high; i++) {
+    await sampler.sample();
+    if (i === low || i === high) { global.gc(); out[i] = process.memoryUsage(); }
+  }
+  sampler.close();
+  process.stdout.write(JSON.stringify(out) + '\\n');
+})();
+`;
+
+function floor(pid) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '-e', FLOOR, path.join(ROOT, 'lib'), String(pid), String(LOW_SAMPLES), String(HIGH_SAMPLES)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (out += chunk));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the floor exited ${code}`))));
+  });
+}
+
 /** (c): in this process, with a GC before each RSS reading. */
 async function memory(pid) {
   const client = require('prom-client');
@@ -231,12 +260,15 @@ async function main() {
     console.log(`\n(c) memory: createMetrics() + a collector at 1 ms on one 10-thread process`);
     const small = await startTarget(target, 10);
     children.push(small);
-    const m = await memory(small.pid);
+    const [m, f] = await Promise.all([memory(small.pid), floor(small.pid)]);
     const growth = m.high.rss / m.low.rss - 1;
     const okMemory = Math.abs(growth) <= 0.05;
-    console.log(`  RSS after ${LOW_SAMPLES} samples: ${mb(m.low.rss)} MB (heap ${mb(m.low.heapUsed)} MB)`);
-    console.log(`  RSS after ${HIGH_SAMPLES} samples: ${mb(m.high.rss)} MB (heap ${mb(m.high.heapUsed)} MB)`);
+    const line = (u) => `RSS ${mb(u.rss)} MB, heap ${mb(u.heapUsed)} MB, external ${mb(u.external)} MB`;
+    console.log(`  after ${LOW_SAMPLES} samples: ${line(m.low)}`);
+    console.log(`  after ${HIGH_SAMPLES} samples: ${line(m.high)}`);
     console.log(`  growth ${(growth * 100).toFixed(1)} % (budget within 5 %) ${okMemory ? 'ok' : 'MISSED'}, ${m.seconds.toFixed(0)} s`);
+    const floorGrowth = f[HIGH_SAMPLES].rss / f[LOW_SAMPLES].rss - 1;
+    console.log(`  floor (a bare reused createThreadSampler, same counts): ${mb(f[LOW_SAMPLES].rss)} -> ${mb(f[HIGH_SAMPLES].rss)} MB RSS, growth ${(floorGrowth * 100).toFixed(1)} %, heap ${mb(f[LOW_SAMPLES].heapUsed)} -> ${mb(f[HIGH_SAMPLES].heapUsed)} MB`);
     process.exitCode = ok.cpu && ok.rss && okMemory ? 0 : 1;
   } finally {
     for (const child of children) child.kill('SIGKILL');
