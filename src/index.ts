@@ -12,3 +12,5 @@ export type { ExplainOptions } from './explain';
 export type { ImportOptions } from './import';
 export type * from './types';
 export type * from './analyze/types';
+export { createMetrics, IokitSnapMetrics, Collector, startMetricsServer } from './metrics';
+export type * from './metrics';

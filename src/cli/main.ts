@@ -10,6 +10,7 @@ import { execCommand } from './commands/exec';
 import { explainCommand } from './commands/explain';
 import { importCommand } from './commands/import';
 import { snapshotCommand } from './commands/snapshot';
+import { serveCommand } from './commands/serve';
 import { threadsCommand } from './commands/threads';
 import { watchCommand } from './commands/watch';
 import { paint } from './format';
@@ -25,6 +26,7 @@ export const COMMANDS: Command[] = [
   execCommand,
   importCommand,
   explainCommand,
+  serveCommand,
 ];
 
 function version(): string {

@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+/*
+ * The cost of leaving `iokit-snap serve` on everywhere, with its peer in the same run:
+ *
+ *   (a) overhead: serve watching 10 processes of 100 threads each (and the accelerators) at
+ *       1 Hz, scraped every 15 s as Prometheus would: its own utime+stime over >= 60 s of wall
+ *       time, as % of one core (budget < 1 %), and its RSS (budget < 60 MB);
+ *   (b) the peer, what shell-based exporters do for the same job: every interval, spawn
+ *       `ps -L` for the 10 processes and read the PCI devices' sysfs attributes, in a node
+ *       process of its own; its CPU (with the ps children it reaped) over the same window,
+ *       and the ratio peer / serve;
+ *   (c) memory stays flat: createMetrics() + a collector at a 1 ms interval on one
+ *       10-thread process, RSS (after a GC) after 10,000 and after 100,000 samples, scraped
+ *       every 1,000 (budget: within 5 %); beside it, in its own process, the floor: one
+ *       reused createThreadSampler on the same process sampled as many times, so growth
+ *       below the metrics layer shows as such.
+ *
+ * Run: npm run build && node --expose-gc bench/agent.js [--seconds 60] [--samples 100000]
+ * Exit code 1 when a budget is missed. Linux only (reads /proc for the figures).
+ */
+'use strict';
+const { execFileSync, spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+const TICK_NS = 1e9 / 100; // USER_HZ: /proc/<pid>/stat counts clock ticks of 10 ms
+
+function option(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+}
+const SECONDS = Math.max(60, option('seconds', 60));
+const PROCESSES = 10;
+const THREADS = 100;
+const SCRAPE_EVERY_MS = 15000;
+const LOW_SAMPLES = option('samples', 100000) / 10;
+const HIGH_SAMPLES = option('samples', 100000);
+
+function compile(source, name) {
+  const text = fs.readFileSync(source);
+  const hash = crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const dir = path.join(os.tmpdir(), 'iokit-snap-bench', hash);
+  const binary = path.join(dir, name);
+  if (!fs.existsSync(binary)) {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync(process.env.CC || 'cc', ['-O2', '-pthread', '-o', `${binary}.tmp`, source]);
+    fs.renameSync(`${binary}.tmp`, binary);
+  }
+  return binary;
+}
+
+function startTarget(binary, threads) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, ['threads', String(threads - 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`target exited (${code}) before it was ready`)));
+  });
+}
+
+/** utime + stime (+ the reaped children's, for the peer's ps), ns; and RSS, bytes. */
+function usage(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)[1]);
+  return { cpuNs: ticks * TICK_NS, rssBytes: kb('VmRSS') * 1024, hwmBytes: kb('VmHWM') * 1024 };
+}
+
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const mb = (bytes) => (bytes / 1048576).toFixed(1);
+
+/** The peer: a shell exporter's loop, in its own node process so its CPU is its own. */
+const PEER = `
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const pids = process.argv[1].split(',');
+function sysfs() {
+  const lines = [];
+  const root = '/sys/bus/pci/devices';
+  for (const dev of fs.readdirSync(root)) {
+    const read = (f) => { try { return fs.readFileSync(root + '/' + dev + '/' + f, 'utf8').trim(); } catch { return ''; } };
+    const cls = read('class');
+    lines.push(dev + ' ' + cls + ' ' + read('power_state') + ' ' + read('power/runtime_status'));
+    if (/^0x03|^0x12/.test(cls)) lines.push(read('gpu_busy_percent') + ' ' + read('mem_info_vram_used'));
+  }
+  return lines;
+}
+function tick() {
+  execFile('ps', ['-L', '-o', 'pid,tid,stat,time,wchan:32', '-p', pids.join(',')], { maxBuffer: 16 << 20 }, (error, stdout) => {
+    const states = {};
+    for (const line of stdout.split('\\n').slice(1)) {
+      const [pid, , stat] = line.trim().split(/\\s+/);
+      if (pid) states[pid + ' ' + stat[0]] = (states[pid + ' ' + stat[0]] || 0) + 1;
+    }
+    const text = Object.entries(states).map(([k, n]) => k + ' ' + n).concat(sysfs()).join('\\n');
+    if (text.length === 0) process.exitCode = 1;
+  });
+}
+setInterval(tick, 1000);
+process.stdout.write('ready\\n');
+`;
+
+function startNode(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) resolve({ child, line: out.split('\n')[0] });
+    });
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}) before it was ready`)));
+  });
+}
+
+async function overhead(pids) {
+  const serve = await startNode([
+    path.join(ROOT, 'bin', 'iokit-snap.js'),
+    'serve',
+    '--listen',
+    '127.0.0.1:0',
+    '--json',
+    '--interval',
+    '1s',
+    '--stall',
+    '10s',
+    ...pids.flatMap((pid) => ['--pid', String(pid)]),
+  ]);
+  const peer = await startNode(['-e', PEER, pids.join(',')]);
+  try {
+    const metricsUrl = JSON.parse(serve.line).metrics;
+    // Warm up: both loaded and a few intervals in.
+    await sleep(5000);
+    const scrape = () => get(metricsUrl);
+    await scrape();
+    const serveStart = usage(serve.child.pid);
+    const peerStart = usage(peer.child.pid);
+    const startMs = Date.now();
+    let scrapes = 0;
+    let lastText = '';
+    while (Date.now() - startMs < SECONDS * 1000) {
+      await sleep(Math.min(SCRAPE_EVERY_MS, SECONDS * 1000 - (Date.now() - startMs)));
+      lastText = await scrape();
+      scrapes++;
+    }
+    const wallNs = (Date.now() - startMs) * 1e6;
+    const serveEnd = usage(serve.child.pid);
+    const peerEnd = usage(peer.child.pid);
+    const samples = Number(/^iokit_snap_samples_total (\d+)/m.exec(lastText)[1]);
+    const watched = Number(/^iokit_snap_watched_processes (\d+)/m.exec(lastText)[1]);
+    const threads = [...lastText.matchAll(/^iokit_snap_process_threads\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    return {
+      wallS: wallNs / 1e9,
+      scrapes,
+      samples,
+      watched,
+      threads,
+      serveCpu: (serveEnd.cpuNs - serveStart.cpuNs) / wallNs,
+      serveRss: serveEnd.rssBytes,
+      serveHwm: serveEnd.hwmBytes,
+      peerCpu: (peerEnd.cpuNs - peerStart.cpuNs) / wallNs,
+      peerRss: peerEnd.rssBytes,
+    };
+  } finally {
+    serve.child.kill('SIGTERM');
+    peer.child.kill('SIGKILL');
+  }
+}
+
+/** The floor of (c): the bare sampler, as many samples, RSS after a GC at the same counts. */
+const FLOOR = `
+const lib = require(process.argv[1]);
+const [pid, low, high] = process.argv.slice(2).map(Number);
+(async () => {
+  const sampler = lib.createThreadSampler(pid, { detail: 'full', kernelStacks: false });
+  const out = {};
+  for (let i = 1; i <= high; i++) {
+    await sampler.sample();
+    if (i === low || i === high) { global.gc(); out[i] = process.memoryUsage(); }
+  }
+  sampler.close();
+  process.stdout.write(JSON.stringify(out) + '\\n');
+})();
+`;
+
+function floor(pid) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '-e', FLOOR, path.join(ROOT, 'lib'), String(pid), String(LOW_SAMPLES), String(HIGH_SAMPLES)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk) => (out += chunk));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`the floor exited ${code}`))));
+  });
+}
+
+/** (c): in this process, with a GC before each RSS reading. */
+async function memory(pid) {
+  const client = require('prom-client');
+  const { createMetrics } = require(path.join(ROOT, 'lib'));
+  const registry = new client.Registry();
+  const metrics = createMetrics({ registry });
+  const collector = metrics.watch({ pids: [pid], intervalMs: 1, stallMs: 1000, accelerators: false });
+  let samples = 0;
+  const readings = {};
+  const startMs = Date.now();
+  await new Promise((resolve) => {
+    collector.on('sample', () => {
+      samples++;
+      if (samples % 1000 === 0) void registry.metrics();
+      if (samples === LOW_SAMPLES || samples === HIGH_SAMPLES) {
+        global.gc?.();
+        readings[samples] = process.memoryUsage();
+        if (samples === HIGH_SAMPLES) resolve();
+      }
+    });
+  });
+  await collector.close();
+  return { low: readings[LOW_SAMPLES], high: readings[HIGH_SAMPLES], seconds: (Date.now() - startMs) / 1000 };
+}
+
+async function main() {
+  if (process.platform !== 'linux') {
+    console.log('bench/agent.js reads /proc for its figures: Linux only');
+    return;
+  }
+  if (typeof global.gc !== 'function') console.log('(run with --expose-gc for the memory figures to mean something)');
+  const target = compile(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
+  const children = [];
+  try {
+    for (let i = 0; i < PROCESSES; i++) children.push(await startTarget(target, THREADS));
+    const pids = children.map((c) => c.pid);
+    console.log(`(a, b) serve and the peer watching ${PROCESSES} processes x ${THREADS} threads at 1 Hz for ${SECONDS} s, on ${os.cpus().length} CPUs (load ${os.loadavg()[0].toFixed(1)})`);
+    const o = await overhead(pids);
+    const ok = { cpu: o.serveCpu < 0.01, rss: o.serveRss < 60 * 1048576 };
+    console.log(`  serve: ${(o.serveCpu * 100).toFixed(2)} % of one core (budget < 1 %) ${ok.cpu ? 'ok' : 'MISSED'}`);
+    console.log(`         RSS ${mb(o.serveRss)} MB, peak ${mb(o.serveHwm)} MB (budget < 60 MB) ${ok.rss ? 'ok' : 'MISSED'}`);
+    console.log(`         ${o.samples} samples of ${o.watched} processes, ${o.threads} threads, ${o.scrapes} scrapes in ${o.wallS.toFixed(1)} s`);
+    console.log(`  peer (ps -L + sysfs every 1 s): ${(o.peerCpu * 100).toFixed(2)} % of one core, RSS ${mb(o.peerRss)} MB`);
+    console.log(`  ratio peer / serve CPU: ${(o.peerCpu / o.serveCpu).toFixed(1)}x`);
+
+    console.log(`\n(c) memory: createMetrics() + a collector at 1 ms on one 10-thread process`);
+    const small = await startTarget(target, 10);
+    children.push(small);
+    const [m, f] = await Promise.all([memory(small.pid), floor(small.pid)]);
+    const growth = m.high.rss / m.low.rss - 1;
+    const okMemory = Math.abs(growth) <= 0.05;
+    const line = (u) => `RSS ${mb(u.rss)} MB, heap ${mb(u.heapUsed)} MB, external ${mb(u.external)} MB`;
+    console.log(`  after ${LOW_SAMPLES} samples: ${line(m.low)}`);
+    console.log(`  after ${HIGH_SAMPLES} samples: ${line(m.high)}`);
+    console.log(`  growth ${(growth * 100).toFixed(1)} % (budget within 5 %) ${okMemory ? 'ok' : 'MISSED'}, ${m.seconds.toFixed(0)} s`);
+    const floorGrowth = f[HIGH_SAMPLES].rss / f[LOW_SAMPLES].rss - 1;
+    console.log(`  floor (a bare reused createThreadSampler, same counts): ${mb(f[LOW_SAMPLES].rss)} -> ${mb(f[HIGH_SAMPLES].rss)} MB RSS, growth ${(floorGrowth * 100).toFixed(1)} %, heap ${mb(f[LOW_SAMPLES].heapUsed)} -> ${mb(f[HIGH_SAMPLES].heapUsed)} MB`);
+    process.exitCode = ok.cpu && ok.rss && okMemory ? 0 : 1;
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

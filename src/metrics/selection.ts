@@ -1,0 +1,271 @@
+/**
+ * Which processes a long-running exporter watches: explicit pids, processes whose name or
+ * command line matches, and the members of cgroups (a systemd unit's, a container's). It is
+ * asked again every interval, so a restarted service is picked up under its new pid and an
+ * exited one dropped, without restarting the exporter.
+ *
+ * The command line of a process is read once, when the process is first seen, never again:
+ * /proc/<pid>/cmdline takes the target's mmap lock and a hung process may hold it. The name
+ * (/proc/<pid>/comm) does not, and it is tried first. At most one command-line read is in
+ * flight: one that does not return within its deadline leaves the rest of the system matched
+ * by name only until it does, and says so in `limits`.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { IokitSnapError } from '../errors';
+import type { Limitation } from '../types';
+
+export interface ProcessSelection {
+  /** Watched while they live; a pid that exited is never watched again (its number may be reused). */
+  pids?: number[];
+  /** A process whose name or command line (arguments joined by spaces) matches any of these. */
+  match?: (RegExp | string)[];
+  /** cgroup directories (/sys/fs/cgroup/system.slice/x.service) or paths as /proc/<pid>/cgroup shows them (/system.slice/x.service). */
+  cgroups?: string[];
+}
+
+export interface SelectorOptions {
+  /** Read this tree instead of /proc (tests). */
+  procRoot?: string;
+  /** Where relative cgroup paths are found (default: the cgroup2 mount of this machine, else /sys/fs/cgroup). */
+  cgroupRoot?: string;
+  /** Deadline for one command-line read, ms (default 1000). */
+  cmdlineTimeoutMs?: number;
+}
+
+export interface Selected {
+  pids: Set<number>;
+  limits: Limitation[];
+}
+
+const DEFAULT_CMDLINE_TIMEOUT_MS = 1000;
+
+function toRegExp(pattern: RegExp | string): RegExp {
+  if (pattern instanceof RegExp) return pattern;
+  if (typeof pattern !== 'string' || pattern === '') throw new IokitSnapError('EINVAL', 'match: give a regular expression, such as "^python" or "llama-server"');
+  try {
+    return new RegExp(pattern);
+  } catch (error) {
+    throw new IokitSnapError('EINVAL', `match: ${JSON.stringify(pattern)} is not a regular expression: ${(error as Error).message}`);
+  }
+}
+
+/** Validate a selection up front, so a typo is an error at start, not an empty exporter. */
+export function checkSelection(selection: ProcessSelection): { pids: number[]; match: RegExp[]; cgroups: string[] } {
+  if (selection === null || typeof selection !== 'object') throw new IokitSnapError('EINVAL', 'the selection must be an object: { pids, match, cgroups }');
+  const pids = selection.pids ?? [];
+  const match = selection.match ?? [];
+  const cgroups = selection.cgroups ?? [];
+  if (!Array.isArray(pids) || !Array.isArray(match) || !Array.isArray(cgroups)) {
+    throw new IokitSnapError('EINVAL', 'pids, match and cgroups must be arrays');
+  }
+  for (const pid of pids) {
+    if (!Number.isInteger(pid) || pid < 1 || pid > 0x7fffffff) throw new IokitSnapError('EINVAL', `${String(pid)} is not a process id`);
+  }
+  for (const cgroup of cgroups) {
+    if (typeof cgroup !== 'string' || cgroup === '') throw new IokitSnapError('EINVAL', 'cgroups: give a cgroup path such as /system.slice/ollama.service');
+  }
+  /* c8 ignore next -- macOS has no cgroups */
+  if (cgroups.length > 0 && process.platform !== 'linux') throw new IokitSnapError('ENOTSUP', 'cgroups are a Linux facility; select by pid or match on this platform');
+  return { pids: [...new Set(pids)], match: match.map(toRegExp), cgroups };
+}
+
+/** Where cgroup paths start: the mount point of the cgroup2 hierarchy in /proc/self/mountinfo ("… - cgroup2 cgroup2 rw"), else /sys/fs/cgroup. */
+export function cgroupRootOf(mountinfo: string): string {
+  for (const line of mountinfo.split('\n')) {
+    const [before, after] = line.split(' - ');
+    const mountPoint = before.split(' ')[4];
+    if (after?.startsWith('cgroup2 ') && mountPoint !== undefined) return mountPoint;
+  }
+  return '/sys/fs/cgroup';
+}
+
+/** Pids from a cgroup.procs file: one per line. */
+export function parseCgroupProcs(text: string): number[] {
+  return text
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line))
+    .map(Number);
+}
+
+export class ProcessSelector {
+  private readonly explicit: Set<number>;
+  private readonly match: RegExp[];
+  private readonly cgroups: string[];
+  private readonly procRoot: string;
+  private readonly cmdlineTimeoutMs: number;
+  private cgroupRoot: string | undefined;
+  /** What was decided for each pid seen in the process table: matched or not, decided once. */
+  private readonly decided = new Map<number, boolean>();
+  /** A command-line read that missed its deadline and has not returned yet. */
+  private stuckRead: { pid: number; sinceMs: number } | null = null;
+
+  constructor(selection: ProcessSelection, options: SelectorOptions = {}) {
+    const checked = checkSelection(selection);
+    this.explicit = new Set(checked.pids);
+    this.match = checked.match;
+    this.cgroups = checked.cgroups;
+    this.procRoot = options.procRoot ?? '/proc';
+    this.cgroupRoot = options.cgroupRoot;
+    this.cmdlineTimeoutMs = options.cmdlineTimeoutMs ?? DEFAULT_CMDLINE_TIMEOUT_MS;
+  }
+
+  /** An explicit pid that exited: its number may be reused by an unrelated process, so it is not watched again. */
+  forget(pid: number): void {
+    this.explicit.delete(pid);
+  }
+
+  /** The pids to watch now. Never rejects: what cannot be read is a limit. */
+  async select(): Promise<Selected> {
+    const limits: Limitation[] = [];
+    const pids = new Set<number>(this.explicit);
+    pids.delete(process.pid);
+    if (this.match.length > 0) {
+      for (const pid of await this.matching(limits)) pids.add(pid);
+    }
+    for (const cgroup of this.cgroups) {
+      for (const pid of await this.members(cgroup, limits)) pids.add(pid);
+    }
+    return { pids, limits };
+  }
+
+  private async matching(limits: Limitation[]): Promise<number[]> {
+    /* c8 ignore next -- macOS has no /proc: ps gives name and arguments (proven by the macOS CI job) */
+    if (process.platform === 'darwin' && this.procRoot === '/proc') return this.matchingWithPs(limits);
+    let entries: string[];
+    try {
+      entries = await fs.readdir(this.procRoot);
+    } catch (error) {
+      limits.push({ subject: 'selection', field: 'match', code: String((error as NodeJS.ErrnoException).code), reason: `cannot list ${this.procRoot}: ${(error as Error).message}` });
+      return [];
+    }
+    const live = new Set<number>();
+    const matched: number[] = [];
+    for (const entry of entries) {
+      if (!/^\d+$/.test(entry)) continue;
+      const pid = Number(entry);
+      if (pid === process.pid) continue;
+      live.add(pid);
+      let verdict = this.decided.get(pid);
+      if (verdict === undefined) {
+        const decision = await this.decide(pid);
+        if (decision === null) continue; // gone while we looked, or undecided until a stuck read returns
+        verdict = decision;
+        this.decided.set(pid, verdict);
+      }
+      if (verdict) matched.push(pid);
+    }
+    // A pid that left the table is forgotten: if its number comes back, it is a new process.
+    for (const pid of this.decided.keys()) if (!live.has(pid)) this.decided.delete(pid);
+    if (this.stuckRead !== null) {
+      limits.push({
+        subject: 'selection',
+        field: 'match',
+        code: 'ETIMEDOUT',
+        reason: `probe timed out: reading the command line of pid ${this.stuckRead.pid} has not returned for ${((Date.now() - this.stuckRead.sinceMs) / 1000).toFixed(1)} s; new processes are matched by name only until it does`,
+        hint: 'that process may be hung holding its memory map lock; it is itself worth watching',
+      });
+    }
+    return matched;
+  }
+
+  private matches(text: string): boolean {
+    return this.match.some((re) => {
+      re.lastIndex = 0;
+      return re.test(text);
+    });
+  }
+
+  /** true or false, or null when the process is gone or its command line cannot be read now. */
+  private async decide(pid: number): Promise<boolean | null> {
+    let name: string;
+    try {
+      name = (await fs.readFile(path.join(this.procRoot, String(pid), 'comm'), 'utf8')).replace(/\n$/, '');
+    } catch {
+      return null;
+    }
+    if (this.matches(name)) return true;
+    if (this.stuckRead !== null) return null;
+    const cmdline = await this.readCmdline(pid);
+    if (cmdline === null) return null;
+    // A kernel thread or a zombie has an empty command line: the name is all there is.
+    return cmdline !== '' && this.matches(cmdline);
+  }
+
+  private readCmdline(pid: number): Promise<string | null> {
+    const sinceMs = Date.now();
+    return new Promise((resolve) => {
+      let settled = false;
+      // The read goes on after its deadline; when it returns at last, reads are allowed again.
+      const finish = (value: string | null): void => {
+        clearTimeout(timer);
+        if (this.stuckRead?.pid === pid) this.stuckRead = null;
+        if (!settled) resolve(value);
+        settled = true;
+      };
+      const timer = setTimeout(() => {
+        settled = true;
+        this.stuckRead = { pid, sinceMs };
+        resolve(null);
+      }, this.cmdlineTimeoutMs);
+      timer.unref();
+      fs.readFile(path.join(this.procRoot, String(pid), 'cmdline')).then(
+        (bytes) => finish(bytes.toString('utf8').replace(/\0+$/, '').split('\0').join(' ')),
+        () => finish(null),
+      );
+    });
+  }
+
+  private async members(cgroup: string, limits: Limitation[]): Promise<number[]> {
+    const dir = await this.cgroupDir(cgroup);
+    try {
+      return parseCgroupProcs(await fs.readFile(path.join(dir, 'cgroup.procs'), 'utf8')).filter((pid) => pid !== process.pid);
+    } catch (error) {
+      const code = String((error as NodeJS.ErrnoException).code);
+      limits.push({
+        subject: `cgroup ${cgroup}`,
+        field: 'members',
+        code,
+        reason: `cannot read ${path.join(dir, 'cgroup.procs')}: ${(error as Error).message}`,
+        hint:
+          code === 'ENOENT'
+            ? 'the cgroup does not exist (yet): give a directory under /sys/fs/cgroup or the path /proc/<pid>/cgroup shows; it is looked for again every interval'
+            : undefined,
+      });
+      return [];
+    }
+  }
+
+  private async cgroupDir(cgroup: string): Promise<string> {
+    if (path.isAbsolute(cgroup)) {
+      try {
+        await fs.access(path.join(cgroup, 'cgroup.procs'));
+        return cgroup;
+      } catch {
+        // Not a directory of a cgroup filesystem: a path relative to the hierarchy's root.
+      }
+    }
+    this.cgroupRoot ??= cgroupRootOf(await fs.readFile('/proc/self/mountinfo', 'utf8'));
+    return path.join(this.cgroupRoot, cgroup);
+  }
+
+  /* c8 ignore start -- macOS only: ps reads names and arguments through sysctl (proven by the macOS CI job) */
+  private matchingWithPs(limits: Limitation[]): Promise<number[]> {
+    return new Promise((resolve) => {
+      execFile('ps', ['-A', '-o', 'pid=,comm=,args='], { timeout: 5000, maxBuffer: 16 << 20 }, (error, stdout) => {
+        if (error) {
+          limits.push({ subject: 'selection', field: 'match', code: 'EIO', reason: `ps failed: ${error.message}` });
+          return resolve([]);
+        }
+        const matched: number[] = [];
+        for (const line of stdout.split('\n')) {
+          const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+          if (m !== null && Number(m[1]) !== process.pid && this.matches(m[2])) matched.push(Number(m[1]));
+        }
+        resolve(matched);
+      });
+    });
+  }
+  /* c8 ignore stop */
+}
