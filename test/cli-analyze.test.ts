@@ -60,7 +60,7 @@ t.test('diff: a deadlock is hung (exit 2), an idle server is healthy (exit 0)', 
   const [healthy, hung] = await snapshotTwice(t, deadlock.pid, 400);
   const human = await runCli(['diff', healthy, hung, '--stall', '400ms']);
   t.equal(human.code, 2, human.stderr);
-  t.match(human.stdout, /^HUNG: 3 critical findings over/);
+  t.match(human.stdout, /^HUNG: 3 critical findings, the longest for at least \d/);
   t.match(human.stdout, new RegExp(`thread ${deadlock.info.a} .*\\n\\s+stalled in futex for at least`));
   t.match(human.stdout, new RegExp(`thread ${deadlock.info.b} `));
   const json = await runCli(['diff', healthy, hung, '--stall', '400ms', '--json']);
@@ -291,7 +291,7 @@ t.test('watch: a stopped process is a hang, continuing it a recovery; a pid that
   await target.stop();
   const run = await running;
   t.equal(run.code, 0, 'it ended with nothing hung');
-  t.match(run.stdout, new RegExp(`pid ${target.pid} exited\n$`));
+  t.match(run.stdout, new RegExp(`pid ${target.pid} exited\n\\S+ watched pid ${target.pid} for [0-9.]+ m?s: \\d+ samples, 1 hang, healthy at the end\n$`));
 
   const missing = await runCli(['watch', '--pid', String(0x7ffffffe), '--no-accelerators']);
   t.equal(missing.code, 1);
@@ -335,8 +335,16 @@ t.test('diff: what the accelerators did, from a real capture', async (t) => {
   t.equal((await runCli(['import', capture, '-o', healthyFile])).code, 0);
   const healthy = JSON.parse(fs.readFileSync(healthyFile, 'utf8'));
   const same = await runCli(['diff', healthyFile, healthyFile]);
-  t.equal(same.code, 0, same.stdout);
-  t.match(same.stdout, /accelerators \(no change\):\n\s+AGXAcceleratorG16G 0x[0-9a-f]+: busy 0 \(752 ms total\), power 1, recoveries 0, utilization \d+%, 2 queues/);
+  t.equal(same.code, 1, same.stdout);
+  t.match(same.stderr, /^iokit-snap diff: EINVAL: .*m4-healthy\.json twice: the same snapshot \(taken .*\), so there is nothing to compare; take the second one later, while it hangs\n$/);
+  // One second later and unchanged: no change.
+  const later = structuredClone(JSON.parse(fs.readFileSync(healthyFile, 'utf8')));
+  later.monotonicNs += 1e9;
+  const laterFile = path.join(tmp, 'm4-later.json');
+  fs.writeFileSync(laterFile, JSON.stringify(later));
+  const unchanged = await runCli(['diff', healthyFile, laterFile]);
+  t.equal(unchanged.code, 0, unchanged.stdout);
+  t.match(unchanged.stdout, /accelerators \(no change\):\n\s+AGXAcceleratorG16G 0x[0-9a-f]+: busy 0 \(752 ms total\), power 1, recoveries 0, utilization \d+%, 2 queues/);
   // The hung one: 5 s later, the GPU was reset once (PerformanceStatistics recoveryCount 0 → 1).
   const hung = structuredClone(healthy);
   hung.monotonicNs += 5e9;
@@ -345,6 +353,6 @@ t.test('diff: what the accelerators did, from a real capture', async (t) => {
   fs.writeFileSync(hungFile, JSON.stringify(hung));
   const changed = await runCli(['diff', healthyFile, hungFile]);
   t.equal(changed.code, 2);
-  t.match(changed.stdout, /^HUNG: 1 critical finding over 5\.0 s\n\s+critical\s+accelerator AGXAcceleratorG16G 0x[0-9a-f]+\n\s+GPU recovery count 0 → 1/);
+  t.match(changed.stdout, /^HUNG: 1 critical finding(, the longest for at least| over) 5\.0 s\n\s+critical\s+accelerator AGXAcceleratorG16G 0x[0-9a-f]+\n\s+GPU recovery count 0 → 1/);
   t.match(changed.stdout, /\n\s+accelerators:\n\s+AGXAcceleratorG16G .*recoveries 1/);
 });

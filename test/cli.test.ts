@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { parseDuration, parsePid, UsageError } from '../src/cli/args';
-import { acceleratorTable, colorEnabled, formatBytes, formatNs, limitLines, threadTable } from '../src/cli/format';
+import { acceleratorTable, colorEnabled, formatBytes, formatNs, threadTable } from '../src/cli/format';
+import { limitLines } from '../src/cli/notes';
 import { write } from '../src/cli/io';
 import { validateSnapshot } from '../src/snapshot-file';
 import type { Accelerator, ThreadSample } from '../src/types';
@@ -63,19 +64,30 @@ t.test('--json prints a valid iokit-snap/1 snapshot', async (t) => {
   t.ok(Date.parse(snap.takenAt) > 0);
 });
 
-t.test('snapshot -o writes a file; a dead pid becomes a limit, not a crash', async (t) => {
+t.test('snapshot -o writes a file; a dead pid is a limit in it, and exit 1 as for threads', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'snap.json');
-  // pid_max is at most 2^22 on Linux: this pid cannot exist.
-  const run = await runCli(['snapshot', '-o', file, '--pid', '2147483646', '--no-accelerators']);
-  t.equal(run.code, 0);
+  // pid_max is at most 2^22 on Linux: this pid cannot exist. The real binary, and `threads` on the same pid.
+  const [run, threads] = await Promise.all([
+    spawnCli(['snapshot', '-o', file, '--pid', '2147483646', '--no-accelerators']),
+    spawnCli(['threads', '2147483646']),
+  ]);
+  t.equal(run.code, 1);
+  t.equal(threads.code, 1, 'same input, same outcome');
+  const said = /^iokit-snap threads: (E[A-Z]+): (.*)$/m.exec(threads.stderr);
+  t.ok(said, threads.stderr);
+  t.match(run.stderr, `iokit-snap snapshot: ${said?.[1]}: ${said?.[2]}`);
   t.match(run.stderr, /wrote .*snap\.json/);
   const snap = validateSnapshot(JSON.parse(fs.readFileSync(file, 'utf8')));
   t.same(snap.processes, []);
   t.equal(snap.limits.length, 1);
   t.equal(snap.limits[0].subject, 'pid 2147483646');
   t.match(run.stderr, /pid 2147483646: threads unavailable/);
+  // --json is taken by every command, snapshot included: with -o, the snapshot is printed too.
+  const json = await runCli(['snapshot', '--json', '-o', path.join(dir, 'both.json'), '--no-accelerators']);
+  t.equal(json.code, 0, json.stderr);
+  t.same(validateSnapshot(JSON.parse(json.stdout)), validateSnapshot(JSON.parse(fs.readFileSync(path.join(dir, 'both.json'), 'utf8'))));
 });
 
 t.test('runtime errors exit 1 with the error code', async (t) => {
@@ -154,6 +166,7 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
     { tid: 9, name: 'w', state: 'uninterruptible', userNs: 0, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: null, wchan: 'do_wait' },
   ];
   const threadText = threadTable(threads, { color: true });
+  t.match(threadText, /TID +NAME +STATE +CPU TOTAL +BLOCKED IN +TARGET/, 'the CPU time is labelled cumulative');
   t.match(threadText, /7 +main +sleeping +1\.0 ms +read +\/tmp\/fifo/);
   t.match(threadText, /8 +- +\u001b\[32mrunning\u001b\[0m +2\.50 s +- +-/);
   t.match(threadText, /\(do_wait\)/);
@@ -165,8 +178,8 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
   t.equal(formatBytes(512), '512 B');
   t.equal(formatBytes(430571520), '410.6 MiB');
   t.equal(
-    limitLines([{ subject: 'pid 1', field: 'kernelStack', code: 'EPERM', reason: 'not root', hint: 'run as root' }], { color: false }),
-    'note: pid 1: kernelStack unavailable (EPERM): not root — run as root\n',
+    limitLines([{ subject: 'accelerators', field: 'busy.timeNs', code: 'ENOTSUP', reason: 'whole ms', hint: 'use ioreg -a' }], { color: false }),
+    'note: accelerators: busy.timeNs unavailable (ENOTSUP): whole ms — use ioreg -a\n',
   );
 });
 

@@ -74,6 +74,7 @@ t.test('permission problems say EPERM', async (t) => {
   const denied = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }));
   const file = t.mockRequire('../src/snapshot-file', {
     'node:fs/promises': { ...require('node:fs/promises'), readFile: denied, writeFile: denied },
+    '../src/write-file': { writeFileSafely: denied },
   }) as typeof import('../src/snapshot-file');
   const read = await file.readSnapshot('/root/snap.json').catch((e) => e);
   t.equal(read.code, 'EPERM');

@@ -2,7 +2,8 @@
 import { sampleAccelerators, snapshot } from '../../sample';
 import { parseCommandArgs, parseDuration } from '../args';
 import type { Command } from '../command';
-import { acceleratorTable, limitLines } from '../format';
+import { acceleratorTable } from '../format';
+import { limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
 export const acceleratorsCommand: Command = {

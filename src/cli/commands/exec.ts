@@ -211,20 +211,23 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
         const tree = await processTree(pid);
         const now = await identities(tree);
         const changed = changedPrograms(programs, now);
-        const known = new Set(baseline.processes.map((p) => p.pid));
-        const fresh = tree.filter((p) => !known.has(p) || changed.includes(p));
-        if (fresh.length > 0) {
-          // Started, or exec()d a new program, after the baseline: a baseline of their own, one stall apart.
-          const late = await take(fresh);
+        let hung = await take(tree);
+        const seen = new Map(baseline.processes.map((p) => [p.pid, new Set(p.threads.map((th) => th.tid))]));
+        const renewed = hung.processes
+          .filter((p) => !seen.has(p.pid) || changed.includes(p.pid) || p.threads.some((th) => !seen.get(p.pid)!.has(th.tid)))
+          .map((p) => p.pid);
+        if (renewed.length > 0 && !run.done) {
+          // Started, exec()d another program, or started threads since the baseline (a slow start,
+          // a wrapper script): this look is their baseline, and they are judged one stall later.
           baseline = {
             ...baseline,
-            processes: [...baseline.processes.filter((p) => !changed.includes(p.pid)), ...late.processes],
-            limits: [...baseline.limits, ...late.limits],
+            processes: [...baseline.processes.filter((p) => !renewed.includes(p.pid)), ...hung.processes.filter((p) => renewed.includes(p.pid))],
+            limits: [...baseline.limits, ...hung.limits],
           };
           await exitWithin(run, stallMs + 100);
+          if (!run.done) hung = await take(tree);
         }
-        const hung = await take(tree);
-        // It finished after all (while the newcomers were given their baseline, or the snapshot taken): no report.
+        // It finished after all (while the newcomers were given their baseline, or a snapshot taken): no report.
         if (run.done) return run.exited;
         const report = compare(baseline, hung, { stallMs, expectExit: true });
         const healthy = report.verdict === 'healthy';

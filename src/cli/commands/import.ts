@@ -5,7 +5,8 @@ import { importIoreg } from '../../import';
 import { writeSnapshot } from '../../snapshot-file';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
-import { acceleratorTable, limitLines } from '../format';
+import { acceleratorTable } from '../format';
+import { limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
