@@ -23,8 +23,8 @@ async function placeNew(temporary: string, target: string): Promise<void> {
     await fs.link(temporary, target);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    // File systems without hard links (FAT, some FUSE): check, then rename — the best they allow.
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
+    /* c8 ignore start -- file systems without hard links (FAT, some FUSE): check, then rename, the best they allow; none here to test on */
     const existing = await fs.lstat(target).then(
       () => true,
       () => false,
@@ -33,6 +33,7 @@ async function placeNew(temporary: string, target: string): Promise<void> {
     await fs.rename(temporary, target);
     return;
   }
+  /* c8 ignore stop */
   await fs.unlink(temporary);
 }
 

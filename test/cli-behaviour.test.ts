@@ -62,6 +62,17 @@ t.test('permission notes: one per kind, worded for the CLI and the user', async 
   const user = limitLines(denied(1), { color: false }, { root: false, kernelStacksFlag: false });
   t.match(user, /run iokit-snap with sudo/);
   t.notMatch(user, /--no-kernel-stacks|kernelStacks: false/, 'no flag the command does not have');
+  const syscallOnly = limitLines(denied(4).slice(0, 1), { color: false }, { root: true, kernelStacksFlag: true });
+  t.equal(
+    syscallOnly,
+    'note: pid 4: blockedIn unavailable (EPERM): the kernel shows these only to a process that may ptrace the target — even root is refused here, so a container or security policy withholds CAP_SYS_PTRACE: run iokit-snap on the host, or grant them\n',
+  );
+  const twice = limitLines(
+    [5, 6].map((pid) => ({ subject: `pid ${pid}`, field: 'cpuNs', code: 'EIO', reason: `reading /proc/${pid}/task/*/schedstat failed`, hint: 'pass kernelStacks: false, or run as root' })),
+    { color: false },
+    { root: false, kernelStacksFlag: false },
+  );
+  t.equal(twice, 'note: pid 5, pid 6: cpuNs unavailable (EIO): reading /proc/<pid>/task/*/schedstat failed — leave kernel stacks out, or run as root\n', 'the same kind on two processes: one note');
   const other = limitLines(
     [{ subject: 'pid 3', field: 'cpuNs', code: 'EIO', reason: 'reading /proc/3/task/*/schedstat failed', hint: 'Run iokit-snap as root, or pass kernelStacks: false' }],
     { color: false },

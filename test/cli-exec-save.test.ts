@@ -13,6 +13,7 @@ import { writeSnapshot } from '../src/snapshot-file';
 import { writeFileSafely } from '../src/write-file';
 import type { Snapshot } from '../src/types';
 import { BIN, spawnCli } from './helpers/cli';
+import { killQuietly } from '../src/proctree';
 import { targetBinary } from './helpers/targets';
 
 const linux = process.platform === 'linux' ? false : 'the test target (test/targets/target.c) and /proc, /sys are Linux';
@@ -32,6 +33,7 @@ function alive(pid: number): boolean {
 async function execDeadlock(t: Test, extra: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string; pid: number }> {
   const run = await spawnCli(['exec', '--timeout', '1s', '--kill', '--no-accelerators', ...extra, '--', await targetBinary(), 'deadlock'], { env });
   const pid = Number(/\(pid (\d+)\)|"pid":(\d+)/.exec(run.stderr)?.slice(1).find(Boolean));
+  t.teardown(() => killQuietly(pid));
   t.ok(pid > 0, `the report names the pid: ${run.stderr}`);
   return { code: run.code, stderr: run.stderr, pid };
 }
@@ -64,7 +66,9 @@ t.test('exec: an unwritable --save is a warning; --json says so and what became 
   fs.writeFileSync(file, 'not a directory\n');
   const run = await execDeadlock(t, ['--json', '--save', path.join(file, 'sub')]);
   t.equal(run.code, 2);
-  const line = JSON.parse(run.stderr);
+  // The last line is the hung one (on a loaded machine the deadlock may still be forming at the first look: 'waiting').
+  const lines = run.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  const line = lines[lines.length - 1];
   t.equal(line.saved, null);
   t.match(line.saveError, /^ENOTDIR: /);
   t.equal(line.outcome, 'killed');
@@ -155,4 +159,37 @@ t.test('writeSnapshot: the temporary file is not at a name anyone can plant in a
   await t.rejects(writeSnapshot(target, snapshot, { replace: false }), { code: 'EINVAL', message: /EEXIST/ });
   await t.rejects(writeFileSafely(path.join(tmp, 'no-such-dir', 'x.json'), '{}'), { code: 'ENOENT' });
   t.same(fs.readdirSync(tmp).filter((name) => name.startsWith('.api.json.') || name.startsWith('.x.json.')), [], 'nothing left behind');
+});
+
+t.test('the save helpers, one by one: a file where a directory is wanted, a directory where a file is, a process that is gone', async (t) => {
+  const { makeDirectory, RunSaver } = await import('../src/cli/exec-save');
+  const { changedPrograms, identities, processIdentity } = await import('../src/cli/process-identity');
+  const file = path.join(tmp, 'plain-file');
+  fs.writeFileSync(file, '');
+  await t.rejects(makeDirectory(file), { code: 'ENOTDIR', message: /is not a directory/ });
+  await makeDirectory(tmp);
+
+  // baseline.json is a directory: with --force the rename fails (EISDIR), and that is what the warning says.
+  const dir = path.join(tmp, 'dir-in-the-way');
+  fs.mkdirSync(path.join(dir, 'baseline.json'), { recursive: true });
+  const snapshot = JSON.parse(fs.readFileSync(path.join(tmp, 'api.json'), 'utf8'));
+  const saved = await new RunSaver(dir, true, 1).save(snapshot, snapshot, { verdict: 'healthy', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
+  t.equal(saved.dir, null);
+  t.match(saved.error, /EISDIR/);
+
+  // Only report.json is there: writing it, not a snapshot, is what is refused.
+  const reportOnly = path.join(tmp, 'report-only');
+  fs.mkdirSync(reportOnly);
+  fs.writeFileSync(path.join(reportOnly, 'report.json'), '{}\n');
+  const refused = await new RunSaver(reportOnly, false, 1).save(snapshot, snapshot, { verdict: 'healthy', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
+  t.match(refused.error, /^EEXIST: .*report\.json already exists: pass --force/);
+  t.equal(fs.readFileSync(path.join(reportOnly, 'report.json'), 'utf8'), '{}\n');
+
+  t.equal(await processIdentity(0x7ffffffe), null, 'no such process: nothing to compare');
+  if (process.platform === 'linux') t.match(await processIdentity(process.pid), /^node\0\//);
+  const before = await identities([process.pid]);
+  t.same(changedPrograms(before, before), []);
+  t.same(changedPrograms(new Map([[1, 'sh\0/bin/sh']]), new Map([[1, 'python3\0/usr/bin/python3']])), [1]);
+  t.same(changedPrograms(new Map([[1, null]]), new Map([[1, 'python3\0/usr/bin/python3']])), [], 'unknown before: no change claimed');
+  t.same(changedPrograms(new Map(), new Map([[1, 'sh\0/bin/sh']])), [], 'new: not a change of program');
 });

@@ -43,9 +43,10 @@ t.test('a long healthy command: one report, one save directory; --json says it i
 t.test('a wrapper script that exec()s the real program: a new baseline, not a finding; left running, and --json says so', { skip: linux }, async (t) => {
   const shim = path.join(tmp, 'shim');
   // Like a `python3` shim: a shell that does some setup, then becomes the program (same pid).
-  // The setup outlasts the baseline taken one stall before the deadline (at 2.95 s of 4 s).
-  fs.writeFileSync(shim, `#!/bin/sh\nsleep 3.3\nexec ${await targetBinary()} deadlock\n`, { mode: 0o755 });
-  const run = await spawnCli(['exec', '--json', '--timeout', '4s', '--stall', '1s', '--no-accelerators', '--save', path.join(tmp, 'shim-save'), '--', shim]);
+  // The setup outlasts the baseline taken one stall before the deadline (at 2.95 s of 5 s), and
+  // leaves the program most of that stall to reach its deadlock before the deadline.
+  fs.writeFileSync(shim, `#!/bin/sh\nsleep 3.2\nexec ${await targetBinary()} deadlock\n`, { mode: 0o755 });
+  const run = await spawnCli(['exec', '--json', '--timeout', '5s', '--stall', '2s', '--no-accelerators', '--save', path.join(tmp, 'shim-save'), '--', shim]);
   const lines = run.stderr.trim().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
   t.ok(lines.length > 0, run.stderr);
   const last = lines[lines.length - 1];

@@ -24,9 +24,11 @@ function usageMessage(error: NodeJS.ErrnoException, argv: string[]): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option}`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      /* c8 ignore next -- parseArgs always quotes the argument */
       return `unexpected argument ${JSON.stringify(/'([^']*)'/.exec(message)?.[1] ?? '')}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       if (/does not take an argument/.test(message)) return `${option} takes no value`;
+      /* c8 ignore next -- the option parseArgs names is always one the user typed */
       const next = typed >= 0 ? argv[typed + 1] : undefined;
       if (/ambiguous/.test(message) && next !== undefined) {
         return `${option} needs a value; ${JSON.stringify(next)} looks like an option (write ${option}=${next} if it is the value)`;

@@ -91,6 +91,7 @@ export class RunSaver {
         this.dir = await fs.mkdtemp(path.join(tmp, `iokit-snap-exec-${this.pid}-`));
       } catch (error) {
         const e = error as NodeJS.ErrnoException;
+        /* c8 ignore next -- mkdtemp's errors always carry a code */
         throw failure(e.code ?? 'EIO', `cannot create a directory in ${tmp} (${e.message}): set TMPDIR to a writable directory, or pass --save DIR`);
       }
     }
@@ -118,6 +119,7 @@ export class RunSaver {
       return { dir: this.dir, error: null };
     } catch (error) {
       const e = error as Error & { code?: string; cause?: { code?: string } };
+      /* c8 ignore next 2 -- every error here has a code (Node's, ours, or writeSnapshot's cause), and says it */
       const code = e.cause?.code ?? e.code ?? 'EIO';
       return { dir: null, error: e.message.includes(code) ? e.message : `${code}: ${e.message}` };
     }

@@ -14,6 +14,8 @@ export async function processIdentity(pid: number, procRoot = '/proc'): Promise<
   try {
     const [comm, exe] = await Promise.all([
       fs.readFile(path.join(procRoot, String(pid), 'comm'), 'utf8'),
+      // exe is hidden from other users (and empty for kernel threads): the name alone then.
+      /* c8 ignore next */
       fs.readlink(path.join(procRoot, String(pid), 'exe')).catch(() => ''),
     ]);
     return `${comm.trimEnd()}\0${exe}`;

@@ -174,8 +174,8 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
       const e = toIokitSnapError(error);
       await write(io.stderr, `iokit-snap exec: ${e.code}: ${e.message}\n  no longer examining pid ${pid}: waiting for it to finish\n`);
       return run.exited;
-      /* c8 ignore stop */
     } finally {
+      /* c8 ignore stop */
       for (const s of forwarded) signals.off(s, forward);
       signals.off('SIGINT', ignore);
     }

@@ -61,8 +61,9 @@ Options:
     const sampled = new Set(snap.processes.map((p) => p.pid));
     const missing = pids.filter((pid) => !sampled.has(pid));
     for (const pid of missing) {
-      const why = snap.limits.find((l) => l.subject === `pid ${pid}`);
-      await write(io.stderr, `${paint(errStyle(io), 'red', `iokit-snap snapshot: ${why?.code ?? 'ESRCH'}:`)} ${why?.reason ?? `pid ${pid} was not sampled`}\n`);
+      // snapshot() lists every pid it could not sample in limits.
+      const why = snap.limits.find((l) => l.subject === `pid ${pid}`)!;
+      await write(io.stderr, `${paint(errStyle(io), 'red', `iokit-snap snapshot: ${why.code}:`)} ${why.reason}\n`);
     }
     return missing.length > 0 ? EXIT.error : EXIT.ok;
   },

@@ -129,7 +129,9 @@ process could not be watched (no such process, no permission).
       await clearStatus();
     }
     if (!live && !values.json && !io.outputClosed?.aborted) {
-      const ending = verdict === null ? 'no sample taken' : verdict === 'healthy' ? 'healthy at the end' : `${verdict.toUpperCase()} at the end`;
+      /* c8 ignore next -- watch() samples at once: no sample only when stopped in its first milliseconds */
+      const atEnd = verdict === null ? 'no sample taken' : `${verdict === 'healthy' ? verdict : verdict.toUpperCase()} at the end`;
+      const ending = `${atEnd}${failed ? ', and a process could not be watched (see stderr)' : ''}`;
       await write(
         io.stdout,
         `${new Date().toISOString()} watched ${pids.map((p) => `pid ${p}`).join(', ')} for ${formatMs(Date.now() - startedAt)}: ${plural(samples, 'sample')}, ${plural(hangs, 'hang')}, ${ending}\n`,
