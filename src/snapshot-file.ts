@@ -4,6 +4,7 @@ import { IokitSnapError } from './errors';
 import { readInputFile } from './read-input';
 import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
+import { writeFileSafely, type WriteFileOptions } from './write-file';
 
 export const SNAPSHOT_FORMAT = 'iokit-snap/1';
 
@@ -56,15 +57,15 @@ export async function readSnapshot(pathOrText: string): Promise<Snapshot> {
   return parseSnapshot(text, pathOrText);
 }
 
-/** Write a snapshot as JSON (validated first, written whole via a temporary file). */
-export async function writeSnapshot(path: string, snapshot: Snapshot): Promise<void> {
+/**
+ * Write a snapshot as JSON (validated first, written whole). Never writes through a symbolic
+ * link at the path; with `replace: false` an existing file there is an error, not replaced.
+ */
+export async function writeSnapshot(path: string, snapshot: Snapshot, options: WriteFileOptions = {}): Promise<void> {
   validateSnapshot(snapshot);
-  const temporary = `${path}.${process.pid}.tmp`;
   try {
-    await fs.writeFile(temporary, JSON.stringify(snapshot, null, 2) + '\n');
-    await fs.rename(temporary, path);
+    await writeFileSafely(path, JSON.stringify(snapshot, null, 2) + '\n', options);
   } catch (error) {
-    await fs.rm(temporary, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
     throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot write snapshot ${path}: ${(error as Error).message}`, {
       cause: error,

@@ -60,7 +60,7 @@ t.test('diff: a deadlock is hung (exit 2), an idle server is healthy (exit 0)', 
   const [healthy, hung] = await snapshotTwice(t, deadlock.pid, 400);
   const human = await runCli(['diff', healthy, hung, '--stall', '400ms']);
   t.equal(human.code, 2, human.stderr);
-  t.match(human.stdout, /^HUNG: 3 critical findings over/);
+  t.match(human.stdout, /^HUNG: 3 critical findings, the longest for at least \d/);
   t.match(human.stdout, new RegExp(`thread ${deadlock.info.a} .*\\n\\s+stalled in futex for at least`));
   t.match(human.stdout, new RegExp(`thread ${deadlock.info.b} `));
   const json = await runCli(['diff', healthy, hung, '--stall', '400ms', '--json']);
@@ -115,6 +115,9 @@ t.test('exec: a command that finishes between the looks, or while newcomers get 
   // Exits after the first look and before the second.
   const between = await runCli(['exec', '--timeout', '3s', '--stall', '500ms', '--no-accelerators', '--', 'sh', '-c', 'sleep 0.5; exit 5']);
   t.same(between, { code: 5, stdout: '', stderr: '' });
+  // Exits after the baseline is taken again (one stall before the deadline) and before the deadline.
+  const afterRefresh = await runCli(['exec', '--timeout', '3s', '--stall', '1s', '--no-accelerators', '--', 'sh', '-c', 'sleep 2.3; exit 8']);
+  t.same(afterRefresh, { code: 8, stdout: '', stderr: '' });
   // At the 600 ms deadline the second sleep is new; it ends (and sh with it) while it gets its baseline.
   const meanwhile = await runCli(['exec', '--timeout', '600ms', '--no-accelerators', '--', 'sh', '-c', 'sleep 0.35; sleep 0.45; exit 6']);
   t.equal(meanwhile.code, 6, meanwhile.stderr);
@@ -151,7 +154,7 @@ t.test('exec: a deadlocked command is hung; the report names the stuck threads, 
   const run = await runCli(['exec', '--timeout', '2s', '--kill', '--save', save, '--no-accelerators', '--', binary, 'deadlock']);
   t.equal(run.code, 2, run.stderr);
   t.ok(Date.now() - started < 15000, 'it answers soon after the timeout');
-  t.match(run.stderr, /still running after 2\.\d s/);
+  t.match(run.stderr, /still running after [2-9]\.\d s/);
   t.match(run.stderr, /HUNG: 3 critical findings/);
   t.equal(run.stderr.match(/stalled in futex for at least/g)?.length, 3);
   t.match(run.stderr, /killed pid \d+/);
@@ -166,8 +169,12 @@ t.test('exec: a deadlocked command is hung; the report names the stuck threads, 
 t.test('exec: python3 two-lock deadlock, left running without --kill', { skip: linux || (!hasPython && 'python3 is not installed') }, async (t) => {
   const run = await runCli(['exec', '--timeout', '2s', '--json', '--no-accelerators', '--', 'python3', '-c', PY_DEADLOCK]);
   t.equal(run.code, 2);
-  const line = JSON.parse(run.stderr);
+  // One line per change of verdict: on a loaded machine python may still be starting at the first look (healthy, waiting).
+  const lines = run.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  const line = lines[lines.length - 1];
+  t.same(lines.slice(0, -1).map((l) => l.outcome), lines.length > 1 ? ['waiting'] : []);
   t.equal(line.report.verdict, 'hung');
+  t.equal(line.outcome, 'left-running');
   t.ok(line.report.findings.filter((f: { kind: string; evidence: { field: string; after: unknown }[] }) =>
     f.kind === 'stalled' && f.evidence.some((e) => e.field === 'blockedIn.call' && e.after === 'futex')).length >= 3);
   // Without --kill the command is left running for a debugger; this test ends it.
@@ -209,7 +216,7 @@ t.test('exec: without --kill a hung command is left running for a debugger, and 
 });
 
 t.test('exec: a slow command that makes progress is left to finish', async (t) => {
-  const run = await runCli(['exec', '--timeout', '500ms', '--save', path.join(tmp, 'slow'), '--no-accelerators', '--', 'sh', '-c', 'sleep 1.5; exit 4']);
+  const run = await runCli(['exec', '--timeout', '500ms', '--save', path.join(tmp, 'slow'), '--no-accelerators', '--', 'sh', '-c', 'sleep 3; exit 4']);
   t.equal(run.code, 4, run.stderr);
   t.match(run.stderr, /HEALTHY/);
   t.match(run.stderr, /making progress: waiting for it to finish/);
@@ -291,7 +298,7 @@ t.test('watch: a stopped process is a hang, continuing it a recovery; a pid that
   await target.stop();
   const run = await running;
   t.equal(run.code, 0, 'it ended with nothing hung');
-  t.match(run.stdout, new RegExp(`pid ${target.pid} exited\n$`));
+  t.match(run.stdout, new RegExp(`pid ${target.pid} exited\n\\S+ watched pid ${target.pid} for [0-9.]+ m?s: \\d+ samples, 1 hang, healthy at the end\n$`));
 
   const missing = await runCli(['watch', '--pid', String(0x7ffffffe), '--no-accelerators']);
   t.equal(missing.code, 1);
@@ -335,8 +342,21 @@ t.test('diff: what the accelerators did, from a real capture', async (t) => {
   t.equal((await runCli(['import', capture, '-o', healthyFile])).code, 0);
   const healthy = JSON.parse(fs.readFileSync(healthyFile, 'utf8'));
   const same = await runCli(['diff', healthyFile, healthyFile]);
-  t.equal(same.code, 0, same.stdout);
-  t.match(same.stdout, /accelerators \(no change\):\n\s+AGXAcceleratorG16G 0x[0-9a-f]+: busy 0 \(752 ms total\), power 1, recoveries 0, utilization \d+%, 2 queues/);
+  t.equal(same.code, 1, same.stdout);
+  t.match(same.stderr, /^iokit-snap diff: EINVAL: .*m4-healthy\.json twice: the same snapshot \(taken .*\), so there is nothing to compare; take the second one later, while it hangs\n$/);
+  const copy = path.join(tmp, 'm4-copy.json');
+  fs.copyFileSync(healthyFile, copy);
+  const copied = await runCli(['diff', healthyFile, copy]);
+  t.equal(copied.code, 1);
+  t.match(copied.stderr, /m4-healthy\.json and .*m4-copy\.json: the same snapshot/);
+  // One second later and unchanged: no change.
+  const later = structuredClone(JSON.parse(fs.readFileSync(healthyFile, 'utf8')));
+  later.monotonicNs += 1e9;
+  const laterFile = path.join(tmp, 'm4-later.json');
+  fs.writeFileSync(laterFile, JSON.stringify(later));
+  const unchanged = await runCli(['diff', healthyFile, laterFile]);
+  t.equal(unchanged.code, 0, unchanged.stdout);
+  t.match(unchanged.stdout, /accelerators \(no change\):\n\s+AGXAcceleratorG16G 0x[0-9a-f]+: busy 0 \(752 ms total\), power 1, recoveries 0, utilization \d+%, 2 queues/);
   // The hung one: 5 s later, the GPU was reset once (PerformanceStatistics recoveryCount 0 → 1).
   const hung = structuredClone(healthy);
   hung.monotonicNs += 5e9;
@@ -345,6 +365,6 @@ t.test('diff: what the accelerators did, from a real capture', async (t) => {
   fs.writeFileSync(hungFile, JSON.stringify(hung));
   const changed = await runCli(['diff', healthyFile, hungFile]);
   t.equal(changed.code, 2);
-  t.match(changed.stdout, /^HUNG: 1 critical finding over 5\.0 s\n\s+critical\s+accelerator AGXAcceleratorG16G 0x[0-9a-f]+\n\s+GPU recovery count 0 → 1/);
+  t.match(changed.stdout, /^HUNG: 1 critical finding(, the longest for at least| over) 5\.0 s\n\s+critical\s+accelerator AGXAcceleratorG16G 0x[0-9a-f]+\n\s+GPU recovery count 0 → 1/);
   t.match(changed.stdout, /\n\s+accelerators:\n\s+AGXAcceleratorG16G .*recoveries 1/);
 });

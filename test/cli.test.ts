@@ -6,7 +6,8 @@ import * as path from 'node:path';
 import t from 'tap';
 import { parseDuration, parsePid, UsageError } from '../src/cli/args';
 import { acceleratorTable } from '../src/cli/accelerator-table';
-import { colorEnabled, formatBytes, formatNs, limitLines, threadTable } from '../src/cli/format';
+import { colorEnabled, cpuPercent, formatBytes, formatNs, threadTable } from '../src/cli/format';
+import { limitLines } from '../src/cli/notes';
 import { write } from '../src/cli/io';
 import { validateSnapshot } from '../src/snapshot-file';
 import type { Accelerator, ThreadSample } from '../src/types';
@@ -34,7 +35,7 @@ t.test('usage errors exit 64 and say what was wrong', async (t) => {
   t.match(unknown.stderr, /unknown command "frobnicate"/);
   const badOption = await runCli(['--bogus']);
   t.equal(badOption.code, 64);
-  t.match(badOption.stderr, /Unknown option '--bogus'/);
+  t.match(badOption.stderr, /^iokit-snap accelerators: unknown option --bogus\nUsage: iokit-snap \[accelerators\]/);
   const badPid = await runCli(['threads', '0']);
   t.equal(badPid.code, 64);
   t.match(badPid.stderr, /pid must be a process id/);
@@ -64,19 +65,30 @@ t.test('--json prints a valid iokit-snap/1 snapshot', async (t) => {
   t.ok(Date.parse(snap.takenAt) > 0);
 });
 
-t.test('snapshot -o writes a file; a dead pid becomes a limit, not a crash', async (t) => {
+t.test('snapshot -o writes a file; a dead pid is a limit in it, and exit 1 as for threads', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'snap.json');
-  // pid_max is at most 2^22 on Linux: this pid cannot exist.
-  const run = await runCli(['snapshot', '-o', file, '--pid', '2147483646', '--no-accelerators']);
-  t.equal(run.code, 0);
+  // pid_max is at most 2^22 on Linux: this pid cannot exist. The real binary, and `threads` on the same pid.
+  const [run, threads] = await Promise.all([
+    spawnCli(['snapshot', '-o', file, '--pid', '2147483646', '--no-accelerators']),
+    spawnCli(['threads', '2147483646']),
+  ]);
+  t.equal(run.code, 1);
+  t.equal(threads.code, 1, 'same input, same outcome');
+  const said = /^iokit-snap threads: (E[A-Z]+): (.*)$/m.exec(threads.stderr);
+  t.ok(said, threads.stderr);
+  t.match(run.stderr, `iokit-snap snapshot: ${said?.[1]}: ${said?.[2]}`);
   t.match(run.stderr, /wrote .*snap\.json/);
   const snap = validateSnapshot(JSON.parse(fs.readFileSync(file, 'utf8')));
   t.same(snap.processes, []);
   t.equal(snap.limits.length, 1);
   t.equal(snap.limits[0].subject, 'pid 2147483646');
   t.match(run.stderr, /pid 2147483646: threads unavailable/);
+  // --json is taken by every command, snapshot included: with -o, the snapshot is printed too.
+  const json = await runCli(['snapshot', '--json', '-o', path.join(dir, 'both.json'), '--no-accelerators']);
+  t.equal(json.code, 0, json.stderr);
+  t.same(validateSnapshot(JSON.parse(json.stdout)), validateSnapshot(JSON.parse(fs.readFileSync(path.join(dir, 'both.json'), 'utf8'))));
 });
 
 t.test('runtime errors exit 1 with the error code', async (t) => {
@@ -101,7 +113,9 @@ t.test('durations and pids', async (t) => {
   t.equal(parseDuration('5s', '--x'), 5000);
   t.equal(parseDuration('2m', '--x'), 120000);
   t.equal(parseDuration('1.5h', '--x'), 5400000);
-  t.equal(parseDuration('250', '--x'), 250);
+  t.throws(() => parseDuration('250', '--x'), /--x 250 has no unit: write 250s for seconds/);
+  t.equal(parseDuration('2147483647ms', '--x'), 2 ** 31 - 1);
+  t.throws(() => parseDuration('2147483648ms', '--x'), /too long: at most 24\.8 days/);
   t.throws(() => parseDuration('0s', '--x'), UsageError);
   t.throws(() => parseDuration('-1s', '--x'), /--x takes a duration/);
   t.equal(parsePid('42'), 42);
@@ -154,9 +168,16 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
     { tid: 9, name: 'w', state: 'uninterruptible', userNs: 0, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: null, wchan: 'do_wait' },
   ];
   const threadText = threadTable(threads, { color: true });
+  t.match(threadText, /TID +NAME +STATE +CPU TOTAL +BLOCKED IN +TARGET/, 'the CPU time is labelled cumulative');
   t.match(threadText, /7 +main +sleeping +1\.0 ms +read +\/tmp\/fifo/);
   t.match(threadText, /8 +- +\u001b\[32mrunning\u001b\[0m +2\.50 s +- +-/);
   t.match(threadText, /\(do_wait\)/);
+  const rates = cpuPercent({ sampledAtNs: 0, threads: threads.slice(0, 2) }, { sampledAtNs: 1e9, threads: threads.map((th) => ({ ...th, cpuNs: (th.cpuNs ?? 1e6) + 5e8 })) });
+  t.same([...rates], [[7, 50], [8, 50]], 'a thread only in the second sample has no rate');
+  const rated = threadTable(threads, { color: false }, rates);
+  t.match(rated, /TID +NAME +STATE +%CPU +CPU TOTAL/);
+  t.match(rated, /\n9 +w +uninterruptible +- +0 ms/);
+  t.same([...cpuPercent({ sampledAtNs: 5, threads }, { sampledAtNs: 5, threads })], [], 'no interval, no rate');
   t.equal(formatNs(null), '-');
   t.equal(formatNs(0), '0 ms');
   t.equal(formatNs(19.2e9), '19.2 s');
@@ -165,8 +186,8 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
   t.equal(formatBytes(512), '512 B');
   t.equal(formatBytes(430571520), '410.6 MiB');
   t.equal(
-    limitLines([{ subject: 'pid 1', field: 'kernelStack', code: 'EPERM', reason: 'not root', hint: 'run as root' }], { color: false }),
-    'note: pid 1: kernelStack unavailable (EPERM): not root — run as root\n',
+    limitLines([{ subject: 'accelerators', field: 'busy.timeNs', code: 'ENOTSUP', reason: 'whole ms', hint: 'use ioreg -a' }], { color: false }),
+    'note: accelerators: busy.timeNs unavailable (ENOTSUP): whole ms — use ioreg -a\n',
   );
 });
 

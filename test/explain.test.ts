@@ -21,9 +21,14 @@ const bare = accelerator({ name: 'GA102', classChain: ['pci', '0x030000'], vendo
 t.test('the verdict line', async (t) => {
   t.equal(explain(report([]), plain).split('\n')[0], 'HEALTHY: nothing stuck over 2.0 s');
   t.equal(explain(report([], { windowMs: null }), plain).split('\n')[0], 'HEALTHY: nothing stuck', 'no window when the clocks do not say');
-  t.equal(explain(report([finding('warning', 1), finding('warning', 2)]), plain).split('\n')[0], 'SUSPECT: 2 warnings over 2.0 s');
-  t.equal(explain(report([finding('critical', 1)]), plain).split('\n')[0], 'HUNG: 1 critical finding over 2.0 s');
-  t.equal(explain(report([finding('critical', 1), finding('critical', 2), finding('warning', 3)]), plain).split('\n')[0], 'HUNG: 2 critical findings, 1 warning over 2.0 s');
+  t.equal(explain(report([finding('warning', 1), finding('warning', 2)]), plain).split('\n')[0], 'SUSPECT: 2 warnings, the longest for at least 1.0 s');
+  t.equal(explain(report([finding('critical', 1)]), plain).split('\n')[0], 'HUNG: 1 critical finding, the longest for at least 1.0 s');
+  t.equal(explain(report([finding('critical', 1), finding('critical', 2), finding('warning', 3)]), plain).split('\n')[0], 'HUNG: 2 critical findings, 1 warning, the longest for at least 1.0 s');
+  // A stall that began before the window (watch keeps each thread's history): the header says what the findings say.
+  const older = [{ ...finding('critical', 1), durationMs: 2500 }, { ...finding('critical', 2), durationMs: 1800 }];
+  t.equal(explain(report(older, { windowMs: 476 }), plain).split('\n')[0], 'HUNG: 2 critical findings, the longest for at least 2.5 s');
+  const unknown = [{ ...finding('critical', 1), durationMs: null }];
+  t.equal(explain(report(unknown), plain).split('\n')[0], 'HUNG: 1 critical finding over 2.0 s', 'the window when no finding knows how long');
   t.match(explain(report([finding('critical', 1)]), { color: true }), /^\u001b\[31m\u001b\[1mHUNG\u001b\[0m\u001b\[0m: /);
 });
 

@@ -75,6 +75,7 @@ t.test('permission problems: EACCES reading (as Node says), EPERM writing', asyn
   const denied = () => Promise.reject(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES', syscall: 'open' }));
   const file = t.mockRequire('../src/snapshot-file', {
     'node:fs/promises': { ...require('node:fs/promises'), open: denied, writeFile: denied },
+    '../src/write-file': { writeFileSafely: denied },
   }) as typeof import('../src/snapshot-file');
   const read = await file.readSnapshot('/root/snap.json').catch((e) => e);
   t.equal(read.code, 'EACCES');

@@ -13,14 +13,21 @@ export interface ExplainOptions {
   accelerators?: Accelerator[];
 }
 
+/**
+ * The verdict in one line. A hang says how long its longest finding has held — the figure the
+ * findings below repeat — and only falls back to the window between the two looks when no
+ * finding knows its duration (a window can be shorter than a stall that began before it).
+ */
 function headline(report: Report, style: Style): string {
   const critical = report.findings.filter((f) => f.severity === 'critical').length;
   const warning = report.findings.filter((f) => f.severity === 'warning').length;
+  const durations = report.findings.filter((f) => f.severity !== 'info' && f.durationMs !== null).map((f) => f.durationMs as number);
   const window = report.windowMs !== null ? ` over ${formatMs(report.windowMs)}` : '';
+  const span = durations.length > 0 ? `, the longest for at least ${formatMs(Math.max(...durations))}` : window;
   if (report.verdict === 'hung') {
-    return `${paint(style, 'red', paint(style, 'bold', 'HUNG'))}: ${plural(critical, 'critical finding')}${warning ? `, ${plural(warning, 'warning')}` : ''}${window}`;
+    return `${paint(style, 'red', paint(style, 'bold', 'HUNG'))}: ${plural(critical, 'critical finding')}${warning ? `, ${plural(warning, 'warning')}` : ''}${span}`;
   }
-  if (report.verdict === 'suspect') return `${paint(style, 'yellow', paint(style, 'bold', 'SUSPECT'))}: ${plural(warning, 'warning')}${window}`;
+  if (report.verdict === 'suspect') return `${paint(style, 'yellow', paint(style, 'bold', 'SUSPECT'))}: ${plural(warning, 'warning')}${span}`;
   return `${paint(style, 'green', paint(style, 'bold', 'HEALTHY'))}: nothing stuck${window}`;
 }
 

@@ -1,5 +1,5 @@
 /** How iokit-snap shows things to a person: tables, durations, colour (NO_COLOR respected). */
-import type { Limitation, ThreadSample } from '../types';
+import type { ThreadSample } from '../types';
 
 export interface Style {
   color: boolean;
@@ -61,24 +61,36 @@ export function threadCpuNs(t: ThreadSample): number {
   return t.cpuNs ?? t.userNs + t.systemNs;
 }
 
-/** The thread table: tid, name, state, CPU, blocked in, target. */
-export function threadTable(threads: ThreadSample[], style: Style): string {
-  const stateColor = (state: string): string =>
-    state === 'running' ? paint(style, 'green', state) : state === 'uninterruptible' || state === 'stopped' ? paint(style, 'yellow', state) : state;
-  const rows = threads.map((t) => [
-    String(t.tid),
-    dash(t.name),
-    stateColor(t.state),
-    formatNs(threadCpuNs(t)),
-    t.blockedIn ? t.blockedIn.call : t.wchan ? `(${t.wchan})` : '-',
-    dash(t.blockedIn?.target),
-  ]);
-  return table(['TID', 'NAME', 'STATE', 'CPU', 'BLOCKED IN', 'TARGET'], rows, style);
+/** Per thread, the share of one CPU it used between two samples (top's %CPU), from the CPU times and the sample clocks. */
+export function cpuPercent(before: { sampledAtNs: number; threads: ThreadSample[] }, after: { sampledAtNs: number; threads: ThreadSample[] }): Map<number, number> {
+  const windowNs = after.sampledAtNs - before.sampledAtNs;
+  const earlier = new Map(before.threads.map((t) => [t.tid, threadCpuNs(t)]));
+  const percent = new Map<number, number>();
+  for (const t of after.threads) {
+    const was = earlier.get(t.tid);
+    if (was !== undefined && windowNs > 0) percent.set(t.tid, Math.max(0, ((threadCpuNs(t) - was) / windowNs) * 100));
+  }
+  return percent;
 }
 
-/** What could not be read, one line each, for stderr. */
-export function limitLines(limits: Limitation[], style: Style): string {
-  return limits
-    .map((l) => `${paint(style, 'yellow', 'note:')} ${l.subject}: ${l.field} unavailable (${l.code}): ${l.reason}${l.hint ? ` — ${l.hint}` : ''}\n`)
-    .join('');
+/**
+ * The thread table: tid, name, state, CPU time so far (cumulative, as ps shows it), blocked in,
+ * target; with `percent` (two samples), %CPU over the interval between them first, as top shows it.
+ */
+export function threadTable(threads: ThreadSample[], style: Style, percent?: Map<number, number>): string {
+  const stateColor = (state: string): string =>
+    state === 'running' ? paint(style, 'green', state) : state === 'uninterruptible' || state === 'stopped' ? paint(style, 'yellow', state) : state;
+  const rows = threads.map((t) => {
+    const share = percent?.get(t.tid);
+    return [
+      String(t.tid),
+      dash(t.name),
+      stateColor(t.state),
+      ...(percent !== undefined ? [share === undefined ? '-' : share.toFixed(1)] : []),
+      formatNs(threadCpuNs(t)),
+      t.blockedIn ? t.blockedIn.call : t.wchan ? `(${t.wchan})` : '-',
+      dash(t.blockedIn?.target),
+    ];
+  });
+  return table(['TID', 'NAME', 'STATE', ...(percent !== undefined ? ['%CPU'] : []), 'CPU TOTAL', 'BLOCKED IN', 'TARGET'], rows, style);
 }

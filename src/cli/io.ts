@@ -8,6 +8,11 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   /** Where SIGINT, SIGTERM and SIGHUP arrive (default: this process); tests pass an EventEmitter. */
   signals?: NodeJS.EventEmitter;
+  /**
+   * Aborted when stdout can no longer be written (the reader went away: `| head -1`). Set by
+   * main(); a command that runs until stopped (watch) stops on it, the others just finish.
+   */
+  outputClosed?: AbortSignal;
 }
 
 export function processIO(): CliIO {
@@ -22,12 +27,25 @@ export function errStyle(io: CliIO): Style {
   return { color: colorEnabled(io.stderr, io.env) };
 }
 
-/** Write and wait until it is flushed, so exit codes never cut output short. */
+type Writable = NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean };
+
+/**
+ * Write and wait until it is flushed, so exit codes never cut output short. A stream that
+ * failed or closed resolves at once: what its failure means is decided in one place, main().
+ */
 export function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  const target = stream as Writable;
+  if (target.destroyed === true || target.writableEnded === true) return Promise.resolve();
   return new Promise((resolve) => {
-    if (stream.write(text)) resolve();
-    else stream.once('drain', resolve);
+    // The callback runs once the chunk is handed on, or with the error when the stream fails.
+    target.write(text, () => resolve());
   });
+}
+
+/** The reader of a pipe went away (EPIPE), or the stream was already torn down. */
+export function isClosedOutput(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END';
 }
 
 /** Exit codes, documented in the README. */

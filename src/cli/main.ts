@@ -14,7 +14,7 @@ import { serveCommand } from './commands/serve';
 import { threadsCommand } from './commands/threads';
 import { watchCommand } from './commands/watch';
 import { paint } from './format';
-import { errStyle, EXIT, processIO, write, type CliIO } from './io';
+import { errStyle, EXIT, isClosedOutput, processIO, write, type CliIO } from './io';
 
 /** Every command; the first is the default. Register a new command with one entry here. */
 export const COMMANDS: Command[] = [
@@ -50,7 +50,41 @@ NO_COLOR disables colour.
 `;
 }
 
+/** What is wrong and how the command is called: `--help` has the rest. */
+function usageHint(command: Command): string {
+  const usageLine = command.usage.split('\n')[0];
+  return `${usageLine}\n(iokit-snap ${command.name === COMMANDS[0].name ? '' : `${command.name} `}--help for the options)\n`;
+}
+
+/**
+ * The one place a closed output is handled. stdout's reader gone (`| head -1`): the command
+ * stops quietly with status 0, as `yes | head -1` does. stdout failing otherwise (a full disk):
+ * said on stderr, status 1. stderr failing: nothing left to tell, so the command carries on.
+ */
+function guardOutput(io: CliIO): { io: CliIO; failure: () => number | null } {
+  const closed = new AbortController();
+  let failure: number | null = null;
+  const onStdoutError = (error: Error): void => {
+    if (failure === null) {
+      failure = isClosedOutput(error) ? EXIT.ok : EXIT.error;
+      if (failure === EXIT.error) io.stderr.write(`iokit-snap: cannot write the output: ${error.message}\n`);
+    }
+    closed.abort();
+  };
+  const onStderrError = (): void => undefined;
+  // Never removed: a stream's 'error' event can come after the command has returned.
+  io.stdout.on('error', onStdoutError);
+  io.stderr.on('error', onStderrError);
+  return { io: { ...io, outputClosed: closed.signal }, failure: () => failure };
+}
+
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const guard = guardOutput(io);
+  const code = await dispatch(argv, guard.io);
+  return guard.failure() ?? code;
+}
+
+async function dispatch(argv: string[], io: CliIO): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--version' || first === '-V') {
     await write(io.stdout, version() + '\n');
@@ -63,7 +97,10 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   }
   const named = first !== undefined && !first.startsWith('-') ? COMMANDS.find((c) => c.name === first) : undefined;
   if (first !== undefined && !first.startsWith('-') && !named) {
-    await write(io.stderr, `iokit-snap: unknown command ${JSON.stringify(first)}\n\n${overview()}`);
+    await write(
+      io.stderr,
+      `iokit-snap: unknown command ${JSON.stringify(first)} (the commands: ${COMMANDS.map((c) => c.name).join(', ')})\n(iokit-snap --help for more)\n`,
+    );
     return EXIT.usage;
   }
   const command = named ?? COMMANDS[0];
@@ -77,7 +114,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   } catch (error) {
     const style = errStyle(io);
     if (error instanceof UsageError) {
-      await write(io.stderr, `iokit-snap ${command.name}: ${error.message}\n\n${command.usage}`);
+      await write(io.stderr, `iokit-snap ${command.name}: ${error.message}\n${usageHint(command)}`);
       return EXIT.usage;
     }
     const e = toIokitSnapError(error);

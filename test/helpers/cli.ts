@@ -58,3 +58,33 @@ export function spawnCli(argv: string[], options: { env?: NodeJS.ProcessEnv; inp
     child.stdin.end(options.input ?? '');
   });
 }
+
+/**
+ * The real command with a stdout whose reader has already gone, so its first write fails with
+ * EPIPE whatever its size (a pipe to `head -1` only fails once head has exited; this always
+ * does): bash opens a pipe to a reader that closes its end at once and says so, then runs us.
+ */
+const CLOSED_STDOUT = `
+mark=$(mktemp)
+exec 3> >(exec 0<&-; echo closed > "$mark"; exec sleep 60)
+reader=$!
+while [ ! -s "$mark" ]; do sleep 0.01; done
+rm -f "$mark"
+"$@" >&3
+status=$?
+kill $reader
+exit $status
+`;
+
+export function spawnCliClosedStdout(argv: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', CLOSED_STDOUT, 'closed-stdout', process.execPath, BIN, ...argv], {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: '', stderr }));
+  });
+}

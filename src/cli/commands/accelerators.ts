@@ -5,7 +5,7 @@ import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable, type AcceleratorTableOptions } from '../accelerator-table';
 import { openPciNames } from '../pci-names';
-import { limitLines } from '../format';
+import { limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
 function pciNamesOption(file: unknown): AcceleratorTableOptions {

@@ -1,5 +1,6 @@
 /** `iokit-snap diff healthy.json hung.json`: what changed between a healthy and a hung snapshot. */
 import { compare } from '../../analyze/compare';
+import { IokitSnapError } from '../../errors';
 import { loadSnapshotOrReport } from '../../import/reports/load';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
@@ -24,7 +25,8 @@ Options:
   --expect-exit   the process should have finished: a main thread waiting for events is suspect
   --verbose       show every info finding
 
-Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. a file that is not a snapshot).
+Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. a file that is not a snapshot,
+or the same snapshot twice: nothing can have changed between a snapshot and itself).
 `,
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -36,6 +38,14 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. a file that is not a sn
     if (positionals.length !== 2) throw new UsageError('diff takes two snapshot files: the healthy one, then the hung one');
     // Either side may be a report (sample, spindump, crash, lldb, hung_task) instead of a snapshot.
     const [healthy, hung] = await Promise.all(positionals.map((p) => loadSnapshotOrReport(p)));
+    if (healthy.takenAt === hung.takenAt && healthy.monotonicNs === hung.monotonicNs && JSON.stringify(healthy) === JSON.stringify(hung)) {
+      // Nothing can have changed between a snapshot and itself: a verdict would be empty, not healthy.
+      const same = positionals[0] === positionals[1] ? `${positionals[0]} twice` : `${positionals[0]} and ${positionals[1]}`;
+      throw new IokitSnapError(
+        'EINVAL',
+        `${same}: the same snapshot (taken ${healthy.takenAt}), so there is nothing to compare; take the second one later, while it hangs`,
+      );
+    }
     const report = compare(healthy, hung, {
       stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined,
       expectExit: values['expect-exit'] === true,

@@ -8,25 +8,27 @@
  * making progress is left to finish; one that is hung makes us exit 2, killed with --kill.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compare } from '../../analyze/compare';
 import { formatMs } from '../../analyze/format';
-import type { Report } from '../../analyze/types';
+import type { Report, Verdict } from '../../analyze/types';
+import { toIokitSnapError } from '../../errors';
 import { killQuietly, processTree } from '../../proctree';
 import { snapshot } from '../../sample';
-import { writeSnapshot } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
+import { RunSaver, type SaveOutcome } from '../exec-save';
 import { explain } from '../explain';
 import { errStyle, EXIT, write } from '../io';
 import { paint } from '../format';
+import { changedPrograms, identities } from '../process-identity';
 
 const OPTIONS = {
   timeout: { type: 'string' },
   save: { type: 'string' },
+  force: { type: 'boolean' },
   kill: { type: 'boolean' },
   stall: { type: 'string' },
   json: { type: 'boolean' },
@@ -90,6 +92,9 @@ async function exitWithin(run: Run, ms: number): Promise<number | null> {
   return result;
 }
 
+/** What exec did about the command after an examination; in the JSON line as `outcome`. */
+export type ExecOutcome = 'waiting' | 'killed' | 'left-running';
+
 export const execCommand: Command = {
   name: 'exec',
   summary: 'run a command; if it outlives --timeout, explain where it hangs',
@@ -101,19 +106,26 @@ process tree and the accelerators. If it is still running after --timeout, a
 second snapshot is taken (with stacks where the platform allows) and compared
 with the baseline: which threads are stuck, in what call, for how long, and what
 the accelerators did. The report goes to stderr, and both snapshots are saved.
-A command that is slow but making progress is left to finish (checked again
-every --timeout); a hung one makes iokit-snap exit 2, and --kill ends it.
+A command that is slow but making progress is left to finish: it is examined
+again every --timeout, and reported again only when the verdict changes. A hung
+one makes iokit-snap exit 2, and --kill ends it. When the command exec()s another
+program (a wrapper script), the new program gets a baseline of its own.
 
 Options:
   --timeout DUR       how long the command may run before it is examined (default 10s)
   --save DIR          save baseline.json, hung.json and report.json in DIR
-                      (default: a new directory under ${os.tmpdir()})
+                      (default: a new directory under ${os.tmpdir()}); one per run
+  --force             replace those files when DIR already has them (else not saved)
   --kill              kill the command's process tree when it is hung
   --stall DUR         no progress for DUR counts as stalled (default: 1s, at most half the timeout)
-  --json              the report as JSON on stderr instead of the explanation
+  --json              the report as one JSON line on stderr instead of the explanation,
+                      with "outcome": "waiting", "killed" or "left-running"
   --verbose           show every info finding
   --no-accelerators   do not sample the accelerators
   --no-stacks         do not ask for user stacks (macOS)
+
+A snapshot that cannot be saved is a warning: the report is printed and acted on
+all the same. Durations take a unit: 500ms, 10s, 2m, 1h.
 
 Exit status: the command's own (128 + N when killed by signal N); 2 when it was
 hung or suspect after the timeout (left running unless --kill); 126 or 127 when it
@@ -145,6 +157,7 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     const run = started;
     const pid = run.child.pid!;
     const startedAt = Date.now();
+    const saver = new RunSaver(typeof values.save === 'string' ? values.save : undefined, values.force === true, pid);
     // Terminal signals reach the command directly (same process group); pass on the ones sent only to us.
     const forward = (signal: NodeJS.Signals): void => {
       if (!run.done) run.child.kill(signal);
@@ -156,7 +169,13 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     signals.on('SIGINT', ignore);
     try {
       return await supervise();
+      /* c8 ignore start -- snapshot() and compare() turn what they cannot read into limits; kept so that a failure never strands the command */
+    } catch (error) {
+      const e = toIokitSnapError(error);
+      await write(io.stderr, `iokit-snap exec: ${e.code}: ${e.message}\n  no longer examining pid ${pid}: waiting for it to finish\n`);
+      return run.exited;
     } finally {
+      /* c8 ignore stop */
       for (const s of forwarded) signals.off(s, forward);
       signals.off('SIGINT', ignore);
     }
@@ -168,76 +187,102 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     async function supervise(): Promise<number> {
       const early = await exitWithin(run, Math.min(200, timeoutMs / 4));
       if (early !== null) return early;
-      let baseline = await take(await processTree(pid));
+      // Each process's program, read before its baseline: an exec() during the snapshot shows as a change later.
+      let programs = await identities(await processTree(pid));
+      let baseline = await take([...programs.keys()]);
       let baselineAt = Date.now();
       let deadline = startedAt + timeoutMs;
+      let reported: Verdict | null = null;
       for (;;) {
         // Re-take the baseline one stall before the deadline, so a thread that got stuck any time
-        // before then shows a full stall window (it may have run between the first look and then).
+        // before then shows a full stall window (it may have run between the first look and then);
+        // also when a process has exec()d another program since its baseline.
         const refreshAt = deadline - stallMs - 50;
-        if (refreshAt - baselineAt >= stallMs / 2) {
-          const status = await exitWithin(run, Math.max(0, refreshAt - Date.now()));
-          if (status !== null) return status;
-          baseline = await take(await processTree(pid));
+        const status = await exitWithin(run, Math.max(0, refreshAt - Date.now()));
+        if (status !== null) return status;
+        const due = refreshAt - baselineAt >= stallMs / 2;
+        if (due || changedPrograms(programs, await identities([...programs.keys()])).length > 0) {
+          programs = await identities(await processTree(pid));
+          baseline = await take([...programs.keys()]);
           baselineAt = Date.now();
         }
-        const status = await exitWithin(run, Math.max(0, deadline - Date.now()));
-        if (status !== null) return status;
+        const atDeadline = await exitWithin(run, Math.max(0, deadline - Date.now()));
+        if (atDeadline !== null) return atDeadline;
         const tree = await processTree(pid);
-        const known = new Set(baseline.processes.map((p) => p.pid));
-        const unknown = tree.filter((p) => !known.has(p));
-        if (unknown.length > 0) {
-          // Started after the baseline: give them a baseline of their own, one stall apart.
-          const late = await take(unknown);
-          baseline = { ...baseline, processes: [...baseline.processes, ...late.processes], limits: [...baseline.limits, ...late.limits] };
+        const now = await identities(tree);
+        const changed = changedPrograms(programs, now);
+        let hung = await take(tree);
+        const seen = new Map(baseline.processes.map((p) => [p.pid, new Set(p.threads.map((th) => th.tid))]));
+        const renewed = hung.processes
+          .filter((p) => !seen.has(p.pid) || changed.includes(p.pid) || p.threads.some((th) => !seen.get(p.pid)!.has(th.tid)))
+          .map((p) => p.pid);
+        if (renewed.length > 0 && !run.done) {
+          // Started, exec()d another program, or started threads since the baseline (a slow start,
+          // a wrapper script): this look is their baseline, and they are judged one stall later.
+          baseline = {
+            ...baseline,
+            processes: [...baseline.processes.filter((p) => !renewed.includes(p.pid)), ...hung.processes.filter((p) => renewed.includes(p.pid))],
+            limits: [...baseline.limits, ...hung.limits],
+          };
           await exitWithin(run, stallMs + 100);
+          if (!run.done) hung = await take(tree);
         }
-        const hung = await take(tree);
-        // It finished after all (while the newcomers were given their baseline, or the snapshot taken): no report.
+        // It finished after all (while the newcomers were given their baseline, or a snapshot taken): no report.
         if (run.done) return run.exited;
         const report = compare(baseline, hung, { stallMs, expectExit: true });
-        const ranFor = formatMs(Date.now() - startedAt);
-        const dir = await save(baseline, hung, report);
-        if (values.json) {
-          await write(io.stderr, JSON.stringify({ command, pid, ranForMs: Date.now() - startedAt, saved: dir, report }) + '\n');
-        } else {
-          await write(
-            io.stderr,
-            `\n${paint(style, 'bold', `iokit-snap exec: ${shown(command)} (pid ${pid}) still running after ${ranFor}`)}\n` +
-              explain(report, style, { verbose: values.verbose === true, accelerators: hung.accelerators }) +
-              `  saved: ${path.join(dir, 'baseline.json')}, hung.json, report.json\n`,
-          );
-        }
-        if (report.verdict === 'healthy') {
-          if (!values.json) await write(io.stderr, `  making progress: waiting for it to finish (examined again in ${formatMs(timeoutMs)})\n\n`);
+        const healthy = report.verdict === 'healthy';
+        if (healthy && reported === 'healthy') {
+          // Still making progress: said once already.
           baseline = hung;
+          programs = now;
           baselineAt = Date.now();
           deadline = baselineAt + timeoutMs;
           continue;
         }
-        if (values.kill) {
-          for (const p of tree.reverse()) killQuietly(p);
+        reported = report.verdict;
+        const saved = await saver.save(baseline, hung, report);
+        const deepestFirst = tree.slice().reverse();
+        let outcome: ExecOutcome;
+        if (healthy) outcome = 'waiting';
+        else if (values.kill) {
+          for (const p of deepestFirst) killQuietly(p);
           await run.exited;
-          if (!values.json) await write(io.stderr, `  killed pid ${pid}${tree.length > 1 ? ` and ${tree.length - 1} process(es) it started` : ''}\n`);
+          outcome = 'killed';
         } else {
           run.child.unref();
-          if (!values.json) {
-            await write(io.stderr, `  left running: pid ${pid} (attach a debugger, or kill -9 ${pid}; --kill ends it for you)\n`);
-          }
+          outcome = 'left-running';
         }
-        return EXIT.hung;
+        await tell(report, hung, saved, outcome, tree.length);
+        if (!healthy) return EXIT.hung;
+        baseline = hung;
+        programs = now;
+        baselineAt = Date.now();
+        deadline = baselineAt + timeoutMs;
       }
     }
 
-    async function save(baseline: Snapshot, hung: Snapshot, report: Report): Promise<string> {
-      const dir =
-        typeof values.save === 'string' ? values.save : await fs.mkdtemp(path.join(os.tmpdir(), `iokit-snap-exec-${pid}-`));
-      await fs.mkdir(dir, { recursive: true });
-      await writeSnapshot(path.join(dir, 'baseline.json'), baseline);
-      await writeSnapshot(path.join(dir, 'hung.json'), hung);
-      await fs.writeFile(path.join(dir, 'report.json'), JSON.stringify(report, null, 2) + '\n');
-      return dir;
+    async function tell(report: Report, hung: Snapshot, saved: SaveOutcome, outcome: ExecOutcome, processes: number): Promise<void> {
+      const ranForMs = Date.now() - startedAt;
+      if (values.json) {
+        const line = { command, pid, ranForMs, saved: saved.dir, ...(saved.error !== null ? { saveError: saved.error } : {}), outcome, report };
+        await write(io.stderr, JSON.stringify(line) + '\n');
+        return;
+      }
+      let text =
+        `\n${paint(style, 'bold', `iokit-snap exec: ${shown(command)} (pid ${pid}) still running after ${formatMs(ranForMs)}`)}\n` +
+        explain(report, style, { verbose: values.verbose === true, accelerators: hung.accelerators });
+      text +=
+        saved.dir !== null
+          ? `  saved: ${path.join(saved.dir, 'baseline.json')}, hung.json, report.json\n`
+          : `  ${paint(style, 'yellow', 'warning:')} not saved: ${saved.error}\n`;
+      if (outcome === 'waiting') {
+        text += `  making progress: waiting for it to finish (examined every ${formatMs(timeoutMs)}; reported again only if that changes)\n\n`;
+      } else if (outcome === 'killed') {
+        text += `  killed pid ${pid}${processes > 1 ? ` and ${processes - 1} process(es) it started` : ''}\n`;
+      } else {
+        text += `  left running: pid ${pid} (attach a debugger, or kill -9 ${pid}; --kill ends it for you)\n`;
+      }
+      await write(io.stderr, text);
     }
   },
 };
-

@@ -7,7 +7,8 @@ import type { Snapshot } from '../../types';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable } from '../accelerator-table';
-import { limitLines, threadTable } from '../format';
+import { threadTable } from '../format';
+import { limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
 
 function readInput(source: string, io: CliIO): Promise<string> {

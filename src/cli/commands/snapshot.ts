@@ -3,23 +3,28 @@ import { snapshot } from '../../sample';
 import { writeSnapshot } from '../../snapshot-file';
 import { many, parseCommandArgs, parseDuration, parsePid } from '../args';
 import type { Command } from '../command';
-import { limitLines } from '../format';
+import { paint } from '../format';
+import { currentWording, limitLines } from '../notes';
 import { errStyle, EXIT, write } from '../io';
 
 export const snapshotCommand: Command = {
   name: 'snapshot',
   summary: 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)',
-  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--properties] [--stacks]
+  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--json] [--properties] [--stacks]
 
 Takes one snapshot: the accelerators and every thread of each --pid. Take one while
 healthy and one while hung, then compare them with \`iokit-snap diff\`.
-Whatever cannot be read is listed in the snapshot's "limits" (and on stderr).
+Whatever cannot be read is listed in the snapshot's "limits" (and on stderr). A --pid
+that cannot be sampled at all (no such process) makes the exit status 1, as for
+\`iokit-snap threads\`; the snapshot is written all the same.
 
 Options:
   -o, --output FILE   write the snapshot to FILE (default: stdout)
+  --json              print the snapshot on stdout (the default; with -o, as well as the file)
   -p, --pid N         sample the threads of process N (repeatable)
   --properties        include the raw property tree of each accelerator
   --stacks            user stacks (macOS)
+  --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
   --no-accelerators   threads only
   --timeout DUR       give up on a probe after DUR (default 10s)
 `,
@@ -28,9 +33,11 @@ Options:
       argv,
       {
         output: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
         pid: { type: 'string', short: 'p', multiple: true },
         properties: { type: 'boolean' },
         stacks: { type: 'boolean' },
+        'no-kernel-stacks': { type: 'boolean' },
         'no-accelerators': { type: 'boolean' },
         timeout: { type: 'string' },
       },
@@ -41,16 +48,23 @@ Options:
       pids,
       includeProperties: values.properties === true,
       accelerators: values['no-accelerators'] !== true,
-      threads: { stacks: values.stacks === true },
+      threads: { stacks: values.stacks === true, kernelStacks: values['no-kernel-stacks'] !== true },
       timeoutMs: typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined,
     });
     if (typeof values.output === 'string') {
       await writeSnapshot(values.output, snap);
       await write(io.stderr, `wrote ${values.output}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
-    } else {
-      await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
     }
-    await write(io.stderr, limitLines(snap.limits, errStyle(io)));
-    return EXIT.ok;
+    if (typeof values.output !== 'string' || values.json === true) await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+    await write(io.stderr, limitLines(snap.limits, errStyle(io), currentWording(true)));
+    // A --pid that gave no threads at all is an error, as for `iokit-snap threads` (the snapshot is kept all the same).
+    const sampled = new Set(snap.processes.map((p) => p.pid));
+    const missing = pids.filter((pid) => !sampled.has(pid));
+    for (const pid of missing) {
+      // snapshot() lists every pid it could not sample in limits.
+      const why = snap.limits.find((l) => l.subject === `pid ${pid}`)!;
+      await write(io.stderr, `${paint(errStyle(io), 'red', `iokit-snap snapshot: ${why.code}:`)} ${why.reason}\n`);
+    }
+    return missing.length > 0 ? EXIT.error : EXIT.ok;
   },
 };

@@ -2,20 +2,24 @@
 import { sampleThreads } from '../../sample';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
-import { limitLines, threadTable } from '../format';
+import { cpuPercent, threadTable } from '../format';
+import { currentWording, limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
 export const threadsCommand: Command = {
   name: 'threads',
   summary: 'sample every thread of a process: state, CPU, blocked in, target',
-  usage: `Usage: iokit-snap threads <pid> [--json] [--basic] [--stacks] [--no-kernel-stacks]
+  usage: `Usage: iokit-snap threads <pid> [--interval DUR] [--json] [--basic] [--stacks] [--no-kernel-stacks]
 
 Samples every thread of <pid> once: run state, CPU time, what it is blocked in
 (the system call or Mach trap) and, for calls on a file descriptor, what that
-descriptor is (e.g. /dev/nvidia0, /dev/dri/renderD128, a fifo).
+descriptor is (e.g. /dev/nvidia0, /dev/dri/renderD128, a fifo). CPU TOTAL is the
+CPU time each thread has used since it started (as ps shows it); with --interval,
+a second sample after DUR adds %CPU over that interval (as top shows it).
 
 Options:
-  --json              print the sample as JSON
+  --interval DUR      sample twice, DUR apart, and show %CPU between the two
+  --json              print the sample as JSON (the second one with --interval)
   --basic             state and CPU time only (what ps shows), cheapest
   --stacks            user stacks (macOS; each thread is suspended for one walk)
   --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
@@ -28,22 +32,32 @@ Options:
       stacks: { type: 'boolean' },
       'no-kernel-stacks': { type: 'boolean' },
       timeout: { type: 'string' },
+      interval: { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('threads takes exactly one process id');
     const pid = parsePid(positionals[0]);
-    const sample = await sampleThreads(pid, {
-      detail: values.basic ? 'basic' : 'full',
+    const intervalMs = typeof values.interval === 'string' ? parseDuration(values.interval, '--interval') : undefined;
+    const options = {
+      detail: values.basic ? ('basic' as const) : ('full' as const),
       stacks: values.stacks === true,
       kernelStacks: values['no-kernel-stacks'] !== true,
       timeoutMs: typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined,
-    });
+    };
+    let sample = await sampleThreads(pid, options);
+    let percent: Map<number, number> | undefined;
+    if (intervalMs !== undefined) {
+      const first = sample;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      sample = await sampleThreads(pid, options);
+      percent = cpuPercent(first, sample);
+    }
     if (values.json) {
       await write(io.stdout, JSON.stringify(sample, null, 2) + '\n');
       return EXIT.ok;
     }
     await write(io.stdout, `pid ${sample.pid} (${sample.name}): ${sample.threads.length} thread${sample.threads.length === 1 ? '' : 's'}\n`);
-    await write(io.stdout, threadTable(sample.threads, outStyle(io)));
-    await write(io.stderr, limitLines(sample.limits, errStyle(io)));
+    await write(io.stdout, threadTable(sample.threads, outStyle(io), percent));
+    await write(io.stderr, limitLines(sample.limits, errStyle(io), currentWording(true)));
     return EXIT.ok;
   },
 };

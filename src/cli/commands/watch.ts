@@ -76,8 +76,13 @@ process could not be watched (no such process, no permission).
     const signals = io.signals ?? process;
     signals.on('SIGINT', stop);
     signals.on('SIGTERM', stop);
+    // Nobody reads any more (`| head -1`): stop, and main() makes it a quiet exit.
+    io.outputClosed?.addEventListener('abort', stop);
     const timer = forMs !== undefined ? setTimeout(stop, forMs) : undefined;
     let samples = 0;
+    let hangs = 0;
+    let verdict: SampleEvent['verdict'] | null = null;
+    const startedAt = Date.now();
     let hung = false;
     let failed = false;
     let statusShown = false;
@@ -88,6 +93,7 @@ process could not be watched (no such process, no permission).
     try {
       for await (const event of watcher as AsyncIterable<WatchEvent>) {
         if (event.type === 'sample') samples++;
+        if (event.type === 'hang') hangs++;
         if (event.type === 'hang') hung = true;
         if (event.type === 'recover') hung = false;
         if (event.type === 'error') failed = true;
@@ -98,7 +104,11 @@ process could not be watched (no such process, no permission).
           if (live) {
             await write(io.stdout, `\r\u001b[K${statusLine(event, pids, samples)}`);
             statusShown = true;
+          } else if (event.verdict !== verdict && event.discarded === undefined) {
+            // Not a terminal (a log, a pipe): a line each time the verdict changes, not one per sample.
+            await write(io.stdout, `${event.at} ${statusLine(event, pids, samples)}\n`);
           }
+          if (event.discarded === undefined) verdict = event.verdict;
         } else {
           await clearStatus();
           if (event.type === 'hang') await write(io.stdout, `${event.at} ${explain(event.report, style)}`);
@@ -115,7 +125,17 @@ process could not be watched (no such process, no permission).
       clearTimeout(timer);
       signals.off('SIGINT', stop);
       signals.off('SIGTERM', stop);
+      io.outputClosed?.removeEventListener('abort', stop);
       await clearStatus();
+    }
+    if (!live && !values.json && !io.outputClosed?.aborted) {
+      /* c8 ignore next -- watch() samples at once: no sample only when stopped in its first milliseconds */
+      const atEnd = verdict === null ? 'no sample taken' : `${verdict === 'healthy' ? verdict : verdict.toUpperCase()} at the end`;
+      const ending = `${atEnd}${failed ? ', and a process could not be watched (see stderr)' : ''}`;
+      await write(
+        io.stdout,
+        `${new Date().toISOString()} watched ${pids.map((p) => `pid ${p}`).join(', ')} for ${formatMs(Date.now() - startedAt)}: ${plural(samples, 'sample')}, ${plural(hangs, 'hang')}, ${ending}\n`,
+      );
     }
     return hung ? EXIT.hung : failed ? EXIT.error : EXIT.ok;
   },
