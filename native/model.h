@@ -113,12 +113,16 @@ struct ThreadRecord {
   std::optional<uint64_t> pc;
   std::optional<std::vector<FrameRecord>> stack;
   std::optional<std::vector<std::string>> kernelStack;
+  bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
 };
 
 struct ProcessRecord {
   int32_t pid = 0;
   std::string name;
   uint64_t sampledAtNs = 0;  // monotonic
+  // Linux: the syscall table its calls are named from ("x86_64", "i386", "x32", "arm64",
+  // "arm32"), or "kernel" for a kernel thread; unset when not read.
+  std::optional<std::string> abi;
   std::vector<ThreadRecord> threads;
   std::vector<LimitRecord> limits;
 };

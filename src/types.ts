@@ -168,11 +168,20 @@ export interface ThreadSample {
   kernelStack?: string[];
 }
 
+/**
+ * Linux: the system-call table a process numbers its calls in. A 64-bit kernel also runs
+ * 32-bit processes (i386 on x86_64, arm32 on arm64), whose numbers mean other calls;
+ * "kernel" is a kernel thread, which has no user space and so no blocking call.
+ */
+export type ProcessAbi = 'x86_64' | 'i386' | 'x32' | 'arm64' | 'arm32' | 'kernel';
+
 export interface ProcessSample {
   pid: number;
   name: string;
   /** Monotonic ns (same clock as Snapshot.monotonicNs). */
   sampledAtNs: number;
+  /** Linux: which syscall table named its calls (read from its executable's ELF header); absent when not read (detail 'basic'). */
+  abi?: ProcessAbi;
   threads: ThreadSample[];
 }
 

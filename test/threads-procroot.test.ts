@@ -59,7 +59,9 @@ function fakeProc(t: { teardown(fn: () => void): void }, threads: FakeThread[], 
   for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(processDir, 'fd', fd));
   for (const thread of threads) {
     const dir = path.join(processDir, 'task', String(thread.tid));
-    fs.mkdirSync(dir, { recursive: true });
+    // Each thread's fd directory shows the table its process shares, as in /proc.
+    fs.mkdirSync(path.join(dir, 'fd'), { recursive: true });
+    for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(dir, 'fd', fd));
     for (const file of FILES) {
       const replacement = thread.files?.[file];
       if (replacement === null) continue;

@@ -109,6 +109,32 @@ std::string YamaScope(const std::string& procRoot) {
   return scope;
 }
 
+// Reads the process's ABI once per ProcessDirs: from <pid>/exe, or, once the main
+// thread has exited (its exe link is gone with its mm), from this thread's own exe.
+void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) {
+  ProcessAbi& abi = dirs.abi;
+  if (abi.state != ProcessAbi::State::NotRead) return;
+  unsigned char header[20];
+  size_t got = 0;
+  int error = ReadHeadWithDeadline(dirs.process.get(), "exe", header, sizeof header, &got, kAbiReadTimeoutMs);
+  if (error == ENOENT) {
+    char path[64];
+    error = ReadHeadWithDeadline(dirs.task.get(), FormatEntryPath(path, tid, "exe"), header, sizeof header, &got,
+                                 kAbiReadTimeoutMs);
+  }
+  const std::optional<LinuxAbi> found = error == 0 ? AbiFromElfHeader(header, got, HostLinuxAbi()) : std::nullopt;
+  if (found) {
+    abi.abi = *found;
+    abi.state = ProcessAbi::State::Read;
+    return;
+  }
+  abi.state = ProcessAbi::State::Unreadable;
+  abi.error = error != 0 ? error : ENOEXEC;
+  // Denied or gone: the syscall file is refused or gone too, so nothing is misnamed.
+  if (abi.error != EACCES && abi.error != EPERM && abi.error != ENOENT && abi.error != ESRCH)
+    problems.abiError = abi.error;
+}
+
 }  // namespace
 
 bool OneShotReader::ThreadExists() {
@@ -204,22 +230,50 @@ void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
   record.systemNs = stat.stimeTicks * NsPerClockTick();
 }
 
-void ApplySyscall(const SyscallLine& line, int processDirFd, const ThreadOptions& options, ThreadRecord& record) {
+void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
+                  ThreadRecord& record) {
   if (options.stacks && line.kind != SyscallLine::Kind::Running && line.pc != 0) record.pc = line.pc;
   if (line.kind != SyscallLine::Kind::InCall) return;
   BlockedRecord blocked;
   blocked.number = line.number;
-  blocked.call = CallNameOrNumber(HostOs(), HostArch(), line.number);
+  blocked.call = LinuxCallNameOrNumber(abi, line.number);
   if (FirstArgIsFd(OsKind::Linux, blocked.call)) {
     // The kernel takes fds as `unsigned int`/`int`: only the low 32 bits count.
     const int32_t fd = static_cast<int32_t>(static_cast<uint32_t>(line.args[0]));
     if (fd >= 0) {
       blocked.fd = fd;
       std::string target;
-      if (ReadFdTarget(processDirFd, fd, target)) blocked.target = std::move(target);
+      if (ReadFdTarget(taskDirFd, record.tid, fd, target)) blocked.target = std::move(target);
     }
   }
   record.blockedIn = std::move(blocked);
+}
+
+std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size, LinuxAbi host) {
+  // e_ident: "\x7fELF", EI_CLASS (1: 32-bit, 2: 64-bit), EI_DATA (1: little endian); e_machine at 18.
+  if (size < 20 || bytes[0] != 0x7f || bytes[1] != 'E' || bytes[2] != 'L' || bytes[3] != 'F') return std::nullopt;
+  const bool wide = bytes[4] == 2;
+  const unsigned machine = bytes[5] == 2 ? (unsigned(bytes[18]) << 8) | bytes[19] : (unsigned(bytes[19]) << 8) | bytes[18];
+  constexpr unsigned kEm386 = 3, kEmArm = 40, kEmX86_64 = 62, kEmAarch64 = 183;
+  const bool hostX86 = host == LinuxAbi::X86_64 || host == LinuxAbi::I386 || host == LinuxAbi::X32;
+  if (hostX86) {
+    if (machine == kEmX86_64) return wide ? LinuxAbi::X86_64 : LinuxAbi::X32;
+    if (machine == kEm386 && !wide) return LinuxAbi::I386;
+    return std::nullopt;
+  }
+  if (machine == kEmAarch64 && wide) return LinuxAbi::Arm64;
+  if (machine == kEmArm && !wide) return LinuxAbi::Arm32;
+  return std::nullopt;
+}
+
+std::optional<std::string> AbiName(const ProcessDirs& dirs) {
+  switch (dirs.abi.state) {
+    case ProcessAbi::State::NotRead: return std::nullopt;
+    case ProcessAbi::State::Kernel: return std::string("kernel");
+    case ProcessAbi::State::Read:
+    case ProcessAbi::State::Unreadable: return std::string(LinuxAbiName(dirs.abi.abi));
+  }
+  return std::nullopt;
 }
 
 void ApplyKernelStack(std::string_view text, ThreadRecord& record) {
@@ -234,7 +288,7 @@ void ApplyKernelStack(std::string_view text, ThreadRecord& record) {
   record.kernelStack = std::move(frames);
 }
 
-ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const ThreadOptions& options,
+ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, const ThreadOptions& options,
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record) {
   const ReadResult statRead = reader.Read(TaskFile::Stat, buffer);
@@ -254,6 +308,8 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const Thre
     return ThreadReadStatus::Gone;
   }
   ApplyStat(*stat, record);
+  record.kernelThread = (stat->flags & kPfKthread) != 0;
+  if (record.kernelThread) dirs.abi.state = ProcessAbi::State::Kernel;
   if (options.detail == ThreadDetail::Basic) return ThreadReadStatus::Ok;
 
   if (knownSched != nullptr) {
@@ -280,12 +336,18 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const Thre
       }
   }
 
-  switch (ReadOptional(reader, TaskFile::Syscall, buffer, problems)) {
+  // A kernel thread's syscall file shows its zeroed user registers ("0 0x0 …"), which
+  // would read as read(0): it has no user-space call, so the file is not read.
+  switch (record.kernelThread ? Step::Skip : ReadOptional(reader, TaskFile::Syscall, buffer, problems)) {
     case Step::Gone: return ThreadReadStatus::Gone;
     case Step::Skip: break;
     case Step::Ok:
-      if (auto line = ParseSyscallLine(buffer.text)) ApplySyscall(*line, processDirFd, options, record);
-      else problems.malformed[Index(TaskFile::Syscall)] = true;
+      if (auto line = ParseSyscallLine(buffer.text)) {
+        if (line->kind == SyscallLine::Kind::InCall) EnsureAbi(dirs, record.tid, problems);
+        ApplySyscall(*line, dirs.abi.abi, dirs.task.get(), options, record);
+      } else {
+        problems.malformed[Index(TaskFile::Syscall)] = true;
+      }
   }
 
   switch (ReadOptional(reader, TaskFile::Wchan, buffer, problems)) {
@@ -319,6 +381,7 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
     into.absent[i] = into.absent[i] || from.absent[i];
     into.malformed[i] = into.malformed[i] || from.malformed[i];
   }
+  if (into.abiError == 0) into.abiError = from.abiError;
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -360,6 +423,17 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
     } else if (problems.malformed[i]) {
       limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
     }
+  }
+  if (problems.abiError != 0) {
+    const std::string exe = ProcPath(options.procRoot, pid, "exe");
+    limits.push_back({subject, "abi", problems.abiError == ETIMEDOUT ? "ETIMEDOUT" : "EIO",
+                      problems.abiError == ETIMEDOUT
+                          ? "the first bytes of " + exe + " did not come back within " + std::to_string(kAbiReadTimeoutMs) +
+                                " ms (the file system that holds the executable may hang); call names assume the " +
+                                LinuxAbiName(HostLinuxAbi()) + " table"
+                          : "the ELF header of " + exe + " could not be read (" + ErrorText(problems.abiError) +
+                                "); call names assume the " + LinuxAbiName(HostLinuxAbi()) + " table",
+                      ""});
   }
   if (options.stacks) {
     limits.push_back({subject, "stack", "ENOTSUP",

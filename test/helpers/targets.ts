@@ -30,7 +30,9 @@ export type TargetMode =
   | 'vfork-parent'
   | 'epoll-idle'
   | 'poll-idle'
-  | 'zombie';
+  | 'zombie'
+  | 'orphan-fifo-reader'
+  | 'join-sleeper';
 
 export interface Target {
   /** The target process (for vfork-parent and zombie, the parent). */

