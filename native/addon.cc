@@ -170,7 +170,7 @@ const char* StateName(ThreadState state) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 11;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc
+constexpr uint32_t kNumberStride = 12;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 constexpr char kBuildThreadsSource[] = R"JS((function (states) {
@@ -183,7 +183,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 11;
+      const n = i * 12;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -199,6 +199,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
         const blocked = { call: strings[refs[r + 2]], number: numbers[n + 8] };
         if (present(numbers[n + 9])) blocked.fd = numbers[n + 9];
         if (refs[r + 3] >= 0) blocked.target = strings[refs[r + 3]];
+        if (present(numbers[n + 11])) blocked.joining = numbers[n + 11];
         thread.blockedIn = blocked;
       } else {
         thread.blockedIn = null;
@@ -286,6 +287,7 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads)
     n[8] = t.blockedIn ? static_cast<double>(t.blockedIn->number) : kAbsent;
     n[9] = t.blockedIn ? number(t.blockedIn->fd) : kAbsent;
     n[10] = number(t.pc);
+    n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;

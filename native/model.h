@@ -87,7 +87,11 @@ struct BlockedRecord {
   std::string call;     // "futex", "mach_msg2_trap", "syscall_435" when unnamed
   int64_t number = 0;   // syscall number; Mach traps negative
   std::optional<int64_t> fd;
-  std::optional<std::string> target;  // readlink of /proc/<pid>/fd/<fd>
+  std::optional<std::string> target;  // readlink of /proc/<pid>/task/<tid>/fd/<fd>
+  // Linux: a futex wait whose expected value is the tid of a live thread of the same
+  // process: how glibc's pthread_join waits (on the joined thread's tid word).
+  std::optional<uint64_t> joining;
+  std::optional<uint32_t> futexExpected;  // the value a futex wait expects (not given to JS)
 };
 
 struct FrameRecord {

@@ -146,6 +146,11 @@ export interface BlockedIn {
   fd?: number;
   /** What the fd points at: "/dev/nvidia0", "/dev/dri/renderD128", a fifo path, "pipe:[123]". */
   target?: string;
+  /**
+   * Linux: the tid of the thread this one joins. glibc's pthread_join waits in futex on
+   * the joined thread's tid word, expecting its tid; such a wait is judged by that thread.
+   */
+  joining?: number;
 }
 
 export interface ThreadSample {

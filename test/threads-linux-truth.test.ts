@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { sampleThreads, createThreadSampler } from '../src/sample';
-import { start, waitFor } from './helpers/targets';
+import { start, targetBinary, waitFor } from './helpers/targets';
 
 const PF_KTHREAD = 0x00200000;
 
@@ -100,4 +100,76 @@ t.test("a worker's fd is named after the main thread called pthread_exit", { ski
   t.teardown(() => sampler.close());
   const viaSampler = (await sampler.sample()).threads.find((th) => th.tid === worker)!;
   t.equal(viaSampler.blockedIn!.target, fifo, 'the reusable sampler too');
+});
+
+/** Why a 32-bit target cannot be built or run here, or false. */
+async function no32Bit(): Promise<string | false> {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return 'a 32-bit (i386) target is built on x86_64 Linux only';
+  let binary: string;
+  try {
+    binary = await targetBinary('m32');
+  } catch (error) {
+    return `cc -m32 cannot build here (install gcc-multilib): ${(error as Error).message.split('\n')[0]}`;
+  }
+  try {
+    execFileSync(binary, [], { stdio: 'pipe' });
+  } catch (error) {
+    // Without a mode the target prints its usage and exits 2. A kernel without IA32
+    // emulation refuses the binary (ENOEXEC), and execvp then hands it to /bin/sh.
+    const stderr = String((error as { stderr?: Buffer }).stderr ?? '');
+    if (/usage: target/.test(stderr)) return false;
+    return `this kernel does not run 32-bit programs (IA32 emulation off): ${stderr.trim().split('\n')[0] ?? (error as Error).message}`;
+  }
+  return false;
+}
+
+t.test('a 32-bit process is named from the i386 table', async (t) => {
+  const why = await no32Bit();
+  if (why) return t.skip(why);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-fifo-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const fifo = path.join(dir, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  const writer = fs.openSync(fifo, fs.constants.O_RDWR);
+  t.teardown(() => fs.closeSync(writer));
+  const target = await start(t, 'fifo-reader', [fifo], 'm32');
+  const sample = await waitFor(async () => {
+    const s = await sampleThreads(target.pid);
+    return s.threads[0]?.state === 'sleeping' && s.threads[0].blockedIn !== null && s;
+  }, 'the 32-bit fifo reader asleep in a call');
+  const main = sample.threads[0]!;
+  t.equal(sample.abi, 'i386');
+  // i386 read is 3, which x86_64 calls close.
+  t.equal(main.blockedIn!.number, 3);
+  t.equal(main.blockedIn!.call, 'read');
+  t.equal(main.blockedIn!.fd, Number(target.info.fd));
+  t.equal(main.blockedIn!.target, fifo);
+
+  const sleeper = await start(t, 'join-sleeper', [], 'm32');
+  const joined = await waitFor(async () => {
+    const s = await sampleThreads(sleeper.pid);
+    const worker = s.threads.find((th) => th.tid === Number(sleeper.info.tid));
+    return /clock_nanosleep/.test(worker?.blockedIn?.call ?? '') && s.threads[0]?.blockedIn?.joining !== undefined && s;
+  }, 'the 32-bit joiner and its sleeping worker');
+  t.match(joined.threads[0]!.blockedIn!.call, /^futex/, 'the 32-bit join waits in futex (futex_time64 with a 64-bit time_t glibc)');
+  t.equal(joined.threads[0]!.blockedIn!.joining, Number(sleeper.info.tid));
+});
+
+t.test('a main thread in pthread_join names the thread it joins', { skip: linux }, async (t) => {
+  const target = await start(t, 'join-sleeper');
+  const worker = Number(target.info.tid);
+  const sample = await waitFor(async () => {
+    const s = await sampleThreads(target.pid);
+    return s.threads[0]?.blockedIn?.call === 'futex' && s;
+  }, 'the main thread in futex');
+  t.equal(sample.threads[0]!.blockedIn!.joining, worker, 'joining the worker: its tid is the value the futex wait expects');
+  const other = sample.threads.find((th) => th.tid === worker)!;
+  t.equal(other.blockedIn!.joining, undefined, 'a sleep joins nothing');
+  const deadlock = await start(t, 'deadlock');
+  const locked = await waitFor(async () => {
+    const s = await sampleThreads(deadlock.pid);
+    return s.threads.filter((th) => th.blockedIn?.call === 'futex').length === 3 && s;
+  }, 'main joining a, a and b deadlocked');
+  t.equal(locked.threads[0]!.blockedIn!.joining, Number(deadlock.info.a), 'main joins thread a');
+  for (const th of locked.threads.slice(1)) t.equal(th.blockedIn!.joining, undefined, 'a mutex wait joins nothing');
 });

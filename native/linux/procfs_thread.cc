@@ -246,6 +246,12 @@ void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const Th
       if (ReadFdTarget(taskDirFd, record.tid, fd, target)) blocked.target = std::move(target);
     }
   }
+  // futex(uaddr, op, val, …): FUTEX_WAIT 0 and FUTEX_WAIT_BITSET 9, less the PRIVATE (128)
+  // and CLOCK_REALTIME (256) flags. futex_wait(uaddr, val, mask, flags, …) is futex2's.
+  const bool futex = blocked.call == "futex" || blocked.call == "futex_time64";
+  const uint64_t command = line.args[1] & 0x7f;
+  if (futex && (command == 0 || command == 9)) blocked.futexExpected = static_cast<uint32_t>(line.args[2]);
+  if (blocked.call == "futex_wait") blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
   record.blockedIn = std::move(blocked);
 }
 
@@ -264,6 +270,21 @@ std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size
   if (machine == kEmAarch64 && wide) return LinuxAbi::Arm64;
   if (machine == kEmArm && !wide) return LinuxAbi::Arm32;
   return std::nullopt;
+}
+
+void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record) {
+  record.abi = AbiName(dirs);
+  for (ThreadRecord& thread : record.threads) {
+    if (!thread.blockedIn || !thread.blockedIn->futexExpected) continue;
+    const uint64_t expected = *thread.blockedIn->futexExpected;
+    if (expected == 0 || expected == thread.tid) continue;
+    for (const ThreadRecord& other : record.threads) {
+      if (other.tid == expected && other.state != ThreadState::Zombie) {
+        thread.blockedIn->joining = expected;
+        break;
+      }
+    }
+  }
 }
 
 std::optional<std::string> AbiName(const ProcessDirs& dirs) {

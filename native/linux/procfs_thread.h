@@ -43,6 +43,10 @@ struct ProcessDirs {
 // whose own ABI is `host`; nullopt when the bytes are no ELF header this host runs.
 std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size, LinuxAbi host);
 
+// Completes a sampled process from what its threads showed together: its `abi`, and
+// which futex waits are joins (the expected value is the tid of a live thread).
+void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record);
+
 // The model's `abi` of a sampled process: "x86_64", "i386", "x32", "arm64", "arm32",
 // "kernel" for a kernel thread; nullopt when it was not read (a basic sample).
 std::optional<std::string> AbiName(const ProcessDirs& dirs);

@@ -41,7 +41,7 @@ using procfs::ThreadReadStatus;
 void FinishRecord(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options,
                   const SampleProblems& problems, ProcessRecord& record) {
   record.name = procfs::ProcessName(pid, dirs, options.procRoot, record.threads);
-  record.abi = procfs::AbiName(dirs);
+  procfs::CompleteProcess(dirs, record);
   procfs::AppendLimits(pid, options, problems, record.limits);
 }
 
