@@ -191,11 +191,17 @@ class Tally {
   /** Threads with no progress in a blocking call: all of them means the process is stuck. */
   still = 0;
   idle = 0;
+  /** Threads that progressed within the stall window (changed, spun, or appeared): work that a waiting thread may be waiting for. */
+  progressing = 0;
   readonly candidates = new Candidates();
 
   /** True when the thread is a candidate; the caller then adds it with its prior. */
   admit(code: number, t: ThreadSample, main: boolean, index: number, sameBase: boolean): boolean {
-    if (code === NONE) return false;
+    if (code === NONE) {
+      if (t.state !== 'zombie' && t.state !== 'halted') this.progressing++;
+      return false;
+    }
+    if (code === OTHER && !isStopped(t) && (t.state === 'running' || t.state === 'runnable')) this.progressing++;
     if (code === IDLE || (code === EVENT && sameBase)) {
       this.idle++;
       return false;
@@ -393,8 +399,9 @@ export class ProgressTracker {
         e = byTid.get(t.tid);
       }
       if (e === undefined) {
-        // No baseline for it: only what one sample shows.
+        // No baseline for it: only what one sample shows. A thread that appeared is work going on.
         if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t) }, true);
+        else if (b !== undefined) tally.progressing++;
         continue;
       }
       const cpu = cpuOf(t);
@@ -448,6 +455,7 @@ export class ProgressTracker {
         proc.tracks.set(t.tid, track);
         nextOrder[i] = track;
         if (isStopped(t)) tally.candidates.push(i, track, true);
+        else if (!fresh) tally.progressing++;
         continue;
       }
       nextOrder[i] = track;
@@ -520,13 +528,23 @@ export class ProgressTracker {
       const i = c.index[k];
       const t = p.threads[i];
       const main = darwin ? i === 0 : t.tid === p.pid;
-      if (this.judge(p, t, main, c.prior[k], nowNs, frozen, c.sameBase[k], out)) idle++;
+      if (this.judge(p, t, main, c.prior[k], nowNs, frozen, c.sameBase[k], tally, out)) idle++;
     }
     return idle;
   }
 
   /** One candidate's finding; true when it turned out idle (a worker parked where it was in the baseline). */
-  private judge(p: ProcessSample, t: ThreadSample, main: boolean, prior: Prior, nowNs: number, frozen: boolean, sameBase: boolean, out: Finding[]): boolean {
+  private judge(
+    p: ProcessSample,
+    t: ThreadSample,
+    main: boolean,
+    prior: Prior,
+    nowNs: number,
+    frozen: boolean,
+    sameBase: boolean,
+    tally: Tally,
+    out: Finding[],
+  ): boolean {
     const subject = threadSubject(p, t, main);
     const ref = { pid: p.pid, tid: t.tid };
     const heldMs = (nowNs - prior.sinceNs) / 1e6;
@@ -643,11 +661,53 @@ export class ProgressTracker {
       );
     }
     // A blocking call with no progress.
-    if (!main && !frozen && sameBase) return true; // parked where it was in the baseline while the process runs on: an idle worker
+    const joined = t.blockedIn.joining;
+    if (joined !== undefined && joined !== t.tid && !frozen) {
+      // pthread_join: judged by the joined thread, as a parent waiting for a child is.
+      const stuck = joinedIsStuck(p, tally, joined);
+      if (!stuck) return true; // the joined thread works, or is idle where it was: the join waits for it
+      return push(
+        'waiting',
+        'info',
+        `joining thread ${joined} for at least ${formatMs(heldMs)} (pthread_join): it waits for that thread to exit, which has itself made no progress (see its finding)`,
+        [{ field: 'blockedIn.joining', before: joined, after: joined }],
+        heldMs,
+      );
+    }
+    const othersProgress = tally.progressing > 0;
+    if (!frozen && sameBase && (!main || othersProgress)) {
+      // Parked where it was in the baseline while other threads of the process progress: it
+      // waits for their work (a pool thread between jobs, a main thread waiting for its workers).
+      if (!main || !this.expectExit) return true;
+      return push(
+        'waiting',
+        'info',
+        `waits in ${where} for at least ${formatMs(heldMs)}, as in the baseline, while ${tally.progressing} other thread${
+          tally.progressing === 1 ? '' : 's'
+        } of the process make progress: it waits for their work (a join, or a condition a worker will signal); the command is still working`,
+        [{ field: 'blockedIn.call', before: t.blockedIn.call, after: t.blockedIn.call }],
+        heldMs,
+      );
+    }
     const severity: Severity = main || frozen ? 'critical' : 'warning';
-    const why = frozen && !main ? `${waitHint(t)}; no thread of the process made progress` : waitHint(t);
+    const why =
+      (joined !== undefined ? `joining thread ${joined}; ` : '') +
+      (frozen && !main
+        ? `${waitHint(t)}; no thread of the process made progress`
+        : main && !sameBase
+          ? `${waitHint(t)}; it left the wait it had in the baseline for this one`
+          : main && !othersProgress
+            ? `${waitHint(t)}; no other thread of the process made progress`
+            : waitHint(t));
     return push('stalled', severity, `stalled in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: ${why}`, stillEvidence(), heldMs);
   }
+}
+
+/** Is the joined thread itself stuck: a candidate for a finding in this pass (not progressing, not idle)? */
+function joinedIsStuck(p: ProcessSample, tally: Tally, tid: number): boolean {
+  const c = tally.candidates;
+  for (let k = 0; k < c.index.length; k++) if (p.threads[c.index[k]].tid === tid) return true;
+  return false;
 }
 
 function goneSummary(pid: number, name: string): ProcessSummary {
