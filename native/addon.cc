@@ -170,7 +170,7 @@ const char* StateName(ThreadState state) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 12;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining
+constexpr uint32_t kNumberStride = 13;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 constexpr char kBuildThreadsSource[] = R"JS((function (states) {
@@ -183,7 +183,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 12;
+      const n = i * 13;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -193,6 +193,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
         systemNs: numbers[n + 3],
       };
       if (present(numbers[n + 4])) thread.cpuNs = numbers[n + 4];
+      if (present(numbers[n + 12])) thread.runDelayNs = numbers[n + 12];
       thread.contextSwitches = present(numbers[n + 5]) ? { voluntary: numbers[n + 5], involuntary: numbers[n + 6] } : null;
       thread.suspendCount = present(numbers[n + 7]) ? numbers[n + 7] : null;
       if (present(numbers[n + 8])) {
@@ -288,6 +289,7 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads)
     n[9] = t.blockedIn ? number(t.blockedIn->fd) : kAbsent;
     n[10] = number(t.pc);
     n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
+    n[12] = number(t.runDelayNs);
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;

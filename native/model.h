@@ -109,6 +109,7 @@ struct ThreadRecord {
   uint64_t userNs = 0;
   uint64_t systemNs = 0;
   std::optional<uint64_t> cpuNs;  // Linux schedstat: ns on CPU, the fine progress measure
+  std::optional<uint64_t> runDelayNs;  // Linux schedstat: ns runnable but waiting for a CPU
   std::optional<uint64_t> voluntarySwitches;
   std::optional<uint64_t> involuntarySwitches;
   std::optional<int32_t> suspendCount;

@@ -165,6 +165,8 @@ export interface ThreadSample {
   blockedIn: BlockedIn | null;
   /** Linux: ns on CPU from schedstat, finer than userNs + systemNs (clock ticks). */
   cpuNs?: number;
+  /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
+  runDelayNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
   wchan?: string;
   pc?: number;

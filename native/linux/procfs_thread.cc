@@ -335,13 +335,18 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
 
   if (knownSched != nullptr) {
     record.cpuNs = knownSched->cpuNs;
+    record.runDelayNs = knownSched->runDelayNs;
   } else {
     switch (ReadOptional(reader, TaskFile::Schedstat, buffer, problems)) {
       case Step::Gone: return ThreadReadStatus::Gone;
       case Step::Skip: break;
       case Step::Ok:
-        if (auto sched = ParseSchedStat(buffer.text)) record.cpuNs = sched->cpuNs;
-        else problems.malformed[Index(TaskFile::Schedstat)] = true;
+        if (auto sched = ParseSchedStat(buffer.text)) {
+          record.cpuNs = sched->cpuNs;
+          record.runDelayNs = sched->runDelayNs;
+        } else {
+          problems.malformed[Index(TaskFile::Schedstat)] = true;
+        }
     }
   }
 

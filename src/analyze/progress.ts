@@ -29,9 +29,10 @@ interface Prior {
   before: ThreadState;
   /** Since when nothing changed. */
   sinceNs: number;
-  /** Since when it has spun (-1: not spinning) and its CPU time then. */
+  /** Since when it has wanted a CPU the whole time (-1: not), and its CPU time and run delay then. */
   spinSinceNs: number;
   spinCpu: number;
+  spinWait: number;
 }
 
 class ThreadTrack implements Prior {
@@ -47,6 +48,9 @@ class ThreadTrack implements Prior {
   lastNs: number;
   spinSinceNs = -1;
   spinCpu = 0;
+  spinWait = 0;
+  /** schedstat run delay when last seen: ns runnable but waiting for a CPU. */
+  wait: number;
   seen: number;
   /** Where it waited in the baseline (or when first seen): the waits that count as idle. */
   readonly baseBlocked: BlockedIn | null;
@@ -62,6 +66,7 @@ class ThreadTrack implements Prior {
     this.state = t.state;
     this.before = t.state;
     this.cpu = cpuOf(t);
+    this.wait = t.runDelayNs ?? 0;
     this.voluntary = t.contextSwitches?.voluntary ?? -1;
     this.involuntary = t.contextSwitches?.involuntary ?? -1;
     this.pc = t.pc ?? -1;
@@ -400,7 +405,7 @@ export class ProgressTracker {
       }
       if (e === undefined) {
         // No baseline for it: only what one sample shows. A thread that appeared is work going on.
-        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t) }, true);
+        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t), spinWait: 0 }, true);
         else if (b !== undefined) tally.progressing++;
         continue;
       }
@@ -418,10 +423,16 @@ export class ProgressTracker {
           : t.contextSwitches.voluntary === e.contextSwitches.voluntary && t.contextSwitches.involuntary === e.contextSwitches.involuntary) &&
         sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan);
       const held = timeKnown && unchanged ? dt : 0;
-      const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu >= spinNs && samePc ? dt : 0;
+      // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
+      const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
+      const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu + Math.max(dwait, 0) >= spinNs && samePc ? dt : 0;
       // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
       if (tally.admit(triage(t, main, held, spun, stallNs, this.expectExit), t, main, i, true)) {
-        tally.candidates.push(i, { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before }, true);
+        tally.candidates.push(
+          i,
+          { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before, spinWait: e.runDelayNs ?? 0 },
+          true,
+        );
       }
     }
     const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
@@ -467,20 +478,25 @@ export class ProgressTracker {
       const pc = t.pc ?? -1;
       const dcpu = cpu - track.cpu;
       if (dcpu > 0) cpuNs += dcpu;
-      // Spinning: CPU time grew at ≥ spinRatio of wall time, running, at the same pc when known.
+      // Wanted a CPU the whole time: CPU time plus time runnable but waiting for a CPU grew at
+      // ≥ spinRatio of wall time, running, at the same pc when known (spinning, or starved).
+      const wait = t.runDelayNs ?? 0;
+      const dwait = wait - track.wait;
       if (
         timeKnown &&
         (t.state === 'running' || t.state === 'runnable') &&
-        dcpu >= this.spinRatio * (nowNs - track.lastNs) &&
+        dcpu + Math.max(dwait, 0) >= this.spinRatio * (nowNs - track.lastNs) &&
         (pc === -1 || track.pc === -1 || pc === track.pc)
       ) {
         if (track.spinSinceNs < 0) {
           track.spinSinceNs = track.lastNs;
           track.spinCpu = track.cpu;
+          track.spinWait = track.wait;
         }
       } else {
         track.spinSinceNs = -1;
       }
+      track.wait = wait;
       if (
         discard ||
         dcpu !== 0 ||
@@ -588,15 +604,34 @@ export class ProgressTracker {
     if (prior.spinSinceNs >= 0 && nowNs - prior.spinSinceNs >= this.stallMs * 1e6) {
       const spanMs = (nowNs - prior.spinSinceNs) / 1e6;
       const used = cpu - prior.spinCpu;
+      const waited = (t.runDelayNs ?? 0) - prior.spinWait;
+      const percent = (ns: number) => Math.round((ns / (spanMs * 1e6)) * 100);
+      if (waited * 2 >= spanMs * 1e6) {
+        return push(
+          'starved',
+          'warning',
+          `starved of CPU: runnable for ${formatMs(spanMs)} but waited ${formatCpu(waited)} (${percent(waited)}%) for a CPU and ran ${formatCpu(used)} (${percent(
+            used,
+          )}%): other work holds its CPUs (load, a CPU affinity mask, a real-time thread, or CPU limits of its cgroup)`,
+          [
+            { field: 'runDelayNs', before: prior.spinWait, after: t.runDelayNs ?? null },
+            { field: 'cpuNs', before: prior.spinCpu, after: cpu },
+            { field: 'state', before: prior.before, after: t.state },
+          ],
+          spanMs,
+        );
+      }
+      const queued = waited > 0 ? ` and ${formatCpu(waited)} (${percent(waited)}%) waiting for a CPU` : '';
       return push(
         'spinning',
         'warning',
-        `spinning: ${formatCpu(used)} of CPU in ${formatMs(spanMs)} (${Math.round((used / (spanMs * 1e6)) * 100)}%)${
+        `spinning: ${formatCpu(used)} of CPU in ${formatMs(spanMs)} (${percent(used)}%)${queued}${
           t.pc !== undefined ? ` at the same pc 0x${t.pc.toString(16)}` : ''
         }, never blocking: a busy loop, a spin-wait (on a GPU fence?) or a long computation`,
         [
           { field: 'cpuNs', before: prior.spinCpu, after: cpu },
           { field: 'state', before: prior.before, after: t.state },
+          ...(waited > 0 ? [{ field: 'runDelayNs', before: prior.spinWait, after: t.runDelayNs ?? null }] : []),
           ...(t.pc !== undefined ? [{ field: 'pc', before: t.pc, after: t.pc }] : []),
         ],
         spanMs,
