@@ -11,7 +11,7 @@
  */
 import type { BlockedIn, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, describeWait, isDriverCall, sameWait, waitClass } from './calls';
+import { cpuOf, describeWait, isDriverCall, kernelWaitHint, sameWait, waitClass } from './calls';
 import { formatCpu, formatMs } from './format';
 import type { CompareOptions, Evidence, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
 
@@ -130,6 +130,8 @@ function threadSubject(p: ProcessSample, t: ThreadSample, main: boolean): string
 
 /** What the wait means, in words a person can act on. */
 function waitHint(thread: ThreadSample): string {
+  const kernel = kernelWaitHint(thread);
+  if (kernel !== null) return kernel;
   const call = thread.blockedIn!.call;
   const target = thread.blockedIn?.target;
   if (/futex|psynch|ulock|semwait|sem_wait|lock/.test(call)) return 'it waits on a lock or condition that nobody releases';
@@ -653,7 +655,9 @@ export class ProgressTracker {
       return push(
         'uninterruptible',
         'critical',
-        `in uninterruptible sleep (D) in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)`,
+        `in uninterruptible sleep (D) in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)${
+          kernelWaitHint(t) !== null ? `; ${kernelWaitHint(t)}` : ''
+        }`,
         stillEvidence(),
         heldMs,
       );

@@ -32,7 +32,8 @@ export type TargetMode =
   | 'poll-idle'
   | 'zombie'
   | 'orphan-fifo-reader'
-  | 'join-sleeper';
+  | 'join-sleeper'
+  | 'fifo-opener';
 
 export interface Target {
   /** The target process (for vfork-parent and zombie, the parent). */

@@ -22,6 +22,7 @@
  *                      a worker opens the fifo PATH and blocks in read; the main thread
  *                      calls pthread_exit (so /proc/<pid>/fd is empty from then on)
  *   join-sleeper       the main thread joins a worker that sleeps in clock_nanosleep
+ *   fifo-opener PATH   opens the fifo PATH for reading while nobody has it open: blocks in openat
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -301,6 +302,13 @@ static int run_join_sleeper(void) {
   return 0;
 }
 
+static int run_fifo_opener(const char *path) {
+  ready("");
+  const int fd = open(path, O_RDONLY); /* blocks until a writer opens it */
+  if (fd < 0) die("open fifo");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   /* Die with the test (or benchmark) that started us, even if it crashes. */
@@ -321,9 +329,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "zombie") == 0) return run_zombie();
   if (strcmp(mode, "orphan-fifo-reader") == 0 && argc > 2) return run_orphan_fifo_reader(argv[2]);
   if (strcmp(mode, "join-sleeper") == 0) return run_join_sleeper();
+  if (strcmp(mode, "fifo-opener") == 0 && argc > 2) return run_fifo_opener(argv[2]);
   fprintf(stderr,
           "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N [spin] | rename NAME |\n"
           "              vfork-parent | epoll-idle | poll-idle | zombie | orphan-fifo-reader PATH |\n"
-          "              join-sleeper\n");
+          "              join-sleeper | fifo-opener PATH\n");
   return 2;
 }
