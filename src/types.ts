@@ -156,6 +156,7 @@ export interface BlockedIn {
 export interface ThreadSample {
   /** macOS: thread_identifier_info.thread_id; Linux: tid. */
   tid: number;
+  /** Linux: the comm bytes; a byte that is not well-formed UTF-8 is written \xHH and a backslash \\, so names stay distinct and recoverable. */
   name: string | null;
   state: ThreadState;
   userNs: number;

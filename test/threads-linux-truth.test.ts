@@ -173,3 +173,18 @@ t.test('a main thread in pthread_join names the thread it joins', { skip: linux 
   t.equal(locked.threads[0]!.blockedIn!.joining, Number(deadlock.info.a), 'main joins thread a');
   for (const th of locked.threads.slice(1)) t.equal(th.blockedIn!.joining, undefined, 'a mutex wait joins nothing');
 });
+
+t.test('thread names that are not UTF-8 stay distinct and recoverable', { skip: linux }, async (t) => {
+  const target = await start(t, 'latin1-names');
+  const sample = await waitFor(async () => {
+    const s = await sampleThreads(target.pid);
+    return s.threads.length === 4 && s;
+  }, 'the three named threads');
+  const names = sample.threads.slice(1).map((th) => th.name).sort();
+  t.same(names, ['a\\\\b', 'caf\\xe8', 'caf\\xe9'], 'invalid bytes as \\xHH, a backslash doubled');
+  t.equal(new Set(names).size, 3, 'no two print alike');
+  // Recoverable: undo the escapes and the bytes are the kernel's.
+  const bytes = (name: string) => Buffer.from(name.replace(/\\x([0-9a-f]{2})|\\\\/g, (m, hex: string | undefined) => (hex ? String.fromCharCode(parseInt(hex, 16)) : '\\')), 'latin1');
+  const tid = sample.threads.find((th) => th.name === 'caf\\xe9')!.tid;
+  t.same(bytes('caf\\xe9'), fs.readFileSync(`/proc/${target.pid}/task/${tid}/comm`).subarray(0, -1));
+});

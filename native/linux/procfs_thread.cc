@@ -204,7 +204,7 @@ std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string&
   const ReadResult result = ReadFileAt(dirs.process.get(), "stat", buffer);
   if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, procRoot);
   if (result.outcome == ReadOutcome::Ok)
-    if (auto stat = ParseTaskStat(buffer.text)) return std::string(stat->name);
+    if (auto stat = ParseTaskStat(buffer.text)) return EscapeName(stat->name);
   return "";
 }
 
@@ -223,8 +223,52 @@ uint64_t NsPerClockTick() {
   return nsPerTick;
 }
 
+std::string EscapeName(std::string_view name) {
+  bool plain = true;
+  for (const char c : name) plain = plain && static_cast<unsigned char>(c) < 0x80 && c != '\\';
+  if (plain) return std::string(name);
+  std::string out;
+  out.reserve(name.size() + 8);
+  const auto escape = [&out](unsigned char byte) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += "\\x";
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  };
+  for (size_t i = 0; i < name.size();) {
+    const unsigned char lead = static_cast<unsigned char>(name[i]);
+    if (lead == '\\') {
+      out += "\\\\";
+      ++i;
+      continue;
+    }
+    // The length of a well-formed UTF-8 sequence starting here (RFC 3629), or 0.
+    size_t length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length > 1) {
+      if (i + length > name.size()) length = 0;
+      for (size_t k = 1; k < length; ++k)
+        if ((static_cast<unsigned char>(name[i + k]) & 0xc0) != 0x80) length = 0;
+      if (length == 3) {
+        const unsigned char second = static_cast<unsigned char>(name[i + 1]);
+        if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second >= 0xa0)) length = 0;  // overlong, surrogate
+      } else if (length == 4) {
+        const unsigned char second = static_cast<unsigned char>(name[i + 1]);
+        if ((lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second >= 0x90)) length = 0;  // overlong, > U+10FFFF
+      }
+    }
+    if (length == 0) {
+      escape(lead);
+      ++i;
+    } else {
+      out.append(name.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
-  record.name.emplace(stat.name);
+  record.name.emplace(EscapeName(stat.name));
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();

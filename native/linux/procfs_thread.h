@@ -134,7 +134,11 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
 // The ns per clock tick of utime/stime (sysconf(_SC_CLK_TCK), 100 on every Linux ABI).
 uint64_t NsPerClockTick();
 
-// Fills `record` from a parsed stat; the name is copied.
+// A thread name (bytes, as the kernel keeps them) as text that loses nothing: a byte that
+// is not part of well-formed UTF-8 becomes the four characters \xHH and a backslash two, so two names
+// that differ in such bytes never print alike and the bytes can be recovered.
+std::string EscapeName(std::string_view name);
+// Fills `record` from a parsed stat; the name is copied (escaped).
 void ApplyStat(const TaskStat& stat, ThreadRecord& record);
 // Fills blockedIn from a syscall line, named in `abi`'s table; resolves the fd, when the
 // call takes one, through the thread's own task directory.

@@ -33,7 +33,8 @@ export type TargetMode =
   | 'zombie'
   | 'orphan-fifo-reader'
   | 'join-sleeper'
-  | 'fifo-opener';
+  | 'fifo-opener'
+  | 'latin1-names';
 
 export interface Target {
   /** The target process (for vfork-parent and zombie, the parent). */

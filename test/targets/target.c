@@ -23,6 +23,8 @@
  *                      calls pthread_exit (so /proc/<pid>/fd is empty from then on)
  *   join-sleeper       the main thread joins a worker that sleeps in clock_nanosleep
  *   fifo-opener PATH   opens the fifo PATH for reading while nobody has it open: blocks in openat
+ *   latin1-names       two threads named "caf\xe9" and "caf\xe8" (Latin-1, not UTF-8), and
+ *                      one "a\\b" (a backslash)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -309,6 +311,24 @@ static int run_fifo_opener(const char *path) {
   return 0;
 }
 
+static void *named_sleeper(void *arg) {
+  if (prctl(PR_SET_NAME, (const char *)arg, 0, 0, 0) != 0) die("prctl");
+  pthread_barrier_wait(&all_started);
+  sleep_forever();
+}
+
+static int run_latin1_names(void) {
+  static const char *names[] = {"caf\xe9", "caf\xe8", "a\\b"};
+  pthread_barrier_init(&all_started, NULL, 4);
+  for (int i = 0; i < 3; i++) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, named_sleeper, (void *)names[i]) != 0) die("pthread_create");
+  }
+  pthread_barrier_wait(&all_started);
+  ready("");
+  sleep_forever();
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   /* Die with the test (or benchmark) that started us, even if it crashes. */
@@ -330,9 +350,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "orphan-fifo-reader") == 0 && argc > 2) return run_orphan_fifo_reader(argv[2]);
   if (strcmp(mode, "join-sleeper") == 0) return run_join_sleeper();
   if (strcmp(mode, "fifo-opener") == 0 && argc > 2) return run_fifo_opener(argv[2]);
+  if (strcmp(mode, "latin1-names") == 0) return run_latin1_names();
   fprintf(stderr,
           "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N [spin] | rename NAME |\n"
           "              vfork-parent | epoll-idle | poll-idle | zombie | orphan-fifo-reader PATH |\n"
-          "              join-sleeper | fifo-opener PATH\n");
+          "              join-sleeper | fifo-opener PATH | latin1-names\n");
   return 2;
 }
