@@ -59,3 +59,12 @@ t.test('pipe, socket, page-fault and driver-mutex waits are named from wchan and
   const report = compare(snap(0, [proc(100, [fault])]), snap(2000, [proc(100, [fault])]), { stallMs: 1000 });
   t.match(findingsOf(report, 1), [{ kind: 'uninterruptible', message: /hung_task rule\); it waits for a page or buffer/ }]);
 });
+
+t.test('the hints without their optional parts', async (t) => {
+  t.match(kernelWaitHint(thread(1, { blockedIn: blocked('openat', 257), wchan: 'wait_for_partner' })), /opens the fifo from the other side/);
+  t.match(kernelWaitHint(thread(1, { blockedIn: { ...blocked('open', 2), target: '/tmp/f' }, wchan: 'wait_for_partner' })), /opens \/tmp\/f from the other side/);
+  t.match(kernelWaitHint(thread(1, { blockedIn: blocked('read', 0, 3), wchan: 'pipe_wait_readable' })), /waits for input on a pipe; it ends/);
+  t.match(kernelWaitHint(thread(1, { wchan: 'mutex_lock' })), /waits for a kernel mutex that another thread holds/);
+  t.match(kernelWaitHint(thread(1, { wchan: '__mutex_lock', kernelStack: ['__mutex_lock+0x1/0x2', 'drm_ioctl+0x2b0/0x4d0'] })), /kernel mutex in the DRM layer \(drm_ioctl\)/);
+  t.match(kernelWaitHint(thread(1, { kernelStack: ['filemap_fault+0x5b1/0xa10', 'exc_page_fault+0x73/0x160'] })), /in a page fault \(touching memory/);
+});

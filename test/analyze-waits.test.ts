@@ -84,3 +84,10 @@ t.test('a thread that appeared counts as progress', async (t) => {
   const after = snap(2000, [proc(100, [thread(100, { blockedIn: futex }), thread(105)])]);
   t.equal(compare(before, after, { stallMs: 1000 }).verdict, 'healthy');
 });
+
+t.test('with expectExit, the count of the threads that progress', async (t) => {
+  const sleeper = (over: Partial<ThreadSample> = {}) => ({ blockedIn: blocked('clock_nanosleep', 230), ...over });
+  const before = snap(0, [proc(100, [thread(100, { blockedIn: futex }), thread(101, sleeper()), thread(102, sleeper())])]);
+  const after = snap(2000, [proc(100, [thread(100, { blockedIn: futex }), thread(101, sleeper(worked())), thread(102, sleeper(worked()))])]);
+  t.match(findingsOf(compare(before, after, { stallMs: 1000, expectExit: true }), 100), [{ message: /while 2 other threads of the process make progress/ }]);
+});
