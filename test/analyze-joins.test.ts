@@ -11,12 +11,12 @@ import { findingsOf, snapshotPair, start } from './helpers/analyze';
 import { runCli } from './helpers/cli';
 
 const linux = process.platform === 'linux' ? false : 'the test targets are Linux programs';
-const hasPython = (() => {
+/** The interpreter itself, not a launcher in front of it (a pyenv shim is a bash script that reads from pipes). */
+const python = (() => {
   try {
-    execFileSync('python3', ['-c', 'pass']);
-    return true;
+    return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
   } catch {
-    return false;
+    return null;
   }
 })();
 
@@ -42,8 +42,8 @@ w = threading.Thread(target=work)
 w.start(); w.join()
 `;
 
-t.test('exec: Python main joining a worker that makes progress is left to finish', { skip: linux || (!hasPython && 'python3 is not installed') }, async (t) => {
-  const run = await runCli(['exec', '--timeout', '2s', '--no-accelerators', '--', 'python3', '-c', PY_JOIN]);
+t.test('exec: Python main joining a worker that makes progress is left to finish', { skip: linux || (python === null && 'python3 is not installed') }, async (t) => {
+  const run = await runCli(['exec', '--timeout', '2s', '--no-accelerators', '--', python!, '-c', PY_JOIN]);
   t.equal(run.code, 0, run.stderr);
   t.notMatch(run.stderr, /HUNG/);
   t.notMatch(run.stderr, /nobody releases/);

@@ -32,7 +32,7 @@ t.test('main parked in futex while nothing else progresses: critical', async (t)
   const threads = () => [thread(100, { blockedIn: futex }), thread(101, { blockedIn: blocked('epoll_wait', 232, 4, 'anon_inode:[eventpoll]') })];
   const report = compare(snap(0, [proc(100, threads())]), snap(2000, [proc(100, threads())]), { stallMs: 1000 });
   t.equal(report.verdict, 'hung');
-  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /no other thread of the process made progress/ }]);
+  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /stalled in futex .*nobody releases$/ }]);
 });
 
 t.test('main that left its baseline wait for a new blocking one while workers progress: critical (an event loop that stopped serving)', async (t) => {
@@ -77,12 +77,6 @@ t.test('a join is judged by the thread it joins', async (t) => {
   const deadlock = compare(snap(0, [proc(100, frozen())]), snap(2000, [proc(100, frozen())]), { stallMs: 1000 });
   t.equal(deadlock.verdict, 'hung');
   t.match(findingsOf(deadlock, 100), [{ severity: 'critical', message: /joining thread 101; it waits on a lock/ }]);
-});
-
-t.test('a thread that appeared counts as progress', async (t) => {
-  const before = snap(0, [proc(100, [thread(100, { blockedIn: futex })])]);
-  const after = snap(2000, [proc(100, [thread(100, { blockedIn: futex }), thread(105)])]);
-  t.equal(compare(before, after, { stallMs: 1000 }).verdict, 'healthy');
 });
 
 t.test('with expectExit, the count of the threads that progress', async (t) => {

@@ -198,7 +198,7 @@ class Tally {
   /** Threads with no progress in a blocking call: all of them means the process is stuck. */
   still = 0;
   idle = 0;
-  /** Threads that progressed within the stall window (changed, spun, or appeared): work that a waiting thread may be waiting for. */
+  /** Threads that progressed within the stall window (changed, or spun): work that a waiting thread may be waiting for. */
   progressing = 0;
   readonly candidates = new Candidates();
 
@@ -406,9 +406,8 @@ export class ProgressTracker {
         e = byTid.get(t.tid);
       }
       if (e === undefined) {
-        // No baseline for it: only what one sample shows. A thread that appeared is work going on.
+        // No baseline for it: only what one sample shows.
         if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t), spinWait: 0 }, true);
-        else if (b !== undefined) tally.progressing++;
         continue;
       }
       const cpu = cpuOf(t);
@@ -468,7 +467,6 @@ export class ProgressTracker {
         proc.tracks.set(t.tid, track);
         nextOrder[i] = track;
         if (isStopped(t)) tally.candidates.push(i, track, true);
-        else if (!fresh) tally.progressing++;
         continue;
       }
       nextOrder[i] = track;
@@ -735,9 +733,7 @@ export class ProgressTracker {
         ? `${waitHint(t)}; no thread of the process made progress`
         : main && !sameBase
           ? `${waitHint(t)}; it left the wait it had in the baseline for this one`
-          : main && !othersProgress
-            ? `${waitHint(t)}; no other thread of the process made progress`
-            : waitHint(t));
+          : waitHint(t));
     return push('stalled', severity, `stalled in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: ${why}`, stillEvidence(), heldMs);
   }
 }
