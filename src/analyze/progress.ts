@@ -604,7 +604,8 @@ export class ProgressTracker {
     if (prior.spinSinceNs >= 0 && nowNs - prior.spinSinceNs >= this.stallMs * 1e6) {
       const spanMs = (nowNs - prior.spinSinceNs) / 1e6;
       const used = cpu - prior.spinCpu;
-      const waited = (t.runDelayNs ?? 0) - prior.spinWait;
+      const runDelay = t.runDelayNs ?? 0;
+      const waited = runDelay - prior.spinWait;
       const percent = (ns: number) => Math.round((ns / (spanMs * 1e6)) * 100);
       if (waited * 2 >= spanMs * 1e6) {
         return push(
@@ -614,7 +615,7 @@ export class ProgressTracker {
             used,
           )}%): other work holds its CPUs (load, a CPU affinity mask, a real-time thread, or CPU limits of its cgroup)`,
           [
-            { field: 'runDelayNs', before: prior.spinWait, after: t.runDelayNs ?? null },
+            { field: 'runDelayNs', before: prior.spinWait, after: runDelay },
             { field: 'cpuNs', before: prior.spinCpu, after: cpu },
             { field: 'state', before: prior.before, after: t.state },
           ],
@@ -631,7 +632,7 @@ export class ProgressTracker {
         [
           { field: 'cpuNs', before: prior.spinCpu, after: cpu },
           { field: 'state', before: prior.before, after: t.state },
-          ...(waited > 0 ? [{ field: 'runDelayNs', before: prior.spinWait, after: t.runDelayNs ?? null }] : []),
+          ...(waited > 0 ? [{ field: 'runDelayNs', before: prior.spinWait, after: runDelay }] : []),
           ...(t.pc !== undefined ? [{ field: 'pc', before: t.pc, after: t.pc }] : []),
         ],
         spanMs,
