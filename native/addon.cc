@@ -242,6 +242,13 @@ ArchKind ArchArg(Napi::Env env, Napi::Value value) {
   ThrowInvalid(env, "arch must be 'x64' or 'arm64'");
 }
 
+LinuxAbi LinuxAbiArg(Napi::Env env, Napi::Value value) {
+  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  for (LinuxAbi abi : {LinuxAbi::X86_64, LinuxAbi::I386, LinuxAbi::X32, LinuxAbi::Arm64, LinuxAbi::Arm32})
+    if (name == LinuxAbiName(abi)) return abi;
+  ThrowInvalid(env, "abi must be 'x86_64', 'i386', 'x32', 'arm64' or 'arm32'");
+}
+
 double NumberArg(const Napi::CallbackInfo& info, size_t index) {
   if (info.Length() <= index || !info[index].IsNumber()) ThrowInvalid(info.Env(), "expected a number");
   return info[index].As<Napi::Number>().DoubleValue();
@@ -265,6 +272,14 @@ Napi::Object Internals(Napi::Env env) {
   internals.Set("callNameOrNumber", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::String::New(info.Env(), CallNameOrNumber(OsArg(info.Env(), info[0]), ArchArg(info.Env(), info[1]),
                                                           static_cast<int64_t>(NumberArg(info, 2))));
+  }));
+  internals.Set("linuxCallName", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const char* name = LinuxCallName(LinuxAbiArg(info.Env(), info[0]), static_cast<int64_t>(NumberArg(info, 1)));
+    return name ? Napi::String::New(info.Env(), name) : info.Env().Null();
+  }));
+  internals.Set("linuxCallNameOrNumber", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), LinuxCallNameOrNumber(LinuxAbiArg(info.Env(), info[0]),
+                                                               static_cast<int64_t>(NumberArg(info, 1))));
   }));
   internals.Set("firstArgIsFd", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     if (info.Length() < 2 || !info[1].IsString()) ThrowInvalid(info.Env(), "expected (os, call)");

@@ -18,6 +18,17 @@ constexpr CallEntry kLinuxX86_64[] = {
 constexpr CallEntry kLinuxArm64[] = {
 #include "syscalls_linux_arm64.inc"
 };
+constexpr CallEntry kLinuxI386[] = {
+#include "syscalls_linux_i386.inc"
+};
+constexpr CallEntry kLinuxArm32[] = {
+#include "syscalls_linux_arm32.inc"
+};
+// x32: the x86_64 table, except the calls it numbers 512–547 (syscall_64.tbl's "x32" rows).
+constexpr CallEntry kLinuxX32Only[] = {
+#include "syscalls_linux_x32.inc"
+};
+constexpr int64_t kX32SyscallBit = 0x40000000;
 // Darwin BSD syscall numbers are the same on arm64 and x86_64 (bsd/kern/syscalls.master).
 constexpr CallEntry kDarwinBsd[] = {
 #include "syscalls_darwin_bsd.inc"
@@ -36,8 +47,42 @@ const char* Find(const CallEntry (&table)[N], int64_t number) {
 
 }  // namespace
 
+const char* LinuxCallName(LinuxAbi abi, int64_t number) {
+  switch (abi) {
+    case LinuxAbi::X86_64: return Find(kLinuxX86_64, number);
+    case LinuxAbi::Arm64: return Find(kLinuxArm64, number);
+    case LinuxAbi::I386: return Find(kLinuxI386, number);
+    case LinuxAbi::Arm32: return Find(kLinuxArm32, number);
+    case LinuxAbi::X32: {
+      if ((number & kX32SyscallBit) == 0) return nullptr;  // not an x32 call
+      const int64_t bare = number & ~kX32SyscallBit;
+      if (const char* own = Find(kLinuxX32Only, bare)) return own;
+      return bare >= 512 ? nullptr : Find(kLinuxX86_64, bare);
+    }
+  }
+  return nullptr;
+}
+
+std::string LinuxCallNameOrNumber(LinuxAbi abi, int64_t number) {
+  if (const char* name = LinuxCallName(abi, number)) return name;
+  return "syscall_" + std::to_string(number);
+}
+
+const char* LinuxAbiName(LinuxAbi abi) {
+  switch (abi) {
+    case LinuxAbi::X86_64: return "x86_64";
+    case LinuxAbi::I386: return "i386";
+    case LinuxAbi::X32: return "x32";
+    case LinuxAbi::Arm64: return "arm64";
+    case LinuxAbi::Arm32: return "arm32";
+  }
+  return "x86_64";
+}
+
+LinuxAbi HostLinuxAbi() { return HostArch() == ArchKind::Arm64 ? LinuxAbi::Arm64 : LinuxAbi::X86_64; }
+
 const char* CallName(OsKind os, ArchKind arch, int64_t number) {
-  if (os == OsKind::Linux) return arch == ArchKind::X86_64 ? Find(kLinuxX86_64, number) : Find(kLinuxArm64, number);
+  if (os == OsKind::Linux) return LinuxCallName(arch == ArchKind::X86_64 ? LinuxAbi::X86_64 : LinuxAbi::Arm64, number);
   return number < 0 ? Find(kDarwinMach, number) : Find(kDarwinBsd, number);
 }
 
@@ -58,7 +103,10 @@ bool FirstArgIsFd(OsKind os, std::string_view call) {
       "getdents", "getdents64", "lseek", "ftruncate", "fallocate", "fadvise64", "readahead", "io_uring_enter",
       "io_uring_register", "fstat", "newfstatat", "statx", "fstatfs", "fchmod", "fchown", "fchdir", "fgetxattr",
       "fsetxattr", "flistxattr", "fremovexattr", "bind", "listen", "getsockopt", "setsockopt", "getsockname",
-      "getpeername", "inotify_add_watch", "fanotify_mark"};
+      "getpeername", "inotify_add_watch", "fanotify_mark",
+      // 32-bit ABIs (i386, arm32): the same calls under their 32-bit names.
+      "fcntl64", "_llseek", "llseek", "fstat64", "fstatat64", "ftruncate64", "fstatfs64", "sendfile64", "recv", "send",
+      "arm_fadvise64_64", "fadvise64_64", "sync_file_range2", "arm_sync_file_range"};
   // Names as in syscalls_darwin_bsd.inc: the calls that can block on the descriptor in
   // their first argument (a kqueue for kevent*), nocancel twins included.
   static constexpr std::string_view kDarwin[] = {

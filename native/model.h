@@ -87,7 +87,11 @@ struct BlockedRecord {
   std::string call;     // "futex", "mach_msg2_trap", "syscall_435" when unnamed
   int64_t number = 0;   // syscall number; Mach traps negative
   std::optional<int64_t> fd;
-  std::optional<std::string> target;  // readlink of /proc/<pid>/fd/<fd>
+  std::optional<std::string> target;  // readlink of /proc/<pid>/task/<tid>/fd/<fd>
+  // Linux: a futex wait whose expected value is the tid of a live thread of the same
+  // process: how glibc's pthread_join waits (on the joined thread's tid word).
+  std::optional<uint64_t> joining;
+  std::optional<uint32_t> futexExpected;  // the value a futex wait expects (not given to JS)
 };
 
 struct FrameRecord {
@@ -105,6 +109,7 @@ struct ThreadRecord {
   uint64_t userNs = 0;
   uint64_t systemNs = 0;
   std::optional<uint64_t> cpuNs;  // Linux schedstat: ns on CPU, the fine progress measure
+  std::optional<uint64_t> runDelayNs;  // Linux schedstat: ns runnable but waiting for a CPU
   std::optional<uint64_t> voluntarySwitches;
   std::optional<uint64_t> involuntarySwitches;
   std::optional<int32_t> suspendCount;
@@ -113,12 +118,16 @@ struct ThreadRecord {
   std::optional<uint64_t> pc;
   std::optional<std::vector<FrameRecord>> stack;
   std::optional<std::vector<std::string>> kernelStack;
+  bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
 };
 
 struct ProcessRecord {
   int32_t pid = 0;
   std::string name;
   uint64_t sampledAtNs = 0;  // monotonic
+  // Linux: the syscall table its calls are named from ("x86_64", "i386", "x32", "arm64",
+  // "arm32"), or "kernel" for a kernel thread; unset when not read.
+  std::optional<std::string> abi;
   std::vector<ThreadRecord> threads;
   std::vector<LimitRecord> limits;
 };

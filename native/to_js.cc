@@ -74,7 +74,7 @@ Napi::Value Optional(Napi::Env env, const std::optional<T>& value) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 11;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc
+constexpr uint32_t kNumberStride = 13;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 constexpr char kBuildThreadsSource[] = R"JS((function (states) {
@@ -87,7 +87,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 11;
+      const n = i * 13;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -97,12 +97,14 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
         systemNs: numbers[n + 3],
       };
       if (present(numbers[n + 4])) thread.cpuNs = numbers[n + 4];
+      if (present(numbers[n + 12])) thread.runDelayNs = numbers[n + 12];
       thread.contextSwitches = present(numbers[n + 5]) ? { voluntary: numbers[n + 5], involuntary: numbers[n + 6] } : null;
       thread.suspendCount = present(numbers[n + 7]) ? numbers[n + 7] : null;
       if (present(numbers[n + 8])) {
         const blocked = { call: strings[refs[r + 2]], number: numbers[n + 8] };
         if (present(numbers[n + 9])) blocked.fd = numbers[n + 9];
         if (refs[r + 3] >= 0) blocked.target = strings[refs[r + 3]];
+        if (present(numbers[n + 11])) blocked.joining = numbers[n + 11];
         thread.blockedIn = blocked;
       } else {
         thread.blockedIn = null;
@@ -189,6 +191,8 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads,
     n[8] = t.blockedIn ? static_cast<double>(t.blockedIn->number) : kAbsent;
     n[9] = t.blockedIn ? number(t.blockedIn->fd) : kAbsent;
     n[10] = number(t.pc);
+    n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
+    n[12] = number(t.runDelayNs);
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;
@@ -286,6 +290,7 @@ Napi::Object ToJs(Napi::Env env, const ProcessRecord& record, JsBuilders& builde
   object.Set("pid", Napi::Number::New(env, record.pid));
   object.Set("name", record.name);
   object.Set("sampledAtNs", Napi::Number::New(env, static_cast<double>(record.sampledAtNs)));
+  if (record.abi) object.Set("abi", *record.abi);
   object.Set("threads", ThreadsToJs(env, record.threads, builders));
   object.Set("limits", ToJs(env, record.limits));
   return object;

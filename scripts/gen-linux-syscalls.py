@@ -1,20 +1,32 @@
 #!/usr/bin/env python3
-"""Generate native/syscalls_linux_{x86_64,arm64}.inc from the kernel UAPI headers.
+"""Generate native/syscalls_linux_*.inc from the kernel's own syscall tables.
 
 The tables map a syscall number (what /proc/<pid>/task/<tid>/syscall prints first)
-to its name, for the two architectures iokit-snap builds for. They are generated,
-not typed, so a number can never drift from the kernel's:
+to its name, for every ABI a process can use on the two architectures iokit-snap
+builds for. They come from the kernel's table files, checked in under
+scripts/syscall-tables/ with the commit each was taken from (README.md there),
+never from the build host's headers: those are as old as the build machine's
+distribution, while the kernel that runs the target may be years newer.
 
-  x86_64  <asm/unistd_64.h>       (arch/x86/entry/syscalls/syscall_64.tbl)
-  arm64   <asm-generic/unistd.h>  (the generic table arm64 uses), preprocessed with
-          the __ARCH_WANT_* switches of arch/arm64/include/uapi/asm/unistd.h
+  x86_64  syscall_64.tbl  rows common, 64
+  x32     syscall_64.tbl  rows x32 (512-547; the rest of x32 is the x86_64 table)
+  i386    syscall_32.tbl  rows i386
+  arm64   syscall.tbl     rows common, 64, renameat, rlimit, memfd_secret
+                          (arch/arm64/kernel/Makefile.syscalls)
+  arm32   syscall-arm.tbl rows common, eabi
+
+Since Linux 5.1 every architecture gives a new call the same number (424 and up).
+Where a 32-bit table file is older than the generic one, the calls past its last
+number are taken from the generic table (syscall.tbl rows common, memfd_secret).
 
 Usage:
-  scripts/gen-linux-syscalls.py            rewrite the two .inc files
+  scripts/gen-linux-syscalls.py            rewrite the .inc files
   scripts/gen-linux-syscalls.py --check    exit 1 when the committed files differ
-  scripts/gen-linux-syscalls.py --json     print {"x86_64": {nr: name}, "arm64": {...}}
-                                           (test/blocking-linux.test.ts compares the
-                                           compiled tables against this view)
+  scripts/gen-linux-syscalls.py --json     print {"x86_64": {nr: name}, "i386": …}
+  scripts/gen-linux-syscalls.py --headers-json
+                                           print the same view of this machine's
+                                           UAPI headers (x86_64, i386, arm64), for
+                                           test/blocking-linux.test.ts to cross-check
 Options:
   --include DIR   where the UAPI headers live (default /usr/include)
   --cc CC         the C compiler used as a preprocessor (default $CC or cc)
@@ -28,48 +40,104 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLES = os.path.join(ROOT, "scripts", "syscall-tables")
 
-# arch/arm64/include/uapi/asm/unistd.h: the optional syscalls arm64 opts into.
-ARM64_WANTS = [
-    "__ARCH_WANT_RENAMEAT",
-    "__ARCH_WANT_NEW_STAT",
-    "__ARCH_WANT_SET_GET_RLIMIT",
-    "__ARCH_WANT_TIME32_SYSCALLS",
-    "__ARCH_WANT_SYS_CLONE3",
-    "__ARCH_WANT_MEMFD_SECRET",
-]
+# abi: (table file, rows taken, extend past its end from the generic table, .inc file)
+ABIS = {
+    "x86_64": ("syscall_64.tbl", {"common", "64"}, False, "syscalls_linux_x86_64.inc"),
+    "x32": ("syscall_64.tbl", {"x32"}, False, "syscalls_linux_x32.inc"),
+    "i386": ("syscall_32.tbl", {"i386"}, True, "syscalls_linux_i386.inc"),
+    "arm64": ("syscall.tbl", {"common", "64", "renameat", "rlimit", "memfd_secret"}, False, "syscalls_linux_arm64.inc"),
+    "arm32": ("syscall-arm.tbl", {"common", "eabi"}, True, "syscalls_linux_arm32.inc"),
+}
+SHARED_FROM = 424  # the first number every architecture shares
+GENERIC = ("syscall.tbl", {"common", "memfd_secret"})
 
-# Markers and counters that share the __NR_ prefix but are not syscalls.
-NOT_SYSCALLS = {"syscalls", "arch_specific_syscall"}
+
+def read_tbl(name):
+    """[(number, abi, name)] and the provenance line of a table file."""
+    rows, provenance = [], []
+    path = os.path.join(TABLES, name)
+    with open(path, encoding="utf-8") as table:
+        for line in table:
+            if line.startswith("# source: "):
+                provenance.append(line[len("# source: "):].strip())
+            if line.startswith("#"):
+                continue
+            fields = line.split()
+            if len(fields) >= 3:
+                rows.append((int(fields[0]), fields[1], fields[2]))
+    return rows, " ".join(provenance)
+
+
+def add(table, number, name, source):
+    if number in table and table[number] != name:
+        sys.exit(f"gen-linux-syscalls: {source} gives number {number} to both {table[number]} and {name}")
+    table[number] = name
+
+
+def build(abi):
+    file, wanted, extend, _ = ABIS[abi]
+    rows, provenance = read_tbl(file)
+    table = {}
+    for number, row_abi, name in rows:
+        if row_abi in wanted:
+            add(table, number, name, file)
+    sources = [f"scripts/syscall-tables/{file}: {provenance}"]
+    if extend:
+        last = max(table)
+        generic, generic_provenance = read_tbl(GENERIC[0])
+        extra = [(n, name) for n, row_abi, name in generic if row_abi in GENERIC[1] and n > last and n >= SHARED_FROM]
+        for number, name in extra:
+            add(table, number, name, GENERIC[0])
+        if extra:
+            sources.append(f"numbers {last + 1} and up: the numbers all architectures share, from scripts/syscall-tables/{GENERIC[0]}")
+    return table, sources
+
+
+def render(table, abi, sources):
+    lines = [f"// Linux {abi} syscall numbers → names. GENERATED by scripts/gen-linux-syscalls.py from"]
+    lines += [f"// {source}" for source in sources]
+    lines.append("// Do not edit. Sorted by number (blocking.cc binary-searches it).")
+    row, width = [], 0
+    for number in sorted(table):
+        entry = f'{{{number}, "{table[number]}"}},'
+        if row and width + len(entry) + 1 > 110:
+            lines.append(" ".join(row))
+            row, width = [], 0
+        row.append(entry)
+        width += len(entry) + 1
+    if row:
+        lines.append(" ".join(row))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the host's headers, as a cross-check only
 
 DEFINE = re.compile(r"^#define\s+__NR_(\w+)\s+(.+?)\s*$")
+NOT_SYSCALLS = {"syscalls", "arch_specific_syscall"}
+ARM64_WANTS = ["__ARCH_WANT_RENAMEAT", "__ARCH_WANT_NEW_STAT", "__ARCH_WANT_SET_GET_RLIMIT",
+               "__ARCH_WANT_SYS_CLONE3", "__ARCH_WANT_MEMFD_SECRET"]
 
 
-def x86_64_header(include_dir):
-    for candidate in ("x86_64-linux-gnu/asm/unistd_64.h", "asm/unistd_64.h"):
+def header_table(include_dir, names):
+    for candidate in names:
         path = os.path.join(include_dir, candidate)
         if os.path.exists(path):
-            return path
-    sys.exit(f"gen-linux-syscalls: no asm/unistd_64.h under {include_dir} (install linux-libc-dev)")
+            table = {}
+            with open(path, encoding="utf-8") as header:
+                for line in header:
+                    match = DEFINE.match(line)
+                    if match and match.group(1) not in NOT_SYSCALLS and re.fullmatch(r"\d+", match.group(2)):
+                        table[int(match.group(2))] = match.group(1)
+            return table
+    return None
 
 
-def parse_x86_64(include_dir):
-    path = x86_64_header(include_dir)
-    table = {}
-    with open(path, encoding="utf-8") as header:
-        for line in header:
-            match = DEFINE.match(line)
-            if match and match.group(1) not in NOT_SYSCALLS:
-                add(table, int(match.group(2), 0), match.group(1), path)
-    return table, path
-
-
-def parse_arm64(include_dir, cc):
+def header_arm64(include_dir, cc):
     generic = os.path.join(include_dir, "asm-generic/unistd.h")
     if not os.path.exists(generic):
-        sys.exit(f"gen-linux-syscalls: no {generic} (install linux-libc-dev)")
-    # 64-bit, not compat: the view an arm64 build of the header gives. The header's only
-    # include is <asm/bitsperlong.h>; a stand-in says 64 so the host's arch does not leak in.
+        return None
     stub = "".join(f"#define {want}\n" for want in ARM64_WANTS) + "#include <asm-generic/unistd.h>\n"
     with tempfile.TemporaryDirectory() as scratch:
         os.makedirs(os.path.join(scratch, "asm"))
@@ -78,9 +146,8 @@ def parse_arm64(include_dir, cc):
         source = os.path.join(scratch, "arm64.h")
         with open(source, "w") as out:
             out.write(stub)
-        out = subprocess.run(
-            [cc, "-E", "-dM", "-undef", "-nostdinc", "-I", scratch, "-isystem", include_dir, source],
-            check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([cc, "-E", "-dM", "-undef", "-nostdinc", "-I", scratch, "-isystem", include_dir, source],
+                             check=True, capture_output=True, text=True).stdout
     macros = {}
     for line in out.splitlines():
         match = DEFINE.match(line)
@@ -88,7 +155,7 @@ def parse_arm64(include_dir, cc):
             macros[match.group(1)] = match.group(2)
         elif line.startswith("#define __NR3264_"):
             name, value = line.split()[1:3]
-            macros[name[len("__NR"):]] = value  # "3264_fcntl" → "25"
+            macros[name[len("__NR"):]] = value
 
     def resolve(value, depth=0):
         if depth > 8:
@@ -105,37 +172,18 @@ def parse_arm64(include_dir, cc):
             return resolve(macros[value[len("__NR_"):]], depth + 1)
         raise ValueError(f"cannot evaluate {value!r}")
 
-    table = {}
-    for name, value in macros.items():
-        if name in NOT_SYSCALLS or name.startswith("3264_"):
-            continue
-        add(table, resolve(value), name, generic)
-    return table, generic
+    return {resolve(v): k for k, v in macros.items() if k not in NOT_SYSCALLS and not k.startswith("3264_")}
 
 
-def add(table, number, name, source):
-    if number in table and table[number] != name:
-        sys.exit(f"gen-linux-syscalls: {source} gives number {number} to both {table[number]} and {name}")
-    table[number] = name
-
-
-def render(table, arch, source):
-    lines = [
-        f"// Linux {arch} syscall numbers → names. GENERATED by scripts/gen-linux-syscalls.py",
-        f"// from {source}; do not edit. Sorted by number (blocking.cc binary-searches it).",
-    ]
-    row = []
-    width = 0
-    for number in sorted(table):
-        entry = f'{{{number}, "{table[number]}"}},'
-        if row and width + len(entry) + 1 > 110:
-            lines.append(" ".join(row))
-            row, width = [], 0
-        row.append(entry)
-        width += len(entry) + 1
-    if row:
-        lines.append(" ".join(row))
-    return "\n".join(lines) + "\n"
+def headers_view(include_dir, cc):
+    view = {}
+    x86 = header_table(include_dir, ("x86_64-linux-gnu/asm/unistd_64.h", "asm/unistd_64.h"))
+    i386 = header_table(include_dir, ("x86_64-linux-gnu/asm/unistd_32.h", "asm/unistd_32.h"))
+    arm64 = header_arm64(include_dir, cc)
+    for abi, table in (("x86_64", x86), ("i386", i386), ("arm64", arm64)):
+        if table:
+            view[abi] = {str(k): v for k, v in sorted(table.items())}
+    return view
 
 
 def main():
@@ -145,21 +193,22 @@ def main():
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true")
     mode.add_argument("--json", action="store_true")
+    mode.add_argument("--headers-json", action="store_true")
     args = parser.parse_args()
 
-    x86, x86_source = parse_x86_64(args.include)
-    arm, arm_source = parse_arm64(args.include, args.cc)
-    if args.json:
-        json.dump({"x86_64": {str(k): v for k, v in sorted(x86.items())},
-                   "arm64": {str(k): v for k, v in sorted(arm.items())}}, sys.stdout)
+    if args.headers_json:
+        json.dump(headers_view(args.include, args.cc), sys.stdout)
         sys.stdout.write("\n")
         return 0
-    outputs = {
-        os.path.join(ROOT, "native", "syscalls_linux_x86_64.inc"): render(x86, "x86_64", x86_source),
-        os.path.join(ROOT, "native", "syscalls_linux_arm64.inc"): render(arm, "arm64", arm_source),
-    }
+    built = {abi: build(abi) for abi in ABIS}
+    if args.json:
+        json.dump({abi: {str(k): v for k, v in sorted(table.items())} for abi, (table, _) in built.items()}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
     stale = []
-    for path, text in outputs.items():
+    for abi, (table, sources) in built.items():
+        path = os.path.join(ROOT, "native", ABIS[abi][3])
+        text = render(table, abi, sources)
         current = open(path, encoding="utf-8").read() if os.path.exists(path) else None
         if current == text:
             continue
@@ -168,7 +217,7 @@ def main():
         else:
             with open(path, "w", encoding="utf-8") as out:
                 out.write(text)
-            print(f"wrote {os.path.relpath(path, ROOT)} ({text.count('{')} calls)")
+            print(f"wrote {os.path.relpath(path, ROOT)} ({len(table)} calls)")
     if stale:
         print("out of date (run scripts/gen-linux-syscalls.py):\n  " + "\n  ".join(stale), file=sys.stderr)
         return 1

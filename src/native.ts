@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { IokitSnapError, toIokitSnapError } from './errors';
-import type { Host, Limitation, PropertyValue, ThreadOptions, ThreadSample } from './types';
+import type { Host, Limitation, ProcessAbi, PropertyValue, ThreadOptions, ThreadSample } from './types';
 
 /** An accelerator as the native layer reports it; src/map/ turns it into an Accelerator. */
 export interface RawAccelerator {
@@ -29,6 +29,7 @@ export interface RawProcessSample {
   pid: number;
   name: string;
   sampledAtNs: number;
+  abi?: ProcessAbi;
   threads: ThreadSample[];
   limits: Limitation[];
 }
@@ -44,6 +45,8 @@ export interface RawThreadSampler {
 export interface NativeInternals {
   callName(os: 'linux' | 'darwin', arch: 'x64' | 'arm64', num: number): string | null;
   callNameOrNumber(os: 'linux' | 'darwin', arch: 'x64' | 'arm64', num: number): string;
+  linuxCallName(abi: Exclude<ProcessAbi, 'kernel'>, num: number): string | null;
+  linuxCallNameOrNumber(abi: Exclude<ProcessAbi, 'kernel'>, num: number): string;
   firstArgIsFd(os: 'linux' | 'darwin', call: string): boolean;
   darwinCallNumberFromRegister(arch: 'x64' | 'arm64', reg: bigint | number): number | null;
   stripPointerAuth(pointer: bigint | number): bigint;

@@ -168,11 +168,17 @@ export interface BlockedIn {
   fd?: number;
   /** What the fd points at: "/dev/nvidia0", "/dev/dri/renderD128", a fifo path, "pipe:[123]". */
   target?: string;
+  /**
+   * Linux: the tid of the thread this one joins. glibc's pthread_join waits in futex on
+   * the joined thread's tid word, expecting its tid; such a wait is judged by that thread.
+   */
+  joining?: number;
 }
 
 export interface ThreadSample {
   /** macOS: thread_identifier_info.thread_id; Linux: tid. */
   tid: number;
+  /** Linux: the comm bytes; a byte that is not well-formed UTF-8 is written \xHH and a backslash \\, so names stay distinct and recoverable. */
   name: string | null;
   state: ThreadState;
   userNs: number;
@@ -182,6 +188,8 @@ export interface ThreadSample {
   blockedIn: BlockedIn | null;
   /** Linux: ns on CPU from schedstat, finer than userNs + systemNs (clock ticks). */
   cpuNs?: number;
+  /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
+  runDelayNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
   wchan?: string;
   pc?: number;
@@ -206,11 +214,20 @@ export interface ThreadSample {
   blockedBy?: { pid: number | null; tid: number | null; name: string | null; text: string };
 }
 
+/**
+ * Linux: the system-call table a process numbers its calls in. A 64-bit kernel also runs
+ * 32-bit processes (i386 on x86_64, arm32 on arm64), whose numbers mean other calls;
+ * "kernel" is a kernel thread, which has no user space and so no blocking call.
+ */
+export type ProcessAbi = 'x86_64' | 'i386' | 'x32' | 'arm64' | 'arm32' | 'kernel';
+
 export interface ProcessSample {
   pid: number;
   name: string;
   /** Monotonic ns (same clock as Snapshot.monotonicNs). */
   sampledAtNs: number;
+  /** Linux: which syscall table named its calls (read from its executable's ELF header); absent when not read (detail 'basic'). */
+  abi?: ProcessAbi;
   threads: ThreadSample[];
   /** Imported reports: what the report itself says about the sampling and the process. */
   report?: ReportFacts;

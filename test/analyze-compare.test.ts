@@ -422,7 +422,8 @@ t.test('step(sample, true) discards the window: stalls and spins start again', a
   const frozen = (ms: number) => snap(ms, [proc(100, [thread(100, { blockedIn: FUTEX }), thread(101, { state: 'running', cpuNs: ms * 1e6 })])]);
   const normal = new ProgressTracker({ stallMs: 1000 });
   normal.step(frozen(0));
-  t.match(normal.step(frozen(3000)).findings, [{ kind: 'stalled', severity: 'critical' }, { kind: 'spinning' }]);
+  // The main thread waits in futex while its worker spins: it waits for that work (idle).
+  t.match(normal.step(frozen(3000)).findings, [{ kind: 'spinning' }]);
 
   const discarding = new ProgressTracker({ stallMs: 1000 });
   discarding.step(frozen(0));
@@ -430,10 +431,7 @@ t.test('step(sample, true) discards the window: stalls and spins start again', a
   t.same(discarded.findings, [], 'nothing held: the window was thrown away');
   t.equal(discarded.windowMs, 3000);
   t.same(discarding.step(frozen(3500)).findings, [], 'the new window is only 500 ms old');
-  t.match(discarding.step(frozen(4000)).findings, [
-    { kind: 'stalled', ref: { tid: 100 }, durationMs: 1000 },
-    { kind: 'spinning', ref: { tid: 101 }, durationMs: 1000 },
-  ]);
+  t.match(discarding.step(frozen(4000)).findings, [{ kind: 'spinning', ref: { tid: 101 }, durationMs: 1000 }]);
 });
 
 t.test('reset(): every window starts again, the previous sample is forgotten', async (t) => {

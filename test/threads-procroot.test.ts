@@ -25,6 +25,8 @@ interface FakeThread {
   name?: string;
   state?: string;
   utimeTicks?: number;
+  /** stat field 9 (task flags: 0x00200000 is PF_KTHREAD). */
+  flags?: number;
   /** Replacement text per file; null leaves the file out. */
   files?: Partial<Record<TaskFileName, string | null>>;
 }
@@ -38,6 +40,7 @@ function statLine(thread: FakeThread, count: number): string {
   const line = captured('stat');
   const rest = line.slice(line.lastIndexOf(')') + 2).trim().split(' ');
   rest[0] = thread.state ?? 'S';
+  if (thread.flags !== undefined) rest[6] = String(thread.flags); // field 9, flags
   rest[11] = String(thread.utimeTicks ?? 0); // field 14, utime
   rest[17] = String(count); // field 20, num_threads
   return `${thread.tid} (${thread.name ?? 'target'}) ${rest.join(' ')}\n`;
@@ -49,7 +52,12 @@ function statusText(tid: number, pid: number): string {
 }
 
 /** A procRoot with process `pid` (threads[0] is its leader) and fd symlinks. */
-function fakeProc(t: { teardown(fn: () => void): void }, threads: FakeThread[], fds: Record<number, string> = {}) {
+function fakeProc(
+  t: { teardown(fn: () => void): void },
+  threads: FakeThread[],
+  fds: Record<number, string> = {},
+  exe?: (file: string) => void,
+) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-proc-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.chmodSync(root, 0o755);
@@ -59,7 +67,9 @@ function fakeProc(t: { teardown(fn: () => void): void }, threads: FakeThread[], 
   for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(processDir, 'fd', fd));
   for (const thread of threads) {
     const dir = path.join(processDir, 'task', String(thread.tid));
-    fs.mkdirSync(dir, { recursive: true });
+    // Each thread's fd directory shows the table its process shares, as in /proc.
+    fs.mkdirSync(path.join(dir, 'fd'), { recursive: true });
+    for (const [fd, target] of Object.entries(fds)) fs.symlinkSync(target, path.join(dir, 'fd', fd));
     for (const file of FILES) {
       const replacement = thread.files?.[file];
       if (replacement === null) continue;
@@ -68,6 +78,7 @@ function fakeProc(t: { teardown(fn: () => void): void }, threads: FakeThread[], 
     }
   }
   fs.copyFileSync(path.join(processDir, 'task', String(pid), 'stat'), path.join(processDir, 'stat'));
+  exe?.(path.join(processDir, 'exe'));
   fs.writeFileSync(path.join(processDir, 'status'), statusText(pid, pid));
   return { root, pid, taskDir: (tid: number) => path.join(processDir, 'task', String(tid)) };
 }
@@ -131,6 +142,76 @@ function procRootTests(): void {
     t.same(threads[2]!.blockedIn, { call: 'read', number: nr.read, fd: 7, target: 'pipe:[123456]' });
     t.same(threads[3]!.blockedIn, { call: 'read', number: nr.read, fd: 9 }, 'an fd closed meanwhile: no target');
     t.same(threads[4]!.blockedIn, { call: 'futex', number: nr.futex }, 'futex takes no fd');
+  });
+
+  t.test("the syscall table is the process's own: ELF class and machine of its executable", async (t) => {
+    /** The first 20 bytes of an ELF header (e_ident, e_type, e_machine), little endian. */
+    const elf = (wide: boolean, machine: number) => {
+      const header = Buffer.alloc(64);
+      header.set([0x7f, 0x45, 0x4c, 0x46, wide ? 2 : 1, 1, 1]);
+      header.writeUInt16LE(2, 16);
+      header.writeUInt16LE(machine, 18);
+      return header;
+    };
+    const host = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+    const cases: Array<[string, Buffer, number, string, string]> =
+      process.arch === 'arm64'
+        ? [['arm32', elf(false, 40), 3, 'read', 'arm32'], ['arm64', elf(true, 183), 63, 'read', 'arm64']]
+        : [
+            ['i386', elf(false, 3), 3, 'read', 'i386'],
+            ['x32', elf(false, 62), 0x40000000, 'read', 'x32'],
+            ['x86_64', elf(true, 62), 3, 'close', 'x86_64'],
+          ];
+    for (const [label, header, number, call, abi] of cases) {
+      const proc = fakeProc(t, [{ tid: 4250, files: { syscall: syscallLine(number, 7) } }], { 7: 'pipe:[42]' }, (file) => fs.writeFileSync(file, header));
+      const sample = await sampleTree(proc.pid, { procRoot: proc.root });
+      t.equal(sample.abi, abi, `${label}: abi`);
+      t.same(sample.threads[0]!.blockedIn, { call, number, ...(call === 'read' ? { fd: 7, target: 'pipe:[42]' } : {}) }, `${label}: ${call}`);
+      t.same(sample.limits, [], `${label}: no limit`);
+    }
+    // Not an ELF file: the host's table, and a limit that says so.
+    const text = fakeProc(t, [{ tid: 4251, files: { syscall: syscallLine(nr.read!, 7) } }], {}, (file) => fs.writeFileSync(file, '#!/bin/sh\nexit 0\n'));
+    const plain = await sampleTree(text.pid, { procRoot: text.root });
+    t.equal(plain.abi, host);
+    t.equal(plain.threads[0]!.blockedIn!.call, 'read');
+    t.match(plain.limits, [{ field: 'abi', code: 'EIO', reason: /ELF header.*assume the/ }]);
+    // A basic sample reads no call, so no header either; a kernel thread has no executable.
+    t.equal((await sampleTree(text.pid, { procRoot: text.root, detail: 'basic' })).abi, undefined);
+    const kthread = fakeProc(t, [{ tid: 4252, flags: 0x00208040, files: { syscall: '0 0x0 0x0 0x0 0x0 0x0 0x0 0x0 0x0\n' } }]);
+    const kernel = await sampleTree(kthread.pid, { procRoot: kthread.root });
+    t.equal(kernel.abi, 'kernel');
+    t.equal(kernel.threads[0]!.blockedIn, null, 'zeroed user registers are not read(0)');
+    t.equal(kernel.threads[0]!.wchan, 'hrtimer_nanosleep', 'its wchan is kept');
+    t.equal((await sampleTree(kthread.pid, { procRoot: kthread.root, detail: 'basic' })).abi, 'kernel', 'known from stat alone');
+  });
+
+  t.test('an executable that does not answer costs at most the deadline, and says so', async (t) => {
+    // A fifo stands in for an executable on a hung file system: opening it blocks until a writer comes.
+    const proc = fakeProc(t, [{ tid: 4260, files: { syscall: syscallLine(nr.read!, 7) } }], {}, (file) => execFileSync('mkfifo', [file]));
+    const sample = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.equal(sample.threads[0]!.blockedIn!.call, 'read', "named from the host's table");
+    t.match(sample.limits, [{ subject: `pid ${proc.pid}`, field: 'abi', code: 'ETIMEDOUT', reason: /did not come back within 500 ms/ }]);
+    // Let the abandoned reader finish: a writer that opens and closes.
+    const writer = fs.openSync(path.join(proc.root, String(proc.pid), 'exe'), fs.constants.O_RDWR);
+    fs.closeSync(writer);
+  });
+
+  t.test('a futex wait that expects the tid of a live thread is a join', async (t) => {
+    const futex = (op: number, expected: number) =>
+      `${nr.futex} 0x7f0000001000 0x${op.toString(16)} 0x${expected.toString(16)} 0x0 0x0 0xffffffff 0x7ffe37752dd8 0x7f8c18260503\n`;
+    const proc = fakeProc(t, [
+      { tid: 4270, files: { syscall: futex(9, 4271) } }, // FUTEX_WAIT_BITSET, as glibc's pthread_join
+      { tid: 4271, files: { syscall: futex(0x80, 4272) } }, // FUTEX_WAIT_PRIVATE
+      { tid: 4272, files: { syscall: futex(9, 4299) } }, // no such thread
+      { tid: 4273, files: { syscall: futex(1, 4270) } }, // FUTEX_WAKE: no wait
+      { tid: 4274, files: { syscall: futex(9, 4274) } }, // its own tid
+      { tid: 4275, state: 'Z', files: { syscall: futex(9, 0) } },
+      { tid: 4276, files: { syscall: futex(9, 4275) } }, // a zombie: exited already
+    ]);
+    const { threads } = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.equal(threads[0]!.blockedIn!.joining, 4271);
+    t.equal(threads[1]!.blockedIn!.joining, 4272);
+    for (const i of [2, 3, 4, 5, 6]) t.notOk('joining' in threads[i]!.blockedIn!, `${threads[i]!.tid}: no join`);
   });
 
   t.test('syscall lines: unknown numbers, user space, running', async (t) => {

@@ -6,7 +6,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace iokitsnap {
 namespace procfs {
@@ -158,15 +164,73 @@ int ListNumericEntries(int dirFd, std::vector<char>& scratch, std::vector<uint64
   }
 }
 
-bool ReadFdTarget(int processDirFd, int64_t fd, std::string& target) {
+bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target) {
   if (fd < 0) return false;
-  char path[48] = "fd/";
-  FormatEntryPath(path + 3, static_cast<uint64_t>(fd), nullptr);
+  char path[80];
+  FormatEntryPath(path, tid, "fd/");
+  FormatEntryPath(path + std::strlen(path), static_cast<uint64_t>(fd), nullptr);
   char link[4096];
-  const ssize_t n = readlinkat(processDirFd, path, link, sizeof link);
+  const ssize_t n = readlinkat(taskDirFd, path, link, sizeof link);
   if (n <= 0) return false;
   target.assign(link, static_cast<size_t>(n));
   return true;
+}
+
+namespace {
+
+// What a head read shares with the thread that waits for it; whoever leaves last frees it.
+struct HeadRead {
+  std::mutex mutex;
+  std::condition_variable done;
+  bool finished = false;
+  int error = 0;
+  size_t got = 0;
+  unsigned char bytes[64];
+};
+
+}  // namespace
+
+int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t size, size_t* got,
+                         uint32_t timeoutMs) {
+  auto state = std::make_shared<HeadRead>();
+  if (size > sizeof state->bytes) size = sizeof state->bytes;
+  const int dirCopy = fcntl(dirFd, F_DUPFD_CLOEXEC, 0);
+  if (dirCopy < 0) return errno;
+  std::string path(name);
+  try {
+    std::thread([state, dirCopy, path, size] {
+      ScopedFd dir(dirCopy);
+      int error = 0;
+      size_t n = 0;
+      ScopedFd file(openat(dir.get(), path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+      if (!file) {
+        error = errno;
+      } else {
+        while (n < size) {
+          const ssize_t r = pread(file.get(), state->bytes + n, size - n, static_cast<off_t>(n));
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) error = errno;
+          if (r <= 0) break;
+          n += static_cast<size_t>(r);
+        }
+      }
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->error = error;
+      state->got = n;
+      state->finished = true;
+      state->done.notify_all();
+    }).detach();
+  } catch (const std::system_error& error) {
+    close(dirCopy);
+    return error.code().value() != 0 ? error.code().value() : EAGAIN;
+  }
+  std::unique_lock<std::mutex> lock(state->mutex);
+  if (!state->done.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] { return state->finished; }))
+    return ETIMEDOUT;
+  if (state->error != 0) return state->error;
+  std::memcpy(out, state->bytes, state->got);
+  *got = state->got;
+  return 0;
 }
 
 }  // namespace procfs

@@ -83,8 +83,18 @@ ReadResult ReadFileAt(int dirFd, const char* name, ReadBuffer& buffer);
 // listed again. Returns 0 or an errno (ENOENT once the process is gone).
 int ListNumericEntries(int dirFd, std::vector<char>& scratch, std::vector<uint64_t>& out);
 
-// readlinkat(dirFd, "fd/<n>") → "/dev/nvidia0", "pipe:[123]"; false when unreadable.
-bool ReadFdTarget(int processDirFd, int64_t fd, std::string& target);
+// readlinkat(taskDirFd, "<tid>/fd/<n>") → "/dev/nvidia0", "pipe:[123]"; false when
+// unreadable. Through the thread's own directory: once the main thread has exited
+// (pthread_exit), /proc/<pid>/fd is empty while the other threads' fds live on.
+bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target);
+
+// Reads up to `size` bytes from the start of `name` under `dirFd` on a helper thread,
+// and waits at most `timeoutMs` for them: the file may sit on a file system that hangs
+// (the executable of a hung process on a dead NFS mount). Returns 0 with `*got` set,
+// an errno, or ETIMEDOUT, in which case the helper is left to finish on its own with
+// its own copy of the fd and buffer.
+int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t size, size_t* got,
+                         uint32_t timeoutMs);
 
 // "<n>/<suffix>" or "<n>" into `out` (at least 48 bytes); returns `out`.
 char* FormatEntryPath(char* out, uint64_t number, const char* suffix);

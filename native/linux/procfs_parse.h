@@ -21,7 +21,11 @@ struct TaskStat {
   uint64_t stimeTicks = 0;
   uint64_t numThreads = 0;  // field 20; in a thread's own stat, its whole group's count
   uint64_t startTicks = 0;  // field 22, starttime: with the tid, which thread this is (tids are reused)
+  uint64_t flags = 0;       // field 9, task->flags (PF_*)
 };
+// PF_KTHREAD in stat's flags: a kernel thread. It has no user space, so its syscall
+// file shows zeroed user registers ("0 0x0 …"), which is not a call to read(0).
+constexpr uint64_t kPfKthread = 0x00200000;
 // The comm sits between the first '(' and the LAST ')': a name may itself contain ") ".
 std::optional<TaskStat> ParseTaskStat(std::string_view text);
 

@@ -109,6 +109,32 @@ std::string YamaScope(const std::string& procRoot) {
   return scope;
 }
 
+// Reads the process's ABI once per ProcessDirs: from <pid>/exe, or, once the main
+// thread has exited (its exe link is gone with its mm), from this thread's own exe.
+void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) {
+  ProcessAbi& abi = dirs.abi;
+  if (abi.state != ProcessAbi::State::NotRead) return;
+  unsigned char header[20];
+  size_t got = 0;
+  int error = ReadHeadWithDeadline(dirs.process.get(), "exe", header, sizeof header, &got, kAbiReadTimeoutMs);
+  if (error == ENOENT) {
+    char path[64];
+    error = ReadHeadWithDeadline(dirs.task.get(), FormatEntryPath(path, tid, "exe"), header, sizeof header, &got,
+                                 kAbiReadTimeoutMs);
+  }
+  const std::optional<LinuxAbi> found = error == 0 ? AbiFromElfHeader(header, got, HostLinuxAbi()) : std::nullopt;
+  if (found) {
+    abi.abi = *found;
+    abi.state = ProcessAbi::State::Read;
+    return;
+  }
+  abi.state = ProcessAbi::State::Unreadable;
+  abi.error = error != 0 ? error : ENOEXEC;
+  // Denied or gone: the syscall file is refused or gone too, so nothing is misnamed.
+  if (abi.error != EACCES && abi.error != EPERM && abi.error != ENOENT && abi.error != ESRCH)
+    problems.abiError = abi.error;
+}
+
 }  // namespace
 
 bool OneShotReader::ThreadExists() {
@@ -178,7 +204,7 @@ std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string&
   const ReadResult result = ReadFileAt(dirs.process.get(), "stat", buffer);
   if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, procRoot);
   if (result.outcome == ReadOutcome::Ok)
-    if (auto stat = ParseTaskStat(buffer.text)) return std::string(stat->name);
+    if (auto stat = ParseTaskStat(buffer.text)) return EscapeName(stat->name);
   return "";
 }
 
@@ -197,29 +223,122 @@ uint64_t NsPerClockTick() {
   return nsPerTick;
 }
 
+std::string EscapeName(std::string_view name) {
+  bool plain = true;
+  for (const char c : name) plain = plain && static_cast<unsigned char>(c) < 0x80 && c != '\\';
+  if (plain) return std::string(name);
+  std::string out;
+  out.reserve(name.size() + 8);
+  const auto escape = [&out](unsigned char byte) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += "\\x";
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  };
+  for (size_t i = 0; i < name.size();) {
+    const unsigned char lead = static_cast<unsigned char>(name[i]);
+    if (lead == '\\') {
+      out += "\\\\";
+      ++i;
+      continue;
+    }
+    // The length of a well-formed UTF-8 sequence starting here (RFC 3629), or 0.
+    size_t length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    if (length > 1) {
+      if (i + length > name.size()) length = 0;
+      for (size_t k = 1; k < length; ++k)
+        if ((static_cast<unsigned char>(name[i + k]) & 0xc0) != 0x80) length = 0;
+      if (length == 3) {
+        const unsigned char second = static_cast<unsigned char>(name[i + 1]);
+        if ((lead == 0xe0 && second < 0xa0) || (lead == 0xed && second >= 0xa0)) length = 0;  // overlong, surrogate
+      } else if (length == 4) {
+        const unsigned char second = static_cast<unsigned char>(name[i + 1]);
+        if ((lead == 0xf0 && second < 0x90) || (lead == 0xf4 && second >= 0x90)) length = 0;  // overlong, > U+10FFFF
+      }
+    }
+    if (length == 0) {
+      escape(lead);
+      ++i;
+    } else {
+      out.append(name.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
-  record.name.emplace(stat.name);
+  record.name.emplace(EscapeName(stat.name));
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();
 }
 
-void ApplySyscall(const SyscallLine& line, int processDirFd, const ThreadOptions& options, ThreadRecord& record) {
+void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
+                  ThreadRecord& record) {
   if (options.stacks && line.kind != SyscallLine::Kind::Running && line.pc != 0) record.pc = line.pc;
   if (line.kind != SyscallLine::Kind::InCall) return;
   BlockedRecord blocked;
   blocked.number = line.number;
-  blocked.call = CallNameOrNumber(HostOs(), HostArch(), line.number);
+  blocked.call = LinuxCallNameOrNumber(abi, line.number);
   if (FirstArgIsFd(OsKind::Linux, blocked.call)) {
     // The kernel takes fds as `unsigned int`/`int`: only the low 32 bits count.
     const int32_t fd = static_cast<int32_t>(static_cast<uint32_t>(line.args[0]));
     if (fd >= 0) {
       blocked.fd = fd;
       std::string target;
-      if (ReadFdTarget(processDirFd, fd, target)) blocked.target = std::move(target);
+      if (ReadFdTarget(taskDirFd, record.tid, fd, target)) blocked.target = std::move(target);
     }
   }
+  // futex(uaddr, op, val, …): FUTEX_WAIT 0 and FUTEX_WAIT_BITSET 9, less the PRIVATE (128)
+  // and CLOCK_REALTIME (256) flags. futex_wait(uaddr, val, mask, flags, …) is futex2's.
+  const bool futex = blocked.call == "futex" || blocked.call == "futex_time64";
+  const uint64_t command = line.args[1] & 0x7f;
+  if (futex && (command == 0 || command == 9)) blocked.futexExpected = static_cast<uint32_t>(line.args[2]);
+  if (blocked.call == "futex_wait") blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
   record.blockedIn = std::move(blocked);
+}
+
+std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size, LinuxAbi host) {
+  // e_ident: "\x7fELF", EI_CLASS (1: 32-bit, 2: 64-bit), EI_DATA (1: little endian); e_machine at 18.
+  if (size < 20 || bytes[0] != 0x7f || bytes[1] != 'E' || bytes[2] != 'L' || bytes[3] != 'F') return std::nullopt;
+  const bool wide = bytes[4] == 2;
+  const unsigned machine = bytes[5] == 2 ? (unsigned(bytes[18]) << 8) | bytes[19] : (unsigned(bytes[19]) << 8) | bytes[18];
+  constexpr unsigned kEm386 = 3, kEmArm = 40, kEmX86_64 = 62, kEmAarch64 = 183;
+  const bool hostX86 = host == LinuxAbi::X86_64 || host == LinuxAbi::I386 || host == LinuxAbi::X32;
+  if (hostX86) {
+    if (machine == kEmX86_64) return wide ? LinuxAbi::X86_64 : LinuxAbi::X32;
+    if (machine == kEm386 && !wide) return LinuxAbi::I386;
+    return std::nullopt;
+  }
+  if (machine == kEmAarch64 && wide) return LinuxAbi::Arm64;
+  if (machine == kEmArm && !wide) return LinuxAbi::Arm32;
+  return std::nullopt;
+}
+
+void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record) {
+  record.abi = AbiName(dirs);
+  for (ThreadRecord& thread : record.threads) {
+    if (!thread.blockedIn || !thread.blockedIn->futexExpected) continue;
+    const uint64_t expected = *thread.blockedIn->futexExpected;
+    if (expected == 0 || expected == thread.tid) continue;
+    for (const ThreadRecord& other : record.threads) {
+      if (other.tid == expected && other.state != ThreadState::Zombie) {
+        thread.blockedIn->joining = expected;
+        break;
+      }
+    }
+  }
+}
+
+std::optional<std::string> AbiName(const ProcessDirs& dirs) {
+  switch (dirs.abi.state) {
+    case ProcessAbi::State::NotRead: return std::nullopt;
+    case ProcessAbi::State::Kernel: return std::string("kernel");
+    case ProcessAbi::State::Read:
+    case ProcessAbi::State::Unreadable: return std::string(LinuxAbiName(dirs.abi.abi));
+  }
+  return std::nullopt;
 }
 
 void ApplyKernelStack(std::string_view text, ThreadRecord& record) {
@@ -234,7 +353,7 @@ void ApplyKernelStack(std::string_view text, ThreadRecord& record) {
   record.kernelStack = std::move(frames);
 }
 
-ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const ThreadOptions& options,
+ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, const ThreadOptions& options,
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record) {
   const ReadResult statRead = reader.Read(TaskFile::Stat, buffer);
@@ -254,17 +373,24 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const Thre
     return ThreadReadStatus::Gone;
   }
   ApplyStat(*stat, record);
+  record.kernelThread = (stat->flags & kPfKthread) != 0;
+  if (record.kernelThread) dirs.abi.state = ProcessAbi::State::Kernel;
   if (options.detail == ThreadDetail::Basic) return ThreadReadStatus::Ok;
 
   if (knownSched != nullptr) {
     record.cpuNs = knownSched->cpuNs;
+    record.runDelayNs = knownSched->runDelayNs;
   } else {
     switch (ReadOptional(reader, TaskFile::Schedstat, buffer, problems)) {
       case Step::Gone: return ThreadReadStatus::Gone;
       case Step::Skip: break;
       case Step::Ok:
-        if (auto sched = ParseSchedStat(buffer.text)) record.cpuNs = sched->cpuNs;
-        else problems.malformed[Index(TaskFile::Schedstat)] = true;
+        if (auto sched = ParseSchedStat(buffer.text)) {
+          record.cpuNs = sched->cpuNs;
+          record.runDelayNs = sched->runDelayNs;
+        } else {
+          problems.malformed[Index(TaskFile::Schedstat)] = true;
+        }
     }
   }
 
@@ -280,12 +406,18 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const Thre
       }
   }
 
-  switch (ReadOptional(reader, TaskFile::Syscall, buffer, problems)) {
+  // A kernel thread's syscall file shows its zeroed user registers ("0 0x0 …"), which
+  // would read as read(0): it has no user-space call, so the file is not read.
+  switch (record.kernelThread ? Step::Skip : ReadOptional(reader, TaskFile::Syscall, buffer, problems)) {
     case Step::Gone: return ThreadReadStatus::Gone;
     case Step::Skip: break;
     case Step::Ok:
-      if (auto line = ParseSyscallLine(buffer.text)) ApplySyscall(*line, processDirFd, options, record);
-      else problems.malformed[Index(TaskFile::Syscall)] = true;
+      if (auto line = ParseSyscallLine(buffer.text)) {
+        if (line->kind == SyscallLine::Kind::InCall) EnsureAbi(dirs, record.tid, problems);
+        ApplySyscall(*line, dirs.abi.abi, dirs.task.get(), options, record);
+      } else {
+        problems.malformed[Index(TaskFile::Syscall)] = true;
+      }
   }
 
   switch (ReadOptional(reader, TaskFile::Wchan, buffer, problems)) {
@@ -319,6 +451,7 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
     into.absent[i] = into.absent[i] || from.absent[i];
     into.malformed[i] = into.malformed[i] || from.malformed[i];
   }
+  if (into.abiError == 0) into.abiError = from.abiError;
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -360,6 +493,17 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
     } else if (problems.malformed[i]) {
       limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
     }
+  }
+  if (problems.abiError != 0) {
+    const std::string exe = ProcPath(options.procRoot, pid, "exe");
+    limits.push_back({subject, "abi", problems.abiError == ETIMEDOUT ? "ETIMEDOUT" : "EIO",
+                      problems.abiError == ETIMEDOUT
+                          ? "the first bytes of " + exe + " did not come back within " + std::to_string(kAbiReadTimeoutMs) +
+                                " ms (the file system that holds the executable may hang); call names assume the " +
+                                LinuxAbiName(HostLinuxAbi()) + " table"
+                          : "the ELF header of " + exe + " could not be read (" + ErrorText(problems.abiError) +
+                                "); call names assume the " + LinuxAbiName(HostLinuxAbi()) + " table",
+                      ""});
   }
   if (options.stacks) {
     limits.push_back({subject, "stack", "ENOTSUP",

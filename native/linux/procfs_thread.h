@@ -5,15 +5,30 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "../backend.h"
+#include "../blocking.h"
 #include "procfs_files.h"
 #include "procfs_parse.h"
 
 namespace iokitsnap {
 namespace procfs {
+
+// Which syscall table the process's calls are numbered in, found once per
+// ProcessDirs (per one-shot sample, or per sampler) from the ELF header of its
+// executable: class and machine in its first 20 bytes. Never from its memory map
+// (maps, auxv), whose lock a hung process may hold.
+struct ProcessAbi {
+  enum class State : uint8_t { NotRead, Read, Kernel, Unreadable };
+  State state = State::NotRead;
+  LinuxAbi abi = HostLinuxAbi();  // the host's until read
+  int error = 0;                  // why it is Unreadable (ETIMEDOUT: the read did not return in time)
+};
+// How long the executable's first bytes may take to read.
+constexpr uint32_t kAbiReadTimeoutMs = 500;
 
 // procRoot, procRoot/<pid> and procRoot/<pid>/task, opened once per sample (or per
 // sampler). Throws SnapError ESRCH / EPERM with what to do.
@@ -21,7 +36,20 @@ struct ProcessDirs {
   ScopedFd root;
   ScopedFd process;
   ScopedFd task;
+  mutable ProcessAbi abi;  // filled on first need, by ReadThread
 };
+
+// The ABI from an ELF header's first bytes (e_ident class, e_machine), on a kernel
+// whose own ABI is `host`; nullopt when the bytes are no ELF header this host runs.
+std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size, LinuxAbi host);
+
+// Completes a sampled process from what its threads showed together: its `abi`, and
+// which futex waits are joins (the expected value is the tid of a live thread).
+void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record);
+
+// The model's `abi` of a sampled process: "x86_64", "i386", "x32", "arm64", "arm32",
+// "kernel" for a kernel thread; nullopt when it was not read (a basic sample).
+std::optional<std::string> AbiName(const ProcessDirs& dirs);
 ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot);
 
 // The ESRCH every path gives for a process that is not (or no longer) there.
@@ -46,6 +74,7 @@ struct SampleProblems {
   int failedError[kTaskFileCount] = {};  // first other errno per file
   bool absent[kTaskFileCount] = {};      // ENOENT while the thread exists: this kernel lacks the file
   bool malformed[kTaskFileCount] = {};   // a file whose text did not parse
+  int abiError = 0;                      // the executable's header could not be read (ETIMEDOUT: in time)
   // Whether reading `file` is pointless for the rest of this sample.
   bool denied(TaskFile file) const { return deniedError[static_cast<size_t>(file)] != 0; }
   bool skips(TaskFile file) const {
@@ -96,17 +125,25 @@ enum class ThreadReadStatus {
 // vanishes at any point gives Gone; a denied or unreadable file leaves its field
 // empty and is noted in `problems`; a file denied earlier in this sample is not
 // tried again (permissions are per process).
-ThreadReadStatus ReadThread(TaskFileReader& reader, int processDirFd, const ThreadOptions& options,
+// `record.tid` must be set. A kernel thread (PF_KTHREAD) gets no blockedIn: it has no
+// user-space call; its wchan and kernel stack are read as for any thread.
+ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, const ThreadOptions& options,
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record);
 
 // The ns per clock tick of utime/stime (sysconf(_SC_CLK_TCK), 100 on every Linux ABI).
 uint64_t NsPerClockTick();
 
-// Fills `record` from a parsed stat; the name is copied.
+// A thread name (bytes, as the kernel keeps them) as text that loses nothing: a byte that
+// is not part of well-formed UTF-8 becomes the four characters \xHH and a backslash two, so two names
+// that differ in such bytes never print alike and the bytes can be recovered.
+std::string EscapeName(std::string_view name);
+// Fills `record` from a parsed stat; the name is copied (escaped).
 void ApplyStat(const TaskStat& stat, ThreadRecord& record);
-// Fills blockedIn from a syscall line; resolves the fd when the call takes one.
-void ApplySyscall(const SyscallLine& line, int processDirFd, const ThreadOptions& options, ThreadRecord& record);
+// Fills blockedIn from a syscall line, named in `abi`'s table; resolves the fd, when the
+// call takes one, through the thread's own task directory.
+void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
+                  ThreadRecord& record);
 void ApplyKernelStack(std::string_view text, ThreadRecord& record);
 
 }  // namespace procfs

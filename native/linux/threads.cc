@@ -42,6 +42,7 @@ using procfs::ThreadReadStatus;
 void FinishRecord(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options,
                   const SampleProblems& problems, ProcessRecord& record) {
   record.name = procfs::ProcessName(pid, dirs, options.procRoot, record.threads);
+  procfs::CompleteProcess(dirs, record);
   procfs::AppendLimits(pid, options, problems, record.limits);
 }
 
@@ -301,7 +302,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
     out = ThreadRecord();
     out.tid = tid;
     SampleProblems seen = problems;
-    const ThreadReadStatus status = procfs::ReadThread(reader, dirs_.process.get(), options_, sched, buffer_, seen, out);
+    const ThreadReadStatus status = procfs::ReadThread(reader, dirs_, options_, sched, buffer_, seen, out);
     problems = seen;
     if (status == ThreadReadStatus::Denied)
       ThrowStatDenied(pid_, options_, seen.deniedError[static_cast<size_t>(TaskFile::Stat)]);
@@ -349,7 +350,7 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
     procfs::OneShotReader reader(dirs.task.get(), tid);
     ThreadRecord thread;
     thread.tid = tid;
-    switch (procfs::ReadThread(reader, dirs.process.get(), options, nullptr, buffer, problems, thread)) {
+    switch (procfs::ReadThread(reader, dirs, options, nullptr, buffer, problems, thread)) {
       case ThreadReadStatus::Ok: record.threads.push_back(std::move(thread)); break;
       case ThreadReadStatus::Gone: break;
       case ThreadReadStatus::Denied: ThrowStatDenied(pid, options, problems.deniedError[static_cast<size_t>(TaskFile::Stat)]);

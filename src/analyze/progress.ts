@@ -12,7 +12,7 @@
 import type { BlockedIn, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, describeWait, isDriverCall, sameWait, waitClass } from './calls';
+import { cpuOf, describeWait, isDriverCall, kernelWaitHint, sameWait, waitClass } from './calls';
 import { formatCpu, formatMs } from './format';
 import type { CompareOptions, Evidence, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
 
@@ -30,9 +30,10 @@ interface Prior {
   before: ThreadState;
   /** Since when nothing changed. */
   sinceNs: number;
-  /** Since when it has spun (-1: not spinning) and its CPU time then. */
+  /** Since when it has wanted a CPU the whole time (-1: not), and its CPU time and run delay then. */
   spinSinceNs: number;
   spinCpu: number;
+  spinWait: number;
 }
 
 class ThreadTrack implements Prior {
@@ -48,6 +49,9 @@ class ThreadTrack implements Prior {
   lastNs: number;
   spinSinceNs = -1;
   spinCpu = 0;
+  spinWait = 0;
+  /** schedstat run delay when last seen: ns runnable but waiting for a CPU. */
+  wait: number;
   seen: number;
   /** Where it waited in the baseline (or when first seen): the waits that count as idle. */
   readonly baseBlocked: BlockedIn | null;
@@ -63,6 +67,7 @@ class ThreadTrack implements Prior {
     this.state = t.state;
     this.before = t.state;
     this.cpu = cpuOf(t);
+    this.wait = t.runDelayNs ?? 0;
     this.voluntary = t.contextSwitches?.voluntary ?? -1;
     this.involuntary = t.contextSwitches?.involuntary ?? -1;
     this.pc = t.pc ?? -1;
@@ -126,6 +131,8 @@ function threadSubject(p: ProcessSample, t: ThreadSample, main: boolean): string
 
 /** What the wait means, in words a person can act on. */
 export function waitHint(thread: ThreadSample): string {
+  const kernel = kernelWaitHint(thread);
+  if (kernel !== null) return kernel;
   const call = thread.blockedIn!.call;
   const target = thread.blockedIn?.target;
   if (/futex|psynch|ulock|semwait|sem_wait|semaphore_|lock/.test(call)) return 'it waits on a lock or condition that nobody releases';
@@ -192,11 +199,17 @@ class Tally {
   /** Threads with no progress in a blocking call: all of them means the process is stuck. */
   still = 0;
   idle = 0;
+  /** Threads that progressed within the stall window (changed, or spun): work that a waiting thread may be waiting for. */
+  progressing = 0;
   readonly candidates = new Candidates();
 
   /** True when the thread is a candidate; the caller then adds it with its prior. */
   admit(code: number, t: ThreadSample, main: boolean, index: number, sameBase: boolean): boolean {
-    if (code === NONE) return false;
+    if (code === NONE) {
+      if (t.state !== 'zombie' && t.state !== 'halted') this.progressing++;
+      return false;
+    }
+    if (code === OTHER && !isStopped(t) && (t.state === 'running' || t.state === 'runnable')) this.progressing++;
     if (code === IDLE || (code === EVENT && sameBase)) {
       this.idle++;
       return false;
@@ -398,7 +411,7 @@ export class ProgressTracker {
       }
       if (e === undefined) {
         // No baseline for it: only what one sample shows.
-        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t) }, true);
+        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t), spinWait: 0 }, true);
         continue;
       }
       const cpu = cpuOf(t);
@@ -415,10 +428,16 @@ export class ProgressTracker {
           : t.contextSwitches.voluntary === e.contextSwitches.voluntary && t.contextSwitches.involuntary === e.contextSwitches.involuntary) &&
         sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan);
       const held = timeKnown && unchanged ? dt : 0;
-      const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu >= spinNs && samePc ? dt : 0;
+      // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
+      const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
+      const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu + Math.max(dwait, 0) >= spinNs && samePc ? dt : 0;
       // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
       if (tally.admit(triage(t, main, held, spun, stallNs, this.expectExit), t, main, i, true)) {
-        tally.candidates.push(i, { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before }, true);
+        tally.candidates.push(
+          i,
+          { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before, spinWait: e.runDelayNs ?? 0 },
+          true,
+        );
       }
     }
     const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
@@ -463,20 +482,25 @@ export class ProgressTracker {
       const pc = t.pc ?? -1;
       const dcpu = cpu - track.cpu;
       if (dcpu > 0) cpuNs += dcpu;
-      // Spinning: CPU time grew at ≥ spinRatio of wall time, running, at the same pc when known.
+      // Wanted a CPU the whole time: CPU time plus time runnable but waiting for a CPU grew at
+      // ≥ spinRatio of wall time, running, at the same pc when known (spinning, or starved).
+      const wait = t.runDelayNs ?? 0;
+      const dwait = wait - track.wait;
       if (
         timeKnown &&
         (t.state === 'running' || t.state === 'runnable') &&
-        dcpu >= this.spinRatio * (nowNs - track.lastNs) &&
+        dcpu + Math.max(dwait, 0) >= this.spinRatio * (nowNs - track.lastNs) &&
         (pc === -1 || track.pc === -1 || pc === track.pc)
       ) {
         if (track.spinSinceNs < 0) {
           track.spinSinceNs = track.lastNs;
           track.spinCpu = track.cpu;
+          track.spinWait = track.wait;
         }
       } else {
         track.spinSinceNs = -1;
       }
+      track.wait = wait;
       if (
         discard ||
         dcpu !== 0 ||
@@ -524,13 +548,23 @@ export class ProgressTracker {
       const i = c.index[k];
       const t = p.threads[i];
       const main = darwin ? i === 0 : t.tid === p.pid;
-      if (this.judge(p, t, main, c.prior[k], nowNs, frozen, c.sameBase[k], out)) idle++;
+      if (this.judge(p, t, main, c.prior[k], nowNs, frozen, c.sameBase[k], tally, out)) idle++;
     }
     return idle;
   }
 
   /** One candidate's finding; true when it turned out idle (a worker parked where it was in the baseline). */
-  private judge(p: ProcessSample, t: ThreadSample, main: boolean, prior: Prior, nowNs: number, frozen: boolean, sameBase: boolean, out: Finding[]): boolean {
+  private judge(
+    p: ProcessSample,
+    t: ThreadSample,
+    main: boolean,
+    prior: Prior,
+    nowNs: number,
+    frozen: boolean,
+    sameBase: boolean,
+    tally: Tally,
+    out: Finding[],
+  ): boolean {
     const subject = threadSubject(p, t, main);
     const ref = { pid: p.pid, tid: t.tid };
     const heldMs = (nowNs - prior.sinceNs) / 1e6;
@@ -574,15 +608,35 @@ export class ProgressTracker {
     if (prior.spinSinceNs >= 0 && nowNs - prior.spinSinceNs >= this.stallMs * 1e6) {
       const spanMs = (nowNs - prior.spinSinceNs) / 1e6;
       const used = cpu - prior.spinCpu;
+      const runDelay = t.runDelayNs ?? 0;
+      const waited = runDelay - prior.spinWait;
+      const percent = (ns: number) => Math.round((ns / (spanMs * 1e6)) * 100);
+      if (waited * 2 >= spanMs * 1e6) {
+        return push(
+          'starved',
+          'warning',
+          `starved of CPU: runnable for ${formatMs(spanMs)} but waited ${formatCpu(waited)} (${percent(waited)}%) for a CPU and ran ${formatCpu(used)} (${percent(
+            used,
+          )}%): other work holds its CPUs (load, a CPU affinity mask, a real-time thread, or CPU limits of its cgroup)`,
+          [
+            { field: 'runDelayNs', before: prior.spinWait, after: runDelay },
+            { field: 'cpuNs', before: prior.spinCpu, after: cpu },
+            { field: 'state', before: prior.before, after: t.state },
+          ],
+          spanMs,
+        );
+      }
+      const queued = waited > 0 ? ` and ${formatCpu(waited)} (${percent(waited)}%) waiting for a CPU` : '';
       return push(
         'spinning',
         'warning',
-        `spinning: ${formatCpu(used)} of CPU in ${formatMs(spanMs)} (${Math.round((used / (spanMs * 1e6)) * 100)}%)${
+        `spinning: ${formatCpu(used)} of CPU in ${formatMs(spanMs)} (${percent(used)}%)${queued}${
           t.pc !== undefined ? ` at the same pc 0x${t.pc.toString(16)}` : ''
         }, never blocking: a busy loop, a spin-wait (on a GPU fence?) or a long computation`,
         [
           { field: 'cpuNs', before: prior.spinCpu, after: cpu },
           { field: 'state', before: prior.before, after: t.state },
+          ...(waited > 0 ? [{ field: 'runDelayNs', before: prior.spinWait, after: runDelay }] : []),
           ...(t.pc !== undefined ? [{ field: 'pc', before: t.pc, after: t.pc }] : []),
         ],
         spanMs,
@@ -604,7 +658,9 @@ export class ProgressTracker {
       return push(
         'uninterruptible',
         'critical',
-        `in uninterruptible sleep (D) in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)`,
+        `in uninterruptible sleep (D) in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)${
+          kernelWaitHint(t) !== null ? `; ${kernelWaitHint(t)}` : ''
+        }`,
         stillEvidence(),
         heldMs,
       );
@@ -647,11 +703,51 @@ export class ProgressTracker {
       );
     }
     // A blocking call with no progress.
-    if (!main && !frozen && sameBase) return true; // parked where it was in the baseline while the process runs on: an idle worker
+    const joined = t.blockedIn.joining;
+    if (joined !== undefined && joined !== t.tid && !frozen) {
+      // pthread_join: judged by the joined thread, as a parent waiting for a child is.
+      const stuck = joinedIsStuck(p, tally, joined);
+      if (!stuck) return true; // the joined thread works, or is idle where it was: the join waits for it
+      return push(
+        'waiting',
+        'info',
+        `joining thread ${joined} for at least ${formatMs(heldMs)} (pthread_join): it waits for that thread to exit, which has itself made no progress (see its finding)`,
+        [{ field: 'blockedIn.joining', before: joined, after: joined }],
+        heldMs,
+      );
+    }
+    const othersProgress = tally.progressing > 0;
+    if (!frozen && sameBase && (!main || othersProgress)) {
+      // Parked where it was in the baseline while other threads of the process progress: it
+      // waits for their work (a pool thread between jobs, a main thread waiting for its workers).
+      if (!main || !this.expectExit) return true;
+      return push(
+        'waiting',
+        'info',
+        `waits in ${where} for at least ${formatMs(heldMs)}, as in the baseline, while ${tally.progressing} other thread${
+          tally.progressing === 1 ? '' : 's'
+        } of the process make progress: it waits for their work (a join, or a condition a worker will signal); the command is still working`,
+        [{ field: 'blockedIn.call', before: t.blockedIn.call, after: t.blockedIn.call }],
+        heldMs,
+      );
+    }
     const severity: Severity = main || frozen ? 'critical' : 'warning';
-    const why = frozen && !main ? `${waitHint(t)}; no thread of the process made progress` : waitHint(t);
+    const why =
+      (joined !== undefined ? `joining thread ${joined}; ` : '') +
+      (frozen && !main
+        ? `${waitHint(t)}; no thread of the process made progress`
+        : main && !sameBase
+          ? `${waitHint(t)}; it left the wait it had in the baseline for this one`
+          : waitHint(t));
     return push('stalled', severity, `stalled in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: ${why}`, stillEvidence(), heldMs);
   }
+}
+
+/** Is the joined thread itself stuck: a candidate for a finding in this pass (not progressing, not idle)? */
+function joinedIsStuck(p: ProcessSample, tally: Tally, tid: number): boolean {
+  const c = tally.candidates;
+  for (let k = 0; k < c.index.length; k++) if (p.threads[c.index[k]].tid === tid) return true;
+  return false;
 }
 
 function goneSummary(pid: number, name: string): ProcessSummary {

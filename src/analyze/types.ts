@@ -14,6 +14,7 @@ export type FindingKind =
   // threads
   | 'stalled'
   | 'spinning'
+  | 'starved'
   | 'uninterruptible'
   | 'stopped'
   | 'blocked-in-driver'

@@ -30,7 +30,11 @@ export type TargetMode =
   | 'vfork-parent'
   | 'epoll-idle'
   | 'poll-idle'
-  | 'zombie';
+  | 'zombie'
+  | 'orphan-fifo-reader'
+  | 'join-sleeper'
+  | 'fifo-opener'
+  | 'latin1-names';
 
 export interface Target {
   /** The target process (for vfork-parent and zombie, the parent). */
@@ -45,17 +49,24 @@ export interface Target {
 const SOURCE = path.join(__dirname, '..', 'targets', 'target.c');
 const READY_TIMEOUT_MS = 20000;
 
-let built: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
 
-/** The path of the compiled target, building it on first use. */
-export function targetBinary(): Promise<string> {
-  built ??= build();
-  return built;
+/**
+ * The path of the compiled target, building it on first use. `m32`: a 32-bit build
+ * (`cc -m32`: i386 on x86_64; needs gcc-multilib), for the tests of 32-bit processes.
+ */
+export function targetBinary(variant: 'native' | 'm32' = 'native'): Promise<string> {
+  let binary = built.get(variant);
+  if (binary === undefined) {
+    binary = build(variant === 'm32' ? ['-m32'] : []);
+    built.set(variant, binary);
+  }
+  return binary;
 }
 
-async function build(): Promise<string> {
+async function build(flags: string[]): Promise<string> {
   const source = await fs.promises.readFile(SOURCE);
-  const hash = createHash('sha256').update(source).update(process.arch).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(source).update(process.arch).update(flags.join(' ')).digest('hex').slice(0, 16);
   const dir = path.join(os.tmpdir(), 'iokit-snap-targets', hash);
   const binary = path.join(dir, 'target');
   if (fs.existsSync(binary)) return binary;
@@ -64,9 +75,9 @@ async function build(): Promise<string> {
   const partial = `${binary}.${process.pid}.tmp`;
   const cc = process.env.CC ?? 'cc';
   try {
-    await promisify(execFile)(cc, ['-O1', '-pthread', '-o', partial, SOURCE]);
+    await promisify(execFile)(cc, ['-O1', '-pthread', ...flags, '-o', partial, SOURCE]);
   } catch (error) {
-    throw new Error(`cannot build the test target with \`${cc} -O1 -pthread ${SOURCE}\`: ${(error as Error).message}`);
+    throw new Error(`cannot build the test target with \`${cc} -O1 -pthread ${flags.join(' ')} ${SOURCE}\`: ${(error as Error).message}`);
   }
   await fs.promises.rename(partial, binary);
   return binary;
@@ -86,8 +97,8 @@ function exited(child: ChildProcess): boolean {
 }
 
 /** Start `target MODE ARGS…` and resolve once it prints its ready line. */
-export async function startTarget(mode: TargetMode, args: string[] = []): Promise<Target> {
-  const binary = await targetBinary();
+export async function startTarget(mode: TargetMode, args: string[] = [], variant: 'native' | 'm32' = 'native'): Promise<Target> {
+  const binary = await targetBinary(variant);
   const child = spawn(binary, [mode, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));

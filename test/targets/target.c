@@ -18,6 +18,13 @@
  *   epoll-idle         an idle server in epoll_wait on a socket listening on 127.0.0.1:0
  *   poll-idle          the main thread in poll on the read end of an empty pipe
  *   zombie             forks a child that exits at once and is never reaped
+ *   orphan-fifo-reader PATH
+ *                      a worker opens the fifo PATH and blocks in read; the main thread
+ *                      calls pthread_exit (so /proc/<pid>/fd is empty from then on)
+ *   join-sleeper       the main thread joins a worker that sleeps in clock_nanosleep
+ *   fifo-opener PATH   opens the fifo PATH for reading while nobody has it open: blocks in openat
+ *   latin1-names       two threads named "caf\xe9" and "caf\xe8" (Latin-1, not UTF-8), and
+ *                      one "a\\b" (a backslash)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -256,6 +263,72 @@ static int run_zombie(void) {
   sleep_forever();
 }
 
+/* ---------------------------------------------------------------- orphan-fifo-reader, join-sleeper */
+
+static void *read_fifo_worker(void *arg) {
+  const int fd = open((const char *)arg, O_RDONLY);
+  if (fd < 0) die("open fifo");
+  char extra[48];
+  snprintf(extra, sizeof extra, "tid=%d fd=%d", (int)current_tid(), fd);
+  ready(extra);
+  char byte;
+  for (;;) {
+    const ssize_t n = read(fd, &byte, 1);
+    if (n == 0) exit(0); /* the writer closed */
+    if (n < 0 && errno != EINTR) die("read");
+  }
+}
+
+static int run_orphan_fifo_reader(const char *path) {
+  pthread_t worker;
+  if (pthread_create(&worker, NULL, read_fifo_worker, (void *)path) != 0) die("pthread_create");
+  pthread_exit(NULL); /* the process lives on in the worker; the leader stays a zombie */
+}
+
+static void *sleep_worker(void *arg) {
+  (void)arg;
+  renamed_tid = current_tid();
+  pthread_barrier_wait(&all_started);
+  sleep_forever();
+}
+
+static int run_join_sleeper(void) {
+  pthread_t worker;
+  pthread_barrier_init(&all_started, NULL, 2);
+  if (pthread_create(&worker, NULL, sleep_worker, NULL) != 0) die("pthread_create");
+  pthread_barrier_wait(&all_started);
+  char extra[32];
+  snprintf(extra, sizeof extra, "tid=%d", (int)renamed_tid);
+  ready(extra);
+  pthread_join(worker, NULL); /* glibc: futex wait on the worker's tid word, expecting its tid */
+  return 0;
+}
+
+static int run_fifo_opener(const char *path) {
+  ready("");
+  const int fd = open(path, O_RDONLY); /* blocks until a writer opens it */
+  if (fd < 0) die("open fifo");
+  return 0;
+}
+
+static void *named_sleeper(void *arg) {
+  if (prctl(PR_SET_NAME, (const char *)arg, 0, 0, 0) != 0) die("prctl");
+  pthread_barrier_wait(&all_started);
+  sleep_forever();
+}
+
+static int run_latin1_names(void) {
+  static const char *names[] = {"caf\xe9", "caf\xe8", "a\\b"};
+  pthread_barrier_init(&all_started, NULL, 4);
+  for (int i = 0; i < 3; i++) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, named_sleeper, (void *)names[i]) != 0) die("pthread_create");
+  }
+  pthread_barrier_wait(&all_started);
+  ready("");
+  sleep_forever();
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   /* Die with the test (or benchmark) that started us, even if it crashes. */
@@ -274,8 +347,13 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "epoll-idle") == 0) run_epoll_idle();
   if (strcmp(mode, "poll-idle") == 0) run_poll_idle();
   if (strcmp(mode, "zombie") == 0) return run_zombie();
+  if (strcmp(mode, "orphan-fifo-reader") == 0 && argc > 2) return run_orphan_fifo_reader(argv[2]);
+  if (strcmp(mode, "join-sleeper") == 0) return run_join_sleeper();
+  if (strcmp(mode, "fifo-opener") == 0 && argc > 2) return run_fifo_opener(argv[2]);
+  if (strcmp(mode, "latin1-names") == 0) return run_latin1_names();
   fprintf(stderr,
           "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N [spin] | rename NAME |\n"
-          "              vfork-parent | epoll-idle | poll-idle | zombie\n");
+          "              vfork-parent | epoll-idle | poll-idle | zombie | orphan-fifo-reader PATH |\n"
+          "              join-sleeper | fifo-opener PATH | latin1-names\n");
   return 2;
 }
