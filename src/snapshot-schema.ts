@@ -174,6 +174,12 @@ const accelerator = object(
   },
 );
 
+// pc and offset are null where an imported report does not print them (types.ts Frame).
+const frame = object(
+  { pc: nullableNumber, module: nullableString, offset: nullableNumber },
+  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
+);
+
 const thread = object(
   {
     tid: integer,
@@ -184,14 +190,24 @@ const thread = object(
     systemNs: number,
     contextSwitches: nullable(object({ voluntary: number, involuntary: number }), 'an object'),
     suspendCount: nullableNumber,
-    blockedIn: nullable(object({ call: string, number: number }, { fd: number, target: string }), 'an object'),
+    blockedIn: nullable(
+      object({ call: string, number: number }, { fd: number, target: string, joining: integer, driver: string, via: string, lock: string }),
+      'an object',
+    ),
   },
   {
     cpuNs: number,
+    runDelayNs: number,
     wchan: string,
     pc: number,
-    stack: arrayOf(object({ pc: number, module: nullableString, offset: number })),
+    stack: arrayOf(frame),
     kernelStack: arrayOf(string),
+    kernelFrames: arrayOf(frame),
+    main: boolean,
+    queue: string,
+    samples: number,
+    heldMs: nullableNumber,
+    blockedBy: object({ pid: nullableNumber, tid: nullableNumber, name: nullableString, text: string }),
   },
 );
 
@@ -221,16 +237,36 @@ function threadFits(value: unknown): boolean {
         typeof blocked.call === 'string' &&
         finite(blocked.number) &&
         (blocked.fd === undefined || finite(blocked.fd)) &&
-        (blocked.target === undefined || typeof blocked.target === 'string'))) &&
+        (blocked.target === undefined || typeof blocked.target === 'string') &&
+        (blocked.joining === undefined || Number.isSafeInteger(blocked.joining)) &&
+        blocked.driver === undefined &&
+        blocked.via === undefined &&
+        blocked.lock === undefined)) &&
     (t.cpuNs === undefined || finite(t.cpuNs)) &&
+    (t.runDelayNs === undefined || finite(t.runDelayNs)) &&
     (t.wchan === undefined || typeof t.wchan === 'string') &&
     t.pc === undefined &&
     t.stack === undefined &&
-    t.kernelStack === undefined
+    t.kernelStack === undefined &&
+    // Imported reports' fields: rare, so they take the full check.
+    t.kernelFrames === undefined &&
+    t.main === undefined &&
+    t.queue === undefined &&
+    t.samples === undefined &&
+    t.heldMs === undefined &&
+    t.blockedBy === undefined
   );
 }
 
-const processSample = object({ pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) });
+const reportFacts = object(
+  { format: string, samples: nullableNumber, sampledMs: nullableNumber, unresponsiveMs: nullableNumber, notes: arrayOf(string) },
+  { topOfStack: arrayOf(object({ symbol: string, module: nullableString, samples: number })) },
+);
+
+const processSample = object(
+  { pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) },
+  { abi: string, report: reportFacts },
+);
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */
 const stepInputFields = {
@@ -243,7 +279,7 @@ const stepInputFields = {
 const host = object({ platform: string, arch: string, osRelease: string }, { model: string });
 
 // format is checked by validateSnapshot before this, with a message of its own.
-const snapshotCheck = object({ format: string, takenAt: string, host, ...stepInputFields });
+const snapshotCheck = object({ format: string, takenAt: string, host, ...stepInputFields }, { source: object({ format: string, lines: number }) });
 const stepInputCheck = object(stepInputFields, { host: object({ platform: string }) });
 
 /** Throws SchemaMismatch at the first field of `value` that is not the iokit-snap/1 model. */

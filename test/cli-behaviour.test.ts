@@ -2,7 +2,7 @@
  * What the commands say, through the real binary (bin/iokit-snap.js, built by `npm run build`)
  * where it matters: text watch off a terminal, the hang header, permission notes, %CPU, --json.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -110,8 +110,22 @@ t.test('every command takes --json, as the overview says', { skip: linux }, asyn
     watch: ['watch', '--json', '--pid', pid, '--for', '300ms', '--interval', '100ms', '--no-accelerators'],
     exec: ['exec', '--json', '--', 'true'],
     import: ['import', m4, '--json'],
+    explain: ['explain', path.join(__dirname, 'fixtures', 'reports', 'sample-1password-op-psynch_cvwait.txt'), '--json'],
   };
   for (const command of COMMANDS) {
+    if (command.name === 'serve') {
+      // serve runs until a signal: its --json line is the address; SIGTERM ends it with 0.
+      t.match(command.usage, /--json/, `serve's help lists --json`);
+      const child = spawn(process.execPath, [BIN, 'serve', '--json', '--listen', '127.0.0.1:0', '--pid', pid, '--no-accelerators'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await waitFor(() => out.includes('\n') || child.exitCode !== null, 'serve to print its address');
+      t.match(JSON.parse(out.split('\n')[0]!), { listening: /127\.0\.0\.1:\d+/ }, 'serve: JSON');
+      child.kill('SIGTERM');
+      t.equal(await exited, 0, 'serve ends cleanly on SIGTERM');
+      continue;
+    }
     const argv = argvs[command.name];
     t.ok(argv, `a --json run of ${command.name}`);
     if (argv === undefined) continue;

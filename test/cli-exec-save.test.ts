@@ -142,7 +142,7 @@ t.test('writeSnapshot: the temporary file is not at a name anyone can plant in a
     format: 'iokit-snap/1',
     takenAt: new Date().toISOString(),
     monotonicNs: 1,
-    host: { platform: 'linux', osRelease: null, model: null, cpuCount: null },
+    host: { platform: 'linux', arch: 'x64', osRelease: '6.1.0' },
     accelerators: [],
     processes: [],
     limits: [],

@@ -40,7 +40,7 @@ t.test('missing: ENOENT with the path, as Node reports it', async (t) => {
   t.equal(cli.code, 1);
   t.match(cli.stderr, /iokit-snap import: ENOENT: cannot read ioreg output nosuch\.txt: no such file/);
   const diff = await runCli(['diff', 'nosuch.json', 'nosuch.json']);
-  t.match(diff.stderr, /iokit-snap diff: ENOENT: cannot read snapshot nosuch\.json/);
+  t.match(diff.stderr, /iokit-snap diff: ENOENT: cannot read snapshot or report nosuch\.json/);
 });
 
 t.test(`size: more than ${MAX_INPUT_BYTES / 1024 / 1024} MB is refused from the size, before reading it`, async (t) => {

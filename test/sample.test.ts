@@ -16,7 +16,7 @@ t.test('bad arguments are EINVAL before anything is read', async (t) => {
     t.equal(error.code, 'EINVAL');
     t.match(error.message, pattern);
   };
-  await einval(sampleThreads(0), /pid must be a positive integer, got 0/);
+  await einval(sampleThreads(0), /pid must be a positive integer process id, got 0/);
   await einval(sampleThreads('12' as unknown as number), /got "12"/);
   await einval(sampleThreads(process.pid, { timeoutMs: 0 }), /timeoutMs must be a positive number/);
   await einval(sampleThreads(process.pid, null as unknown as object), /options must be an object/);
