@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "../blocking.h"
 #include "../darwin_decode.h"
@@ -156,24 +157,26 @@ void ImageMap::Resolve(FrameRecord& frame) {
   frame.offset = frame.pc - image.loadAddress;
 }
 
-StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs) {
+StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t deadline, bool suspendThread) {
   StackWalk walk;
   if (maxDepth == 0) {  // nothing asked for: do not stop the thread at all
     walk.ok = true;
     return walk;
   }
   walk.pcs.reserve(maxDepth);  // nothing below may allocate: see stacks.h
-  const uint64_t deadline = NowNs() + budgetNs;
   const auto add = [&walk, maxDepth](uint64_t pc) {
     if (walk.pcs.size() >= maxDepth) return false;
     walk.pcs.push_back(pc);
     return true;
   };
 
-  ScopedThreadSuspension suspension(thread);
-  if (suspension.result() != KERN_SUCCESS) {
-    walk.error = suspension.result();
-    return walk;
+  std::optional<ScopedThreadSuspension> suspension;
+  if (suspendThread) {
+    suspension.emplace(thread);
+    if (suspension->result() != KERN_SUCCESS) {
+      walk.error = suspension->result();
+      return walk;
+    }
   }
   kern_return_t error = KERN_SUCCESS;
   std::optional<ThreadRegisters> registers = ReadThreadRegisters(thread, &error);

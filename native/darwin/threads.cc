@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -55,8 +56,20 @@ using darwin::StackWalk;
 using darwin::ThreadRegisters;
 
 constexpr uint32_t kMaxStackDepth = 1024;           // whatever maxStackDepth asks for
-constexpr uint64_t kStackBudgetNs = 50 * 1000000;   // per thread, while it is suspended
+// All the time one sample may keep its target (or, in our own process, its threads)
+// suspended: a production process is frozen while held. Far below the JS deadline
+// (timeoutMs, 10 s by default), so the walk ends, and resumes, before the probe is abandoned.
+constexpr uint64_t kSuspensionBudgetNs = 100 * 1000000;
 constexpr int kThreadListAttempts = 4;              // threads appear while we list them
+
+// One stack walk of our own process at a time, process-wide: each walk skips only
+// its own thread, so two concurrent walks (snapshot() and sampleThreads() of
+// process.pid, two worker_threads) could each suspend the other's walker, and both
+// park for good.
+std::mutex& SelfWalkLock() {
+  static std::mutex lock;
+  return lock;
+}
 
 const char kTaskPortHint[] =
     "run iokit-snap as root (sudo), or run it from a node binary signed with the "
@@ -308,19 +321,52 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     // The probe thread sampling its own process cannot suspend itself; its stack is
     // left out (it is this sampler, not the program being diagnosed).
     ScopedMachSendRight self(task.isSelf() ? mach_thread_self() : MACH_PORT_NULL);
+    std::vector<StackWalk> walks(ports.size());
+    size_t notWalked = 0;
+    kern_return_t holdError = KERN_SUCCESS;
+    {
+      // Our own process: one thread at a time (the task cannot stop itself), and one
+      // walk at a time in the whole process, or two walkers could suspend each other.
+      // Another process: the whole task at once, through a token that ends the hold
+      // even if we die (ScopedTaskSuspension), for kSuspensionBudgetNs at most.
+      std::unique_lock<std::mutex> selfWalk(SelfWalkLock(), std::defer_lock);
+      std::optional<darwin::ScopedTaskSuspension> hold;
+      if (task.isSelf()) {
+        selfWalk.lock();
+      } else {
+        hold.emplace(task.get());
+        holdError = hold->result();
+      }
+      const uint64_t deadline = MonotonicNs() + kSuspensionBudgetNs;
+      for (size_t i = 0; i < ports.size() && holdError == KERN_SUCCESS; ++i) {
+        if (self && ports[i] == self.get()) continue;
+        if (MonotonicNs() >= deadline) {
+          ++notWalked;
+          continue;
+        }
+        walks[i] = darwin::WalkStack(task.get(), ports[i], depth, deadline, task.isSelf());
+      }
+    }  // resumed here; what follows allocates freely
+    if (holdError != KERN_SUCCESS) {
+      record.limits.push_back(LimitRecord{Subject(pid), "stack", "EIO",
+                                          "task_suspend2 failed (" + Hex(holdError) +
+                                              "), so no stack was read (the process may have exited)",
+                                          ""});
+      return record;
+    }
     size_t suspendFailures = 0;
     size_t outOfTime = 0;
     kern_return_t lastSuspendError = KERN_SUCCESS;
     for (size_t i = 0; i < ports.size(); ++i) {
-      if (self && ports[i] == self.get()) continue;
-      StackWalk walk = darwin::WalkStack(task.get(), ports[i], depth, kStackBudgetNs);
+      const StackWalk& walk = walks[i];
       if (!walk.ok) {
+        if (walk.error == KERN_SUCCESS) continue;  // not attempted: the walker itself, or out of time
         ++suspendFailures;
         lastSuspendError = walk.error;
         continue;
       }
       ThreadRecord& thread_record = record.threads[i];
-      if (!walk.pcs.empty()) thread_record.pc = walk.pcs.front();
+      thread_record.pc = walk.pcs.front();
       std::vector<FrameRecord> frames(walk.pcs.size());
       for (size_t f = 0; f < walk.pcs.size(); ++f) {
         frames[f].pc = walk.pcs[f];
@@ -336,12 +382,13 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
                                               Hex(lastSuspendError) + "; a thread may have exited)",
                                           ""});
     }
-    if (outOfTime > 0) {
-      record.limits.push_back(LimitRecord{Subject(pid), "stack", "ETIMEDOUT",
-                                          std::to_string(outOfTime) + " stack walk(s) stopped at the " +
-                                              std::to_string(kStackBudgetNs / 1000000) +
-                                              " ms budget a thread may stay suspended; those stacks are partial",
-                                          ""});
+    if (outOfTime + notWalked > 0) {
+      record.limits.push_back(LimitRecord{
+          Subject(pid), "stack", "ETIMEDOUT",
+          "the " + std::to_string(kSuspensionBudgetNs / 1000000) +
+              " ms a sample may keep the target suspended ran out: " + std::to_string(outOfTime) +
+              " stack(s) are partial and " + std::to_string(notWalked) + " thread(s) were not walked (stack null)",
+          "sample again: each sample walks from the first thread"});
     }
   }
   return record;
