@@ -21,7 +21,6 @@ const here = path.join(__dirname, 'darwin-logic');
 const fixtures = path.join(__dirname, 'fixtures', 'ioreg');
 const captures: Record<string, string> = {
   'apple-m4.json': 'apple-m4-t8132-ioreg-r-d1-c-IOAccelerator-AGXAcceleratorG16G-near-full-no-IOReportLegend.txt',
-  'intel-busy-retain.json': 'intel-hackintosh-MacBookPro15,2-ioreg-tree-IntelAccelerator-busy-retain.txt',
 };
 
 // ioreg's `-c` output carries no class chain; a service the fake registry serves
