@@ -5,7 +5,7 @@
 // that its registry JSON is what the real captures say, and that the native
 // accelerator record of the Apple M4 capture maps to the same Accelerator as
 // importIoreg of the same text.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +16,10 @@ import { parseIoregText } from '../src/import/ioreg-text';
 import { walk } from '../src/import/registry-node';
 import { acceleratorFromRegistry } from '../src/map/registry';
 import type { RawAcceleratorSample } from '../src/native';
+
+// The harness is compiled here twice (x86_64, arm64) with AddressSanitizer: minutes on a
+// small, busy machine, longer than the default per-file timeout.
+t.setTimeout(15 * 60 * 1000);
 
 const here = path.join(__dirname, 'darwin-logic');
 const fixtures = path.join(__dirname, 'fixtures', 'ioreg');
@@ -67,7 +71,14 @@ const hasCompiler = ['g++', 'clang++', process.env.CXX].some((cxx) => cxx && spa
 t.test('the darwin-logic harness passes', { skip: hasCompiler ? false : 'no C++ compiler (g++, clang++ or $CXX) on this machine' }, async (t) => {
   const emit = fs.mkdtempSync(path.join(os.tmpdir(), 'darwin-logic-'));
   t.teardown(() => fs.rmSync(emit, { recursive: true, force: true }));
-  const run = spawnSync(process.execPath, [path.join(here, 'run.js'), '--emit', emit], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [path.join(here, 'run.js'), '--emit', emit]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
   const lines = run.stdout.trim().split('\n');
   const last = lines[lines.length - 1];
   const failures = lines.filter((line) => line.startsWith('not ok'));
