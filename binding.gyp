@@ -43,6 +43,7 @@
           "sources": [
             "native/darwin/accelerators.cc",
             "native/darwin/cf_property.cc",
+            "native/darwin/dyld_images.cc",
             "native/darwin/host.cc",
             "native/darwin/registers.cc",
             "native/darwin/stacks.cc",

@@ -46,7 +46,8 @@ ThreadState ThreadStateFromMach(int32_t runState, int32_t flags) {
   (void)flags;
   switch (runState) {
     case 1: return ThreadState::Running;          // TH_STATE_RUNNING (on a CPU or a run queue)
-    case 2: return ThreadState::Stopped;          // TH_STATE_STOPPED (suspended)
+    case 2: return ThreadState::Stopped;          // TH_STATE_STOPPED (held by thread_stop right now; a
+                                                  // suspended task's threads read WAITING: see threads.cc)
     case 3: return ThreadState::Waiting;          // TH_STATE_WAITING
     case 4: return ThreadState::Uninterruptible;  // TH_STATE_UNINTERRUPTIBLE
     case 5: return ThreadState::Halted;           // TH_STATE_HALTED

@@ -1,5 +1,5 @@
 // RAII owners for every macOS handle the backend touches: IOKit objects, CF
-// objects, Mach send rights, the task_threads array, a thread suspension. Each
+// objects, Mach send rights, the task_threads array, a thread or task suspension. Each
 // releases exactly what it owns, once, on every path; none is copyable.
 #pragma once
 
@@ -155,6 +155,31 @@ class ScopedThreadSuspension {
 
  private:
   thread_act_t thread_;
+  kern_return_t result_;
+};
+
+// Another task held suspended as a whole for as long as this object lives, through
+// task_suspend2: its hold is a send-once right (the suspension token), and xnu
+// resumes the task when the token loses its last sender (osfmk/kern/task.c,
+// task_suspension_no_senders), so the hold ends even if this process is killed
+// mid-walk. thread_suspend holds have no such owner and outlive their caller.
+// Not for our own task: it would stop the thread that holds it.
+class ScopedTaskSuspension {
+ public:
+  explicit ScopedTaskSuspension(task_t task) : result_(task_suspend2(task, &token_)) {}
+  ScopedTaskSuspension(const ScopedTaskSuspension&) = delete;
+  ScopedTaskSuspension& operator=(const ScopedTaskSuspension&) = delete;
+  ~ScopedTaskSuspension() {
+    if (result_ != KERN_SUCCESS || !MACH_PORT_VALID(token_)) return;
+    // A task_resume2 that was sent consumed the token. One that could not be sent
+    // (the task died, the token is a dead name) left the right with us: dropping it
+    // is itself the resume.
+    if (task_resume2(token_) != KERN_SUCCESS) mach_port_deallocate(mach_task_self(), token_);
+  }
+  kern_return_t result() const { return result_; }
+
+ private:
+  task_suspension_token_t token_ = MACH_PORT_NULL;
   kern_return_t result_;
 };
 

@@ -9,10 +9,11 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "../blocking.h"
 #include "../darwin_decode.h"
-#include "dyld_private.h"
+#include "dyld_images.h"
 #include "registers.h"
 #include "scoped.h"
 
@@ -95,23 +96,24 @@ ImageMap ImageMap::Read(task_t task, std::string* problem) {
     // The legacy array is empty or was being edited on every try: ask libdyld, which
     // reads the list in whatever form this dyld keeps it (dyld included).
     kern_return_t error = KERN_SUCCESS;
-    std::unique_ptr<const dyld_process_info_base, void (*)(dyld_process_info)> info(
-        _dyld_process_info_create(task, 0, &error), _dyld_process_info_release);
-    if (!info) {
+    std::vector<Image>* images = &map.images_;
+    const bool listed = ForEachDyldImage(
+        task,
+        [images](uint64_t machHeaderAddress, const char* path) {
+          if (machHeaderAddress == 0 || images->size() >= kMaxImages) return;
+          Image image;
+          image.loadAddress = machHeaderAddress;
+          if (path != nullptr) image.path = path;
+          images->push_back(std::move(image));
+        },
+        &error);
+    if (!listed) {
       if (problem != nullptr) {
         *problem = "the dyld image list could not be read (dyld may have been updating it; kern_return " +
                    std::to_string(error) + ")";
       }
       return map;
     }
-    std::vector<Image>* images = &map.images_;
-    _dyld_process_info_for_each_image(info.get(), ^(uint64_t machHeaderAddress, const uuid_t, const char* path) {
-      if (machHeaderAddress == 0 || images->size() >= kMaxImages) return;
-      Image image;
-      image.loadAddress = machHeaderAddress;
-      if (path != nullptr) image.path = path;
-      images->push_back(std::move(image));
-    });
   }
   std::sort(map.images_.begin(), map.images_.end(),
             [](const Image& a, const Image& b) { return a.loadAddress < b.loadAddress; });
@@ -155,24 +157,26 @@ void ImageMap::Resolve(FrameRecord& frame) {
   frame.offset = frame.pc - image.loadAddress;
 }
 
-StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs) {
+StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t deadline, bool suspendThread) {
   StackWalk walk;
   if (maxDepth == 0) {  // nothing asked for: do not stop the thread at all
     walk.ok = true;
     return walk;
   }
   walk.pcs.reserve(maxDepth);  // nothing below may allocate: see stacks.h
-  const uint64_t deadline = NowNs() + budgetNs;
   const auto add = [&walk, maxDepth](uint64_t pc) {
     if (walk.pcs.size() >= maxDepth) return false;
     walk.pcs.push_back(pc);
     return true;
   };
 
-  ScopedThreadSuspension suspension(thread);
-  if (suspension.result() != KERN_SUCCESS) {
-    walk.error = suspension.result();
-    return walk;
+  std::optional<ScopedThreadSuspension> suspension;
+  if (suspendThread) {
+    suspension.emplace(thread);
+    if (suspension->result() != KERN_SUCCESS) {
+      walk.error = suspension->result();
+      return walk;
+    }
   }
   kern_return_t error = KERN_SUCCESS;
   std::optional<ThreadRegisters> registers = ReadThreadRegisters(thread, &error);

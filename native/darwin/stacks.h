@@ -46,17 +46,20 @@ struct StackWalk {
   std::vector<uint64_t> pcs;  // innermost first; pointer-auth bits stripped
   bool ok = false;            // false: thread_suspend or thread_get_state failed (`error`)
   kern_return_t error = KERN_SUCCESS;
-  bool outOfTime = false;     // stopped by the time budget, not by the chain's end
+  bool outOfTime = false;     // stopped by the deadline, not by the chain's end
 };
 
-// Suspends `thread` (of `task`), reads its registers, walks the frame-pointer chain
-// with mach_vm_read_overwrite for at most `maxDepth` frames and `budgetNs`, and
-// resumes it on every path. A thread stopped right after a system-call instruction
-// sits in a libsystem_kernel trap stub, a leaf without a frame of its own: its caller
-// is taken from lr (arm64) or [sp] (x86_64), or it would be missing. Allocates
-// nothing while the thread is suspended (it may hold the malloc lock when it is a
-// thread of this process).
-StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t budgetNs);
+// Reads `thread`'s registers (of `task`), walks the frame-pointer chain with
+// mach_vm_read_overwrite for at most `maxDepth` frames until `deadlineNs`
+// (MonotonicNs), and returns. With `suspendThread` (our own process, where the task
+// cannot be stopped as a whole) the thread is held by thread_suspend for the walk
+// and resumed on every path; otherwise the caller already holds the whole task
+// (ScopedTaskSuspension). A thread stopped right after a system-call instruction
+// sits in a libsystem_kernel trap stub, a leaf without a frame of its own: its
+// caller is taken from lr (arm64) or [sp] (x86_64), or it would be missing.
+// Allocates nothing while a thread is suspended (it may hold the malloc lock when
+// it is a thread of this process).
+StackWalk WalkStack(task_t task, thread_act_t thread, uint32_t maxDepth, uint64_t deadlineNs, bool suspendThread);
 
 }  // namespace darwin
 }  // namespace iokitsnap

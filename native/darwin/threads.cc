@@ -5,7 +5,11 @@
 // time, suspend count), THREAD_IDENTIFIER_INFO (the 64-bit thread_id that sample
 // and spindump print: ThreadRecord.tid), THREAD_EXTENDED_INFO (name), and for a
 // waiting thread its registers → the trap it is blocked in. All of that is read
-// before any thread is suspended: a suspended waiting thread reports STOPPED.
+// before our own stack walk suspends anything. The run state alone does not show a
+// stopped process: TH_STATE_STOPPED is only the moment thread_stop holds a thread,
+// and a SIGSTOPped, task_suspend'ed or debugger-held task's threads read WAITING
+// with their own suspend count 0. pbsi_status SSTOP and the task's suspend count
+// (MACH_TASK_BASIC_INFO) say it: such a task's threads are reported `stopped`.
 // Stacks (opt-in) come last, one suspended thread at a time (stacks.h).
 //
 // Without it (task_for_pid denied: another user's process, a hardened target,
@@ -26,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,8 +56,20 @@ using darwin::StackWalk;
 using darwin::ThreadRegisters;
 
 constexpr uint32_t kMaxStackDepth = 1024;           // whatever maxStackDepth asks for
-constexpr uint64_t kStackBudgetNs = 50 * 1000000;   // per thread, while it is suspended
+// All the time one sample may keep its target (or, in our own process, its threads)
+// suspended: a production process is frozen while held. Far below the JS deadline
+// (timeoutMs, 10 s by default), so the walk ends, and resumes, before the probe is abandoned.
+constexpr uint64_t kSuspensionBudgetNs = 100 * 1000000;
 constexpr int kThreadListAttempts = 4;              // threads appear while we list them
+
+// One stack walk of our own process at a time, process-wide: each walk skips only
+// its own thread, so two concurrent walks (snapshot() and sampleThreads() of
+// process.pid, two worker_threads) could each suspend the other's walker, and both
+// park for good.
+std::mutex& SelfWalkLock() {
+  static std::mutex lock;
+  return lock;
+}
 
 const char kTaskPortHint[] =
     "run iokit-snap as root (sudo), or run it from a node binary signed with the "
@@ -73,18 +90,26 @@ std::string Subject(int32_t pid) { return "pid " + std::to_string(pid); }
 struct ProcessIdentity {
   std::string name;
   bool zombie = false;
+  bool stopped = false;  // SSTOP: SIGSTOPped or stopped by a tracer; every thread is held
+  bool exiting = false;  // PROC_FLAG_INEXIT: working its way through exit()
 };
 
 // PROC_PIDT_SHORTBSDINFO is answered for any process, whoever owns it, so it
-// separates "no such process" (ESRCH) from "not allowed" cleanly.
+// separates "no such process" (ESRCH) from "not allowed" cleanly. Its argument 1
+// asks the kernel to look among zombies too (bsd/kern/proc_info.c: findzomb is set
+// only when arg is 1 for this flavor); with 0 a zombie reads as ESRCH.
 ProcessIdentity ReadIdentity(int32_t pid) {
   proc_bsdshortinfo info;
   std::memset(&info, 0, sizeof info);
   errno = 0;
-  const int size = proc_pidinfo(pid, PROC_PIDT_SHORTBSDINFO, 0, &info, sizeof info);
+  const int size = proc_pidinfo(pid, PROC_PIDT_SHORTBSDINFO, 1, &info, sizeof info);
   if (size == static_cast<int>(sizeof info)) {
-    return ProcessIdentity{std::string(info.pbsi_comm, strnlen(info.pbsi_comm, sizeof info.pbsi_comm)),
-                           info.pbsi_status == SZOMB};
+    ProcessIdentity identity;
+    identity.name = std::string(info.pbsi_comm, strnlen(info.pbsi_comm, sizeof info.pbsi_comm));
+    identity.zombie = info.pbsi_status == SZOMB;
+    identity.stopped = info.pbsi_status == SSTOP;
+    identity.exiting = (info.pbsi_flags & PROC_FLAG_INEXIT) != 0;
+    return identity;
   }
   const int error = errno;
   if (error == ESRCH || (kill(pid, 0) != 0 && errno == ESRCH)) {
@@ -179,6 +204,34 @@ std::optional<BlockedRecord> BlockedIn(task_t task, int32_t pid, const ThreadReg
   return blocked;
 }
 
+// MACH_TASK_BASIC_INFO's suspend_count is the task's user_stop_count: the
+// task_suspend holds (lldb, another sampler), which no thread's own count shows.
+std::optional<int32_t> TaskSuspendCount(task_t task) {
+  mach_task_basic_info_data_t info;
+  mach_msg_type_number_t count = MACH_TASK_BASIC_INFO_COUNT;
+  if (task_info(task, MACH_TASK_BASIC_INFO, reinterpret_cast<task_info_t>(&info), &count) != KERN_SUCCESS) {
+    return std::nullopt;
+  }
+  return std::max(info.suspend_count, 0);
+}
+
+// task_threads fails with KERN_FAILURE once the task is inactive (it is exiting:
+// osfmk/kern/task.c task_threads_internal), and with a dead or invalid port after.
+[[noreturn]] void ThrowThreadListError(int32_t pid, kern_return_t kr) {
+  bool gone = kr == MACH_SEND_INVALID_DEST || kr == KERN_INVALID_ARGUMENT || kr == KERN_TERMINATED;
+  if (kr == KERN_FAILURE) {
+    try {
+      const ProcessIdentity now = ReadIdentity(pid);
+      gone = now.zombie || now.exiting;
+    } catch (const SnapError& e) {
+      gone = e.code() == "ESRCH";
+    }
+  }
+  if (gone) throw SnapError("ESRCH", "pid " + std::to_string(pid) + " has exited", "task_threads", kr);
+  throw SnapError("EIO", "task_threads failed for pid " + std::to_string(pid) + " (" + Hex(kr) + ")", "task_threads",
+                  kr);
+}
+
 ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIdentity& identity,
                              const ThreadOptions& options) {
   ProcessRecord record = EmptyRecord(pid, identity);
@@ -186,15 +239,19 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     AddZombieLimit(record);
     return record;
   }
+  // A task held by task_suspend (lldb, another sampler) shows its waiting threads as
+  // TH_STATE_WAITING with their own suspend count 0: only the task's count tells.
+  const std::optional<int32_t> taskSuspendCount = TaskSuspendCount(task.get());
+  if (!taskSuspendCount) {
+    record.limits.push_back(LimitRecord{Subject(pid), "suspendCount", "EIO",
+                                        "task_info(MACH_TASK_BASIC_INFO) failed, so a suspension of the whole task "
+                                        "is not counted: a suspended task may read as waiting",
+                                        ""});
+  }
+  const bool held = identity.stopped || taskSuspendCount.value_or(0) > 0;
   ScopedThreadList threads;
   kern_return_t kr = threads.Load(task.get());
-  if (kr != KERN_SUCCESS) {
-    if (kr == MACH_SEND_INVALID_DEST || kr == KERN_INVALID_ARGUMENT || kr == KERN_TERMINATED) {
-      throw SnapError("ESRCH", "pid " + std::to_string(pid) + " has exited", "task_threads", kr);
-    }
-    throw SnapError("EIO", "task_threads failed for pid " + std::to_string(pid) + " (" + Hex(kr) + ")", "task_threads",
-                    kr);
-  }
+  if (kr != KERN_SUCCESS) ThrowThreadListError(pid, kr);
   const bool full = options.detail == ThreadDetail::Full;
   std::vector<thread_act_t> ports;  // of record.threads[i], for the stack walks
   ports.reserve(threads.size());
@@ -215,10 +272,14 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     }
     ThreadRecord thread_record;
     thread_record.tid = identifier.thread_id;
-    thread_record.state = ThreadStateFromMach(basic.run_state, basic.flags);
+    const ThreadState runState = ThreadStateFromMach(basic.run_state, basic.flags);
+    // TH_STATE_STOPPED is only the moment thread_stop holds it; a SIGSTOPped or
+    // suspended task's threads say WAITING. The process status and the task's count do not.
+    thread_record.state = held ? ThreadState::Stopped : runState;
     thread_record.userNs = TimeValueToNs(basic.user_time.seconds, basic.user_time.microseconds);
     thread_record.systemNs = TimeValueToNs(basic.system_time.seconds, basic.system_time.microseconds);
-    thread_record.suspendCount = basic.suspend_count;
+    // The holds that keep this thread from running: its own and its task's.
+    thread_record.suspendCount = basic.suspend_count + taskSuspendCount.value_or(0);
     if (full) {
       thread_extended_info_data_t extended;
       count = THREAD_EXTENDED_INFO_COUNT;
@@ -226,7 +287,8 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
         const size_t length = strnlen(extended.pth_name, sizeof extended.pth_name);
         if (length > 0) thread_record.name = std::string(extended.pth_name, length);
       }
-      if (thread_record.state == ThreadState::Waiting || thread_record.state == ThreadState::Uninterruptible) {
+      // A stopped task's thread keeps the call it was waiting in when it was stopped.
+      if (runState == ThreadState::Waiting || runState == ThreadState::Uninterruptible) {
         kern_return_t error = KERN_SUCCESS;
         if (std::optional<ThreadRegisters> registers = ReadThreadRegisters(thread, &error)) {
           thread_record.blockedIn = BlockedIn(task.get(), pid, *registers);
@@ -259,19 +321,52 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
     // The probe thread sampling its own process cannot suspend itself; its stack is
     // left out (it is this sampler, not the program being diagnosed).
     ScopedMachSendRight self(task.isSelf() ? mach_thread_self() : MACH_PORT_NULL);
+    std::vector<StackWalk> walks(ports.size());
+    size_t notWalked = 0;
+    kern_return_t holdError = KERN_SUCCESS;
+    {
+      // Our own process: one thread at a time (the task cannot stop itself), and one
+      // walk at a time in the whole process, or two walkers could suspend each other.
+      // Another process: the whole task at once, through a token that ends the hold
+      // even if we die (ScopedTaskSuspension), for kSuspensionBudgetNs at most.
+      std::unique_lock<std::mutex> selfWalk(SelfWalkLock(), std::defer_lock);
+      std::optional<darwin::ScopedTaskSuspension> hold;
+      if (task.isSelf()) {
+        selfWalk.lock();
+      } else {
+        hold.emplace(task.get());
+        holdError = hold->result();
+      }
+      const uint64_t deadline = MonotonicNs() + kSuspensionBudgetNs;
+      for (size_t i = 0; i < ports.size() && holdError == KERN_SUCCESS; ++i) {
+        if (self && ports[i] == self.get()) continue;
+        if (MonotonicNs() >= deadline) {
+          ++notWalked;
+          continue;
+        }
+        walks[i] = darwin::WalkStack(task.get(), ports[i], depth, deadline, task.isSelf());
+      }
+    }  // resumed here; what follows allocates freely
+    if (holdError != KERN_SUCCESS) {
+      record.limits.push_back(LimitRecord{Subject(pid), "stack", "EIO",
+                                          "task_suspend2 failed (" + Hex(holdError) +
+                                              "), so no stack was read (the process may have exited)",
+                                          ""});
+      return record;
+    }
     size_t suspendFailures = 0;
     size_t outOfTime = 0;
     kern_return_t lastSuspendError = KERN_SUCCESS;
     for (size_t i = 0; i < ports.size(); ++i) {
-      if (self && ports[i] == self.get()) continue;
-      StackWalk walk = darwin::WalkStack(task.get(), ports[i], depth, kStackBudgetNs);
+      const StackWalk& walk = walks[i];
       if (!walk.ok) {
+        if (walk.error == KERN_SUCCESS) continue;  // not attempted: the walker itself, or out of time
         ++suspendFailures;
         lastSuspendError = walk.error;
         continue;
       }
       ThreadRecord& thread_record = record.threads[i];
-      if (!walk.pcs.empty()) thread_record.pc = walk.pcs.front();
+      thread_record.pc = walk.pcs.front();
       std::vector<FrameRecord> frames(walk.pcs.size());
       for (size_t f = 0; f < walk.pcs.size(); ++f) {
         frames[f].pc = walk.pcs[f];
@@ -287,12 +382,13 @@ ProcessRecord SampleWithTask(const TaskPort& task, int32_t pid, const ProcessIde
                                               Hex(lastSuspendError) + "; a thread may have exited)",
                                           ""});
     }
-    if (outOfTime > 0) {
-      record.limits.push_back(LimitRecord{Subject(pid), "stack", "ETIMEDOUT",
-                                          std::to_string(outOfTime) + " stack walk(s) stopped at the " +
-                                              std::to_string(kStackBudgetNs / 1000000) +
-                                              " ms budget a thread may stay suspended; those stacks are partial",
-                                          ""});
+    if (outOfTime + notWalked > 0) {
+      record.limits.push_back(LimitRecord{
+          Subject(pid), "stack", "ETIMEDOUT",
+          "the " + std::to_string(kSuspensionBudgetNs / 1000000) +
+              " ms a sample may keep the target suspended ran out: " + std::to_string(outOfTime) +
+              " stack(s) are partial and " + std::to_string(notWalked) + " thread(s) were not walked (stack null)",
+          "sample again: each sample walks from the first thread"});
     }
   }
   return record;
@@ -352,7 +448,7 @@ ProcessRecord SampleWithProcInfo(int32_t pid, const ProcessIdentity& identity, c
     }
     ThreadRecord thread;
     thread.tid = id;
-    thread.state = ThreadStateFromMach(info.pth_run_state, info.pth_flags);
+    thread.state = identity.stopped ? ThreadState::Stopped : ThreadStateFromMach(info.pth_run_state, info.pth_flags);
     thread.userNs = info.pth_user_time;  // already ns (xnu fill_taskthreadinfo)
     thread.systemNs = info.pth_system_time;
     const size_t length = strnlen(info.pth_name, sizeof info.pth_name);

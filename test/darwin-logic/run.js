@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// Builds the darwin-logic harness (native/darwin compiled on this machine against
+// the test-only macOS headers in include/ and the fake kernel), once per
+// architecture the addon ships for, runs both, and ends with one line:
+//   darwin-logic: <S> scenarios, <F> faults injected, suspensions <n> = resumes <n>, leaks 0
+// Options: --emit <dir> (registry records as JSON), --verbose. Exit 0 only when every
+// check passed. Without a C++ compiler it says so and exits 3 (the tap test skips).
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..', '..');
+const here = __dirname;
+const args = process.argv.slice(2);
+const emitAt = args.indexOf('--emit');
+const emitDir = emitAt >= 0 ? path.resolve(args[emitAt + 1]) : '';
+const verbose = args.includes('--verbose');
+
+const sources = [
+  'native/darwin/accelerators.cc',
+  'native/darwin/cf_property.cc',
+  'native/darwin/registers.cc',
+  'native/darwin/stacks.cc',
+  'native/darwin/threads.cc',
+  'native/blocking.cc',
+  'native/darwin_decode.cc',
+  'test/darwin-logic/fake_kernel.cc',
+  'test/darwin-logic/fake_cf.cc',
+  'test/darwin-logic/fake_iokit.cc',
+  'test/darwin-logic/threads_scenarios.cc',
+  'test/darwin-logic/registry_scenarios.cc',
+  'test/darwin-logic/main.cc',
+];
+const registryDir = path.join(here, 'registry');
+const registries = (fs.existsSync(registryDir) ? fs.readdirSync(registryDir) : [])
+  .filter((name) => name.endsWith('.json'))
+  .map((name) => path.join(registryDir, name));
+
+function findCompiler() {
+  for (const candidate of [process.env.CXX, 'g++', 'clang++'].filter(Boolean)) {
+    const probe = spawnSync(candidate, ['--version'], { encoding: 'utf8' });
+    if (probe.status === 0) return candidate;
+  }
+  return null;
+}
+
+// -fsanitize=address where the compiler and this system can run it.
+function sanitizerFlags(cxx, dir) {
+  const probe = path.join(dir, 'asan-probe.cc');
+  fs.writeFileSync(probe, 'int main() { return 0; }\n');
+  const out = path.join(dir, 'asan-probe');
+  const built = spawnSync(cxx, ['-fsanitize=address', probe, '-o', out], { encoding: 'utf8' });
+  if (built.status === 0 && spawnSync(out).status === 0) return ['-fsanitize=address', '-fno-omit-frame-pointer'];
+  console.log('# AddressSanitizer is not available here; building without it');
+  return [];
+}
+
+function newest(files) {
+  return Math.max(...files.map((file) => fs.statSync(file).mtimeMs));
+}
+
+function build(cxx, arch, flags, dir) {
+  const binary = path.join(dir, `darwin-logic-${arch}`);
+  const inputs = [
+    ...sources.map((s) => path.join(root, s)),
+    ...fs.readdirSync(path.join(root, 'native/darwin')).map((f) => path.join(root, 'native/darwin', f)),
+    ...fs.readdirSync(here).filter((f) => /\.(h|cc)$/.test(f)).map((f) => path.join(here, f)),
+    ...['mach/mach.h', 'libproc.h', 'sys/proc_info.h', 'CoreFoundation/CoreFoundation.h', 'IOKit/IOKitLib.h'].map((f) =>
+      path.join(here, 'include', f),
+    ),
+  ];
+  if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs > newest(inputs)) return binary;
+  const common = [
+    '-std=c++17', '-g', '-O1', '-Wall', '-Wextra', '-pthread',
+    '-I', path.join(here, 'include'), '-include', path.join(here, 'include', 'darwin_fake_prelude.h'),
+    ...flags, ...(arch === 'arm64' ? ['-D__arm64__=1'] : []),
+  ];
+  const objects = [];
+  for (const source of sources) {
+    const object = path.join(dir, `${arch}-${path.basename(source)}.o`);
+    execFileSync(cxx, [...common, '-c', path.join(root, source), '-o', object], { stdio: 'inherit' });
+    objects.push(object);
+  }
+  execFileSync(cxx, [...common, ...objects, '-o', binary], { stdio: 'inherit' });
+  return binary;
+}
+
+function main() {
+  const cxx = findCompiler();
+  if (!cxx) {
+    console.log('darwin-logic: no C++ compiler (g++ or clang++, or $CXX); nothing was run');
+    process.exit(3);
+  }
+  const dir = path.join(root, 'build', 'darwin-logic');
+  fs.mkdirSync(dir, { recursive: true });
+  const flags = sanitizerFlags(cxx, dir);
+  if (emitDir) fs.mkdirSync(emitDir, { recursive: true });
+  const totals = { scenarios: 0, faults: 0, suspensions: 0, resumes: 0, leaks: 0, failures: 0 };
+  let ok = true;
+  for (const arch of ['x86_64', 'arm64']) {
+    const binary = build(cxx, arch, flags, dir);
+    const argv = [...registries.flatMap((r) => ['--registry', r]), ...(emitDir && arch === 'x86_64' ? ['--emit', emitDir] : []), ...(verbose ? ['--verbose'] : [])];
+    const run = spawnSync(binary, argv, { encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' }, maxBuffer: 64 << 20 });
+    process.stdout.write(run.stdout);
+    process.stderr.write(run.stderr);
+    const last = /darwin-logic-\S+: (\d+) scenarios, (\d+) faults injected, suspensions (\d+) = resumes (\d+), leaks (\d+), failures (\d+)/.exec(run.stdout);
+    if (run.status !== 0 || !last) {
+      ok = false;
+      console.log(`# the ${arch} harness exited ${run.status ?? run.signal}`);
+    }
+    if (last) {
+      const [, s, f, su, re, le, fa] = last.map(Number);
+      totals.scenarios += s;
+      totals.faults += f;
+      totals.suspensions += su;
+      totals.resumes += re;
+      totals.leaks += le;
+      totals.failures += fa;
+    }
+  }
+  ok = ok && totals.failures === 0 && totals.leaks === 0 && totals.suspensions === totals.resumes && totals.faults >= 100;
+  console.log(
+    `darwin-logic: ${totals.scenarios} scenarios, ${totals.faults} faults injected, suspensions ${totals.suspensions} = resumes ${totals.resumes}, leaks ${totals.leaks}` +
+      (ok ? '' : ` (FAILED: ${totals.failures} failure(s))`),
+  );
+  process.exit(ok ? 0 : 1);
+}
+
+main();
