@@ -8,7 +8,7 @@
  */
 import { describeWait, waitClass } from './analyze/calls';
 import { formatMs, plural } from './analyze/format';
-import { waitHint } from './analyze/progress';
+import { verdictOf, waitHint } from './analyze/progress';
 import type { Evidence, Finding, ProcessSummary, Report, Severity } from './analyze/types';
 import { IokitSnapError } from './errors';
 import { driverEntry, isGpuWait, onDriverPath } from './import/reports/derive';
@@ -186,6 +186,6 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
   }
   if (snapshot.source === undefined) notes.push('a live snapshot proves no durations by itself: take two and use diff, or watch');
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
-  const verdict = findings.some((f) => f.severity === 'critical') ? 'hung' : findings.some((f) => f.severity === 'warning') ? 'suspect' : 'healthy';
+  const verdict = verdictOf(findings);
   return { verdict, findings, processes, accelerators: { before: snapshot.accelerators.length, after: snapshot.accelerators.length }, windowMs, notes };
 }

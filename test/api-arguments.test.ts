@@ -48,6 +48,7 @@ t.test('pids: a BigInt, a string or a fraction is EINVAL, never a TypeError from
   await t.rejects(snapshot({ pids: [process.pid, 3n as unknown as number] }), EINVAL(/snapshot\(\): pids\[1\] must be a positive integer process id, got 3n/));
   await t.rejects(snapshot({ pids: 'all' as unknown as number[] }), EINVAL(/pids must be an array of process ids, got "all"/));
   t.throws(() => watch({ pid: 4n as unknown as number }), EINVAL(/watch\(\): pid must be a positive integer process id, got 4n/));
+  t.throws(() => watch(undefined as never), EINVAL(/watch\(\): give the process to watch as \{ pid \} or \{ pids: \[\.\.\.\] \}/));
   t.throws(() => watch({ pids: [process.pid, 5n as unknown as number] }), EINVAL(/pids\[1\]/));
 });
 

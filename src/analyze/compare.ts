@@ -6,7 +6,7 @@
 import { explain } from '../explain';
 import type { Snapshot } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
-import { ProgressTracker } from './progress';
+import { ProgressTracker, verdictOf } from './progress';
 import type { CompareOptions, Report } from './types';
 
 export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions = {}): Report {
@@ -51,7 +51,7 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
     report.findings.push(...explain(hung, { stallMs: options.stallMs }).findings.filter((f) => !seen.has(`${f.ref.pid}:${f.ref.tid}`)));
     const rank = { critical: 0, warning: 1, info: 2 };
     report.findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
-    report.verdict = report.findings.some((f) => f.severity === 'critical') ? 'hung' : report.findings.some((f) => f.severity === 'warning') ? 'suspect' : 'healthy';
+    report.verdict = verdictOf(report.findings);
   }
   if (healthy.processes.length === 0 && hung.processes.length > 0) {
     notes.push('the healthy snapshot has no processes: threads have no baseline (take it with --pid)');
