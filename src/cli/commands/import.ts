@@ -1,4 +1,5 @@
 /** `iokit-snap import <file|->`: ioreg output captured on a Mac, shown as a live run shows it. */
+import { plural } from '../../analyze/format';
 import { importIoreg } from '../../import';
 import { detectReportFormat, importReport } from '../../import/reports';
 import { readInputFile, readInputStream } from '../../read-input';
@@ -18,7 +19,7 @@ function readInput(source: string, io: CliIO): Promise<string> {
 /** An imported thread report: each process's threads as `iokit-snap threads` shows them. */
 async function showReport(snap: Snapshot, io: CliIO): Promise<number> {
   for (const p of snap.processes) {
-    await write(io.stdout, `pid ${p.pid} (${p.name}): ${p.threads.length} thread${p.threads.length === 1 ? '' : 's'} from ${snap.source!.format} output\n`);
+    await write(io.stdout, `pid ${p.pid} (${p.name}): ${plural(p.threads.length, 'thread')} from ${snap.source!.format} output\n`);
     await write(io.stdout, threadTable(p.threads, outStyle(io)));
   }
   await write(io.stderr, limitLines(snap.limits.filter((limit) => limit.subject !== 'snapshot' && limit.subject !== 'host'), errStyle(io)));
