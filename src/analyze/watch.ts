@@ -12,6 +12,7 @@ import { describeValue } from '../snapshot-schema';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
+import { LateTimerGuard, type Discard } from './late-timer';
 import { ProgressTracker } from './progress';
 import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
 
@@ -196,35 +197,19 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     } catch {
       host = { platform: process.platform === 'darwin' ? 'darwin' : 'linux' };
     }
-    let expectedAt = -1;
-    let lastMono = -1;
-    let lastWall = -1;
+    const guard = new LateTimerGuard(this.intervalMs);
     try {
       while (!this.closed && this.samplers.size > 0) {
         const startMono = monotonicNs();
-        const startWall = Date.now();
-        // Late-sampler guard: our timer fired late, or wall time ran on while the monotonic
-        // clock stood still (a suspended machine). Either way we did not look during that time.
-        let discard: { reason: string; lateMs: number } | undefined;
-        if (expectedAt >= 0) {
-          const lateMs = (startMono - expectedAt) / 1e6;
-          const sleptMs = startWall - lastWall - (startMono - lastMono) / 1e6;
-          const allowance = Math.max(this.intervalMs, 1000);
-          if (sleptMs > allowance) discard = { reason: 'the machine was asleep (wall clock ran on, monotonic clock did not)', lateMs: sleptMs };
-          else if (lateMs > allowance) discard = { reason: 'our own timer fired late (this process was stopped, or the machine overloaded)', lateMs };
-        }
+        const discard = guard.check(startMono, Date.now());
         try {
           await this.stepOnce(host, discard);
         } catch (error) {
           /* c8 ignore next 2 -- a bug guard: a failed step is an event, never an unhandled rejection */
           this.publish({ type: 'error', ...this.stamp(), error: toIokitSnapError(error) });
         }
-        lastMono = monotonicNs();
-        lastWall = Date.now();
+        const delay = guard.next(startMono, monotonicNs(), Date.now());
         if (this.closed || this.samplers.size === 0) break;
-        const elapsedMs = (lastMono - startMono) / 1e6;
-        const delay = Math.max(0, this.intervalMs - elapsedMs);
-        expectedAt = lastMono + delay * 1e6;
         await this.sleep(delay);
       }
     } finally {
@@ -237,7 +222,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     }
   }
 
-  private async stepOnce(host: Pick<Host, 'platform'>, discard: { reason: string; lateMs: number } | undefined): Promise<void> {
+  private async stepOnce(host: Pick<Host, 'platform'>, discard: Discard | undefined): Promise<void> {
     const limits: Limitation[] = [];
     const processes: ProcessSample[] = [];
     const exited: number[] = [];

@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
+import { LateTimerGuard, type Discard } from '../analyze/late-timer';
 import { ProgressTracker } from '../analyze/progress';
 import type { Report, SampleEvent, Verdict, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
@@ -164,22 +165,11 @@ export class Collector extends EventEmitter {
 
   private async run(): Promise<void> {
     const host: Pick<Host, 'platform'> = await readHost(); // never rejects: it falls back to os facts
-    let expectedAt = -1;
-    let lastMono = -1;
-    let lastWall = -1;
+    const guard = new LateTimerGuard(this.intervalMs);
     try {
       while (!this.closed) {
         const startMono = monotonicNs();
-        const startWall = Date.now();
-        let discard: { reason: string; lateMs: number } | undefined;
-        if (expectedAt >= 0) {
-          const lateMs = (startMono - expectedAt) / 1e6;
-          const sleptMs = startWall - lastWall - (startMono - lastMono) / 1e6;
-          const allowance = Math.max(this.intervalMs, 1000);
-          /* c8 ignore next -- a suspended machine: wall time ran on while the monotonic clock stood still */
-          if (sleptMs > allowance) discard = { reason: 'the machine was asleep (wall clock ran on, monotonic clock did not)', lateMs: sleptMs };
-          else if (lateMs > allowance) discard = { reason: 'our own timer fired late (this process was stopped, or the machine overloaded)', lateMs };
-        }
+        const discard = guard.check(startMono, Date.now());
         try {
           await this.step(host, discard);
           /* c8 ignore start -- a bug guard: a failed step is an event, never an unhandled rejection */
@@ -187,11 +177,8 @@ export class Collector extends EventEmitter {
           this.publishError(toIokitSnapError(error));
         }
         /* c8 ignore stop */
-        lastMono = monotonicNs();
-        lastWall = Date.now();
+        const delay = guard.next(startMono, monotonicNs(), Date.now());
         if (this.closed) break;
-        const delay = Math.max(0, this.intervalMs - (lastMono - startMono) / 1e6);
-        expectedAt = lastMono + delay * 1e6;
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           this.timer = setTimeout(resolve, delay);
@@ -230,7 +217,7 @@ export class Collector extends EventEmitter {
     });
   }
 
-  private async step(host: Pick<Host, 'platform'>, discard: { reason: string; lateMs: number } | undefined): Promise<void> {
+  private async step(host: Pick<Host, 'platform'>, discard: Discard | undefined): Promise<void> {
     const { pids: selected, limits } = await this.selector.select();
     this.reconcile(selected);
     const probes: ProbeTiming[] = [];
