@@ -255,7 +255,13 @@ function linuxTests(): void {
 
   t.test('user stacks are not sampled on Linux: pc instead, and a limit that says so', async (t) => {
     const target = await start(t, 'sleep');
-    const sample = await sampleThreads(target.pid, { stacks: true });
+    // The pc comes from the syscall file, which says only "running" while the thread is
+    // on a CPU: wait until the target sits in its sleep.
+    let sample = await sampleThreads(target.pid, { stacks: true });
+    await waitFor(async () => {
+      sample = await sampleThreads(target.pid, { stacks: true });
+      return threadOf(sample, target.pid)?.blockedIn != null;
+    }, 'the target in its sleep');
     const main = threadOf(sample, target.pid)!;
     t.type(main.pc, 'number');
     t.ok(main.pc! > 0);
