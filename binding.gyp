@@ -31,7 +31,10 @@
             "native/linux/nvml_context.cc",
             "native/linux/procfs_files.cc",
             "native/linux/procfs_parse.cc",
-            "native/linux/procfs_thread.cc"
+            "native/linux/procfs_thread.cc",
+            "native/linux/elf_file.cc",
+            "native/linux/elf_cfi.cc",
+            "native/linux/elf_internals.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -15,6 +15,9 @@
 #include "darwin_decode.h"
 #include "probe.h"
 #include "to_js.h"
+#ifdef __linux__
+#include "linux/elf_internals.h"
+#endif
 
 namespace iokitsnap {
 namespace {
@@ -300,6 +303,9 @@ Napi::Object Internals(Napi::Env env) {
     return Napi::Number::New(info.Env(), static_cast<double>(TimeValueToNs(static_cast<int64_t>(NumberArg(info, 0)),
                                                                           static_cast<int64_t>(NumberArg(info, 1)))));
   }));
+#ifdef __linux__
+  AddElfInternals(env, internals);  // the ELF reader behind Linux user stacks
+#endif
   return internals;
 }
 

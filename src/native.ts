@@ -52,7 +52,38 @@ export interface NativeInternals {
   stripPointerAuth(pointer: bigint | number): bigint;
   threadStateFromMach(runState: number, flags: number): string;
   timeValueToNs(seconds: number, microseconds: number): number;
+  /**
+   * Linux only: the ELF reader behind user stacks (native/linux/elf_file.h), over one
+   * file `root + path` opened per call. `machine` defaults to the host's. A file that
+   * cannot be opened throws with `code` (ENOENT, EACCES, EINVAL: not an ELF file of
+   * that machine).
+   */
+  elfSymbolAt?(root: string, path: string, addresses: Array<bigint | number>, machine?: ElfMachine): Array<ElfSymbol | null>;
+  elfUnwindRuleAt?(root: string, path: string, addresses: Array<bigint | number>, machine?: ElfMachine): Array<ElfUnwindRule | null>;
+  elfAddressOfFileOffset?(root: string, path: string, offsets: Array<bigint | number>, machine?: ElfMachine): Array<bigint | null>;
+  elfInfo?(root: string, path: string, machine?: ElfMachine): ElfInfo;
   [name: string]: unknown;
+}
+
+export type ElfMachine = 'x64' | 'arm64';
+export interface ElfSymbol {
+  name: string;
+  offset: number;
+}
+/** How to find the caller at an address (see UnwindRule in native/linux/elf_file.h). */
+export interface ElfUnwindRule {
+  cfaBase: 'sp' | 'fp';
+  cfaOffset: number;
+  ra: 'cfa' | 'lr' | 'undefined';
+  raOffset: number;
+  fp: 'same' | 'cfa';
+  fpOffset: number;
+}
+export interface ElfInfo {
+  hasSymbols: boolean;
+  hasUnwindInfo: boolean;
+  /** The separate debug file used, as the target sees it ('' when none). */
+  debugFile: string;
 }
 
 export interface NativeBinding {

@@ -1,0 +1,500 @@
+// ElfFile (see elf_file.h): headers read at Open, symbol tables and CFI on first use.
+//
+// Every byte comes from pread into a heap buffer, never from mmap: a shared library
+// truncated in place while mapped would raise SIGBUS in the host process, and this
+// runs inside users' Node processes. Every offset and size read from the file is
+// checked against the file's size before it is used, so a corrupt, truncated or
+// hostile file gives "nothing found", never a read out of bounds.
+#include "elf_file.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "elf_cfi.h"
+#include "procfs_files.h"
+
+namespace iokitsnap {
+namespace elf {
+namespace {
+
+using procfs::ScopedFd;
+
+// An ELF64 little-endian file of one machine, its program and section headers.
+class Image {
+ public:
+  static std::unique_ptr<Image> Open(const std::string& fullPath, Machine machine, int* error);
+
+  // Exactly `size` bytes at `offset`, or false (out of the file, or a short read).
+  bool Read(uint64_t offset, uint64_t size, void* out) const {
+    if (offset > size_ || size > size_ - offset) return false;
+    auto* bytes = static_cast<uint8_t*>(out);
+    while (size > 0) {
+      const ssize_t got = pread(fd_.get(), bytes, size, static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      bytes += got;
+      offset += static_cast<uint64_t>(got);
+      size -= static_cast<uint64_t>(got);
+    }
+    return true;
+  }
+  std::vector<uint8_t> ReadBytes(uint64_t offset, uint64_t size) const {
+    std::vector<uint8_t> bytes;
+    if (offset > size_ || size > size_ - offset) return bytes;
+    bytes.resize(size);
+    if (!Read(offset, size, bytes.data())) bytes.clear();
+    return bytes;
+  }
+  // The bytes of a section that has them in the file (not SHT_NOBITS, not compressed).
+  std::vector<uint8_t> SectionData(const Elf64_Shdr* section) const {
+    if (!section || section->sh_type == SHT_NOBITS || (section->sh_flags & SHF_COMPRESSED)) return {};
+    return ReadBytes(section->sh_offset, section->sh_size);
+  }
+
+  const Elf64_Shdr* Section(const char* name) const {
+    for (const Elf64_Shdr& section : sections_) {
+      if (section.sh_name >= sectionNames_.size()) continue;
+      const size_t length = strlen(name) + 1;  // with its NUL, inside the table
+      if (length <= sectionNames_.size() - section.sh_name &&
+          memcmp(sectionNames_.data() + section.sh_name, name, length) == 0)
+        return &section;
+    }
+    return nullptr;
+  }
+  const Elf64_Shdr* SectionAt(uint64_t index) const { return index < sections_.size() ? &sections_[index] : nullptr; }
+  const Elf64_Phdr* Segment(uint32_t type) const {
+    for (const Elf64_Phdr& segment : segments_)
+      if (segment.p_type == type) return &segment;
+    return nullptr;
+  }
+
+  std::optional<uint64_t> AddressOfFileOffset(uint64_t offset) const {
+    for (const Elf64_Phdr& segment : segments_) {
+      if (segment.p_type != PT_LOAD || offset < segment.p_offset) continue;
+      if (offset - segment.p_offset < segment.p_filesz) return segment.p_vaddr + (offset - segment.p_offset);
+    }
+    return std::nullopt;
+  }
+  // The file offset of `size` bytes at virtual address `address`, all inside one
+  // segment's file bytes.
+  std::optional<uint64_t> FileOffsetOfAddress(uint64_t address, uint64_t size) const {
+    for (const Elf64_Phdr& segment : segments_) {
+      if (segment.p_type != PT_LOAD || address < segment.p_vaddr) continue;
+      const uint64_t into = address - segment.p_vaddr;
+      if (into <= segment.p_filesz && size <= segment.p_filesz - into) return segment.p_offset + into;
+    }
+    return std::nullopt;
+  }
+  // The file bytes from `address` to the end of its segment's file bytes.
+  std::optional<std::pair<uint64_t, uint64_t>> SegmentTail(uint64_t address) const {
+    for (const Elf64_Phdr& segment : segments_) {
+      if (segment.p_type != PT_LOAD || address < segment.p_vaddr) continue;
+      const uint64_t into = address - segment.p_vaddr;
+      if (into < segment.p_filesz) return std::make_pair(segment.p_offset + into, segment.p_filesz - into);
+    }
+    return std::nullopt;
+  }
+
+  std::string BuildId() const;
+  uint64_t size() const { return size_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  ScopedFd fd_;
+  uint64_t size_ = 0;
+  std::vector<Elf64_Phdr> segments_;
+  std::vector<Elf64_Shdr> sections_;
+  std::vector<char> sectionNames_;
+};
+
+std::unique_ptr<Image> Image::Open(const std::string& fullPath, Machine machine, int* error) {
+  auto image = std::make_unique<Image>();
+  // O_NONBLOCK: a fifo or a device at this path must not block the open.
+  image->fd_.reset(open(fullPath.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!image->fd_) {
+    *error = errno;
+    return nullptr;
+  }
+  struct stat status;
+  if (fstat(image->fd_.get(), &status) != 0) {
+    *error = errno;
+    return nullptr;
+  }
+  *error = EINVAL;
+  if (!S_ISREG(status.st_mode)) return nullptr;
+  image->size_ = static_cast<uint64_t>(status.st_size);
+  Elf64_Ehdr header;
+  if (!image->Read(0, sizeof header, &header)) return nullptr;
+  if (memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_ident[EI_DATA] != ELFDATA2LSB)
+    return nullptr;
+  if (header.e_machine != (machine == Machine::X86_64 ? EM_X86_64 : EM_AARCH64)) return nullptr;
+
+  if (header.e_phoff != 0 && header.e_phnum != 0) {
+    if (header.e_phentsize != sizeof(Elf64_Phdr)) return nullptr;
+    image->segments_.resize(header.e_phnum);
+    if (!image->Read(header.e_phoff, uint64_t{header.e_phnum} * sizeof(Elf64_Phdr), image->segments_.data()))
+      return nullptr;
+  }
+
+  // Section headers are optional (a stripped-by-hand or truncated file): without
+  // them, symbols are absent and CFI is found through PT_GNU_EH_FRAME.
+  if (header.e_shoff != 0 && header.e_shentsize == sizeof(Elf64_Shdr)) {
+    uint64_t count = header.e_shnum;
+    uint64_t namesIndex = header.e_shstrndx;
+    Elf64_Shdr first;
+    if ((count == 0 || namesIndex == SHN_XINDEX) && image->Read(header.e_shoff, sizeof first, &first)) {
+      if (count == 0) count = first.sh_size;  // more than SHN_LORESERVE sections
+      if (namesIndex == SHN_XINDEX) namesIndex = first.sh_link;
+    }
+    if (count <= image->size_ / sizeof(Elf64_Shdr)) {
+      std::vector<Elf64_Shdr> sections(count);
+      if (image->Read(header.e_shoff, count * sizeof(Elf64_Shdr), sections.data())) {
+        image->sections_ = std::move(sections);
+        if (namesIndex < image->sections_.size() && image->sections_[namesIndex].sh_type == SHT_STRTAB) {
+          const std::vector<uint8_t> names = image->SectionData(&image->sections_[namesIndex]);
+          image->sectionNames_.assign(names.begin(), names.end());
+        }
+      }
+    }
+  }
+  *error = 0;
+  return image;
+}
+
+// Walks ELF notes in `bytes` for the GNU build id.
+std::string BuildIdInNotes(const std::vector<uint8_t>& bytes) {
+  uint64_t offset = 0;
+  while (bytes.size() - offset >= sizeof(Elf64_Nhdr)) {
+    Elf64_Nhdr note;
+    memcpy(&note, bytes.data() + offset, sizeof note);
+    offset += sizeof note;
+    const uint64_t nameSize = (uint64_t{note.n_namesz} + 3) & ~uint64_t{3};
+    const uint64_t descSize = (uint64_t{note.n_descsz} + 3) & ~uint64_t{3};
+    if (nameSize > bytes.size() - offset || descSize > bytes.size() - offset - nameSize) break;
+    if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 && memcmp(bytes.data() + offset, "GNU", 4) == 0 &&
+        note.n_descsz > 0)
+      return std::string(reinterpret_cast<const char*>(bytes.data() + offset + nameSize), note.n_descsz);
+    offset += nameSize + descSize;
+  }
+  return {};
+}
+
+std::string Image::BuildId() const {
+  if (const Elf64_Shdr* section = Section(".note.gnu.build-id")) return BuildIdInNotes(SectionData(section));
+  for (const Elf64_Phdr& segment : segments_) {
+    if (segment.p_type != PT_NOTE) continue;
+    std::string id = BuildIdInNotes(ReadBytes(segment.p_offset, segment.p_filesz));
+    if (!id.empty()) return id;
+  }
+  return {};
+}
+
+// The CRC .gnu_debuglink records: CRC-32 (IEEE 802.3, as zlib's crc32) of the whole file.
+bool FileCrc32(const Image& image, uint32_t* out) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  std::vector<uint8_t> chunk(1 << 16);
+  uint32_t crc = 0xffffffffu;
+  for (uint64_t offset = 0; offset < image.size();) {
+    const uint64_t size = std::min<uint64_t>(chunk.size(), image.size() - offset);
+    if (!image.Read(offset, size, chunk.data())) return false;
+    for (uint64_t i = 0; i < size; i++) crc = table[(crc ^ chunk[i]) & 0xff] ^ (crc >> 8);
+    offset += size;
+  }
+  *out = crc ^ 0xffffffffu;
+  return true;
+}
+
+// One symbol table's functions, sorted by address, and where every other symbol
+// starts (a size-0 function ends where the next symbol starts).
+class SymbolTable {
+ public:
+  void Load(const Image& image, const Elf64_Shdr* table);
+  bool present() const { return present_; }
+  std::optional<Symbol> Lookup(uint64_t address) const;
+
+ private:
+  struct Function {
+    uint64_t address;
+    uint64_t size;
+    uint32_t name;
+    uint8_t rank;  // among functions at one address, the higher one names it
+    bool executable;
+  };
+  bool present_ = false;
+  std::vector<Function> functions_;
+  std::vector<uint64_t> starts_;
+  std::vector<char> names_;
+};
+
+void SymbolTable::Load(const Image& image, const Elf64_Shdr* table) {
+  if (!table || (table->sh_type != SHT_SYMTAB && table->sh_type != SHT_DYNSYM) || table->sh_size == 0) return;
+  present_ = true;
+  if (table->sh_entsize != sizeof(Elf64_Sym)) return;
+  const Elf64_Shdr* strings = image.SectionAt(table->sh_link);
+  if (!strings || strings->sh_type != SHT_STRTAB) return;
+  const std::vector<uint8_t> bytes = image.SectionData(table);
+  const std::vector<uint8_t> names = image.SectionData(strings);
+  names_.assign(names.begin(), names.end());
+  const size_t count = bytes.size() / sizeof(Elf64_Sym);
+  for (size_t i = 0; i < count; i++) {
+    Elf64_Sym symbol;
+    memcpy(&symbol, bytes.data() + i * sizeof symbol, sizeof symbol);
+    const unsigned type = ELF64_ST_TYPE(symbol.st_info);
+    if (symbol.st_shndx == SHN_UNDEF || symbol.st_shndx == SHN_ABS || symbol.st_shndx == SHN_COMMON) continue;
+    if (type == STT_SECTION || type == STT_FILE || type == STT_TLS) continue;
+    if (symbol.st_name == 0 || symbol.st_name >= names_.size()) continue;
+    const char* name = names_.data() + symbol.st_name;
+    if (!memchr(name, 0, names_.size() - symbol.st_name)) continue;
+    if (name[0] == '$') continue;  // arm64 mapping symbols ($x, $d) mark code and data, not functions
+    starts_.push_back(symbol.st_value);
+    if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
+    const Elf64_Shdr* section = image.SectionAt(symbol.st_shndx);
+    const unsigned binding = ELF64_ST_BIND(symbol.st_info);
+    const uint8_t rank = static_cast<uint8_t>((symbol.st_size > 0 ? 4 : 0) + (binding == STB_GLOBAL ? 2 : binding == STB_WEAK ? 1 : 0));
+    functions_.push_back({symbol.st_value, symbol.st_size, symbol.st_name, rank,
+                          section && (section->sh_flags & SHF_EXECINSTR)});
+  }
+  std::sort(functions_.begin(), functions_.end(), [](const Function& a, const Function& b) {
+    return a.address != b.address ? a.address < b.address : a.rank < b.rank;
+  });
+  std::sort(starts_.begin(), starts_.end());
+}
+
+std::optional<Symbol> SymbolTable::Lookup(uint64_t address) const {
+  auto next = std::upper_bound(functions_.begin(), functions_.end(), address,
+                               [](uint64_t value, const Function& f) { return value < f.address; });
+  if (next == functions_.begin()) return std::nullopt;
+  const Function& nearest = *(next - 1);
+  // Sized functions containing the address; nested ones are rare, so a few steps back
+  // (the best-ranked alias at an address comes first) find the innermost.
+  auto candidate = next;
+  for (int steps = 0; candidate != functions_.begin() && steps < 16; steps++) {
+    --candidate;
+    if (candidate->size > 0 && address - candidate->address < candidate->size)
+      return Symbol{names_.data() + candidate->name, address - candidate->address};
+  }
+  if (nearest.size == 0 && nearest.executable) {
+    // Only when nothing else starts between the symbol and the address.
+    auto after = std::upper_bound(starts_.begin(), starts_.end(), nearest.address);
+    if (after == starts_.end() || *after > address)
+      return Symbol{names_.data() + nearest.name, address - nearest.address};
+  }
+  return std::nullopt;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "" : path.substr(0, slash);
+}
+
+class ElfFileImpl final : public ElfFile {
+ public:
+  ElfFileImpl(std::string root, std::string path, Machine machine, std::unique_ptr<Image> image)
+      : root_(std::move(root)), path_(std::move(path)), machine_(machine), image_(std::move(image)) {}
+
+  std::optional<uint64_t> AddressOfFileOffset(uint64_t fileOffset) const override {
+    return image_->AddressOfFileOffset(fileOffset);
+  }
+
+  std::optional<Symbol> SymbolAt(uint64_t address) const override {
+    std::call_once(symbolsOnce_, [this] {
+      symtab_.Load(*image_, image_->Section(".symtab"));
+      if (!symtab_.present()) dynsym_.Load(*image_, image_->Section(".dynsym"));
+    });
+    if (symtab_.present()) return symtab_.Lookup(address);
+    if (auto symbol = dynsym_.Lookup(address)) return symbol;
+    const Image* debug = Debug();
+    if (!debug) return std::nullopt;
+    std::call_once(debugSymbolsOnce_, [this, debug] { debugSymtab_.Load(*debug, debug->Section(".symtab")); });
+    return debugSymtab_.Lookup(address);
+  }
+
+  std::optional<UnwindRule> UnwindRuleAt(uint64_t address) const override {
+    std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
+    cfi::Lookup lookup = ehFrame_->RuleAt(address);
+    if (lookup.covered) return lookup.rule;
+    lookup = debugFrame_->RuleAt(address);
+    if (lookup.covered) return lookup.rule;
+    if (!Debug()) return std::nullopt;
+    std::call_once(debugCfiOnce_, [this] {
+      const Image* debug = Debug();
+      debugFileFrame_ = MakeDebugFrame(*debug);
+    });
+    return debugFileFrame_->RuleAt(address).rule;
+  }
+
+  bool HasSymbols() const override {
+    const Elf64_Shdr* symtab = image_->Section(".symtab");
+    const Elf64_Shdr* dynsym = image_->Section(".dynsym");
+    if ((symtab && symtab->sh_size > 0) || (dynsym && dynsym->sh_size > 0)) return true;
+    const Image* debug = Debug();
+    const Elf64_Shdr* debugSymtab = debug ? debug->Section(".symtab") : nullptr;
+    return debugSymtab && debugSymtab->sh_type == SHT_SYMTAB && debugSymtab->sh_size > 0;
+  }
+
+  bool HasUnwindInfo() const override {
+    std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
+    if (!ehFrame_->Empty() || !debugFrame_->Empty()) return true;
+    const Image* debug = Debug();
+    const Elf64_Shdr* frames = debug ? debug->Section(".debug_frame") : nullptr;
+    return frames && frames->sh_type == SHT_PROGBITS && frames->sh_size > 0;
+  }
+
+  const std::string& DebugFile() const override {
+    Debug();
+    return debugPath_;
+  }
+
+ private:
+  cfi::PointerReader PointerReaderOf(const Image& image) const {
+    return [&image](uint64_t address, uint64_t* value) {
+      const auto offset = image.FileOffsetOfAddress(address, 8);
+      return offset && image.Read(*offset, 8, value);
+    };
+  }
+
+  void LoadOwnCfi() const {
+    cfi::SectionBytes frames, header;
+    const Elf64_Shdr* frameSection = image_->Section(".eh_frame");
+    const Elf64_Shdr* headerSection = image_->Section(".eh_frame_hdr");
+    if (frameSection) {
+      frames.bytes = image_->SectionData(frameSection);
+      frames.address = frameSection->sh_addr;
+      if (headerSection) {
+        header.bytes = image_->SectionData(headerSection);
+        header.address = headerSection->sh_addr;
+      }
+    } else if (const Elf64_Phdr* segment = image_->Segment(PT_GNU_EH_FRAME)) {
+      // No section headers: .eh_frame_hdr from its segment, and .eh_frame from the
+      // address the header records, up to the end of the loaded bytes holding it.
+      header.bytes = image_->ReadBytes(segment->p_offset, segment->p_filesz);
+      header.address = segment->p_vaddr;
+      uint64_t framesAddress = 0;
+      if (FramesAddressOfHeader(header, &framesAddress)) {
+        if (auto tail = image_->SegmentTail(framesAddress)) {
+          frames.bytes = image_->ReadBytes(tail->first, tail->second);
+          frames.address = framesAddress;
+        }
+      }
+    }
+    ehFrame_ = std::make_unique<cfi::FrameTable>(cfi::Format::EhFrame, machine_, std::move(frames), std::move(header),
+                                                 PointerReaderOf(*image_));
+    debugFrame_ = MakeDebugFrame(*image_);
+  }
+
+  // eh_frame_ptr of an .eh_frame_hdr whose encoding is pcrel|sdata4 or absptr/udata8
+  // (what linkers write).
+  static bool FramesAddressOfHeader(const cfi::SectionBytes& header, uint64_t* out) {
+    if (header.bytes.size() < 8 || header.bytes[0] != 1) return false;
+    const uint8_t encoding = header.bytes[1];
+    if (encoding == 0x1b) {  // pcrel|sdata4
+      int32_t value;
+      memcpy(&value, header.bytes.data() + 4, 4);
+      *out = header.address + 4 + static_cast<uint64_t>(static_cast<int64_t>(value));
+      return true;
+    }
+    if ((encoding == 0x00 || encoding == 0x04) && header.bytes.size() >= 12) {
+      memcpy(out, header.bytes.data() + 4, 8);
+      return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<cfi::FrameTable> MakeDebugFrame(const Image& image) const {
+    cfi::SectionBytes frames;
+    if (const Elf64_Shdr* section = image.Section(".debug_frame")) {
+      if (section->sh_type == SHT_PROGBITS) frames.bytes = image.SectionData(section);
+    }
+    return std::make_unique<cfi::FrameTable>(cfi::Format::DebugFrame, machine_, std::move(frames),
+                                             cfi::SectionBytes{}, PointerReaderOf(image));
+  }
+
+  // The separate debug file, found once: by build id, then by .gnu_debuglink.
+  const Image* Debug() const {
+    std::call_once(debugOnce_, [this] { FindDebugFile(); });
+    return debug_.get();
+  }
+
+  void FindDebugFile() const {
+    const std::string buildId = image_->BuildId();
+    if (!buildId.empty()) {
+      static const char kHex[] = "0123456789abcdef";
+      std::string hex;
+      for (unsigned char byte : buildId) {
+        hex.push_back(kHex[byte >> 4]);
+        hex.push_back(kHex[byte & 15]);
+      }
+      const std::string candidate = "/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
+      int error = 0;
+      auto debug = Image::Open(root_ + candidate, machine_, &error);
+      if (debug && debug->BuildId() == buildId) return Accept(std::move(debug), candidate);
+    }
+    const Elf64_Shdr* link = image_->Section(".gnu_debuglink");
+    const std::vector<uint8_t> bytes = image_->SectionData(link);
+    const void* nul = memchr(bytes.data(), 0, bytes.size());
+    if (!nul) return;
+    const std::string name(reinterpret_cast<const char*>(bytes.data()));
+    const size_t crcOffset = (name.size() + 1 + 3) & ~size_t{3};
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." ||
+        crcOffset + 4 > bytes.size())
+      return;
+    uint32_t crc;
+    memcpy(&crc, bytes.data() + crcOffset, 4);
+    const std::string directory = DirectoryOf(path_);
+    for (const std::string& candidate :
+         {directory + "/" + name, directory + "/.debug/" + name, "/usr/lib/debug" + directory + "/" + name}) {
+      if (candidate == path_) continue;  // the file itself
+      int error = 0;
+      auto debug = Image::Open(root_ + candidate, machine_, &error);
+      uint32_t actual = 0;
+      if (debug && FileCrc32(*debug, &actual) && actual == crc) return Accept(std::move(debug), candidate);
+    }
+  }
+  void Accept(std::unique_ptr<Image> debug, const std::string& path) const {
+    debug_ = std::move(debug);
+    debugPath_ = path;
+  }
+
+  std::string root_;
+  std::string path_;
+  Machine machine_;
+  std::unique_ptr<Image> image_;
+
+  mutable std::once_flag symbolsOnce_, debugOnce_, debugSymbolsOnce_, cfiOnce_, debugCfiOnce_;
+  mutable SymbolTable symtab_, dynsym_, debugSymtab_;
+  mutable std::unique_ptr<Image> debug_;
+  mutable std::string debugPath_;
+  mutable std::unique_ptr<cfi::FrameTable> ehFrame_, debugFrame_, debugFileFrame_;
+};
+
+}  // namespace
+
+std::unique_ptr<ElfFile> ElfFile::Open(const std::string& root, const std::string& path, Machine machine, int* error) {
+  int ignored = 0;
+  if (!error) error = &ignored;
+  auto image = Image::Open(root + path, machine, error);
+  if (!image) return nullptr;
+  return std::make_unique<ElfFileImpl>(root, path, machine, std::move(image));
+}
+
+}  // namespace elf
+}  // namespace iokitsnap
