@@ -34,7 +34,9 @@
             "native/linux/procfs_thread.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
-            "native/linux/elf_internals.cc"
+            "native/linux/elf_internals.cc",
+            "native/linux/stack_walk.cc",
+            "native/linux/user_stacks.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

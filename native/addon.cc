@@ -99,6 +99,7 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
   if (auto v = StringOption(options, "procRoot")) parsed.procRoot = *v;
   if (auto v = UintOption(options, "maxStackDepth")) parsed.maxStackDepth = *v;
   if (auto v = UintOption(options, "maxOpenFiles")) parsed.maxOpenFiles = *v;
+  if (auto v = UintOption(options, "stackBudgetMs")) parsed.stackBudgetMs = *v;
   return parsed;
 }
 

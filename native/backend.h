@@ -46,6 +46,7 @@ struct ThreadOptions {
   std::string procRoot = "/proc";
   uint32_t maxStackDepth = 128;
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
+  uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:

@@ -96,8 +96,10 @@ struct BlockedRecord {
 
 struct FrameRecord {
   uint64_t pc = 0;
-  std::string module;   // image path or "" when unknown
-  uint64_t offset = 0;  // pc - image load address
+  std::string module;   // image path or "" when unknown (then the offset is not given)
+  uint64_t offset = 0;  // macOS: pc - image load address; Linux: the pc's address in the ELF file
+  std::optional<std::string> symbol;  // Linux: the function, from the module's symbol tables
+  std::optional<uint64_t> symbolOffset;
 };
 
 enum class ThreadState { Running, Runnable, Sleeping, Waiting, Uninterruptible, Stopped, Halted, Zombie, Unknown };

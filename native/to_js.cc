@@ -114,8 +114,14 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
       if (refs[r + 5] >= 0) {
         const frames = new Array(refs[r + 5]);
         for (let f = 0; f < frames.length; f++, userAt++) {
-          const m = userModules[userAt];
-          frames[f] = { pc: userFrames[userAt * 2], module: m < 0 ? null : strings[m], offset: userFrames[userAt * 2 + 1] };
+          const m = userModules[userAt * 2];
+          const frame = { pc: userFrames[userAt * 3], module: m < 0 ? null : strings[m], offset: m < 0 ? null : userFrames[userAt * 3 + 1] };
+          const symbol = userModules[userAt * 2 + 1];
+          if (symbol >= 0) {
+            frame.symbol = strings[symbol];
+            frame.symbolOffset = userFrames[userAt * 3 + 2];
+          }
+          frames[f] = frame;
         }
         thread.stack = frames;
       }
@@ -203,9 +209,12 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads,
     r[5] = t.stack ? static_cast<int32_t>(t.stack->size()) : -1;
     if (t.stack) {
       for (const FrameRecord& frame : *t.stack) {
+        // Per frame: pc, offset, symbolOffset; module and symbol (string index, -1: none).
         userFrames.push_back(static_cast<double>(frame.pc));
         userFrames.push_back(static_cast<double>(frame.offset));
+        userFrames.push_back(frame.symbol && frame.symbolOffset ? static_cast<double>(*frame.symbolOffset) : kAbsent);
         userModules.push_back(frame.module.empty() ? -1 : strings.Add(frame.module));
+        userModules.push_back(frame.symbol && frame.symbolOffset ? strings.Add(*frame.symbol) : -1);
       }
     }
   }

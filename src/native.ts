@@ -35,7 +35,8 @@ export interface RawProcessSample {
 }
 
 /** The thread options the native layer reads (the deadline is enforced in JS). */
-export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'>;
+/** What the native sampler takes: the options less the deadline, plus the share of it user stacks may use (Linux). */
+export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'> & { stackBudgetMs?: number };
 
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;

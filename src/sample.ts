@@ -75,8 +75,12 @@ export async function sampleAccelerators(given: AcceleratorOptions = {}): Promis
 
 /** The options read once into a plain object (the native glue sees no getters) and the deadline. */
 function threadOptions(who: string, given: unknown, fallbackTimeoutMs = DEFAULT_THREAD_TIMEOUT_MS): { raw: RawThreadOptions; timeoutMs: number } {
-  const { timeoutMs, ...raw } = readOptions<ThreadOptions>(who, given, THREAD_KEYS);
-  return { raw, timeoutMs: checkDuration(who, 'timeoutMs', timeoutMs) ?? fallbackTimeoutMs };
+  const { timeoutMs, ...options } = readOptions<ThreadOptions>(who, given, THREAD_KEYS);
+  const deadline = checkDuration(who, 'timeoutMs', timeoutMs) ?? fallbackTimeoutMs;
+  // Linux user stacks stop threads one at a time within this share of the deadline, so
+  // a sample whose stacks run long still comes back, with the rest named in limits.
+  const raw: RawThreadOptions = options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)) } : options;
+  return { raw, timeoutMs: deadline };
 }
 
 /** Sample every thread of `pid` once: state, CPU time, context switches, and what each is blocked in. */

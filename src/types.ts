@@ -126,9 +126,13 @@ export interface Frame {
   /** The return address; null when an imported report does not print it, or prints one above 2^53 (kernel addresses; the text keeps it). */
   pc: number | null;
   module: string | null;
-  /** pc − the module's load address; null when the source does not say. */
+  /**
+   * Where the pc is in its module; null when the source does not say. macOS: pc − the
+   * image's load address. Linux: the address in the ELF file (what `addr2line -e MODULE`
+   * takes), or the offset in the file where the file could not be read.
+   */
   offset: number | null;
-  /** The function, when known (imported reports name it; live stacks do not symbolize). */
+  /** The function, when known (imported reports name it; Linux live stacks from the ELF symbol tables; macOS live stacks do not symbolize). */
   symbol?: string | null;
   /** Bytes into the symbol ("__psynch_cvwait + 8", "mutex_lock+0x34/0x40"). */
   symbolOffset?: number | null;
@@ -286,7 +290,12 @@ export interface AcceleratorSample {
 export interface ThreadOptions {
   /** 'basic': state and CPU time only (what ps shows); 'full' (default): everything. */
   detail?: 'basic' | 'full';
-  /** User stacks (macOS; suspends one thread at a time, for one walk). */
+  /**
+   * User stacks. macOS: each thread suspended for its walk. Linux: each thread held by
+   * ptrace (PTRACE_SEIZE + PTRACE_INTERRUPT) for the copy of its registers and stack,
+   * then walked by the binaries' unwind tables or frame pointers and named from their
+   * symbol tables; see docs/ARCHITECTURE.md for what the target sees.
+   */
   stacks?: boolean;
   /** Linux kernel stacks from /proc/<pid>/task/<tid>/stack when readable (default true). */
   kernelStacks?: boolean;

@@ -216,6 +216,19 @@ function linuxTests(): void {
     t.equal(expecting.findings.length, 1);
   });
 
+  t.test('a sleep resumed after a stop (restart_syscall): still a timed sleep, not a stall', async (t) => {
+    // SIGSTOP/SIGCONT, a debugger or a ptrace stack walk: the kernel resumes the sleep as restart_syscall.
+    const target = await start(t, 'sleep');
+    await snapshotPair(target.pid, 1, (s) => parkedIn(s, target.pid, /^clock_nanosleep$/));
+    process.kill(target.pid, 'SIGSTOP');
+    await snapshotPair(target.pid, 1, (s) => mainOf(s, target.pid)?.state === 'stopped');
+    process.kill(target.pid, 'SIGCONT');
+    const { healthy, hung } = await snapshotPair(target.pid, STALL_MS, (s) => parkedIn(s, target.pid, /^restart_syscall$/));
+    const report = compare(healthy, hung, { stallMs: STALL_MS, expectExit: true });
+    t.equal(report.verdict, 'healthy', describe(report));
+    t.match(report.findings, [{ kind: 'waiting', severity: 'info', message: /^sleeping in restart_syscall for .*: a timed sleep, it wakes by itself$/ }]);
+  });
+
   t.test('expectExit with poll-idle: the main thread waiting for events is a warning', async (t) => {
     const target = await start(t, 'poll-idle');
     const { healthy, hung } = await snapshotPair(target.pid, STALL_MS, (s) => parkedIn(s, target.pid, /^p?poll$/));

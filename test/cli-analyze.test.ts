@@ -159,6 +159,14 @@ t.test('exec: a deadlocked command is hung; the report names the stuck threads, 
   t.equal(run.stderr.match(/stalled in futex for at least/g)?.length, 3);
   t.match(run.stderr, /killed pid \d+/);
   for (const file of ['baseline.json', 'hung.json', 'report.json']) t.ok(fs.existsSync(path.join(save, file)), file);
+  // Linux stacks stop threads, so they are taken only once the command is judged hung, into the hung snapshot.
+  type Saved = { processes: Array<{ threads: Array<{ tid: number; stack?: Array<{ symbol?: string }> }> }> };
+  const baseline = JSON.parse(fs.readFileSync(path.join(save, 'baseline.json'), 'utf8')) as Saved;
+  const hung = JSON.parse(fs.readFileSync(path.join(save, 'hung.json'), 'utf8')) as Saved;
+  t.ok(baseline.processes[0]!.threads.every((th) => th.stack === undefined), 'no stacks in the baseline');
+  const threads = hung.processes[0]!.threads;
+  t.equal(threads.length, 3);
+  for (const th of threads) t.ok(th.stack?.some((f) => f.symbol === 'main' || f.symbol === 'take_in_order'), `thread ${th.tid}: a stack in hung.json`);
   // The saved pair says the same thing when compared again.
   const again = await runCli(['diff', path.join(save, 'baseline.json'), path.join(save, 'hung.json'), '--expect-exit', '--json']);
   t.equal(again.code, 2);

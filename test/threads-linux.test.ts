@@ -253,24 +253,6 @@ function linuxTests(): void {
     t.equal((await rejection(createThreadSampler(process.pid, { procRoot: missing }).sample())).code, 'ESRCH');
   });
 
-  t.test('user stacks are not sampled on Linux: pc instead, and a limit that says so', async (t) => {
-    const target = await start(t, 'sleep');
-    // The pc comes from the syscall file, which says only "running" while the thread is
-    // on a CPU: wait until the target sits in its sleep.
-    let sample = await sampleThreads(target.pid, { stacks: true });
-    await waitFor(async () => {
-      sample = await sampleThreads(target.pid, { stacks: true });
-      return threadOf(sample, target.pid)?.blockedIn != null;
-    }, 'the target in its sleep');
-    const main = threadOf(sample, target.pid)!;
-    t.type(main.pc, 'number');
-    t.ok(main.pc! > 0);
-    t.notOk('stack' in main);
-    const limit = sample.limits.find((l) => l.field === 'stack')!;
-    t.equal(limit.code, 'ENOTSUP');
-    t.match(limit.hint, /gdb -p/);
-  });
-
   t.test('calls from worker_threads and in parallel work', async (t) => {
     const sleeper = await start(t, 'sleep');
     const spinner = await start(t, 'spin');

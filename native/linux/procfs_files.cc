@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -178,45 +179,45 @@ bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target) 
 
 namespace {
 
-// What a head read shares with the thread that waits for it; whoever leaves last frees it.
-struct HeadRead {
+// What a deadline read shares with the thread that waits for it; whoever leaves last frees it.
+struct DeadlineRead {
   std::mutex mutex;
   std::condition_variable done;
   bool finished = false;
   int error = 0;
-  size_t got = 0;
-  unsigned char bytes[64];
+  std::string bytes;
 };
 
 }  // namespace
 
-int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t size, size_t* got,
-                         uint32_t timeoutMs) {
-  auto state = std::make_shared<HeadRead>();
-  if (size > sizeof state->bytes) size = sizeof state->bytes;
+int ReadWithDeadline(int dirFd, const char* name, size_t maxBytes, uint32_t timeoutMs, std::string* out) {
+  auto state = std::make_shared<DeadlineRead>();
   const int dirCopy = fcntl(dirFd, F_DUPFD_CLOEXEC, 0);
   if (dirCopy < 0) return errno;
   std::string path(name);
   try {
-    std::thread([state, dirCopy, path, size] {
+    std::thread([state, dirCopy, path, maxBytes] {
       ScopedFd dir(dirCopy);
       int error = 0;
-      size_t n = 0;
+      std::string bytes;
       ScopedFd file(openat(dir.get(), path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
       if (!file) {
         error = errno;
       } else {
-        while (n < size) {
-          const ssize_t r = pread(file.get(), state->bytes + n, size - n, static_cast<off_t>(n));
+        // procfs files like maps are generated per read call: read sequentially, never
+        // pread at an offset of our own choosing.
+        char chunk[16384];
+        while (bytes.size() < maxBytes) {
+          const ssize_t r = read(file.get(), chunk, std::min(sizeof chunk, maxBytes - bytes.size()));
           if (r < 0 && errno == EINTR) continue;
           if (r < 0) error = errno;
           if (r <= 0) break;
-          n += static_cast<size_t>(r);
+          bytes.append(chunk, static_cast<size_t>(r));
         }
       }
       std::lock_guard<std::mutex> lock(state->mutex);
       state->error = error;
-      state->got = n;
+      state->bytes = std::move(bytes);
       state->finished = true;
       state->done.notify_all();
     }).detach();
@@ -228,8 +229,17 @@ int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t
   if (!state->done.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] { return state->finished; }))
     return ETIMEDOUT;
   if (state->error != 0) return state->error;
-  std::memcpy(out, state->bytes, state->got);
-  *got = state->got;
+  *out = std::move(state->bytes);
+  return 0;
+}
+
+int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t size, size_t* got,
+                         uint32_t timeoutMs) {
+  std::string bytes;
+  const int error = ReadWithDeadline(dirFd, name, size, timeoutMs, &bytes);
+  if (error != 0) return error;
+  std::memcpy(out, bytes.data(), bytes.size());
+  *got = bytes.size();
   return 0;
 }
 

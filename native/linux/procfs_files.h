@@ -95,6 +95,8 @@ bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target);
 // its own copy of the fd and buffer.
 int ReadHeadWithDeadline(int dirFd, const char* name, unsigned char* out, size_t size, size_t* got,
                          uint32_t timeoutMs);
+// The same for up to `maxBytes` of the file, read in order into `*out` (a maps file).
+int ReadWithDeadline(int dirFd, const char* name, size_t maxBytes, uint32_t timeoutMs, std::string* out);
 
 // "<n>/<suffix>" or "<n>" into `out` (at least 48 bytes); returns `out`.
 char* FormatEntryPath(char* out, uint64_t number, const char* suffix);

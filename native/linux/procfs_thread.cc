@@ -14,12 +14,6 @@ namespace iokitsnap {
 namespace procfs {
 namespace {
 
-std::string ErrorText(int error) {
-  char text[128];
-  // GNU strerror_r returns the message (which may not be `text`).
-  return std::string(strerror_r(error, text, sizeof text));
-}
-
 std::string ProcPath(const std::string& procRoot, int32_t pid, const char* rest = nullptr) {
   std::string path = procRoot + "/" + std::to_string(pid);
   if (rest != nullptr) (path += "/") += rest;
@@ -97,17 +91,6 @@ Step ReadOptional(TaskFileReader& reader, TaskFile file, ReadBuffer& buffer, Sam
   return Step::Skip;
 }
 
-std::string YamaScope(const std::string& procRoot) {
-  std::string path = procRoot + "/sys/kernel/yama/ptrace_scope";
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return "";
-  char text[16];
-  const ssize_t n = read(fd.get(), text, sizeof text);
-  if (n <= 0) return "";
-  std::string scope(text, static_cast<size_t>(n));
-  while (!scope.empty() && (scope.back() == '\n' || scope.back() == ' ')) scope.pop_back();
-  return scope;
-}
 
 // Reads the process's ABI once per ProcessDirs: from <pid>/exe, or, once the main
 // thread has exited (its exe link is gone with its mm), from this thread's own exe.
@@ -136,6 +119,24 @@ void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) 
 }
 
 }  // namespace
+
+std::string ErrorText(int error) {
+  char text[128];
+  // GNU strerror_r returns the message (which may not be `text`).
+  return std::string(strerror_r(error, text, sizeof text));
+}
+
+std::string YamaScope(const std::string& procRoot) {
+  std::string path = procRoot + "/sys/kernel/yama/ptrace_scope";
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return "";
+  char text[16];
+  const ssize_t n = read(fd.get(), text, sizeof text);
+  if (n <= 0) return "";
+  std::string scope(text, static_cast<size_t>(n));
+  while (!scope.empty() && (scope.back() == '\n' || scope.back() == ' ')) scope.pop_back();
+  return scope;
+}
 
 bool OneShotReader::ThreadExists() {
   char path[48];
@@ -504,13 +505,6 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
                           : "the ELF header of " + exe + " could not be read (" + ErrorText(problems.abiError) +
                                 "); call names assume the " + LinuxAbiName(HostLinuxAbi()) + " table",
                       ""});
-  }
-  if (options.stacks) {
-    limits.push_back({subject, "stack", "ENOTSUP",
-                      "user stacks are not sampled on Linux: walking them needs ptrace, which stops the target. "
-                      "Each thread's pc (from its syscall file) is given, and kernelStack when readable",
-                      "For user stacks of a hung Linux process use a debugger: gdb -p " + std::to_string(pid) +
-                          " -batch -ex 'thread apply all bt'."});
   }
 }
 

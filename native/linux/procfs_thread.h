@@ -131,6 +131,11 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record);
 
+// strerror_r's text for `error`.
+std::string ErrorText(int error);
+// kernel.yama.ptrace_scope under procRoot ("0".."3"), or "" when Yama is not there.
+std::string YamaScope(const std::string& procRoot);
+
 // The ns per clock tick of utime/stime (sysconf(_SC_CLK_TCK), 100 on every Linux ABI).
 uint64_t NsPerClockTick();
 

@@ -3,6 +3,8 @@
 //
 // Never read here: cmdline, environ, maps. They take the target's mmap lock, and
 // a target hung with that lock held would hang the tool that came to diagnose it.
+// Only user stacks (options.stacks, user_stacks.cc) read maps, on a thread of their
+// own with a deadline.
 #include <errno.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 
 #include "../backend.h"
 #include "procfs_thread.h"
+#include "user_stacks.h"
 
 namespace iokitsnap {
 namespace {
@@ -131,6 +134,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
                 tids_.end());
     if (record.threads.empty()) Relist();  // ESRCH when the whole process went away
     FinishRecord(pid_, dirs_, options_, problems, record);
+    if (options_.stacks) stacks::AddUserStacks(pid_, options_, stackState_, record);
     return record;
   }
 
@@ -331,6 +335,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
   std::vector<uint64_t> tids_;  // the last listing, in kernel order, less the tids found gone
   ReadBuffer buffer_;
   std::string statText_;  // this thread's stat text, kept while the other files are read
+  stacks::StackState stackState_;  // the ELF files user stacks have read, kept between samples
 };
 
 }  // namespace
@@ -359,6 +364,10 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
   // Every thread vanished: the process exited mid-sample (ListThreads says ESRCH).
   if (record.threads.empty()) procfs::ListThreads(pid, dirs, options.procRoot, scratch, tids);
   FinishRecord(pid, dirs, options, problems, record);
+  if (options.stacks) {
+    stacks::StackState stackState;
+    stacks::AddUserStacks(pid, options, stackState, record);
+  }
   return record;
 }
 

@@ -53,7 +53,10 @@ const EVENT_WAITS = [
   'sigsuspend_nocancel',
 ];
 
-const SLEEPS = ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', '__semwait_signal', '__semwait_signal_nocancel'];
+// restart_syscall is how the kernel resumes a timed wait (nanosleep, clock_nanosleep, a poll or
+// futex wait with a timeout) after the thread was stopped (SIGSTOP/SIGCONT, a debugger, a ptrace
+// stack walk) or ran a signal handler: only calls with a timeout restart that way.
+const SLEEPS = ['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', 'restart_syscall', '__semwait_signal', '__semwait_signal_nocancel'];
 
 const CHILD_WAITS = ['wait4', 'waitid', 'waitpid', 'wait4_nocancel', 'waitid_nocancel'];
 

@@ -94,3 +94,25 @@ export function threadTable(threads: ThreadSample[], style: Style, percent?: Map
   });
   return table(['TID', 'NAME', 'STATE', ...(percent !== undefined ? ['%CPU'] : []), 'CPU TOTAL', 'BLOCKED IN', 'TARGET'], rows, style);
 }
+
+/**
+ * Each thread's user stack (threads --stacks), innermost frame first:
+ *   #0  read + 18                 libc.so.6 +0xf7a02
+ * A frame without a symbol shows its pc; one outside any file shows only the pc.
+ */
+export function stackLines(threads: ThreadSample[], style: Style): string {
+  let text = '';
+  for (const t of threads) {
+    if (t.stack === undefined || t.stack.length === 0) continue;
+    const where = t.blockedIn ? `, in ${t.blockedIn.call}` : '';
+    text += `\n${paint(style, 'bold', `thread ${t.tid}`)} (${dash(t.name)}) ${t.state}${where}:\n`;
+    const rows = t.stack.map((f, i) => {
+      const at = f.symbol != null ? `${f.symbol}${f.symbolOffset != null ? ` + ${f.symbolOffset}` : ''}` : f.pc !== null ? `0x${f.pc.toString(16)}` : '?';
+      const module = f.module !== null ? `${f.module.slice(f.module.lastIndexOf('/') + 1)}${f.offset !== null ? ` +0x${f.offset.toString(16)}` : ''}` : '';
+      return [`  #${i}`, at, paint(style, 'dim', module)];
+    });
+    const width = Math.max(...rows.map((r) => r[1].length));
+    text += rows.map((r) => `${r[0].padEnd(5)} ${r[1].padEnd(width)}  ${r[2]}`.trimEnd()).join('\n') + '\n';
+  }
+  return text;
+}

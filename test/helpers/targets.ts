@@ -65,19 +65,29 @@ export function targetBinary(variant: 'native' | 'm32' = 'native'): Promise<stri
 }
 
 async function build(flags: string[]): Promise<string> {
-  const source = await fs.promises.readFile(SOURCE);
-  const hash = createHash('sha256').update(source).update(process.arch).update(flags.join(' ')).digest('hex').slice(0, 16);
+  return buildC(SOURCE, 'target', flags);
+}
+
+/**
+ * `cc -pthread FLAGS SOURCE` into the cache directory (keyed by the source, the arch
+ * and the flags; -O1 unless FLAGS name another -O), building on first use.
+ */
+export async function buildC(source: string, name: string, flags: string[], after?: (binary: string) => Promise<void>): Promise<string> {
+  const text = await fs.promises.readFile(source);
+  const hash = createHash('sha256').update(text).update(process.arch).update(flags.join(' ')).update(String(after)).digest('hex').slice(0, 16);
   const dir = path.join(os.tmpdir(), 'iokit-snap-targets', hash);
-  const binary = path.join(dir, 'target');
+  const binary = path.join(dir, name);
   if (fs.existsSync(binary)) return binary;
   await fs.promises.mkdir(dir, { recursive: true });
   // Build beside, then rename: another test process may be building the same hash.
   const partial = `${binary}.${process.pid}.tmp`;
   const cc = process.env.CC ?? 'cc';
+  const all = [...(flags.some((f) => f.startsWith('-O')) ? [] : ['-O1']), '-pthread', ...flags];
   try {
-    await promisify(execFile)(cc, ['-O1', '-pthread', ...flags, '-o', partial, SOURCE]);
+    await promisify(execFile)(cc, [...all, '-o', partial, source]);
+    if (after !== undefined) await after(partial);
   } catch (error) {
-    throw new Error(`cannot build the test target with \`${cc} -O1 -pthread ${flags.join(' ')} ${SOURCE}\`: ${(error as Error).message}`);
+    throw new Error(`cannot build the test target with \`${cc} ${all.join(' ')} ${source}\`: ${(error as Error).message}`);
   }
   await fs.promises.rename(partial, binary);
   return binary;

@@ -122,7 +122,9 @@ Options:
                       with "outcome": "waiting", "killed" or "left-running"
   --verbose           show every info finding
   --no-accelerators   do not sample the accelerators
-  --no-stacks         do not ask for user stacks (macOS)
+  --no-stacks         do not take user stacks (macOS: in every snapshot; Linux:
+                      once the command is judged hung, each thread stopped
+                      briefly by ptrace, after the snapshot the verdict came from)
 
 A snapshot that cannot be saved is a warning: the report is printed and acted on
 all the same. Durations take a unit: 500ms, 10s, 2m, 1h.
@@ -180,8 +182,28 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
       signals.off('SIGINT', ignore);
     }
 
+    // macOS stacks come with every snapshot. Linux stacks stop each thread briefly (ptrace),
+    // which turns a sleep into restart_syscall and an epoll_wait into EINTR: they are taken
+    // only once the command is judged hung, after the snapshot the verdict came from.
     async function take(pids: number[]): Promise<Snapshot> {
-      return snapshot({ pids, accelerators, threads: { stacks, kernelStacks: true } });
+      return snapshot({ pids, accelerators, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
+    }
+
+    async function addStacks(hung: Snapshot): Promise<Snapshot> {
+      if (!stacks || process.platform === 'darwin') return hung;
+      const stacked = await snapshot({ pids: hung.processes.map((p) => p.pid), accelerators: false, threads: { stacks: true, kernelStacks: false } });
+      const byTid = new Map(stacked.processes.flatMap((p) => p.threads.map((th): [string, typeof th] => [`${p.pid}:${th.tid}`, th])));
+      return {
+        ...hung,
+        processes: hung.processes.map((p) => ({
+          ...p,
+          threads: p.threads.map((th) => {
+            const stack = byTid.get(`${p.pid}:${th.tid}`)?.stack;
+            return stack !== undefined ? { ...th, stack } : th;
+          }),
+        })),
+        limits: [...hung.limits, ...stacked.limits.filter((l) => l.field === 'stack')],
+      };
     }
 
     async function supervise(): Promise<number> {
@@ -240,6 +262,7 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
           continue;
         }
         reported = report.verdict;
+        if (!healthy) hung = await addStacks(hung);
         const saved = await saver.save(baseline, hung, report);
         const deepestFirst = tree.slice().reverse();
         let outcome: ExecOutcome;

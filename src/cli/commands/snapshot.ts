@@ -23,7 +23,7 @@ Options:
   --json              print the snapshot on stdout (the default; with -o, as well as the file)
   -p, --pid N         sample the threads of process N (repeatable)
   --properties        include the raw property tree of each accelerator
-  --stacks            user stacks (macOS)
+  --stacks            user stacks (macOS; Linux through ptrace)
   --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
   --no-accelerators   threads only
   --timeout DUR       give up on a probe after DUR (default 10s)

@@ -2,7 +2,7 @@
 import { sampleThreads } from '../../sample';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
-import { cpuPercent, threadTable } from '../format';
+import { cpuPercent, stackLines, threadTable } from '../format';
 import { currentWording, limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
@@ -21,7 +21,9 @@ Options:
   --interval DUR      sample twice, DUR apart, and show %CPU between the two
   --json              print the sample as JSON (the second one with --interval)
   --basic             state and CPU time only (what ps shows), cheapest
-  --stacks            user stacks (macOS; each thread is suspended for one walk)
+  --stacks            user stacks, each thread held only for the copy of its
+                      registers and stack (macOS: thread_suspend; Linux: ptrace),
+                      then walked and named from the binaries' symbol tables
   --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
   --timeout DUR       give up after DUR (default 10s)
 `,
@@ -57,6 +59,7 @@ Options:
     }
     await write(io.stdout, `pid ${sample.pid} (${sample.name}): ${sample.threads.length} thread${sample.threads.length === 1 ? '' : 's'}\n`);
     await write(io.stdout, threadTable(sample.threads, outStyle(io), percent));
+    if (options.stacks) await write(io.stdout, stackLines(sample.threads, outStyle(io)));
     await write(io.stderr, limitLines(sample.limits, errStyle(io), currentWording(true)));
     return EXIT.ok;
   },
