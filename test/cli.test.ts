@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { parseDuration, parsePid, UsageError } from '../src/cli/args';
 import { acceleratorTable } from '../src/cli/accelerator-table';
-import { colorEnabled, cpuPercent, formatBytes, formatNs, threadTable } from '../src/cli/format';
+import { colorEnabled, cpuPercent, formatBytes, formatNs, stackLines, threadTable } from '../src/cli/format';
 import { limitLines } from '../src/cli/notes';
 import { write } from '../src/cli/io';
 import { validateSnapshot } from '../src/snapshot-file';
@@ -178,6 +178,30 @@ t.test('tables show what the model holds, honestly labelled', async (t) => {
   t.match(rated, /TID +NAME +STATE +%CPU +CPU TOTAL/);
   t.match(rated, /\n9 +w +uninterruptible +- +0 ms/);
   t.same([...cpuPercent({ sampledAtNs: 5, threads }, { sampledAtNs: 5, threads })], [], 'no interval, no rate');
+  // Stacks: a named frame, one with a module but no symbol, one outside any file, an imported one with neither pc nor offset.
+  const stacked: ThreadSample[] = [
+    {
+      ...threads[0]!,
+      stack: [
+        { pc: 0x7f0000001000, module: '/usr/lib/libc.so.6', offset: 0xf82ec, symbol: 'read', symbolOffset: 76 },
+        { pc: 0x5600000012e6, module: '/opt/app/bin/app', offset: 0x12e6 },
+        { pc: 0x7f00deadbeef, module: null, offset: null },
+        { pc: null, module: 'Metal', offset: null, symbol: '-[MTLCommandBuffer waitUntilCompleted]' },
+      ],
+    },
+    { ...threads[1]!, stack: [] },
+    threads[2]!,
+  ];
+  const stackText = stackLines(stacked, { color: false });
+  t.equal(
+    stackText,
+    '\nthread 7 (main) sleeping, in read:\n' +
+      '  #0  read + 76                               libc.so.6 +0xf82ec\n' +
+      '  #1  0x5600000012e6                          app +0x12e6\n' +
+      '  #2  0x7f00deadbeef\n' +
+      '  #3  -[MTLCommandBuffer waitUntilCompleted]  Metal\n',
+  );
+  t.equal(stackLines([{ ...threads[1]!, stack: [{ pc: null, module: null, offset: null }] }], { color: false }), '\nthread 8 (-) running:\n  #0  ?\n');
   t.equal(formatNs(null), '-');
   t.equal(formatNs(0), '0 ms');
   t.equal(formatNs(19.2e9), '19.2 s');

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createThreadSampler, sampleThreads } from '../src/sample';
 import type { Frame, ThreadSample, ThreadSampleResult } from '../src/types';
+import { runCli } from './helpers/cli';
 import { startStacksTarget, tracedOrStopped, type StacksTarget } from './helpers/stack-targets';
 import { start, waitFor } from './helpers/targets';
 
@@ -112,6 +113,19 @@ function linuxTests(): void {
       }
       await runsOn(t, target);
     }
+  });
+
+  t.test('iokit-snap threads --stacks prints each thread’s stack under the table', async (t) => {
+    const target = await startStacksTarget(t, 'fp', 'grandchild');
+    await sampleInPlace(target);
+    const run = await waitFor(async () => {
+      const r = await runCli(['threads', String(target.pid), '--stacks']);
+      return /BLOCKED IN[\s\S]*\bread\b/.test(r.stdout) && r;
+    }, 'a table with the main thread in read');
+    t.equal(run.code, 0, run.stderr);
+    t.match(run.stdout, new RegExp(`\\nthread ${target.pid} \\(stacks\\) sleeping, in read:\\n  #0  read \\+ \\d+ +libc\\.so\\.6 \\+0x[0-9a-f]+\\n  #1  stacks_wait_in_read \\+ \\d+ +stacks \\+0x[0-9a-f]+\\n  #2  stacks_outer_caller`));
+    t.match(run.stdout, new RegExp(`\\nthread ${target.spinner} \\(stacks\\) (running|runnable):\\n  #0  stacks_spin \\+ \\d+`));
+    await runsOn(t, target);
   });
 
   t.test('without frame pointers the unwind tables lead out', async (t) => {

@@ -190,20 +190,16 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     }
 
     async function addStacks(hung: Snapshot): Promise<Snapshot> {
-      if (!stacks || process.platform === 'darwin') return hung;
       const stacked = await snapshot({ pids: hung.processes.map((p) => p.pid), accelerators: false, threads: { stacks: true, kernelStacks: false } });
       const byTid = new Map(stacked.processes.flatMap((p) => p.threads.map((th): [string, typeof th] => [`${p.pid}:${th.tid}`, th])));
-      return {
-        ...hung,
-        processes: hung.processes.map((p) => ({
-          ...p,
-          threads: p.threads.map((th) => {
-            const stack = byTid.get(`${p.pid}:${th.tid}`)?.stack;
-            return stack !== undefined ? { ...th, stack } : th;
-          }),
-        })),
-        limits: [...hung.limits, ...stacked.limits.filter((l) => l.field === 'stack')],
-      };
+      const processes = hung.processes.map((p) => ({ ...p, threads: p.threads.map((th) => ({ ...th })) }));
+      for (const p of processes) {
+        for (const th of p.threads) {
+          const stack = byTid.get(`${p.pid}:${th.tid}`)?.stack;
+          if (stack !== undefined) th.stack = stack;
+        }
+      }
+      return { ...hung, processes, limits: [...hung.limits, ...stacked.limits.filter((l) => l.field === 'stack')] };
     }
 
     async function supervise(): Promise<number> {
@@ -262,7 +258,7 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
           continue;
         }
         reported = report.verdict;
-        if (!healthy) hung = await addStacks(hung);
+        if (!healthy && stacks && process.platform !== 'darwin') hung = await addStacks(hung);
         const saved = await saver.save(baseline, hung, report);
         const deepestFirst = tree.slice().reverse();
         let outcome: ExecOutcome;
