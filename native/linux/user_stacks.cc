@@ -417,6 +417,13 @@ void NoteMiss(const Capture& capture, int32_t pid, const std::string& procRoot, 
           DeniedHint(procRoot));
       return;
     case Miss::Traced:
+      if (capture.tracerPid == static_cast<uint32_t>(getpid())) {
+        add("traced self", "EBUSY",
+            "held by another sample of the same process taken at the same time (a thread has one tracer at a "
+            "time); no user stack",
+            "Take stacks of one process one sample at a time.");
+        return;
+      }
       add("traced " + std::to_string(capture.tracerPid), "EBUSY",
           "already traced by pid " + std::to_string(capture.tracerPid) +
               " (a debugger or another tool), and a thread has one tracer at a time; no user stack",
@@ -571,6 +578,17 @@ void AddUserStacks(int32_t pid, const ThreadOptions& options, StackState& state,
         for (const size_t i : held) {
           if (NowNs() >= deadlineNs) captures[i].miss = Miss::OutOfTime;
           else CaptureHeld(pid, options.procRoot, maps, deadlineNs, captures[i]);
+        }
+        // A thread that reached its stop after its wait gave up is let go now rather than
+        // at this thread's exit; one still running is let go by that exit.
+        for (const size_t i : held) {
+          if (captures[i].miss != Miss::NoStop) continue;
+          int status = 0;
+          const pid_t tid = static_cast<pid_t>(captures[i].tid);
+          if (waitpid(tid, &status, __WALL | WNOHANG) == tid && WIFSTOPPED(status)) {
+            const int event = status >> 16;
+            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<intptr_t>(event == 0 ? WSTOPSIG(status) : 0)));
+          }
         }
       });
       tracer.join();
