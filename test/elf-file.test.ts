@@ -11,11 +11,6 @@ import * as path from 'node:path';
 import { binding, type ElfMachine, type NativeInternals } from '../src/native';
 import { buildElf, expectedRule, nmFunctions, readelfFrames, rowProbes, systemLibc, type FrameDescription } from './helpers/elf';
 
-if (process.platform !== 'linux') {
-  t.pass('the ELF reader is Linux only');
-} else {
-  run();
-}
 
 function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleAt' | 'elfAddressOfFileOffset' | 'elfInfo'>> {
   return binding().internals as never;
@@ -125,6 +120,48 @@ function run(): void {
     t.ok(fpRows.some((cfa) => /^(rbp|x29)\+/.test(cfa)), 'the frame-pointer build has CFA-on-fp rows');
     const outside = hooks().elfUnwindRuleAt('', fpFile, [0, 2n ** 64n - 1n]);
     t.same(outside, [null, null], 'no FDE covers 0 or the top of memory');
+  });
+
+  t.test('every CFA instruction, hand-written, with and without .eh_frame_hdr (x86_64)', { skip: HOST !== 'x64' && 'x86_64 assembly' }, async (t) => {
+    for (const [flags, what] of [
+      [[], 'without .eh_frame_hdr (the FDE index)'],
+      [['-Wl,--eh-frame-hdr'], 'with .eh_frame_hdr'],
+    ] as const) {
+      const file = await buildElf('elf-cfi.S', ['-nostdlib', '-static', ...flags]);
+      const sections = execFileSync('readelf', ['-SW', file], { encoding: 'utf8' });
+      t.equal(sections.includes('.eh_frame_hdr'), flags.length > 0, `${what}: the section is there or not`);
+      const fdes = readelfFrames(file).filter((f) => f.section === '.eh_frame');
+      const rows = fdes.flatMap((f) => f.rows);
+      // The rows cover what the reader must refuse as well as what it must give.
+      for (const [column, value] of [['ra', 'r0'], ['ra', 'v-8'], ['ra', 's'], ['CFA', 'exp'], ['CFA', 'rax+8'], ['rbp', 'exp'], ['rbp', 'c+16']])
+        t.ok(rows.some((r) => r.columns[column] === value), `${what}: a row with ${column} ${value}`);
+      checkRules(t, file, fdes, 'x64', `the hand-written CFI ${what}`);
+      const undefinedRa = hooks().elfUnwindRuleAt('', file, [fdes[0].start])[0];
+      t.same(undefinedRa, { cfaBase: 'sp', cfaOffset: 8, ra: 'undefined', raOffset: 0, fp: 'same', fpOffset: 0 }, '_start: the outermost frame');
+    }
+  });
+
+  t.test('without section headers: CFI through PT_GNU_EH_FRAME, no symbols', async (t) => {
+    const built = await fpBuild;
+    const dir = tempDir(t);
+    const file = path.join(dir, 'no-sections');
+    const bytes = fs.readFileSync(built);
+    // e_shoff, e_shnum and e_shstrndx to 0, as sstrip leaves a program.
+    bytes.writeBigUInt64LE(0n, 0x28);
+    bytes.writeUInt16LE(0, 0x3c);
+    bytes.writeUInt16LE(0, 0x3e);
+    fs.writeFileSync(file, bytes);
+    t.match(execFileSync('readelf', ['-hW', file], { encoding: 'utf8' }), /Number of section headers:\s+0/);
+    checkRules(t, file, readelfFrames(built).filter((f) => f.section === '.eh_frame'), HOST, 'the program without section headers');
+    t.same(hooks().elfInfo('', file), { hasSymbols: false, hasUnwindInfo: true, debugFile: '' });
+    const functions = nmFunctions(built);
+    t.same(hooks().elfSymbolAt('', file, functions.map((s) => s.address)), functions.map(() => null));
+  });
+
+  t.test('.eh_frame without .eh_frame_hdr (-Wl,--no-eh-frame-hdr): the FDE index', async (t) => {
+    const file = await buildElf('elf-functions.c', ['-O2', '-Wl,--no-eh-frame-hdr']);
+    t.notMatch(execFileSync('readelf', ['-SW', file], { encoding: 'utf8' }), /eh_frame_hdr/);
+    checkRules(t, file, readelfFrames(file).filter((f) => f.section === '.eh_frame'), HOST, 'the program without .eh_frame_hdr');
   });
 
   t.test('unwind rules of the system C library match readelf (a spread of its FDEs)', (t) => {
@@ -239,4 +276,10 @@ function run(): void {
     t.throws(() => hooks().elfSymbolAt('', file, ['x' as never]), { code: 'EINVAL' });
     t.throws(() => hooks().elfInfo(1 as never, file), { code: 'EINVAL' });
   });
+}
+
+if (process.platform !== 'linux') {
+  t.pass('the ELF reader is Linux only');
+} else {
+  run();
 }

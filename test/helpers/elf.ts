@@ -14,13 +14,13 @@ import type { ElfMachine, ElfUnwindRule } from '../../src/native';
 
 const TARGETS = path.join(__dirname, '..', 'targets');
 
-/** Compile test/targets/`source` with `compiler` and `flags`; the cached binary's path. */
+/** Compile test/targets/`source` (C or assembly) with `compiler` and `flags`; the cached binary's path. */
 export async function buildElf(source: string, flags: string[], compiler = process.env.CC ?? 'cc'): Promise<string> {
   const file = path.join(TARGETS, source);
   const text = await fs.promises.readFile(file);
   const hash = createHash('sha256').update(text).update(compiler).update(flags.join(' ')).digest('hex').slice(0, 16);
   const dir = path.join(os.tmpdir(), 'iokit-snap-elf', hash);
-  const binary = path.join(dir, path.basename(source, '.c'));
+  const binary = path.join(dir, path.parse(source).name);
   if (fs.existsSync(binary)) return binary;
   await fs.promises.mkdir(dir, { recursive: true });
   const partial = `${binary}.${process.pid}.tmp`;
@@ -113,7 +113,8 @@ export function readelfFrames(file: string): FrameDescription[] {
     }
     const row = /^([0-9a-f]{16}) (.*)$/.exec(line);
     if (row && current.names.length > 0) {
-      const values = line.trim().split(/\s+/);
+      // "r0 (rax)": a register rule names the register twice, with a space.
+      const values = line.trim().replace(/ \(\w+\)/g, '').split(/\s+/);
       const columns: Record<string, string> = {};
       current.names.forEach((name, i) => (columns[name] = values[i]));
       current.rows.push({ location: BigInt(`0x${row[1]}`), columns });
