@@ -4,12 +4,11 @@
  * C library, with nm and readelf run in the same test as the peers.
  */
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { binding, type ElfMachine, type NativeInternals } from '../src/native';
-import { buildElf, expectedRule, nmFunctions, readelfFrames, rowProbes, systemLibc, type FrameDescription } from './helpers/elf';
+import { buildElf, expectedRule, nmFunctions, readelfFrames, rowProbes, systemLibc, type FrameDescription, tool } from './helpers/elf';
 
 
 function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleAt' | 'elfAddressOfFileOffset' | 'elfInfo'>> {
@@ -71,7 +70,7 @@ function run(): void {
 
   t.test('symbols: a size-0 function names only the bytes before the next symbol', async (t) => {
     const file = await fpBuild;
-    const out = execFileSync('nm', ['--defined-only', file], { encoding: 'utf8' });
+    const out = tool('nm', ['--defined-only', file]);
     const addressOf = (name: string): bigint => BigInt(`0x${new RegExp(`^([0-9a-f]+) T ${name}$`, 'm').exec(out)![1]}`);
     const bare = addressOf('elf_bare_asm');
     const after = addressOf('elf_after_bare');
@@ -94,7 +93,7 @@ function run(): void {
 
   t.test('AddressOfFileOffset follows the PT_LOAD segments readelf lists', async (t) => {
     const file = await noFpBuild;
-    const out = execFileSync('readelf', ['-lW', file], { encoding: 'utf8' });
+    const out = tool('readelf', ['-lW', file]);
     const loads = [...out.matchAll(/^\s+LOAD\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+)/gm)].map((m) => m.slice(1).map((v) => BigInt(`0x${v}`)));
     t.ok(loads.length >= 2, `${loads.length} PT_LOAD segments`);
     for (const [offset, vaddr, filesz] of loads) {
@@ -128,7 +127,7 @@ function run(): void {
       [['-Wl,--eh-frame-hdr'], 'with .eh_frame_hdr'],
     ] as const) {
       const file = await buildElf('elf-cfi.S', ['-nostdlib', '-static', ...flags]);
-      const sections = execFileSync('readelf', ['-SW', file], { encoding: 'utf8' });
+      const sections = tool('readelf', ['-SW', file]);
       t.equal(sections.includes('.eh_frame_hdr'), flags.length > 0, `${what}: the section is there or not`);
       const fdes = readelfFrames(file).filter((f) => f.section === '.eh_frame');
       const rows = fdes.flatMap((f) => f.rows);
@@ -151,7 +150,7 @@ function run(): void {
     bytes.writeUInt16LE(0, 0x3c);
     bytes.writeUInt16LE(0, 0x3e);
     fs.writeFileSync(file, bytes);
-    t.match(execFileSync('readelf', ['-hW', file], { encoding: 'utf8' }), /Number of section headers:\s+0/);
+    t.match(tool('readelf', ['-hW', file]), /Number of section headers:\s+0/);
     checkRules(t, file, readelfFrames(built).filter((f) => f.section === '.eh_frame'), HOST, 'the program without section headers');
     t.same(hooks().elfInfo('', file), { hasSymbols: false, hasUnwindInfo: true, debugFile: '' });
     const functions = nmFunctions(built);
@@ -160,7 +159,7 @@ function run(): void {
 
   t.test('.eh_frame without .eh_frame_hdr (-Wl,--no-eh-frame-hdr): the FDE index', async (t) => {
     const file = await buildElf('elf-functions.c', ['-O2', '-Wl,--no-eh-frame-hdr']);
-    t.notMatch(execFileSync('readelf', ['-SW', file], { encoding: 'utf8' }), /eh_frame_hdr/);
+    t.notMatch(tool('readelf', ['-SW', file]), /eh_frame_hdr/);
     checkRules(t, file, readelfFrames(file).filter((f) => f.section === '.eh_frame'), HOST, 'the program without .eh_frame_hdr');
   });
 
@@ -203,9 +202,9 @@ function run(): void {
       const debugDir = layout === 'beside' ? bin : layout === '.debug' ? path.join(bin, '.debug') : path.join(root, 'usr/lib/debug/opt/app');
       fs.mkdirSync(debugDir, { recursive: true });
       const debugFile = path.join(debugDir, 'prog.debug');
-      execFileSync('objcopy', ['--only-keep-debug', built, debugFile]);
+      tool('objcopy', ['--only-keep-debug', built, debugFile]);
       // --add-gnu-debuglink reads the debug file for its CRC; no build id, so the link is what finds it.
-      execFileSync('objcopy', ['--strip-all', '--remove-section=.note.gnu.build-id', `--add-gnu-debuglink=${debugFile}`, built, path.join(bin, 'prog')]);
+      tool('objcopy', ['--strip-all', '--remove-section=.note.gnu.build-id', `--add-gnu-debuglink=${debugFile}`, built, path.join(bin, 'prog')]);
       const symbols = nmFunctions(built).filter((s) => s.name.startsWith('elf_'));
       const info = hooks().elfInfo(root, '/opt/app/prog');
       t.equal(info.debugFile, path.relative(root, debugFile).replace(/^/, '/'), `${layout}: the debug file, as the target sees it`);
@@ -228,16 +227,16 @@ function run(): void {
   t.test('a debug file found by build id under root; one with another build id is refused', async (t) => {
     const built = await fpBuild;
     const other = await buildElf('elf-functions.c', ['-O1', '-Wl,--build-id=md5']);
-    const notes = execFileSync('readelf', ['-n', built], { encoding: 'utf8' });
+    const notes = tool('readelf', ['-n', built]);
     const id = /Build ID: ([0-9a-f]+)/.exec(notes)![1];
     const root = tempDir(t);
     fs.mkdirSync(path.join(root, 'bin'));
-    execFileSync('objcopy', ['--strip-all', built, path.join(root, 'bin/prog')]);
+    tool('objcopy', ['--strip-all', built, path.join(root, 'bin/prog')]);
     const target = `/usr/lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`;
     fs.mkdirSync(path.dirname(path.join(root, target)), { recursive: true });
-    execFileSync('objcopy', ['--only-keep-debug', other, path.join(root, target)]);
+    tool('objcopy', ['--only-keep-debug', other, path.join(root, target)]);
     t.equal(hooks().elfInfo(root, '/bin/prog').debugFile, '', 'a file at the path whose build id differs is refused');
-    execFileSync('objcopy', ['--only-keep-debug', built, path.join(root, target)]);
+    tool('objcopy', ['--only-keep-debug', built, path.join(root, target)]);
     t.equal(hooks().elfInfo(root, '/bin/prog').debugFile, target);
     checkSymbols(t, root, '/bin/prog', nmFunctions(built).filter((s) => s.name.startsWith('elf_')));
   });
@@ -266,7 +265,7 @@ function run(): void {
     fs.writeFileSync(path.join(dir, 'text'), 'not an ELF file\n');
     t.throws(() => hooks().elfInfo(dir, '/text'), { code: 'EINVAL' });
     t.throws(() => hooks().elfInfo(dir, ''), { code: 'EINVAL' }, 'a directory');
-    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    tool('mkfifo', [path.join(dir, 'fifo')]);
     t.throws(() => hooks().elfInfo(dir, '/fifo'), { code: 'EINVAL' }, 'a fifo with no writer does not block');
     t.throws(() => hooks().elfInfo('', '/dev/null'), { code: 'EINVAL' }, 'a device');
     const file = await noFpBuild;
