@@ -3,7 +3,7 @@
  * through the addon's test hooks, against real programs compiled here and the system
  * C library, with nm and readelf run in the same test as the peers.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,14 +17,14 @@ function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleA
 
 const HOST: ElfMachine = process.arch === 'arm64' ? 'arm64' : 'x64';
 
-function tempDir(t: Tap.Test): string {
+function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-elf-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
 /** Every defined function nm lists is found at its first and last byte, with the right offset. */
-function checkSymbols(t: Tap.Test, root: string, file: string, symbols: ReturnType<typeof nmFunctions>, machine: ElfMachine = HOST): void {
+function checkSymbols(t: Test, root: string, file: string, symbols: ReturnType<typeof nmFunctions>, machine: ElfMachine = HOST): void {
   const names = new Map<bigint, Set<string>>();
   for (const s of symbols) names.set(s.address, (names.get(s.address) ?? new Set()).add(s.name));
   const sized = symbols.filter((s) => s.size > 0n);
@@ -34,15 +34,15 @@ function checkSymbols(t: Tap.Test, root: string, file: string, symbols: ReturnTy
   sized.forEach((s, i) => {
     for (const [k, offset] of [[0, 0], [1, Number(s.size - 1n)]] as const) {
       const got = found[i * 2 + k];
-      // An alias at the same address and of the same extent names it as well.
-      if (!got || got.offset !== offset || !names.get(s.address)!.has(got.name)) wrong.push(`${s.name}+${offset}: ${JSON.stringify(got)}`);
+      // An alias at the same address names it as well; nm's names are without a version.
+      if (!got || got.offset !== offset || !names.get(s.address)!.has(got.name.replace(/@.*$/, ''))) wrong.push(`${s.name}+${offset}: ${JSON.stringify(got)}`);
     }
   });
   t.same(wrong, [], `${sized.length} functions of ${path.basename(file)} named at their first and last byte`);
 }
 
 /** The rule at each row's first and last byte of `fdes` equals readelf's row. */
-function checkRules(t: Tap.Test, file: string, fdes: FrameDescription[], machine: ElfMachine, what: string): number {
+function checkRules(t: Test, file: string, fdes: FrameDescription[], machine: ElfMachine, what: string): number {
   const probes = fdes.flatMap(rowProbes);
   const rules = hooks().elfUnwindRuleAt('', file, probes.map((p) => p.address), machine);
   const wrong: string[] = [];
@@ -68,17 +68,21 @@ function run(): void {
     }
   });
 
-  t.test('symbols: a size-0 function names only the bytes before the next symbol', async (t) => {
+  t.test('symbols: a size-0 function names only the bytes before the next symbol, and only in code', async (t) => {
     const file = await fpBuild;
     const out = tool('nm', ['--defined-only', file]);
-    const addressOf = (name: string): bigint => BigInt(`0x${new RegExp(`^([0-9a-f]+) T ${name}$`, 'm').exec(out)![1]}`);
+    const addressOf = (name: string): bigint => BigInt(`0x${new RegExp(`^([0-9a-f]+) [TR] ${name}$`, 'm').exec(out)![1]}`);
     const bare = addressOf('elf_bare_asm');
+    const marker = addressOf('elf_text_marker');
     const after = addressOf('elf_after_bare');
-    t.ok(after > bare + 1n, 'the size-0 symbol has bytes of its own');
-    const got = hooks().elfSymbolAt('', file, [bare, after - 1n, after]);
+    const inData = addressOf('elf_function_in_data');
+    t.ok(marker > bare + 1n && after > marker + 1n, 'the size-0 symbol and the marker have bytes of their own');
+    const got = hooks().elfSymbolAt('', file, [bare, marker - 1n, marker, marker + 1n, after, inData, inData + 1n]);
     t.same(got[0], { name: 'elf_bare_asm', offset: 0 });
-    t.same(got[1], { name: 'elf_bare_asm', offset: Number(after - 1n - bare) });
-    t.same(got[2], { name: 'elf_after_bare', offset: 0 });
+    t.same(got[1], { name: 'elf_bare_asm', offset: Number(marker - 1n - bare) });
+    t.same(got.slice(2, 4), [null, null], 'not past a symbol that starts after it');
+    t.same(got[4], { name: 'elf_after_bare', offset: 0 });
+    t.same(got.slice(5), [null, null], 'a size-0 function symbol outside executable sections names nothing');
     t.same(hooks().elfSymbolAt('', file, [0, 1, 2n ** 64n - 1n]), [null, null, null], 'no function at 0 or the top of memory');
   });
 
@@ -88,6 +92,19 @@ function run(): void {
     t.ok(dynamic.length > 500, `${dynamic.length} exported functions`);
     // With a .symtab (an unstripped libc) that table wins and names more; both agree on these.
     checkSymbols(t, '', libc, dynamic);
+    t.end();
+  });
+
+  const libcDebugFile = hooks().elfInfo('', systemLibc()).debugFile;
+  const noLibcDebugFile = libcDebugFile === '' && 'no debug file for the C library here (Debian: apt-get install libc6-dbg)';
+  t.test('symbols: the system C library names its local functions through its debug file, found by build id', { skip: noLibcDebugFile }, (t) => {
+    const libc = systemLibc();
+    const info = hooks().elfInfo('', libc);
+    t.match(info.debugFile, /^\/usr\/lib\/debug\/\.build-id\/[0-9a-f]{2}\/[0-9a-f]+\.debug$/);
+    const all = nmFunctions(info.debugFile);
+    const exported = new Set(nmFunctions(libc, true).map((s) => s.address));
+    t.ok(all.filter((s) => !exported.has(s.address)).length > 1000, 'many functions .dynsym does not have');
+    checkSymbols(t, '', libc, all);
     t.end();
   });
 
