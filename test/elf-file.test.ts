@@ -3,19 +3,13 @@
  * through the addon's test hooks, against real programs compiled here and the system
  * C library, with nm and readelf run in the same test as the peers.
  */
-import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { binding, type ElfMachine, type NativeInternals } from '../src/native';
-import { buildElf, expectedRule, nmFunctions, readelfFrames, rowProbes, systemLibc, type FrameDescription } from './helpers/elf';
+import { buildElf, expectedRule, nmFunctions, readelfFrames, rowProbes, systemLibc, type FrameDescription, tool } from './helpers/elf';
 
-if (process.platform !== 'linux') {
-  t.pass('the ELF reader is Linux only');
-} else {
-  run();
-}
 
 function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleAt' | 'elfAddressOfFileOffset' | 'elfInfo'>> {
   return binding().internals as never;
@@ -23,14 +17,14 @@ function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleA
 
 const HOST: ElfMachine = process.arch === 'arm64' ? 'arm64' : 'x64';
 
-function tempDir(t: Tap.Test): string {
+function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-elf-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
 /** Every defined function nm lists is found at its first and last byte, with the right offset. */
-function checkSymbols(t: Tap.Test, root: string, file: string, symbols: ReturnType<typeof nmFunctions>, machine: ElfMachine = HOST): void {
+function checkSymbols(t: Test, root: string, file: string, symbols: ReturnType<typeof nmFunctions>, machine: ElfMachine = HOST): void {
   const names = new Map<bigint, Set<string>>();
   for (const s of symbols) names.set(s.address, (names.get(s.address) ?? new Set()).add(s.name));
   const sized = symbols.filter((s) => s.size > 0n);
@@ -40,15 +34,15 @@ function checkSymbols(t: Tap.Test, root: string, file: string, symbols: ReturnTy
   sized.forEach((s, i) => {
     for (const [k, offset] of [[0, 0], [1, Number(s.size - 1n)]] as const) {
       const got = found[i * 2 + k];
-      // An alias at the same address and of the same extent names it as well.
-      if (!got || got.offset !== offset || !names.get(s.address)!.has(got.name)) wrong.push(`${s.name}+${offset}: ${JSON.stringify(got)}`);
+      // An alias at the same address names it as well; nm's names are without a version.
+      if (!got || got.offset !== offset || !names.get(s.address)!.has(got.name.replace(/@.*$/, ''))) wrong.push(`${s.name}+${offset}: ${JSON.stringify(got)}`);
     }
   });
   t.same(wrong, [], `${sized.length} functions of ${path.basename(file)} named at their first and last byte`);
 }
 
 /** The rule at each row's first and last byte of `fdes` equals readelf's row. */
-function checkRules(t: Tap.Test, file: string, fdes: FrameDescription[], machine: ElfMachine, what: string): number {
+function checkRules(t: Test, file: string, fdes: FrameDescription[], machine: ElfMachine, what: string): number {
   const probes = fdes.flatMap(rowProbes);
   const rules = hooks().elfUnwindRuleAt('', file, probes.map((p) => p.address), machine);
   const wrong: string[] = [];
@@ -74,17 +68,21 @@ function run(): void {
     }
   });
 
-  t.test('symbols: a size-0 function names only the bytes before the next symbol', async (t) => {
+  t.test('symbols: a size-0 function names only the bytes before the next symbol, and only in code', async (t) => {
     const file = await fpBuild;
-    const out = execFileSync('nm', ['--defined-only', file], { encoding: 'utf8' });
-    const addressOf = (name: string): bigint => BigInt(`0x${new RegExp(`^([0-9a-f]+) T ${name}$`, 'm').exec(out)![1]}`);
+    const out = tool('nm', ['--defined-only', file]);
+    const addressOf = (name: string): bigint => BigInt(`0x${new RegExp(`^([0-9a-f]+) [TR] ${name}$`, 'm').exec(out)![1]}`);
     const bare = addressOf('elf_bare_asm');
+    const marker = addressOf('elf_text_marker');
     const after = addressOf('elf_after_bare');
-    t.ok(after > bare + 1n, 'the size-0 symbol has bytes of its own');
-    const got = hooks().elfSymbolAt('', file, [bare, after - 1n, after]);
+    const inData = addressOf('elf_function_in_data');
+    t.ok(marker > bare + 1n && after > marker + 1n, 'the size-0 symbol and the marker have bytes of their own');
+    const got = hooks().elfSymbolAt('', file, [bare, marker - 1n, marker, marker + 1n, after, inData, inData + 1n]);
     t.same(got[0], { name: 'elf_bare_asm', offset: 0 });
-    t.same(got[1], { name: 'elf_bare_asm', offset: Number(after - 1n - bare) });
-    t.same(got[2], { name: 'elf_after_bare', offset: 0 });
+    t.same(got[1], { name: 'elf_bare_asm', offset: Number(marker - 1n - bare) });
+    t.same(got.slice(2, 4), [null, null], 'not past a symbol that starts after it');
+    t.same(got[4], { name: 'elf_after_bare', offset: 0 });
+    t.same(got.slice(5), [null, null], 'a size-0 function symbol outside executable sections names nothing');
     t.same(hooks().elfSymbolAt('', file, [0, 1, 2n ** 64n - 1n]), [null, null, null], 'no function at 0 or the top of memory');
   });
 
@@ -97,9 +95,22 @@ function run(): void {
     t.end();
   });
 
+  const libcDebugFile = hooks().elfInfo('', systemLibc()).debugFile;
+  const noLibcDebugFile = libcDebugFile === '' && 'no debug file for the C library here (Debian: apt-get install libc6-dbg)';
+  t.test('symbols: the system C library names its local functions through its debug file, found by build id', { skip: noLibcDebugFile }, (t) => {
+    const libc = systemLibc();
+    const info = hooks().elfInfo('', libc);
+    t.match(info.debugFile, /^\/usr\/lib\/debug\/\.build-id\/[0-9a-f]{2}\/[0-9a-f]+\.debug$/);
+    const all = nmFunctions(info.debugFile);
+    const exported = new Set(nmFunctions(libc, true).map((s) => s.address));
+    t.ok(all.filter((s) => !exported.has(s.address)).length > 1000, 'many functions .dynsym does not have');
+    checkSymbols(t, '', libc, all);
+    t.end();
+  });
+
   t.test('AddressOfFileOffset follows the PT_LOAD segments readelf lists', async (t) => {
     const file = await noFpBuild;
-    const out = execFileSync('readelf', ['-lW', file], { encoding: 'utf8' });
+    const out = tool('readelf', ['-lW', file]);
     const loads = [...out.matchAll(/^\s+LOAD\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x[0-9a-f]+ 0x([0-9a-f]+)/gm)].map((m) => m.slice(1).map((v) => BigInt(`0x${v}`)));
     t.ok(loads.length >= 2, `${loads.length} PT_LOAD segments`);
     for (const [offset, vaddr, filesz] of loads) {
@@ -125,6 +136,48 @@ function run(): void {
     t.ok(fpRows.some((cfa) => /^(rbp|x29)\+/.test(cfa)), 'the frame-pointer build has CFA-on-fp rows');
     const outside = hooks().elfUnwindRuleAt('', fpFile, [0, 2n ** 64n - 1n]);
     t.same(outside, [null, null], 'no FDE covers 0 or the top of memory');
+  });
+
+  t.test('every CFA instruction, hand-written, with and without .eh_frame_hdr (x86_64)', { skip: HOST !== 'x64' && 'x86_64 assembly' }, async (t) => {
+    for (const [flags, what] of [
+      [[], 'without .eh_frame_hdr (the FDE index)'],
+      [['-Wl,--eh-frame-hdr'], 'with .eh_frame_hdr'],
+    ] as const) {
+      const file = await buildElf('elf-cfi.S', ['-nostdlib', '-static', ...flags]);
+      const sections = tool('readelf', ['-SW', file]);
+      t.equal(sections.includes('.eh_frame_hdr'), flags.length > 0, `${what}: the section is there or not`);
+      const fdes = readelfFrames(file).filter((f) => f.section === '.eh_frame');
+      const rows = fdes.flatMap((f) => f.rows);
+      // The rows cover what the reader must refuse as well as what it must give.
+      for (const [column, value] of [['ra', 'r0'], ['ra', 'v-8'], ['ra', 's'], ['CFA', 'exp'], ['CFA', 'rax+8'], ['rbp', 'exp'], ['rbp', 'c+16']])
+        t.ok(rows.some((r) => r.columns[column] === value), `${what}: a row with ${column} ${value}`);
+      checkRules(t, file, fdes, 'x64', `the hand-written CFI ${what}`);
+      const undefinedRa = hooks().elfUnwindRuleAt('', file, [fdes[0].start])[0];
+      t.same(undefinedRa, { cfaBase: 'sp', cfaOffset: 8, ra: 'undefined', raOffset: 0, fp: 'same', fpOffset: 0 }, '_start: the outermost frame');
+    }
+  });
+
+  t.test('without section headers: CFI through PT_GNU_EH_FRAME, no symbols', async (t) => {
+    const built = await fpBuild;
+    const dir = tempDir(t);
+    const file = path.join(dir, 'no-sections');
+    const bytes = fs.readFileSync(built);
+    // e_shoff, e_shnum and e_shstrndx to 0, as sstrip leaves a program.
+    bytes.writeBigUInt64LE(0n, 0x28);
+    bytes.writeUInt16LE(0, 0x3c);
+    bytes.writeUInt16LE(0, 0x3e);
+    fs.writeFileSync(file, bytes);
+    t.match(tool('readelf', ['-hW', file]), /Number of section headers:\s+0/);
+    checkRules(t, file, readelfFrames(built).filter((f) => f.section === '.eh_frame'), HOST, 'the program without section headers');
+    t.same(hooks().elfInfo('', file), { hasSymbols: false, hasUnwindInfo: true, debugFile: '' });
+    const functions = nmFunctions(built);
+    t.same(hooks().elfSymbolAt('', file, functions.map((s) => s.address)), functions.map(() => null));
+  });
+
+  t.test('.eh_frame without .eh_frame_hdr (-Wl,--no-eh-frame-hdr): the FDE index', async (t) => {
+    const file = await buildElf('elf-functions.c', ['-O2', '-Wl,--no-eh-frame-hdr']);
+    t.notMatch(tool('readelf', ['-SW', file]), /eh_frame_hdr/);
+    checkRules(t, file, readelfFrames(file).filter((f) => f.section === '.eh_frame'), HOST, 'the program without .eh_frame_hdr');
   });
 
   t.test('unwind rules of the system C library match readelf (a spread of its FDEs)', (t) => {
@@ -166,9 +219,9 @@ function run(): void {
       const debugDir = layout === 'beside' ? bin : layout === '.debug' ? path.join(bin, '.debug') : path.join(root, 'usr/lib/debug/opt/app');
       fs.mkdirSync(debugDir, { recursive: true });
       const debugFile = path.join(debugDir, 'prog.debug');
-      execFileSync('objcopy', ['--only-keep-debug', built, debugFile]);
+      tool('objcopy', ['--only-keep-debug', built, debugFile]);
       // --add-gnu-debuglink reads the debug file for its CRC; no build id, so the link is what finds it.
-      execFileSync('objcopy', ['--strip-all', '--remove-section=.note.gnu.build-id', `--add-gnu-debuglink=${debugFile}`, built, path.join(bin, 'prog')]);
+      tool('objcopy', ['--strip-all', '--remove-section=.note.gnu.build-id', `--add-gnu-debuglink=${debugFile}`, built, path.join(bin, 'prog')]);
       const symbols = nmFunctions(built).filter((s) => s.name.startsWith('elf_'));
       const info = hooks().elfInfo(root, '/opt/app/prog');
       t.equal(info.debugFile, path.relative(root, debugFile).replace(/^/, '/'), `${layout}: the debug file, as the target sees it`);
@@ -191,16 +244,16 @@ function run(): void {
   t.test('a debug file found by build id under root; one with another build id is refused', async (t) => {
     const built = await fpBuild;
     const other = await buildElf('elf-functions.c', ['-O1', '-Wl,--build-id=md5']);
-    const notes = execFileSync('readelf', ['-n', built], { encoding: 'utf8' });
+    const notes = tool('readelf', ['-n', built]);
     const id = /Build ID: ([0-9a-f]+)/.exec(notes)![1];
     const root = tempDir(t);
     fs.mkdirSync(path.join(root, 'bin'));
-    execFileSync('objcopy', ['--strip-all', built, path.join(root, 'bin/prog')]);
+    tool('objcopy', ['--strip-all', built, path.join(root, 'bin/prog')]);
     const target = `/usr/lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`;
     fs.mkdirSync(path.dirname(path.join(root, target)), { recursive: true });
-    execFileSync('objcopy', ['--only-keep-debug', other, path.join(root, target)]);
+    tool('objcopy', ['--only-keep-debug', other, path.join(root, target)]);
     t.equal(hooks().elfInfo(root, '/bin/prog').debugFile, '', 'a file at the path whose build id differs is refused');
-    execFileSync('objcopy', ['--only-keep-debug', built, path.join(root, target)]);
+    tool('objcopy', ['--only-keep-debug', built, path.join(root, target)]);
     t.equal(hooks().elfInfo(root, '/bin/prog').debugFile, target);
     checkSymbols(t, root, '/bin/prog', nmFunctions(built).filter((s) => s.name.startsWith('elf_')));
   });
@@ -229,7 +282,7 @@ function run(): void {
     fs.writeFileSync(path.join(dir, 'text'), 'not an ELF file\n');
     t.throws(() => hooks().elfInfo(dir, '/text'), { code: 'EINVAL' });
     t.throws(() => hooks().elfInfo(dir, ''), { code: 'EINVAL' }, 'a directory');
-    execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+    tool('mkfifo', [path.join(dir, 'fifo')]);
     t.throws(() => hooks().elfInfo(dir, '/fifo'), { code: 'EINVAL' }, 'a fifo with no writer does not block');
     t.throws(() => hooks().elfInfo('', '/dev/null'), { code: 'EINVAL' }, 'a device');
     const file = await noFpBuild;
@@ -239,4 +292,10 @@ function run(): void {
     t.throws(() => hooks().elfSymbolAt('', file, ['x' as never]), { code: 'EINVAL' });
     t.throws(() => hooks().elfInfo(1 as never, file), { code: 'EINVAL' });
   });
+}
+
+if (process.platform !== 'linux') {
+  t.pass('the ELF reader is Linux only');
+} else {
+  run();
 }

@@ -21,6 +21,12 @@ constexpr uint8_t kPeAbsptr = 0x00, kPeUleb128 = 0x01, kPeUdata2 = 0x02, kPeUdat
 constexpr uint8_t kPePcrel = 0x10, kPeTextrel = 0x20, kPeDatarel = 0x30;
 constexpr uint8_t kPeIndirect = 0x80;
 
+// A factored offset times the CIE's data alignment, wrapping like the hardware would
+// (hostile values must not be signed-overflow undefined behaviour).
+int64_t Scaled(uint64_t value, int64_t factor) {
+  return static_cast<int64_t>(value * static_cast<uint64_t>(factor));
+}
+
 // remember_state nesting deeper than any compiler emits is treated as corrupt.
 constexpr size_t kMaxRememberDepth = 64;
 
@@ -316,7 +322,7 @@ class Interpreter {
       bool advance = false;
       switch (op >> 6) {
         case 1: delta = low; advance = true; break;
-        case 2: SetOffset(row, low, static_cast<int64_t>(in.Uleb()) * cie_.dataAlign); break;
+        case 2: SetOffset(row, low, Scaled(in.Uleb(), cie_.dataAlign)); break;
         case 3: Restore(row, initial, low); break;
         default:
           switch (op) {
@@ -333,7 +339,7 @@ class Interpreter {
             case 0x02: delta = in.Fixed(1); advance = true; break;
             case 0x03: delta = in.Fixed(2); advance = true; break;
             case 0x04: delta = in.Fixed(4); advance = true; break;
-            case 0x05: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, static_cast<int64_t>(in.Uleb()) * cie_.dataAlign); break; }
+            case 0x05: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(in.Uleb(), cie_.dataAlign)); break; }
             case 0x06: Restore(row, initial, in.Uleb()); break;
             case 0x07: SetKind(row, in.Uleb(), RuleKind::Undefined); break;
             case 0x08: SetKind(row, in.Uleb(), RuleKind::Same); break;
@@ -357,9 +363,9 @@ class Interpreter {
               in.Skip(in.Uleb());
               break;
             case 0x10: { const uint64_t reg = in.Uleb(); in.Skip(in.Uleb()); SetKind(row, reg, RuleKind::Expression); break; }
-            case 0x11: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, in.Sleb() * cie_.dataAlign); break; }
-            case 0x12: { const uint64_t reg = in.Uleb(); DefCfa(row, reg, in.Sleb() * cie_.dataAlign); break; }
-            case 0x13: row.cfaOffset = in.Sleb() * cie_.dataAlign; break;
+            case 0x11: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign)); break; }
+            case 0x12: { const uint64_t reg = in.Uleb(); DefCfa(row, reg, Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign)); break; }
+            case 0x13: row.cfaOffset = Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign); break;
             case 0x14: { const uint64_t reg = in.Uleb(); in.Uleb(); SetKind(row, reg, RuleKind::ValOffset); break; }
             case 0x15: { const uint64_t reg = in.Uleb(); in.Sleb(); SetKind(row, reg, RuleKind::ValOffset); break; }
             case 0x16: { const uint64_t reg = in.Uleb(); in.Skip(in.Uleb()); SetKind(row, reg, RuleKind::ValExpression); break; }
@@ -367,7 +373,7 @@ class Interpreter {
               if (machine_ != Machine::Arm64) return false;
               break;
             case 0x2e: in.Uleb(); break;  // GNU_args_size
-            case 0x2f: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, -static_cast<int64_t>(in.Uleb()) * cie_.dataAlign); break; }
+            case 0x2f: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(0 - in.Uleb(), cie_.dataAlign)); break; }
             default: return false;
           }
       }

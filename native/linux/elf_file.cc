@@ -300,11 +300,8 @@ std::optional<Symbol> SymbolTable::Lookup(uint64_t address) const {
   return std::nullopt;
 }
 
-std::string DirectoryOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "" : path.substr(0, slash);
-}
+// "/usr/lib" of "/usr/lib/libc.so.6", "" of "/prog" (the path is absolute).
+std::string DirectoryOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
 class ElfFileImpl final : public ElfFile {
  public:
@@ -459,6 +456,7 @@ class ElfFileImpl final : public ElfFile {
       return;
     uint32_t crc;
     memcpy(&crc, bytes.data() + crcOffset, 4);
+    if (path_.empty() || path_[0] != '/') return;  // the link is relative to the file's directory
     const std::string directory = DirectoryOf(path_);
     for (const std::string& candidate :
          {directory + "/" + name, directory + "/.debug/" + name, "/usr/lib/debug" + directory + "/" + name}) {

@@ -49,7 +49,8 @@ class ElfFile {
  public:
   // Opens `path` below `root` (root + path; `root` is "" or a process's root such as
   // "/proc/123/root", so a containerised process's files are found in its own mount
-  // namespace) and maps it read-only. A separate debug file is looked for under the
+  // namespace) and reads its headers (pread into the heap, never mmap: a file truncated
+  // while mapped would raise SIGBUS in this process). A separate debug file is looked for under the
   // same root. Returns nullptr and sets `*error` (an errno; EINVAL: not an ELF file of
   // `machine`) when it cannot.
   static std::unique_ptr<ElfFile> Open(const std::string& root, const std::string& path, Machine machine,

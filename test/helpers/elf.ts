@@ -14,17 +14,28 @@ import type { ElfMachine, ElfUnwindRule } from '../../src/native';
 
 const TARGETS = path.join(__dirname, '..', 'targets');
 
-/** Compile test/targets/`source` with `compiler` and `flags`; the cached binary's path. */
+/**
+ * The environment for the peer tools and compilers: without LD_PRELOAD, so under
+ * scripts/asan.sh (libasan preloaded into node) their own leaks at exit do not count.
+ */
+export const TOOL_ENV: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'LD_PRELOAD'));
+
+/** Run a tool (readelf, nm, objcopy…) and return its standard output. */
+export function tool(command: string, args: string[]): string {
+  return execFileSync(command, args, { encoding: 'utf8', env: TOOL_ENV, maxBuffer: 1 << 30 });
+}
+
+/** Compile test/targets/`source` (C or assembly) with `compiler` and `flags`; the cached binary's path. */
 export async function buildElf(source: string, flags: string[], compiler = process.env.CC ?? 'cc'): Promise<string> {
   const file = path.join(TARGETS, source);
   const text = await fs.promises.readFile(file);
   const hash = createHash('sha256').update(text).update(compiler).update(flags.join(' ')).digest('hex').slice(0, 16);
   const dir = path.join(os.tmpdir(), 'iokit-snap-elf', hash);
-  const binary = path.join(dir, path.basename(source, '.c'));
+  const binary = path.join(dir, path.parse(source).name);
   if (fs.existsSync(binary)) return binary;
   await fs.promises.mkdir(dir, { recursive: true });
   const partial = `${binary}.${process.pid}.tmp`;
-  await promisify(execFile)(compiler, [...flags, '-o', partial, file]);
+  await promisify(execFile)(compiler, [...flags, '-o', partial, file], { env: TOOL_ENV });
   await fs.promises.rename(partial, binary);
   return binary;
 }
@@ -38,7 +49,7 @@ export interface NmSymbol {
 
 /** Defined function symbols (T, t, i, W, w) with a size, as `nm` lists them. */
 export function nmFunctions(file: string, dynamic = false): NmSymbol[] {
-  const out = execFileSync('nm', ['--defined-only', '-S', ...(dynamic ? ['-D'] : []), file], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const out = tool('nm', ['--defined-only', '-S', ...(dynamic ? ['-D'] : []), file]);
   const symbols: NmSymbol[] = [];
   for (const line of out.split('\n')) {
     const match = /^([0-9a-f]+) ([0-9a-f]+) ([TtiWw]) (\S+)$/.exec(line);
@@ -68,7 +79,7 @@ export interface FrameDescription {
 export function readelfFrames(file: string): FrameDescription[] {
   // readelf exits 1 over warnings unrelated to CFI (a debug file has no interpreter to
   // show); its output is complete all the same.
-  const out = spawnSync('readelf', ['--wide', '--debug-dump=frames-interp', file], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout;
+  const out = spawnSync('readelf', ['--wide', '--debug-dump=frames-interp', file], { encoding: 'utf8', env: TOOL_ENV, maxBuffer: 1 << 30 }).stdout;
   const fdes: FrameDescription[] = [];
   const cieRows = new Map<string, FrameRow[]>();
   let section = '';
@@ -113,7 +124,8 @@ export function readelfFrames(file: string): FrameDescription[] {
     }
     const row = /^([0-9a-f]{16}) (.*)$/.exec(line);
     if (row && current.names.length > 0) {
-      const values = line.trim().split(/\s+/);
+      // "r0 (rax)": a register rule names the register twice, with a space.
+      const values = line.trim().replace(/ \(\w+\)/g, '').split(/\s+/);
       const columns: Record<string, string> = {};
       current.names.forEach((name, i) => (columns[name] = values[i]));
       current.rows.push({ location: BigInt(`0x${row[1]}`), columns });

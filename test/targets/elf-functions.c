@@ -9,21 +9,28 @@
 #include <string.h>
 
 /* A function symbol without a size (as hand-written assembly often has), then a
- * sized one right after it: the size-0 one names only the bytes before the next. */
+ * symbol that is not a function, then a sized function: the size-0 one names only
+ * the bytes before the next symbol. And a size-0 function symbol in data, which names
+ * nothing (it is not in an executable section). */
 __asm__(".text\n"
         ".globl elf_bare_asm\n"
         ".type elf_bare_asm, @function\n"
         "elf_bare_asm:\n"
-#if defined(__aarch64__)
         "  ret\n  nop\n  nop\n  nop\n"
-#else
-        "  ret\n  nop\n  nop\n  nop\n"
-#endif
+        ".globl elf_text_marker\n"
+        "elf_text_marker:\n"
+        "  nop\n  nop\n"
         ".globl elf_after_bare\n"
         ".type elf_after_bare, @function\n"
         "elf_after_bare:\n"
         "  ret\n"
-        ".size elf_after_bare, .-elf_after_bare\n");
+        ".size elf_after_bare, .-elf_after_bare\n"
+        ".section .rodata\n"
+        ".globl elf_function_in_data\n"
+        ".type elf_function_in_data, @function\n"
+        "elf_function_in_data:\n"
+        "  .byte 1, 2, 3, 4\n"
+        ".text\n");
 
 volatile int elf_sink;
 
