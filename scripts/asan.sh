@@ -27,7 +27,7 @@ if [ ! -e "$LIBASAN" ]; then
 fi
 TESTS=("$@")
 if [ ${#TESTS[@]} -eq 0 ]; then
-  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts test/threads-linux-stacks.test.ts)
+  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts test/threads-linux-stacks.test.ts test/elf-file.test.ts test/elf-fuzz.test.ts)
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/iokit-snap-asan.XXXXXX")"

@@ -8,10 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -177,59 +175,43 @@ bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target) 
   return true;
 }
 
-namespace {
-
-// What a deadline read shares with the thread that waits for it; whoever leaves last frees it.
-struct DeadlineRead {
-  std::mutex mutex;
-  std::condition_variable done;
-  bool finished = false;
-  int error = 0;
-  std::string bytes;
-};
-
-}  // namespace
-
 int ReadWithDeadline(int dirFd, const char* name, size_t maxBytes, uint32_t timeoutMs, std::string* out) {
-  auto state = std::make_shared<DeadlineRead>();
   const int dirCopy = fcntl(dirFd, F_DUPFD_CLOEXEC, 0);
   if (dirCopy < 0) return errno;
-  std::string path(name);
+  auto dir = std::make_shared<ScopedFd>(dirCopy);  // the reading thread's own, closed by whoever leaves last
+  struct Outcome {
+    int error = 0;
+    std::string bytes;
+  };
+  std::optional<Outcome> outcome;
   try {
-    std::thread([state, dirCopy, path, maxBytes] {
-      ScopedFd dir(dirCopy);
-      int error = 0;
-      std::string bytes;
-      ScopedFd file(openat(dir.get(), path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-      if (!file) {
-        error = errno;
-      } else {
-        // procfs files like maps are generated per read call: read sequentially, never
-        // pread at an offset of our own choosing.
-        char chunk[16384];
-        while (bytes.size() < maxBytes) {
-          const ssize_t r = read(file.get(), chunk, std::min(sizeof chunk, maxBytes - bytes.size()));
-          if (r < 0 && errno == EINTR) continue;
-          if (r < 0) error = errno;
-          if (r <= 0) break;
-          bytes.append(chunk, static_cast<size_t>(r));
-        }
-      }
-      std::lock_guard<std::mutex> lock(state->mutex);
-      state->error = error;
-      state->bytes = std::move(bytes);
-      state->finished = true;
-      state->done.notify_all();
-    }).detach();
+    outcome = RunWithDeadline<Outcome>(
+        [dir, path = std::string(name), maxBytes] {
+          Outcome result;
+          ScopedFd file(openat(dir->get(), path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+          if (!file) {
+            result.error = errno;
+            return result;
+          }
+          // procfs files like maps are generated per read call: read in order, never
+          // pread at an offset of our own choosing.
+          char chunk[16384];
+          while (result.bytes.size() < maxBytes) {
+            const ssize_t r = read(file.get(), chunk, std::min(sizeof chunk, maxBytes - result.bytes.size()));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) result.error = errno;
+            if (r <= 0) break;
+            result.bytes.append(chunk, static_cast<size_t>(r));
+          }
+          return result;
+        },
+        timeoutMs);
   } catch (const std::system_error& error) {
-    close(dirCopy);
     return error.code().value() != 0 ? error.code().value() : EAGAIN;
   }
-  std::unique_lock<std::mutex> lock(state->mutex);
-  if (!state->done.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] { return state->finished; }))
-    return ETIMEDOUT;
-  if (state->error != 0) return state->error;
-  *out = std::move(state->bytes);
+  if (!outcome) return ETIMEDOUT;
+  if (outcome->error != 0) return outcome->error;
+  *out = std::move(outcome->bytes);
   return 0;
 }
 

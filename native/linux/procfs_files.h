@@ -5,9 +5,15 @@
 // no path strings, no iostreams, no allocation per file.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -87,6 +93,30 @@ int ListNumericEntries(int dirFd, std::vector<char>& scratch, std::vector<uint64
 // unreadable. Through the thread's own directory: once the main thread has exited
 // (pthread_exit), /proc/<pid>/fd is empty while the other threads' fds live on.
 bool ReadFdTarget(int taskDirFd, uint64_t tid, int64_t fd, std::string& target);
+
+// Runs `work` on a detached thread and waits at most `timeoutMs` for its result: the
+// work may block for ever (a file on a dead NFS mount, a hung target's mmap lock).
+// nullopt on timeout, and the thread finishes on its own, so `work` must own (capture
+// by value) everything it touches. Throws std::system_error when no thread can start.
+template <typename Result, typename Work>
+std::optional<Result> RunWithDeadline(Work work, uint32_t timeoutMs) {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable done;
+    std::optional<Result> result;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, work = std::move(work)]() mutable {
+    Result result = work();
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    shared->result = std::move(result);
+    shared->done.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(shared->mutex);
+  if (!shared->done.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] { return shared->result.has_value(); }))
+    return std::nullopt;
+  return std::move(shared->result);
+}
 
 // Reads up to `size` bytes from the start of `name` under `dirFd` on a helper thread,
 // and waits at most `timeoutMs` for them: the file may sit on a file system that hangs

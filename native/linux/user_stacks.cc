@@ -41,9 +41,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
@@ -104,6 +102,7 @@ struct Capture {
   int error = 0;
   const char* call = "";
   uint32_t tracerPid = 0;
+  bool tracerIsOurs = false;  // the tracer is a thread of this process: another sample at the same time
   Registers registers;
   StackCopy stack;
   uint64_t heldNs = 0;
@@ -214,19 +213,27 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
                  Capture& capture) {
   const pid_t tid = static_cast<pid_t>(capture.tid);
   capture.held = true;
-  if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+  // EPERM while another tracer holds the thread; when that one has let go by the time its
+  // TracerPid is read, the seize is tried once more.
+  for (int attempt = 0;; ++attempt) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) break;
     capture.error = errno;
     capture.call = "PTRACE_SEIZE";
-    if (capture.error == ESRCH) {
-      capture.miss = Miss::Gone;
-    } else if (capture.error == EPERM) {
+    if (capture.error == EPERM) {
       capture.tracerPid = TracerPid(procRoot, pid, capture.tid);
-      capture.miss = capture.tracerPid != 0 ? Miss::Traced : Miss::Denied;
-    } else {
-      capture.miss = Miss::Failed;
+      if (capture.tracerPid == 0 && attempt == 0) continue;
+      // TracerPid is the tracing thread's id; checked now, while that thread holds it.
+      capture.tracerIsOurs = capture.tracerPid != 0 &&
+                             access(("/proc/self/task/" + std::to_string(capture.tracerPid)).c_str(), F_OK) == 0;
     }
+    capture.miss = capture.error == ESRCH ? Miss::Gone
+                   : capture.error != EPERM ? Miss::Failed
+                   : capture.tracerPid != 0 ? Miss::Traced
+                                            : Miss::Denied;
     return;
   }
+  capture.error = 0;
+  capture.call = "";
   const uint64_t stopAsked = NowNs();
   if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
     // Not stopped, so not detachable: the tracer thread's exit lets it go.
@@ -278,14 +285,6 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
 
 // The unheld path: registers from the syscall file, the copy on a thread of its own
 // with a deadline (process_vm_readv waits for the target's mmap lock).
-struct UnheldCopy {
-  std::mutex mutex;
-  std::condition_variable done;
-  bool finished = false;
-  int error = 0;
-  StackCopy copy;
-};
-
 void CaptureUnheld(int32_t pid, const std::string& procRoot, const std::vector<Mapping>& maps, Capture& capture) {
   capture.held = false;
   const std::string path = TaskPath(procRoot, pid, capture.tid, "syscall");
@@ -306,41 +305,38 @@ void CaptureUnheld(int32_t pid, const std::string& procRoot, const std::vector<M
   }
   capture.registers.pc = line->pc;
   capture.registers.sp = line->sp;
-  auto shared = std::make_shared<UnheldCopy>();
-  std::vector<Mapping> ownMaps;
-  if (const Mapping* stackMapping = FindMapping(maps, line->sp)) ownMaps.push_back(*stackMapping);
-  const uint64_t sp = line->sp;
+  std::vector<Mapping> stackMapping;
+  if (const Mapping* found = FindMapping(maps, line->sp)) stackMapping.push_back(*found);
+  struct Copied {
+    int error = 0;
+    StackCopy copy;
+  };
+  std::optional<Copied> copied;
   try {
-    std::thread([shared, pid, sp, ownMaps] {
-      StackCopy copy;
-      int copyError = 0;
-      CopyStack(pid, sp, ownMaps, copy, &copyError);
-      std::lock_guard<std::mutex> lock(shared->mutex);
-      shared->error = copyError;
-      shared->copy = std::move(copy);
-      shared->finished = true;
-      shared->done.notify_all();
-    }).detach();
+    copied = procfs::RunWithDeadline<Copied>(
+        [pid, sp = line->sp, stackMapping] {
+          Copied result;
+          CopyStack(pid, sp, stackMapping, result.copy, &result.error);
+          return result;
+        },
+        kCopyTimeoutMs);
   } catch (const std::system_error& failure) {
     capture.error = failure.code().value();
     capture.call = "pthread_create";
     capture.miss = Miss::Failed;
     return;
   }
-  {
-    std::unique_lock<std::mutex> lock(shared->mutex);
-    if (!shared->done.wait_for(lock, std::chrono::milliseconds(kCopyTimeoutMs), [&] { return shared->finished; })) {
-      capture.miss = Miss::CopyTimedOut;
-      return;
-    }
-    if (shared->error != 0) {
-      capture.error = shared->error;
-      capture.call = "process_vm_readv";
-      capture.miss = shared->error == ESRCH ? Miss::Gone : shared->error == EPERM ? Miss::Denied : Miss::Failed;
-      return;
-    }
-    capture.stack = std::move(shared->copy);
+  if (!copied) {
+    capture.miss = Miss::CopyTimedOut;
+    return;
   }
+  if (copied->error != 0) {
+    capture.error = copied->error;
+    capture.call = "process_vm_readv";
+    capture.miss = copied->error == ESRCH ? Miss::Gone : copied->error == EPERM ? Miss::Denied : Miss::Failed;
+    return;
+  }
+  capture.stack = std::move(copied->copy);
   // Still in the same call at the same place: the copy is of that stack.
   const std::string after = ReadSmall(path, &error);
   if (after != before) {
@@ -417,7 +413,7 @@ void NoteMiss(const Capture& capture, int32_t pid, const std::string& procRoot, 
           DeniedHint(procRoot));
       return;
     case Miss::Traced:
-      if (capture.tracerPid == static_cast<uint32_t>(getpid())) {
+      if (capture.tracerIsOurs) {
         add("traced self", "EBUSY",
             "held by another sample of the same process taken at the same time (a thread has one tracer at a "
             "time); no user stack",
