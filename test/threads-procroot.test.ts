@@ -235,6 +235,9 @@ function procRootTests(): void {
       ['stack'],
       'only the user-stack limit',
     );
+    // A fixture tree's pids are not live processes: nothing is traced or copied.
+    t.match(limits[0]!.reason, `user stacks are taken from the live process, and this sample reads ${proc.root} instead of /proc`);
+    t.notOk(threads.some((th) => 'stack' in th));
   });
 
   t.test('every state letter maps, names are taken between the first ( and the last )', async (t) => {

@@ -515,6 +515,15 @@ void AddUserStacks(int32_t pid, const ThreadOptions& options, StackState& state,
   const uint64_t deadlineNs = startNs + static_cast<uint64_t>(options.stackBudgetMs) * 1'000'000u;
   const std::string subject = "pid " + std::to_string(pid);
   const std::string processDir = options.procRoot + "/" + std::to_string(pid);
+  // ptrace and process_vm_readv act on the live process with that pid, whatever tree the
+  // rest of the sample was read from: a fixture procRoot's pids are not those processes.
+  if (options.procRoot != "/proc") {
+    record.limits.push_back({subject, "stack", "ENOTSUP",
+                             "user stacks are taken from the live process, and this sample reads " + options.procRoot +
+                                 " instead of /proc",
+                             ""});
+    return;
+  }
   if (record.abi && *record.abi != LinuxAbiName(HostLinuxAbi())) {
     if (*record.abi != "kernel")
       record.limits.push_back({subject, "stack", "ENOTSUP",
