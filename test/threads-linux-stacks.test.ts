@@ -254,6 +254,9 @@ function linuxTests(): void {
       'and named frames',
     );
     t.ok(sample.limits.some((l) => l.field === 'stack' && l.code === 'ENOTSUP' && /on a CPU/.test(l.reason)), 'the sampling thread itself is running');
+    const symbols = walked.flatMap((x) => x.stack!.map((f) => f.symbol ?? ''));
+    t.ok(symbols.includes('uv_run'), 'libuv’s loop is named');
+    t.same(symbols.filter((name) => name.startsWith('_Z')), [], 'C++ names are demangled');
   });
 
   t.test('dying mid-walk leaves no thread traced or stopped', { skip: YAMA_SKIP }, async (t) => {

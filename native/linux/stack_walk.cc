@@ -1,9 +1,12 @@
 #include "stack_walk.h"
 
+#include <cxxabi.h>
 #include <errno.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace iokitsnap {
 namespace stacks {
@@ -64,6 +67,15 @@ std::optional<Mapping> ParseMapsLine(std::string_view line) {
   while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
   m.path.assign(line);
   return m;
+}
+
+// A C++ (or legacy Rust) symbol as people read it: "_ZN4node9inspector5Agent5StartEv" →
+// "node::inspector::Agent::Start()"; any other name as it is.
+std::string Demangled(const std::string& name) {
+  if (name.size() < 3 || name.compare(0, 2, "_Z") != 0) return name;
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> text(abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && text ? std::string(text.get()) : name;
 }
 
 // The ELF address of `pc` in `file`, through the mapping that holds it.
@@ -160,7 +172,7 @@ WalkResult Walk(const Registers& registers, const StackCopy& stack, const std::v
     if (!address) return frame;
     frame.offset = exact ? *address : *address + 1;  // the address in the file, as addr2line takes it
     if (const std::optional<elf::Symbol> symbol = file->SymbolAt(*address)) {
-      frame.symbol = symbol->name;
+      frame.symbol = Demangled(symbol->name);
       frame.symbolOffset = symbol->offset + (exact ? 0 : 1);
     }
     return frame;
