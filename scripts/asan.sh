@@ -40,7 +40,9 @@ ln -s "$ROOT/node_modules" "$WORK/node_modules"
   GYP_DEFINES="iokit_snap_asan=1" npx node-gyp rebuild >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
   [ -d lib ] || npm run build >/dev/null
 )
-if ! nm -D "$WORK/build/Release/iokit_snap.node" | grep -q "__asan_"; then
+# Not `nm | grep -q` under pipefail: grep -q leaves at the first match, and nm, still
+# writing, dies of SIGPIPE, which would fail the check on a good build now and then.
+if ! grep -q "__asan_" <(nm -D "$WORK/build/Release/iokit_snap.node"); then
   echo "asan.sh: the addon was built without AddressSanitizer (GYP_DEFINES iokit_snap_asan=1 not applied?)" >&2
   exit 1
 fi
