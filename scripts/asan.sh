@@ -77,6 +77,8 @@ for test in "${TESTS[@]}"; do
     status=1
     grep -E -A60 "ERROR: (AddressSanitizer|LeakSanitizer)" "$WORK/out.log" | head -120 || true
     grep -E "^ *not ok|# (fail|skip)" "$WORK/out.log" | head -20 || true
+    # Neither a finding nor a failed assertion: how the process ended says why.
+    grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|^ *not ok" "$WORK/out.log" || tail -30 "$WORK/out.log"
     echo "asan.sh: $test FAILED"
     break
   fi

@@ -3,7 +3,7 @@
  * whose threads wait in known functions. After every walk the target must have no
  * thread traced or stopped by us, and must answer on its fifo: it runs on.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,8 +23,6 @@ function threadOf(sample: ThreadSampleResult, tid: number): ThreadSample {
   return thread;
 }
 
-type TestLike = { same(a: unknown, b: unknown, m?: string): unknown; notMatch(a: unknown, b: RegExp, m?: string): unknown };
-
 const names = (stack: Frame[] | undefined): string[] => (stack ?? []).map((f) => f.symbol ?? `?${f.module ?? ''}`);
 
 /** A sample in which the main thread sits in its read, and the stacks were taken. */
@@ -37,7 +35,7 @@ async function sampleInPlace(target: StacksTarget, extra: Record<string, unknown
 }
 
 /** Nothing left traced or stopped, and the target answers on its fifo. */
-async function runsOn(t: TestLike, target: StacksTarget): Promise<void> {
+async function runsOn(t: Test, target: StacksTarget): Promise<void> {
   await waitFor(() => tracedOrStopped(target.pid).length === 0, 'no thread of the target traced or stopped', 5000).catch(() => undefined);
   t.same(tracedOrStopped(target.pid), [], 'no thread is left traced or stopped');
   await target.echo('still there');
