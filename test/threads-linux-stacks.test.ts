@@ -57,9 +57,12 @@ function mayTraceNonDescendants(): boolean {
 }
 const YAMA_SKIP = mayTraceNonDescendants() ? false : 'kernel.yama.ptrace_scope is not 0: a process the test starts may not trace the target';
 
+/** The environment for gdb: without scripts/asan.sh's preloaded libasan, under which gdb deadlocks in setlocale. */
+const GDB_ENV = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'LD_PRELOAD'));
+
 function hasGdb(): boolean {
   try {
-    execFileSync('gdb', ['--version'], { stdio: 'ignore' });
+    execFileSync('gdb', ['--version'], { stdio: 'ignore', env: GDB_ENV, timeout: 30000 });
     return true;
   } catch {
     return false;
@@ -72,6 +75,7 @@ function gdbStacks(pid: number): Map<number, string[]> {
   const out = execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'set backtrace past-main on', '-ex', 'thread apply all bt'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
+    env: GDB_ENV,
     timeout: 60000,
   });
   const stacks = new Map<number, string[]>();
@@ -282,7 +286,7 @@ function linuxTests(): void {
     const target = await startStacksTarget(t, 'fp', 'grandchild');
     await sampleInPlace(target);
     // gdb attaches, stops every thread, and holds them while its `shell` command runs.
-    const gdb = spawn('gdb', ['-p', String(target.pid), '-batch', '-nx', '-ex', 'shell sleep 60'], { stdio: 'ignore' });
+    const gdb = spawn('gdb', ['-p', String(target.pid), '-batch', '-nx', '-ex', 'shell sleep 60'], { stdio: 'ignore', env: GDB_ENV });
     t.teardown(() => gdb.kill('SIGKILL'));
     const tracer = await waitFor(() => {
       const line = /TracerPid:\s*(\d+)/.exec(fs.readFileSync(`/proc/${target.pid}/task/${target.sleeper}/status`, 'utf8'));
