@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the addon with AddressSanitizer (and LeakSanitizer) and runs the tests
 # that exercise the native code's lifetimes under it: thread churn against the
-# reusable sampler, workers terminated inside probes, the fixture sysfs trees and
-# the fixture procRoot. Any heap-use-after-free, overflow, double free or leak
-# in the addon fails the run. Linux only; needs gcc's libasan.
+# reusable sampler, workers terminated inside probes, the fixture sysfs trees,
+# the fixture procRoot, and the ELF reader on mutated ELF files. Any
+# heap-use-after-free, overflow, double free or leak in the addon fails the run. Linux only; needs gcc's libasan.
 #
 #   npm run test:asan            (or: scripts/asan.sh [test files...])
 #
@@ -26,7 +26,7 @@ if [ ! -e "$LIBASAN" ]; then
 fi
 TESTS=("$@")
 if [ ${#TESTS[@]} -eq 0 ]; then
-  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts)
+  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts test/elf-fuzz.test.ts)
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/iokit-snap-asan.XXXXXX")"
