@@ -3,7 +3,8 @@
 # that exercise the native code's lifetimes under it: thread churn against the
 # reusable sampler, workers terminated inside probes, the fixture sysfs trees,
 # the fixture procRoot, and the ELF reader on mutated ELF files. Any
-# heap-use-after-free, overflow, double free or leak in the addon fails the run. Linux only; needs gcc's libasan.
+# heap-use-after-free, overflow, double free or leak in the addon fails the run.
+# Linux only; needs gcc's libasan.
 #
 #   npm run test:asan            (or: scripts/asan.sh [test files...])
 #
