@@ -40,7 +40,9 @@ ln -s "$ROOT/node_modules" "$WORK/node_modules"
   GYP_DEFINES="iokit_snap_asan=1" npx node-gyp rebuild >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
   [ -d lib ] || npm run build >/dev/null
 )
-if ! nm -D "$WORK/build/Release/iokit_snap.node" | grep -q "__asan_"; then
+# grep reads all of nm's output: with -q it would stop at the first match, nm would die of
+# SIGPIPE, and pipefail would fail the check on a good build.
+if ! nm -D "$WORK/build/Release/iokit_snap.node" | grep "__asan_" >/dev/null; then
   echo "asan.sh: the addon was built without AddressSanitizer (GYP_DEFINES iokit_snap_asan=1 not applied?)" >&2
   exit 1
 fi
