@@ -2,7 +2,8 @@
 # Builds the addon with AddressSanitizer (and LeakSanitizer) and runs the tests
 # that exercise the native code's lifetimes under it: thread churn against the
 # reusable sampler, workers terminated inside probes, the fixture sysfs trees, the
-# fixture procRoot, and Linux user stacks (ptrace, the stack walk, the ELF reader).
+# fixture procRoot, Linux user stacks (ptrace, the stack walk), and the ELF reader on
+# real and mutated ELF files.
 # Any heap-use-after-free, overflow, double free or leak in the addon fails the run.
 # Linux only; needs gcc's libasan.
 #

@@ -276,6 +276,17 @@ function run(): void {
     t.throws(() => hooks().elfInfo('', file, 'x64'), { code: 'EINVAL' }, 'an arm64 file is not an x86_64 one');
   });
 
+  t.test('arm64: pointer authentication (CIE augmentation B, DW_CFA_AARCH64_negate_ra_state) and .debug_frame', async (t) => {
+    const common = ['--target=aarch64-linux-gnu', '-O1', '-nostdlib', '-static', '-fuse-ld=lld', '-fno-omit-frame-pointer'];
+    const signed = await buildElf('elf-nostdlib.c', [...common, '-fasynchronous-unwind-tables', '-mbranch-protection=pac-ret+leaf+b-key'], 'clang-14');
+    t.match(tool('readelf', ['--debug-dump=frames', signed]), /Augmentation:\s+"zRB"[\s\S]*DW_CFA_AARCH64_negate_ra_state/, 'the CFI signs the return address');
+    checkRules(t, signed, readelfFrames(signed).filter((f) => f.section === '.eh_frame'), 'arm64', 'the pointer-authenticated arm64 program');
+    const debugOnly = await buildElf('elf-nostdlib.c', [...common, '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-g'], 'clang-14');
+    const fdes = readelfFrames(debugOnly).filter((f) => f.section === '.debug_frame');
+    t.ok(fdes.length >= 2, `${fdes.length} FDEs in .debug_frame`);
+    checkRules(t, debugOnly, fdes, 'arm64', 'the arm64 .debug_frame');
+  });
+
   t.test('open errors', async (t) => {
     const dir = tempDir(t);
     t.throws(() => hooks().elfInfo(dir, '/missing'), { code: 'ENOENT' });

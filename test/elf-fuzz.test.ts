@@ -144,6 +144,17 @@ if (process.platform !== 'linux') {
         'arm64',
       ),
     ];
+    seeds.push(
+      seedOf(
+        'arm64 pointer authentication',
+        await buildElf(
+          'elf-nostdlib.c',
+          ['--target=aarch64-linux-gnu', '-O1', '-nostdlib', '-static', '-fuse-ld=lld', '-fasynchronous-unwind-tables', '-mbranch-protection=pac-ret+leaf+b-key'],
+          'clang-14',
+        ),
+        'arm64',
+      ),
+    );
     if (HOST === 'x64') seeds.push(seedOf('hand-written CFI', await buildElf('elf-cfi.S', ['-nostdlib', '-static']), 'x64'));
     const libc = seedOf('libc', systemLibc(), HOST);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-elf-fuzz-'));

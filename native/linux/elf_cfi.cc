@@ -303,6 +303,18 @@ Registers RegistersOf(Machine machine) {
   return machine == Machine::X86_64 ? Registers{7, 6, 16} : Registers{31, 29, 30};
 }
 
+// DW_CFA_* opcodes with their operand in the low 6 bits (the top two bits say which).
+constexpr uint8_t kAdvanceLoc = 1, kOffset = 2, kRestore = 3;
+// The others.
+enum : uint8_t {
+  kNop = 0x00, kSetLoc = 0x01, kAdvanceLoc1 = 0x02, kAdvanceLoc2 = 0x03, kAdvanceLoc4 = 0x04,
+  kOffsetExtended = 0x05, kRestoreExtended = 0x06, kUndefined = 0x07, kSameValue = 0x08, kRegister = 0x09,
+  kRememberState = 0x0a, kRestoreState = 0x0b, kDefCfa = 0x0c, kDefCfaRegister = 0x0d, kDefCfaOffset = 0x0e,
+  kDefCfaExpression = 0x0f, kExpression = 0x10, kOffsetExtendedSf = 0x11, kDefCfaSf = 0x12,
+  kDefCfaOffsetSf = 0x13, kValOffset = 0x14, kValOffsetSf = 0x15, kValExpression = 0x16,
+  kAarch64NegateRaState = 0x2d, kGnuArgsSize = 0x2e, kGnuNegativeOffsetExtended = 0x2f,
+};
+
 // Runs CFA instructions from `in` on `row` until they end or the next row would start
 // past `address`. Returns false on anything malformed or beyond this reader.
 class Interpreter {
@@ -321,13 +333,13 @@ class Interpreter {
       uint64_t delta = 0;
       bool advance = false;
       switch (op >> 6) {
-        case 1: delta = low; advance = true; break;
-        case 2: SetOffset(row, low, Scaled(in.Uleb(), cie_.dataAlign)); break;
-        case 3: Restore(row, initial, low); break;
+        case kAdvanceLoc: delta = low; advance = true; break;
+        case kOffset: SetOffset(row, low, Factored(in.Uleb())); break;
+        case kRestore: Restore(row, initial, low); break;
         default:
           switch (op) {
-            case 0x00: break;  // nop
-            case 0x01: {       // set_loc
+            case kNop: break;
+            case kSetLoc: {
               uint64_t next = 0;
               PointerBases bases = bases_;
               bases.addressSize = cie_.addressSize;
@@ -336,44 +348,83 @@ class Interpreter {
               location = next;
               break;
             }
-            case 0x02: delta = in.Fixed(1); advance = true; break;
-            case 0x03: delta = in.Fixed(2); advance = true; break;
-            case 0x04: delta = in.Fixed(4); advance = true; break;
-            case 0x05: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(in.Uleb(), cie_.dataAlign)); break; }
-            case 0x06: Restore(row, initial, in.Uleb()); break;
-            case 0x07: SetKind(row, in.Uleb(), RuleKind::Undefined); break;
-            case 0x08: SetKind(row, in.Uleb(), RuleKind::Same); break;
-            case 0x09: { const uint64_t reg = in.Uleb(); in.Uleb(); SetKind(row, reg, RuleKind::Register); break; }
-            case 0x0a:
+            case kAdvanceLoc1: delta = in.Fixed(1); advance = true; break;
+            case kAdvanceLoc2: delta = in.Fixed(2); advance = true; break;
+            case kAdvanceLoc4: delta = in.Fixed(4); advance = true; break;
+            case kOffsetExtended: {
+              const uint64_t reg = in.Uleb();
+              SetOffset(row, reg, Factored(in.Uleb()));
+              break;
+            }
+            case kRestoreExtended: Restore(row, initial, in.Uleb()); break;
+            case kUndefined: SetKind(row, in.Uleb(), RuleKind::Undefined); break;
+            case kSameValue: SetKind(row, in.Uleb(), RuleKind::Same); break;
+            case kRegister: {
+              const uint64_t reg = in.Uleb();
+              in.Uleb();
+              SetKind(row, reg, RuleKind::Register);
+              break;
+            }
+            case kRememberState:
               if (stack_.size() >= kMaxRememberDepth) return false;
               stack_.push_back(row);
               break;
-            case 0x0b:
+            case kRestoreState:
               if (stack_.empty()) return false;
               row = stack_.back();
               stack_.pop_back();
               break;
-            case 0x0c: { const uint64_t reg = in.Uleb(); DefCfa(row, reg, static_cast<int64_t>(in.Uleb())); break; }
-            case 0x0d:
+            case kDefCfa: {
+              const uint64_t reg = in.Uleb();
+              DefCfa(row, reg, static_cast<int64_t>(in.Uleb()));
+              break;
+            }
+            case kDefCfaRegister:
               row.cfaRegister = in.Uleb();
               break;
-            case 0x0e: row.cfaOffset = static_cast<int64_t>(in.Uleb()); break;
-            case 0x0f:  // def_cfa_expression
+            case kDefCfaOffset: row.cfaOffset = static_cast<int64_t>(in.Uleb()); break;
+            case kDefCfaExpression:
               row.cfaDefined = row.cfaExpression = true;
               in.Skip(in.Uleb());
               break;
-            case 0x10: { const uint64_t reg = in.Uleb(); in.Skip(in.Uleb()); SetKind(row, reg, RuleKind::Expression); break; }
-            case 0x11: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign)); break; }
-            case 0x12: { const uint64_t reg = in.Uleb(); DefCfa(row, reg, Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign)); break; }
-            case 0x13: row.cfaOffset = Scaled(static_cast<uint64_t>(in.Sleb()), cie_.dataAlign); break;
-            case 0x14: { const uint64_t reg = in.Uleb(); in.Uleb(); SetKind(row, reg, RuleKind::ValOffset); break; }
-            case 0x15: { const uint64_t reg = in.Uleb(); in.Sleb(); SetKind(row, reg, RuleKind::ValOffset); break; }
-            case 0x16: { const uint64_t reg = in.Uleb(); in.Skip(in.Uleb()); SetKind(row, reg, RuleKind::ValExpression); break; }
-            case 0x2d:  // AArch64 negate_ra_state (on SPARC GNU_window_save, never on x86_64)
+            case kExpression:
+            case kValExpression: {
+              const uint64_t reg = in.Uleb();
+              in.Skip(in.Uleb());
+              SetKind(row, reg, op == kExpression ? RuleKind::Expression : RuleKind::ValExpression);
+              break;
+            }
+            case kOffsetExtendedSf: {
+              const uint64_t reg = in.Uleb();
+              SetOffset(row, reg, FactoredSigned(in.Sleb()));
+              break;
+            }
+            case kDefCfaSf: {
+              const uint64_t reg = in.Uleb();
+              DefCfa(row, reg, FactoredSigned(in.Sleb()));
+              break;
+            }
+            case kDefCfaOffsetSf: row.cfaOffset = FactoredSigned(in.Sleb()); break;
+            case kValOffset:
+            case kValOffsetSf: {
+              const uint64_t reg = in.Uleb();
+              if (op == kValOffset) {
+                in.Uleb();
+              } else {
+                in.Sleb();
+              }
+              SetKind(row, reg, RuleKind::ValOffset);
+              break;
+            }
+            case kAarch64NegateRaState:  // on SPARC GNU_window_save; never on x86_64
               if (machine_ != Machine::Arm64) return false;
               break;
-            case 0x2e: in.Uleb(); break;  // GNU_args_size
-            case 0x2f: { const uint64_t reg = in.Uleb(); SetOffset(row, reg, Scaled(0 - in.Uleb(), cie_.dataAlign)); break; }
+            case kGnuArgsSize: in.Uleb(); break;
+            case kGnuNegativeOffsetExtended: {
+              const uint64_t reg = in.Uleb();
+              SetOffset(row, reg, Factored(0 - in.Uleb()));
+              break;
+            }
             default: return false;
           }
       }
@@ -388,6 +439,8 @@ class Interpreter {
   }
 
  private:
+  int64_t Factored(uint64_t value) const { return Scaled(value, cie_.dataAlign); }
+  int64_t FactoredSigned(int64_t value) const { return Scaled(static_cast<uint64_t>(value), cie_.dataAlign); }
   RegisterRule* Tracked(Row& row, uint64_t reg) {
     if (reg == cie_.raColumn) return &row.ra;
     if (reg == fpColumn_) return &row.fp;

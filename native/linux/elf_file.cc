@@ -268,7 +268,9 @@ void SymbolTable::Load(const Image& image, const Elf64_Shdr* table) {
     if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
     const Elf64_Shdr* section = image.SectionAt(symbol.st_shndx);
     const unsigned binding = ELF64_ST_BIND(symbol.st_info);
-    const uint8_t rank = static_cast<uint8_t>((symbol.st_size > 0 ? 4 : 0) + (binding == STB_GLOBAL ? 2 : binding == STB_WEAK ? 1 : 0));
+    // Sized before size 0, then global before weak before local.
+    const int bindingRank = binding == STB_GLOBAL ? 2 : binding == STB_WEAK ? 1 : 0;
+    const uint8_t rank = static_cast<uint8_t>((symbol.st_size > 0 ? 4 : 0) + bindingRank);
     functions_.push_back({symbol.st_value, symbol.st_size, symbol.st_name, rank,
                           section && (section->sh_flags & SHF_EXECINSTR)});
   }

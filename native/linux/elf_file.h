@@ -5,7 +5,9 @@
 //
 // Used after the thread it serves has been let go: a stack walk copies registers and
 // stack memory while the thread is held, and reads these files only afterwards.
-// Plain C++: no ptrace, no Node-API, so the logic is tested on its own.
+// Plain C++: no ptrace, no Node-API, so the logic is tested on its own. The methods are
+// const and may be called from several threads at once: what they load on first use
+// (symbol tables, CFI, the debug file) is loaded once, under std::call_once.
 #pragma once
 
 #include <cstdint>

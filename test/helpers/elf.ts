@@ -22,7 +22,7 @@ export const TOOL_ENV: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(pro
 
 /** Run a tool (readelf, nm, objcopy…) and return its standard output. */
 export function tool(command: string, args: string[]): string {
-  return execFileSync(command, args, { encoding: 'utf8', env: TOOL_ENV, maxBuffer: 1 << 30 });
+  return execFileSync(command, args, { encoding: 'utf8', env: TOOL_ENV, maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Compile test/targets/`source` (C or assembly) with `compiler` and `flags`; the cached binary's path. */
