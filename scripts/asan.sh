@@ -80,7 +80,9 @@ for test in "${TESTS[@]}"; do
     grep -E "^ *not ok|# (fail|skip)" "$WORK/out.log" | head -20 || true
     # Neither a finding nor a failed assertion: how the process ended says why.
     grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|^ *not ok" "$WORK/out.log" || tail -30 "$WORK/out.log"
-    echo "asan.sh: $test FAILED"
+    kept="${TMPDIR:-/tmp}/iokit-snap-asan-$(basename "$test" .ts).log"
+    cp "$WORK/out.log" "$kept"
+    echo "asan.sh: $test FAILED (its whole output: $kept)"
     break
   fi
   grep -E "^# \{|^# time" "$WORK/out.log" | tail -2 | tr '\n' ' ' || true

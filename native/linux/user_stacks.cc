@@ -213,18 +213,19 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
                  Capture& capture) {
   const pid_t tid = static_cast<pid_t>(capture.tid);
   capture.held = true;
-  // EPERM while another tracer holds the thread; when that one has let go by the time its
-  // TracerPid is read, the seize is tried once more.
+  // EPERM while another tracer holds the thread. TracerPid is the tracing thread's id,
+  // one of ours when another sample of this process holds it; a tracer that has let go by
+  // the time it is looked at (TracerPid 0 again) is no obstacle, and the seize is retried.
   for (int attempt = 0;; ++attempt) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) == 0) break;
     capture.error = errno;
     capture.call = "PTRACE_SEIZE";
     if (capture.error == EPERM) {
       capture.tracerPid = TracerPid(procRoot, pid, capture.tid);
-      if (capture.tracerPid == 0 && attempt == 0) continue;
-      // TracerPid is the tracing thread's id; checked now, while that thread holds it.
       capture.tracerIsOurs = capture.tracerPid != 0 &&
                              access(("/proc/self/task/" + std::to_string(capture.tracerPid)).c_str(), F_OK) == 0;
+      if (capture.tracerPid != 0 && !capture.tracerIsOurs) capture.tracerPid = TracerPid(procRoot, pid, capture.tid);
+      if (capture.tracerPid == 0 && attempt < 3) continue;
     }
     capture.miss = capture.error == ESRCH ? Miss::Gone
                    : capture.error != EPERM ? Miss::Failed

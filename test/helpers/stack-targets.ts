@@ -67,10 +67,13 @@ export async function startStacksTarget(
   const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'iokit-snap-stacks-'));
   const fifo = path.join(dir, 'fifo');
   await run('mkfifo', [fifo]);
+  // Not under scripts/asan.sh's preloaded libasan: its interceptors (read, nanosleep) would
+  // stand between the target's functions and libc, and the stacks under test would be theirs.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => key !== 'LD_PRELOAD'));
   const child =
     placement === 'child'
-      ? spawn(binary, [fifo], { stdio: ['ignore', 'pipe', 'inherit'] })
-      : spawn('sh', ['-c', '"$0" "$1" & wait', binary, fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+      ? spawn(binary, [fifo], { stdio: ['ignore', 'pipe', 'inherit'], env })
+      : spawn('sh', ['-c', '"$0" "$1" & wait', binary, fifo], { stdio: ['ignore', 'pipe', 'inherit'], env });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   let pid = 0;
