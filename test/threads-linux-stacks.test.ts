@@ -255,7 +255,9 @@ function linuxTests(): void {
       walked.some((x) => x.stack!.some((f) => f.symbol !== undefined)),
       'and named frames',
     );
-    t.ok(sample.limits.some((l) => l.field === 'stack' && l.code === 'ENOTSUP' && /on a CPU/.test(l.reason)), 'the sampling thread itself is running');
+    const self = sample.limits.find((l) => l.field === 'stack' && /the thread taking this sample/.test(l.reason));
+    t.match(self, { code: 'ENOTSUP', reason: /^thread \d+: / }, 'the sampling thread itself is named, not walked');
+    t.notOk(sample.threads.find((x) => x.tid === Number(/^thread (\d+)/.exec(self!.reason)![1]))!.stack, 'and has no stack');
     const symbols = walked.flatMap((x) => x.stack!.map((f) => f.symbol ?? ''));
     t.ok(symbols.includes('uv_run'), 'libuv’s loop is named');
     t.same(symbols.filter((name) => name.startsWith('_Z')), [], 'C++ names are demangled');

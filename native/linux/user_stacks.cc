@@ -92,6 +92,7 @@ enum class Miss : uint8_t {
   CopyTimedOut,     // the unheld copy did not return in time
   Failed,           // another errno
   OutOfTime,        // the stack budget ran out before its turn
+  Self,             // the thread taking the sample: its stack changes as it is read
   Compat,           // a 32-bit process: registers in another layout
 };
 
@@ -439,6 +440,9 @@ void NoteMiss(const Capture& capture, int32_t pid, const std::string& procRoot, 
           "stopped: see docs/ARCHITECTURE.md); no user stack",
           "Sample again to catch it in a system call.");
       return;
+    case Miss::Self:
+      add("self", "ENOTSUP", "the thread taking this sample: its stack moves on while it is read; no user stack", "");
+      return;
     case Miss::CopyTimedOut:
       add("copytimeout", "ETIMEDOUT",
           "its stack could not be read within " + std::to_string(kCopyTimeoutMs) +
@@ -566,6 +570,12 @@ void AddUserStacks(int32_t pid, const ThreadOptions& options, StackState& state,
     captures[i].tid = thread.tid;
     if (thread.kernelThread || thread.state == ThreadState::Zombie) {
       captures[i].miss = Miss::Gone;
+      continue;
+    }
+    // Its own syscall file shows the read of that very file, and its stack moves on as it
+    // is copied.
+    if (own && thread.tid == static_cast<uint64_t>(gettid())) {
+      captures[i].miss = Miss::Self;
       continue;
     }
     const bool mustNotHold = own || (childLeaderRisk && thread.tid == static_cast<uint64_t>(pid)) ||
