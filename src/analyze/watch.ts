@@ -12,9 +12,10 @@ import { describeValue } from '../snapshot-schema';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
+import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
 import { ProgressTracker } from './progress';
-import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
+import type { Report, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_WATCH_STALL_MS = 5000;
@@ -95,12 +96,9 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private wakeLoop: (() => void) | null = null;
-  private verdict: Verdict = 'healthy';
+  private readonly announcer: HangAnnouncer;
   /** Pids sampled at least once: ESRCH after that is an exit, before it a wrong pid. */
   private readonly seen = new Set<number>();
-  private hungSinceNs = 0;
-  /** Until then, no hang or recover events: the windows restarted after a discarded one. */
-  private holdUntilNs = 0;
 
   constructor(given: WatchOptions) {
     super();
@@ -110,6 +108,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.stallMs = options.stallMs ?? DEFAULT_WATCH_STALL_MS;
     this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
+    this.announcer = new HangAnnouncer(this.stallMs);
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
     const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
     for (const pid of pids) {
@@ -267,21 +266,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       threads,
       ...(discard !== undefined ? { discarded: discard } : {}),
     });
-    // After a discarded window the stall clocks restart: a hang cannot show again for stallMs,
-    // and that is not a recovery. Hold the hang/recover state until the windows have refilled.
-    if (discard !== undefined) this.holdUntilNs = now + this.stallMs * 1e6;
-    if (now < this.holdUntilNs) return this.announceExits(exited, at, now);
-    if (report.verdict === 'hung' && this.verdict !== 'hung') {
-      this.hungSinceNs = now;
-      this.publish({ type: 'hang', at, monotonicNs: now, report });
-    } else if (report.verdict !== 'hung' && this.verdict === 'hung') {
-      this.publish({ type: 'recover', at, monotonicNs: now, hungForMs: (now - this.hungSinceNs) / 1e6 });
-    }
-    this.verdict = report.verdict;
-    this.announceExits(exited, at, now);
-  }
-
-  private announceExits(exited: number[], at: string, now: number): void {
+    const announcement = this.announcer.step(report, now, at, discard !== undefined);
+    if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
   }
 }
