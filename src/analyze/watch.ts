@@ -9,13 +9,14 @@ import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
 import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from '../options';
 import { describeValue } from '../snapshot-schema';
+import { cpuPercent } from '../cpu-share';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
 import { ProgressTracker } from './progress';
-import type { Report, WatchEvent, WatchOptions } from './types';
+import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_WATCH_STALL_MS = 5000;
@@ -99,6 +100,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   private readonly announcer: HangAnnouncer;
   /** Pids sampled at least once: ESRCH after that is an exit, before it a wrong pid. */
   private readonly seen = new Set<number>();
+  /** Each process's latest sample, for its threads' %CPU over the next interval. */
+  private readonly previous = new Map<number, ProcessSample>();
 
   constructor(given: WatchOptions) {
     super();
@@ -249,6 +252,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       }
       this.samplers.get(pid)?.close();
       this.samplers.delete(pid);
+      this.previous.delete(pid);
       if (error.code === 'ESRCH' && this.seen.has(pid)) exited.push(pid);
       else this.publish({ type: 'error', ...this.stamp(), error });
     });
@@ -264,11 +268,28 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       verdict: report.verdict,
       findings: report.findings,
       threads,
+      cpu: this.cpuSince(processes),
       ...(discard !== undefined ? { discarded: discard } : {}),
     });
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+  }
+
+  /** Each thread's %CPU since the previous sample of its process, busiest first; these samples become the previous ones. */
+  private cpuSince(processes: ProcessSample[]): ThreadCpu[] {
+    const cpu: ThreadCpu[] = [];
+    for (const sample of processes) {
+      const before = this.previous.get(sample.pid);
+      this.previous.set(sample.pid, sample);
+      if (before === undefined) continue;
+      const percent = cpuPercent(before, sample);
+      for (const thread of sample.threads) {
+        const share = percent.get(thread.tid);
+        if (share !== undefined) cpu.push({ pid: sample.pid, tid: thread.tid, name: thread.name, percent: share });
+      }
+    }
+    return cpu.sort((a, b) => b.percent - a.percent || a.tid - b.tid);
   }
 }
 
