@@ -2,7 +2,7 @@
 import { threadCpuNs } from '../cpu-share';
 import type { ThreadSample } from '../types';
 
-export { cpuPercent, threadCpuNs } from '../cpu-share';
+export { cpuPercent } from '../cpu-share';
 
 export interface Style {
   color: boolean;
