@@ -16,6 +16,7 @@ import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
 import { ProgressTracker } from './progress';
+import { sampleEvent } from './sample-event';
 import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
@@ -260,17 +261,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const now = monotonicNs();
     const report: Report = this.tracker.step({ monotonicNs: now, processes, accelerators, limits, host }, discard !== undefined);
     const at = new Date().toISOString();
-    const threads = processes.reduce((n, p) => n + p.threads.length, 0);
-    this.publish({
-      type: 'sample',
-      at,
-      monotonicNs: now,
-      verdict: report.verdict,
-      findings: report.findings,
-      threads,
-      cpu: this.cpuSince(processes),
-      ...(discard !== undefined ? { discarded: discard } : {}),
-    });
+    this.publish({ ...sampleEvent(report, processes, now, at, discard), cpu: this.cpuSince(processes) });
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });

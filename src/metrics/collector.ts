@@ -16,6 +16,7 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { HangAnnouncer } from '../analyze/hang-announcer';
 import { LateTimerGuard, type Discard } from '../analyze/late-timer';
 import { ProgressTracker } from '../analyze/progress';
+import { sampleEvent } from '../analyze/sample-event';
 import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
@@ -299,13 +300,7 @@ export class Collector extends EventEmitter {
     const report = this.tracker.step({ monotonicNs: now, processes, accelerators, limits, host }, discard !== undefined);
     const at = new Date().toISOString();
     this.publish({
-      type: 'sample',
-      at,
-      monotonicNs: now,
-      verdict: report.verdict,
-      findings: report.findings,
-      threads: processes.reduce((n, p) => n + p.threads.length, 0),
-      ...(discard !== undefined ? { discarded: discard } : {}),
+      ...sampleEvent(report, processes, now, at, discard),
       processes,
       report,
       accelerators,
