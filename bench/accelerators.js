@@ -11,6 +11,7 @@ const os = require('node:os');
 const path = require('node:path');
 const si = require('systeminformation');
 const { sampleAccelerators } = require('../lib');
+const { median, msSince } = require('./lib');
 
 const BUDGET = 100;
 
@@ -27,18 +28,13 @@ const PEER_REPEATS = 9;
 const OURS_REPEATS = 201;
 const FIXTURES = path.join(__dirname, '..', 'test', 'fixtures', 'sys');
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
-
 async function timeMs(repeats, run) {
   await run(); // warm: first-call costs (binding load, dlopen, page cache) are not the steady state
   const samples = [];
   for (let i = 0; i < repeats; i++) {
     const start = process.hrtime.bigint();
     await run();
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+    samples.push(msSince(start));
   }
   return median(samples);
 }

@@ -19,51 +19,22 @@
  * Exit code 1 when a budget is missed. Linux only (reads /proc for the figures).
  */
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
-const crypto = require('node:crypto');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { compileC, option, sleep, startReady, startTarget } = require('./lib');
 
 const ROOT = path.join(__dirname, '..');
 const TICK_NS = 1e9 / 100; // USER_HZ: /proc/<pid>/stat counts clock ticks of 10 ms
 
-function option(name, fallback) {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 const SECONDS = Math.max(60, option('seconds', 60));
 const PROCESSES = 10;
 const THREADS = 100;
 const SCRAPE_EVERY_MS = 15000;
 const LOW_SAMPLES = option('samples', 100000) / 10;
 const HIGH_SAMPLES = option('samples', 100000);
-
-function compile(source, name) {
-  const text = fs.readFileSync(source);
-  const hash = crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const dir = path.join(os.tmpdir(), 'iokit-snap-bench', hash);
-  const binary = path.join(dir, name);
-  if (!fs.existsSync(binary)) {
-    fs.mkdirSync(dir, { recursive: true });
-    execFileSync(process.env.CC || 'cc', ['-O2', '-pthread', '-o', `${binary}.tmp`, source]);
-    fs.renameSync(`${binary}.tmp`, binary);
-  }
-  return binary;
-}
-
-function startTarget(binary, threads) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['threads', String(threads - 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('\n')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`target exited (${code}) before it was ready`)));
-  });
-}
 
 /** utime + stime (+ the reaped children's, for the peer's ps), ns; and RSS, bytes. */
 function usage(pid) {
@@ -85,7 +56,6 @@ function get(url) {
   });
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const mb = (bytes) => (bytes / 1048576).toFixed(1);
 
 /** The peer: a shell exporter's loop, in its own node process so its CPU is its own. */
@@ -119,20 +89,8 @@ setInterval(tick, 1000);
 process.stdout.write('ready\\n');
 `;
 
-function startNode(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('\n')) resolve({ child, line: out.split('\n')[0] });
-    });
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}) before it was ready`)));
-  });
-}
-
 async function overhead(pids) {
-  const serve = await startNode([
+  const serve = await startReady(process.execPath, [
     path.join(ROOT, 'bin', 'iokit-snap.js'),
     'serve',
     '--listen',
@@ -144,7 +102,7 @@ async function overhead(pids) {
     '10s',
     ...pids.flatMap((pid) => ['--pid', String(pid)]),
   ]);
-  const peer = await startNode(['-e', PEER, pids.join(',')]);
+  const peer = await startReady(process.execPath, ['-e', PEER, pids.join(',')]);
   try {
     const metricsUrl = JSON.parse(serve.line).metrics;
     // Warm up: both loaded and a few intervals in.
@@ -243,10 +201,10 @@ async function main() {
     return;
   }
   if (typeof global.gc !== 'function') console.log('(run with --expose-gc for the memory figures to mean something)');
-  const target = compile(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
+  const target = compileC(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
   const children = [];
   try {
-    for (let i = 0; i < PROCESSES; i++) children.push(await startTarget(target, THREADS));
+    for (let i = 0; i < PROCESSES; i++) children.push(await startTarget(target, ['threads', String(THREADS - 1)]));
     const pids = children.map((c) => c.pid);
     console.log(`(a, b) serve and the peer watching ${PROCESSES} processes x ${THREADS} threads at 1 Hz for ${SECONDS} s, on ${os.cpus().length} CPUs (load ${os.loadavg()[0].toFixed(1)})`);
     const o = await overhead(pids);
@@ -258,7 +216,7 @@ async function main() {
     console.log(`  ratio peer / serve CPU: ${(o.peerCpu / o.serveCpu).toFixed(1)}x`);
 
     console.log(`\n(c) memory: createMetrics() + a collector at 1 ms on one 10-thread process`);
-    const small = await startTarget(target, 10);
+    const small = await startTarget(target, ['threads', '9']);
     children.push(small);
     const [m, f] = await Promise.all([memory(small.pid), floor(small.pid)]);
     const growth = m.high.rss / m.low.rss - 1;
@@ -271,7 +229,7 @@ async function main() {
     console.log(`  floor (a bare reused createThreadSampler, same counts): ${mb(f[LOW_SAMPLES].rss)} -> ${mb(f[HIGH_SAMPLES].rss)} MB RSS, growth ${(floorGrowth * 100).toFixed(1)} %, heap ${mb(f[LOW_SAMPLES].heapUsed)} -> ${mb(f[HIGH_SAMPLES].heapUsed)} MB`);
     process.exitCode = ok.cpu && ok.rss && okMemory ? 0 : 1;
   } finally {
-    for (const child of children) child.kill('SIGKILL');
+    for (const { child } of children) child.kill('SIGKILL');
   }
 }
 

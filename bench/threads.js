@@ -18,57 +18,17 @@
  * medians. Exit code 1 when a budget is missed. Linux only.
  */
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
-const crypto = require('node:crypto');
-const fs = require('node:fs');
+const { execFileSync } = require('node:child_process');
 const os = require('node:os');
 const path = require('node:path');
 const { sampleThreads, createThreadSampler } = require('../lib');
+const { compileC, median, msSince, option, settle, startTarget } = require('./lib');
 
 const ROOT = path.join(__dirname, '..');
 
-function option(name, fallback) {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 const THREADS = option('threads', 1000);
 const ROUNDS = option('rounds', 15);
 const SAMPLER_BURST = 10; // reused-sampler samples per round (its figure is per sample)
-
-function compile(source, name) {
-  const text = fs.readFileSync(source);
-  const hash = crypto.createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const dir = path.join(os.tmpdir(), 'iokit-snap-bench', hash);
-  const binary = path.join(dir, name);
-  if (!fs.existsSync(binary)) {
-    fs.mkdirSync(dir, { recursive: true });
-    execFileSync(process.env.CC || 'cc', ['-O2', '-pthread', '-o', `${binary}.tmp`, source]);
-    fs.renameSync(`${binary}.tmp`, binary);
-  }
-  return binary;
-}
-
-function startTarget(binary, threads, ...extra) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, ['threads', String(threads - 1), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('\n')) resolve(child);
-    });
-    child.once('exit', (code) => reject(new Error(`target exited (${code}) before it was ready`)));
-  });
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
-// Before each timed section, the same short idle pause for every contender, so
-// none pays for the exit of the process the previous one spawned.
-const settle = () => new Promise((resolve) => setTimeout(resolve, 25));
 
 /** One round of the C floor over `files`; the second of two passes (the first warms the process). */
 function floorMs(floor, pid, files) {
@@ -81,7 +41,7 @@ function psMs(pid) {
   const start = process.hrtime.bigint();
   const out = execFileSync('ps', ['-L', '-o', 'tid,stat,time', '-p', String(pid)], { encoding: 'utf8' });
   const rows = out.trim().split('\n').length - 1;
-  const elapsed = ms(start);
+  const elapsed = msSince(start);
   if (rows !== THREADS) throw new Error(`ps listed ${rows} threads, expected ${THREADS}`);
   return elapsed;
 }
@@ -91,10 +51,9 @@ async function main() {
     console.log('bench/threads.js: Linux only (procfs); nothing to measure here.');
     return;
   }
-  const target = compile(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
-  const floor = compile(path.join(__dirname, 'floor.c'), 'floor');
-  const child = await startTarget(target, THREADS);
-  const pid = child.pid;
+  const target = compileC(path.join(ROOT, 'test', 'targets', 'target.c'), 'target');
+  const floor = compileC(path.join(__dirname, 'floor.c'), 'floor');
+  const { child, pid } = await startTarget(target, ['threads', String(THREADS - 1)]);
   try {
     // The files a default full sample reads: five, plus the kernel stack where readable (root).
     const probe = await sampleThreads(pid);
@@ -112,13 +71,13 @@ async function main() {
       await settle();
       let start = process.hrtime.bigint();
       const full = await sampleThreads(pid);
-      const fullMs = ms(start);
+      const fullMs = msSince(start);
       await settle();
       const floorFullMs = floorMs(floor, pid, fullFiles);
       await settle();
       start = process.hrtime.bigint();
       const basic = await sampleThreads(pid, { detail: 'basic' });
-      const basicMs = ms(start);
+      const basicMs = msSince(start);
       await settle();
       const psTime = psMs(pid);
       await settle();
@@ -145,7 +104,7 @@ async function main() {
           const sample = await sampler.sample();
           if (sample.threads.length !== THREADS) throw new Error('a sample lost threads');
         }
-        if (round > 0) perSample.push(ms(start) / SAMPLER_BURST);
+        if (round > 0) perSample.push(msSince(start) / SAMPLER_BURST);
       }
       sampler.close();
       return perSample;
@@ -153,11 +112,11 @@ async function main() {
     times.sampler = await samplerMs(pid);
     // The same with one thread spinning: the process clock moves every sample,
     // so the sampler re-reads every thread's schedstat (and the spinner's files).
-    const busy = await startTarget(target, THREADS, 'spin');
+    const busy = await startTarget(target, ['threads', String(THREADS - 1), 'spin']);
     try {
       times.samplerBusy = await samplerMs(busy.pid);
     } finally {
-      busy.kill('SIGKILL');
+      busy.child.kill('SIGKILL');
     }
 
     const m = Object.fromEntries(Object.entries(times).map(([key, values]) => [key, median(values)]));

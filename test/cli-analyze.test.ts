@@ -334,6 +334,39 @@ t.test('watch: on a terminal the status line names the worst finding; --basic an
   t.ok(events.some((e) => e.type === 'sample' && e.findings.some((f: { message: string }) => /the call is unknown/.test(f.message))), 'the basic sample says it cannot tell');
 });
 
+t.test('watch: each thread\'s %CPU over the last interval, busiest first, on the status line and in --json', { skip: linux }, async (t) => {
+  // The main thread spins; four more sleep. Whatever the machine's load, the spinner uses some CPU and the sleepers none.
+  const target = await start(t, 'threads', ['4', 'spin']);
+  const spinning = new RegExp(`; %CPU (\\d+\\.\\d) tid ${target.pid} \\(target\\), 0\\.0 tid \\d+ \\(target\\), 0\\.0 tid \\d+ \\(target\\), \\+2 more`);
+  let streams: CliStreams | undefined;
+  const signals = new EventEmitter();
+  const running = runCli(['watch', '--pid', String(target.pid), '--interval', '100ms', '--no-accelerators'], {}, true, signals, (s) => (streams = s));
+  const line = await waitFor(() => {
+    const shown = [...(streams?.stdout() ?? '').matchAll(new RegExp(spinning, 'g'))];
+    return shown.find((m) => Number(m[1]) > 0);
+  }, 'a status line with the spinning thread first');
+  t.ok(Number(line[1]) > 0, `the spinning thread at ${line[1]} %CPU`);
+  signals.emit('SIGTERM');
+  t.equal((await running).code, 0);
+
+  let jsonStreams: CliStreams | undefined;
+  const jsonRun = runCli(['watch', '--pid', String(target.pid), '--interval', '100ms', '--json', '--no-accelerators'], {}, false, signals, (s) => (jsonStreams = s));
+  const events = (): { type: string; cpu: { percent: number }[] }[] => (jsonStreams?.stdout() ?? '').split('\n').slice(0, -1).map((l) => JSON.parse(l));
+  await waitFor(() => events().filter((e) => e.type === 'sample').length >= 4, 'four samples');
+  signals.emit('SIGTERM');
+  const json = await jsonRun;
+  t.equal(json.code, 0, json.stderr);
+  const samples = json.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'sample');
+  t.same(samples[0].cpu, [], 'the first sample has no interval behind it');
+  const later = samples.slice(1);
+  for (const sample of later) {
+    t.equal(sample.cpu.length, 5, 'every thread');
+    t.match(sample.cpu[0], { pid: target.pid, tid: target.pid, name: 'target' }, 'the spinner first');
+    t.same(sample.cpu.slice(1).map((c: { percent: number }) => c.percent), [0, 0, 0, 0], 'the sleepers used none');
+  }
+  t.ok(later.some((s) => s.cpu[0].percent > 0), 'the spinner used some');
+});
+
 t.test('watch: the status line', async (t) => {
   const sample = { type: 'sample' as const, at: '', monotonicNs: 0, verdict: 'healthy' as const, findings: [], threads: 2 };
   t.equal(statusLine(sample, [7], 1), 'watching pid 7: 2 threads, healthy, 1 sample');
@@ -343,6 +376,10 @@ t.test('watch: the status line', async (t) => {
     statusLine({ ...sample, verdict: 'suspect', findings: [{ ...info, kind: 'spinning', severity: 'warning' }], discarded: { reason: 'late', lateMs: 2000 } }, [7], 4),
     'watching pid 7: 2 threads, SUSPECT (spinning: pid 7 thread 8) (window discarded: late timer), 4 samples',
   );
+  const cpu = [99.84, 12, 0.04, 0].map((percent, i) => ({ pid: 7, tid: 8 + i, name: i === 1 ? null : 'w', percent }));
+  t.equal(statusLine({ ...sample, cpu: cpu.slice(0, 2) }, [7], 5), 'watching pid 7: 2 threads, healthy, 5 samples; %CPU 99.8 tid 8 (w), 12.0 tid 9 (-)');
+  t.equal(statusLine({ ...sample, cpu }, [7], 5), 'watching pid 7: 2 threads, healthy, 5 samples; %CPU 99.8 tid 8 (w), 12.0 tid 9 (-), 0.0 tid 10 (w), +1 more');
+  t.equal(statusLine({ ...sample, cpu: [] }, [7], 1), 'watching pid 7: 2 threads, healthy, 1 sample', 'no interval yet: no %CPU');
 });
 
 t.test('diff: what the accelerators did, from a real capture', async (t) => {

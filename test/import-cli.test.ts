@@ -5,30 +5,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { main } from '../src/cli/main';
 import { acceleratorTable } from '../src/cli/accelerator-table';
 import { importIoreg } from '../src/import';
 import { validateSnapshot } from '../src/snapshot-file';
-import { spawnCli } from './helpers/cli';
+import { runCliWithStdin, spawnCli } from './helpers/cli';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'ioreg');
 const M4_FILE = path.join(FIXTURES, 'apple-m4-t8132-ioreg-r-d1-c-IOAccelerator-AGXAcceleratorG16G-near-full-no-IOReportLegend.txt');
 const GOTCHA_FILE = path.join(FIXTURES, 'intel-hackintosh-MacBookPro15,2-ioreg-tree-IOAccelerator-named-IOServiceCompatibility-gotcha.txt');
 const M4 = fs.readFileSync(M4_FILE, 'utf8');
-
-/** The CLI in-process, with `input` as its stdin. */
-async function run(argv: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = Object.assign(new PassThrough(), { isTTY: false });
-  const stderr = Object.assign(new PassThrough(), { isTTY: false });
-  const stdin = Object.assign(new PassThrough(), { isTTY: false });
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk) => (out += chunk));
-  stderr.on('data', (chunk) => (err += chunk));
-  stdin.end(input);
-  const code = await main(argv, { stdout, stderr, stdin, env: {} });
-  return { code, stdout: out, stderr: err };
-}
 
 t.test('the real binary prints the same table a live run prints for these accelerators', async (t) => {
   const result = await spawnCli(['import', path.relative(process.cwd(), M4_FILE)]);
@@ -40,14 +25,14 @@ t.test('the real binary prints the same table a live run prints for these accele
 });
 
 t.test('stdin (-), --json, and a dump without accelerators', async (t) => {
-  const json = await run(['import', '-', '--json', '--properties'], M4);
+  const json = await runCliWithStdin(['import', '-', '--json', '--properties'], M4);
   t.equal(json.code, 0);
   const snap = validateSnapshot(JSON.parse(json.stdout));
   t.equal(snap.accelerators[0].id, '0x100000478');
   t.equal(snap.accelerators[0].properties?.IOProbeScore, 10000);
   t.equal(json.stderr, '');
 
-  const none = await run(['import', GOTCHA_FILE]);
+  const none = await runCliWithStdin(['import', GOTCHA_FILE]);
   t.equal(none.code, 0);
   t.equal(none.stdout, 'No accelerators in this ioreg output.\n');
   t.match(none.stderr, /accelerators: accelerators unavailable \(ENOENT\).*NAMED IOAccelerator/);
@@ -57,7 +42,7 @@ t.test('-o writes a snapshot that readSnapshot accepts', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-import-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'm4.json');
-  const written = await run(['import', M4_FILE, '-o', file]);
+  const written = await runCliWithStdin(['import', M4_FILE, '-o', file]);
   t.equal(written.code, 0);
   t.equal(written.stdout, '');
   t.match(written.stderr, /^wrote .*m4\.json: 1 accelerator\(s\)\n/);
@@ -66,23 +51,23 @@ t.test('-o writes a snapshot that readSnapshot accepts', async (t) => {
   t.equal(snap.accelerators[0].model, 'Apple M4');
   t.notOk('properties' in snap.accelerators[0]);
 
-  const both = await run(['import', M4_FILE, '-o', file, '--json']);
+  const both = await runCliWithStdin(['import', M4_FILE, '-o', file, '--json']);
   t.equal(validateSnapshot(JSON.parse(both.stdout)).accelerators.length, 1, '-o and --json: both');
 });
 
 t.test('errors: usage 64, unreadable or malformed input 1 with what to do', async (t) => {
-  const noFile = await run(['import']);
+  const noFile = await runCliWithStdin(['import']);
   t.equal(noFile.code, 64);
   t.match(noFile.stderr, /import takes one file of ioreg output \(or - to read stdin\)/);
-  const missing = await run(['import', path.join(FIXTURES, 'no-such-file.txt')]);
+  const missing = await runCliWithStdin(['import', path.join(FIXTURES, 'no-such-file.txt')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /^iokit-snap import: ENOENT: cannot read ioreg output .*no-such-file\.txt: no such file/);
-  const directory = await run(['import', FIXTURES]);
+  const directory = await runCliWithStdin(['import', FIXTURES]);
   t.match(directory.stderr, /EINVAL: ioreg output .* is a directory, not a regular file; pass a file, or - to read stdin/);
-  const malformed = await run(['import', '-'], `${M4}garbage\n`);
+  const malformed = await runCliWithStdin(['import', '-'], `${M4}garbage\n`);
   t.equal(malformed.code, 1);
   t.match(malformed.stderr, /EINVAL: ioreg input, line 40: expected a node line/);
-  const help = await run(['help', 'import']);
+  const help = await runCliWithStdin(['help', 'import']);
   t.match(help.stdout, /^Usage: iokit-snap import <file\|->/);
 });
 
@@ -91,7 +76,7 @@ t.test('an unreadable file is EACCES', { skip: process.getuid?.() === 0 ? 'root 
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'secret.txt');
   fs.writeFileSync(file, M4, { mode: 0o000 });
-  const result = await run(['import', file]);
+  const result = await runCliWithStdin(['import', file]);
   t.equal(result.code, 1);
   t.match(result.stderr, /EACCES: cannot read ioreg output .*: permission denied/);
 });

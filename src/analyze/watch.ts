@@ -9,12 +9,15 @@ import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
 import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from '../options';
 import { describeValue } from '../snapshot-schema';
+import { cpuPercent } from '../cpu-share';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
+import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
 import { ProgressTracker } from './progress';
-import type { Report, Verdict, WatchEvent, WatchOptions } from './types';
+import { sampleEvent } from './sample-event';
+import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_WATCH_STALL_MS = 5000;
@@ -95,12 +98,11 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private wakeLoop: (() => void) | null = null;
-  private verdict: Verdict = 'healthy';
+  private readonly announcer: HangAnnouncer;
   /** Pids sampled at least once: ESRCH after that is an exit, before it a wrong pid. */
   private readonly seen = new Set<number>();
-  private hungSinceNs = 0;
-  /** Until then, no hang or recover events: the windows restarted after a discarded one. */
-  private holdUntilNs = 0;
+  /** Each process's latest sample, for its threads' %CPU over the next interval. */
+  private readonly previous = new Map<number, ProcessSample>();
 
   constructor(given: WatchOptions) {
     super();
@@ -110,6 +112,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     this.intervalMs = options.intervalMs ?? DEFAULT_INTERVAL_MS;
     this.stallMs = options.stallMs ?? DEFAULT_WATCH_STALL_MS;
     this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
+    this.announcer = new HangAnnouncer(this.stallMs);
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
     const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
     for (const pid of pids) {
@@ -250,6 +253,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       }
       this.samplers.get(pid)?.close();
       this.samplers.delete(pid);
+      this.previous.delete(pid);
       if (error.code === 'ESRCH' && this.seen.has(pid)) exited.push(pid);
       else this.publish({ type: 'error', ...this.stamp(), error });
     });
@@ -257,32 +261,26 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const now = monotonicNs();
     const report: Report = this.tracker.step({ monotonicNs: now, processes, accelerators, limits, host }, discard !== undefined);
     const at = new Date().toISOString();
-    const threads = processes.reduce((n, p) => n + p.threads.length, 0);
-    this.publish({
-      type: 'sample',
-      at,
-      monotonicNs: now,
-      verdict: report.verdict,
-      findings: report.findings,
-      threads,
-      ...(discard !== undefined ? { discarded: discard } : {}),
-    });
-    // After a discarded window the stall clocks restart: a hang cannot show again for stallMs,
-    // and that is not a recovery. Hold the hang/recover state until the windows have refilled.
-    if (discard !== undefined) this.holdUntilNs = now + this.stallMs * 1e6;
-    if (now < this.holdUntilNs) return this.announceExits(exited, at, now);
-    if (report.verdict === 'hung' && this.verdict !== 'hung') {
-      this.hungSinceNs = now;
-      this.publish({ type: 'hang', at, monotonicNs: now, report });
-    } else if (report.verdict !== 'hung' && this.verdict === 'hung') {
-      this.publish({ type: 'recover', at, monotonicNs: now, hungForMs: (now - this.hungSinceNs) / 1e6 });
-    }
-    this.verdict = report.verdict;
-    this.announceExits(exited, at, now);
+    this.publish({ ...sampleEvent(report, processes, now, at, discard), cpu: this.cpuSince(processes) });
+    const announcement = this.announcer.step(report, now, at, discard !== undefined);
+    if (announcement !== undefined) this.publish(announcement);
+    for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
   }
 
-  private announceExits(exited: number[], at: string, now: number): void {
-    for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+  /** Each thread's %CPU since the previous sample of its process, busiest first; these samples become the previous ones. */
+  private cpuSince(processes: ProcessSample[]): ThreadCpu[] {
+    const cpu: ThreadCpu[] = [];
+    for (const sample of processes) {
+      const before = this.previous.get(sample.pid);
+      this.previous.set(sample.pid, sample);
+      if (before === undefined) continue;
+      const percent = cpuPercent(before, sample);
+      for (const thread of sample.threads) {
+        const share = percent.get(thread.tid);
+        if (share !== undefined) cpu.push({ pid: sample.pid, tid: thread.tid, name: thread.name, percent: share });
+      }
+    }
+    return cpu.sort((a, b) => b.percent - a.percent || a.tid - b.tid);
   }
 }
 

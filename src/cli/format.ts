@@ -1,5 +1,8 @@
 /** How iokit-snap shows things to a person: tables, durations, colour (NO_COLOR respected). */
+import { threadCpuNs } from '../cpu-share';
 import type { ThreadSample } from '../types';
+
+export { cpuPercent } from '../cpu-share';
 
 export interface Style {
   color: boolean;
@@ -56,22 +59,6 @@ export function formatBytes(bytes: number | null | undefined): string {
 }
 
 export const dash = (value: unknown): string => (value === null || value === undefined || value === '' ? '-' : String(value));
-
-export function threadCpuNs(t: ThreadSample): number {
-  return t.cpuNs ?? t.userNs + t.systemNs;
-}
-
-/** Per thread, the share of one CPU it used between two samples (top's %CPU), from the CPU times and the sample clocks. */
-export function cpuPercent(before: { sampledAtNs: number; threads: ThreadSample[] }, after: { sampledAtNs: number; threads: ThreadSample[] }): Map<number, number> {
-  const windowNs = after.sampledAtNs - before.sampledAtNs;
-  const earlier = new Map(before.threads.map((t) => [t.tid, threadCpuNs(t)]));
-  const percent = new Map<number, number>();
-  for (const t of after.threads) {
-    const was = earlier.get(t.tid);
-    if (was !== undefined && windowNs > 0) percent.set(t.tid, Math.max(0, ((threadCpuNs(t) - was) / windowNs) * 100));
-  }
-  return percent;
-}
 
 /**
  * The thread table: tid, name, state, CPU time so far (cumulative, as ps shows it), blocked in,

@@ -13,9 +13,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { IokitSnapError, toIokitSnapError } from '../errors';
+import { HangAnnouncer } from '../analyze/hang-announcer';
 import { LateTimerGuard, type Discard } from '../analyze/late-timer';
 import { ProgressTracker } from '../analyze/progress';
-import type { Report, SampleEvent, Verdict, WatchEvent } from '../analyze/types';
+import { sampleEvent } from '../analyze/sample-event';
+import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { ProcessSelector, type ProcessSelection } from './selection';
@@ -116,9 +118,7 @@ export class Collector extends EventEmitter {
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
-  private verdict: Verdict = 'healthy';
-  private hungSinceNs = 0;
-  private holdUntilNs = 0;
+  private readonly announcer: HangAnnouncer;
 
   constructor(options: CollectorOptions) {
     super();
@@ -133,6 +133,7 @@ export class Collector extends EventEmitter {
     this.timeoutMs = options.timeoutMs ?? Math.max(2000, 4 * this.intervalMs);
     this.acceleratorBackoff = new Backoff(Math.max(30_000, 4 * this.timeoutMs));
     this.tracker = new ProgressTracker({ stallMs: this.stallMs });
+    this.announcer = new HangAnnouncer(this.stallMs);
     this.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
   }
 
@@ -299,29 +300,15 @@ export class Collector extends EventEmitter {
     const report = this.tracker.step({ monotonicNs: now, processes, accelerators, limits, host }, discard !== undefined);
     const at = new Date().toISOString();
     this.publish({
-      type: 'sample',
-      at,
-      monotonicNs: now,
-      verdict: report.verdict,
-      findings: report.findings,
-      threads: processes.reduce((n, p) => n + p.threads.length, 0),
-      ...(discard !== undefined ? { discarded: discard } : {}),
+      ...sampleEvent(report, processes, now, at, discard),
       processes,
       report,
       accelerators,
       limits,
       probes,
     });
-    if (discard !== undefined) this.holdUntilNs = now + this.stallMs * 1e6;
-    if (now >= this.holdUntilNs) {
-      if (report.verdict === 'hung' && this.verdict !== 'hung') {
-        this.hungSinceNs = now;
-        this.publish({ type: 'hang', at, monotonicNs: now, report });
-      } else if (report.verdict !== 'hung' && this.verdict === 'hung') {
-        this.publish({ type: 'recover', at, monotonicNs: now, hungForMs: (now - this.hungSinceNs) / 1e6 });
-      }
-      this.verdict = report.verdict;
-    }
+    const announcement = this.announcer.step(report, now, at, discard !== undefined);
+    if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
   }
 }

@@ -20,22 +20,37 @@ export interface CliStreams {
  * Run the CLI in-process. `signals` stands in for the process's signal events, so a test can
  * send the command SIGTERM without signalling the test runner; `onStart` sees the output live.
  */
-export async function runCli(
+export function runCli(
   argv: string[],
   env: NodeJS.ProcessEnv = {},
   tty = false,
   signals?: NodeJS.EventEmitter,
   onStart?: (streams: CliStreams) => void,
 ): Promise<CliRun> {
-  const stdout = Object.assign(new PassThrough(), { isTTY: tty });
-  const stderr = Object.assign(new PassThrough(), { isTTY: tty });
+  return inProcess(argv, { env, tty, signals, onStart });
+}
+
+/** Run the CLI in-process with `input` as its stdin, in an empty environment, without a TTY. */
+export function runCliWithStdin(argv: string[], input = ''): Promise<CliRun> {
+  return inProcess(argv, { env: {}, tty: false, input });
+}
+
+async function inProcess(
+  argv: string[],
+  options: { env: NodeJS.ProcessEnv; tty: boolean; input?: string; signals?: NodeJS.EventEmitter; onStart?: (streams: CliStreams) => void },
+): Promise<CliRun> {
+  const stdout = Object.assign(new PassThrough(), { isTTY: options.tty });
+  const stderr = Object.assign(new PassThrough(), { isTTY: options.tty });
   const stdin = Object.assign(new PassThrough(), { isTTY: false });
   let out = '';
   let err = '';
   stdout.on('data', (chunk) => (out += chunk));
   stderr.on('data', (chunk) => (err += chunk));
-  onStart?.({ stdout: () => out, stderr: () => err });
-  const code = await main(argv, { stdout, stderr, stdin, env: { ...env }, ...(signals !== undefined ? { signals } : {}) });
+  // Without input, stdin stays open, as a terminal's does.
+  if (options.input !== undefined) stdin.end(options.input);
+  options.onStart?.({ stdout: () => out, stderr: () => err });
+  const signals = options.signals;
+  const code = await main(argv, { stdout, stderr, stdin, env: { ...options.env }, ...(signals !== undefined ? { signals } : {}) });
   return { code, stdout: out, stderr: err };
 }
 

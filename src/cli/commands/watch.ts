@@ -1,13 +1,23 @@
 /** `iokit-snap watch --pid N`: watch live processes and say when they hang and when they recover. */
 import { formatMs, plural } from '../../analyze/format';
-import type { SampleEvent, WatchEvent } from '../../analyze/types';
+import type { SampleEvent, ThreadCpu, WatchEvent } from '../../analyze/types';
 import { watch } from '../../analyze/watch';
 import { readSnapshot } from '../../snapshot-file';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { explain } from '../explain';
-import { paint } from '../format';
+import { dash, paint } from '../format';
 import { EXIT, outStyle, write } from '../io';
+
+/** How many threads the status line gives a %CPU: the busiest, so that it stays one line. */
+const CPU_SHOWN = 3;
+
+/** The busiest threads' %CPU over the last interval: "; %CPU 99.8 tid 4568 (spin), 0.0 tid 4567 (main), +2 more". */
+function cpuPart(cpu: ThreadCpu[] | undefined): string {
+  if (cpu === undefined || cpu.length === 0) return '';
+  const shown = cpu.slice(0, CPU_SHOWN).map((c) => `${c.percent.toFixed(1)} tid ${c.tid} (${dash(c.name)})`);
+  return `; %CPU ${shown.join(', ')}${cpu.length > CPU_SHOWN ? `, +${cpu.length - CPU_SHOWN} more` : ''}`;
+}
 
 /** The live status line on a terminal. */
 export function statusLine(event: SampleEvent, pids: number[], samples: number): string {
@@ -15,7 +25,7 @@ export function statusLine(event: SampleEvent, pids: number[], samples: number):
   const verdict = event.verdict === 'healthy' ? 'healthy' : event.verdict.toUpperCase();
   return `watching ${pids.map((p) => `pid ${p}`).join(', ')}: ${plural(event.threads, 'thread')}, ${verdict}${
     worst !== undefined && worst.severity !== 'info' ? ` (${worst.kind}: ${worst.subject})` : ''
-  }${event.discarded ? ' (window discarded: late timer)' : ''}, ${plural(samples, 'sample')}`;
+  }${event.discarded ? ' (window discarded: late timer)' : ''}, ${plural(samples, 'sample')}${cpuPart(event.cpu)}`;
 }
 
 export const watchCommand: Command = {
@@ -41,8 +51,8 @@ Options:
   --no-accelerators    threads only
   --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
 
-On a terminal a live status line shows the state; hangs and recoveries are printed
-as they happen. Exit status: 0; 2 when it stopped while a process was hung; 1 when a
+On a terminal a live status line shows the state and the busiest threads' %CPU
+over the last interval; hangs and recoveries are printed as they happen. Exit status: 0; 2 when it stopped while a process was hung; 1 when a
 process could not be watched (no such process, no permission).
 `,
   async run(argv, io) {

@@ -9,7 +9,8 @@
  *     0  libsystem_kernel.dylib         0x182cbbde8 mach_msg_trap + 8
  */
 import type { Frame } from '../../types';
-import { headless, newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { LineTrail } from './line-trail';
+import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 const THREAD_HEADER = /^Thread (\d+)( Crashed)?:(?::?\s*(.*))?$/;
 const FRAME_START = /^(\d+)\s+(?=\S)/;
@@ -60,13 +61,9 @@ export function parseCrash(lines: string[]): ParsedReport {
   let current: ParsedThread | null = null;
   let cutOff: ParsedThread | null = null;
   let ordinal = 0;
-  let headlessFrom = 0;
+  const trail = new LineTrail(lines);
   let lastHeadless = 0;
-  let headlessTo = 0;
   let done = false;
-  let lastLine = 0;
-  let lastText = '';
-  let lastComplete = true;
 
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i];
@@ -75,9 +72,6 @@ export function parseCrash(lines: string[]): ParsedReport {
       current = null;
       continue;
     }
-    lastLine = i + 1;
-    lastText = text;
-    lastComplete = true;
     if (trimmed === 'Binary Images:') done = true;
     if (done) continue;
     const header = THREAD_HEADER.exec(trimmed);
@@ -95,21 +89,20 @@ export function parseCrash(lines: string[]): ParsedReport {
     const frame = crashFrame(text);
     if (frame !== null) {
       if (current === null) {
-        if (headlessFrom === 0) headlessFrom = i + 1;
-        headlessTo = i + 1;
+        trail.headlessFrame(i);
         cutOff ??= newThread(UNKNOWN_TID, false, i + 1);
         // Only the frames up to the first blank line belong to the cut thread.
-        if (cutOff.stack.length === 0 || headlessTo === lastHeadless + 1) cutOff.stack.push(frame);
+        if (cutOff.stack.length === 0 || trail.headlessTo === lastHeadless + 1) cutOff.stack.push(frame);
         lastHeadless = i + 1;
-        lastComplete = balanced(trimmed);
+        if (!balanced(trimmed)) trail.cutShort(i);
         continue;
       }
       current.stack.push(frame);
-      lastComplete = balanced(trimmed);
+      if (!balanced(trimmed)) trail.cutShort(i);
       continue;
     }
     if (current !== null && FRAME_START.test(trimmed)) {
-      lastComplete = false; // "14 UIKit": a frame cut before its address
+      trail.cutShort(i); // "14 UIKit": a frame cut before its address
       continue;
     }
     // A bare line followed by frame 0 is a thread header of a third-party reporter.
@@ -138,9 +131,9 @@ export function parseCrash(lines: string[]): ParsedReport {
     else if (key === 'Code Type') report.arch = value.replace(/\s*\(.*\)$/, '').toLowerCase().replace('-', '_');
     else if (key === 'Hardware Model') report.model = value;
   }
-  if (headlessFrom > 0) headless(report, headlessFrom, headlessTo);
+  trail.reportHeadless(report);
   if (cutOff !== null) process.threads.push(cutOff);
-  if (!lastComplete) truncated(report, lastLine, 'a frame cut short', lastText);
+  trail.reportCut(report, 'a frame cut short');
   const main = process.threads.findIndex((t) => t.main);
   if (main > 0) process.threads.unshift(...process.threads.splice(main, 1));
   return report;

@@ -12,7 +12,8 @@
  * group); a `?` frame is a stale return address the unwinder could not confirm.
  */
 import type { Frame, ThreadState } from '../../types';
-import { headless, newProcess, newReport, newThread, parseAddress, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
+import { LineTrail } from './line-trail';
+import { newProcess, newReport, newThread, parseAddress, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
 
 const SYSLOG = /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:?\d\d)?) \S+ kernel: ?/;
 /** dmesg timestamps ("[  721.028170]", "[  +0.000049]", "[Wed Sep 26 00:30:18 2018]"), caller ids ("[T368845]"), log levels ("<6>"). */
@@ -68,11 +69,8 @@ export function parseHungTask(lines: string[]): ParsedReport {
   let inTrace = false;
   let armCaller: Frame | null = null;
   let pending: { name: string; pid: number; seconds: number; line: number } | null = null;
-  let headlessFrom = 0;
-  let headlessTo = 0;
-  let lastLine = 0;
-  let lastMessage = '';
-  let lastBare = false;
+  // A line cut short here is a frame without its offset: the paste may have been cut there.
+  const trail = new LineTrail(lines, kernelMessage);
 
   const endTrace = (): void => {
     if (task !== null && armCaller !== null) task.thread.kernelFrames.push(armCaller);
@@ -99,9 +97,6 @@ export function parseHungTask(lines: string[]): ParsedReport {
   for (let i = 0; i < lines.length; i++) {
     const message = kernelMessage(lines[i]);
     if (message === '') continue;
-    lastLine = i + 1;
-    lastMessage = message;
-    lastBare = false;
     const info = INFO.exec(message);
     if (info !== null) {
       endTrace();
@@ -149,8 +144,7 @@ export function parseHungTask(lines: string[]): ParsedReport {
       continue;
     }
     if (task === null || !inTrace) {
-      if (headlessFrom === 0) headlessFrom = i + 1;
-      headlessTo = i + 1;
+      trail.headlessFrame(i);
       continue;
     }
     const frames = task.thread.kernelFrames;
@@ -161,7 +155,7 @@ export function parseHungTask(lines: string[]): ParsedReport {
       armCaller = symbolFrame(caller === null ? arm[3] : caller[1], caller?.[2], undefined, undefined, false, message);
     } else if (bare !== null) {
       frames.push(symbolFrame(bare[3], undefined, bare[1], undefined, bare[2] !== undefined, message));
-      lastBare = true;
+      trail.cutShort(i);
     }
   }
   endTrace();
@@ -170,13 +164,13 @@ export function parseHungTask(lines: string[]): ParsedReport {
     const p: { name: string; pid: number; seconds: number; line: number } = pending;
     startTask(p.name, p.pid, 'D', p.line);
   }
-  if (headlessFrom > 0) headless(report, headlessFrom, headlessTo, false);
-  if (lastBare) {
+  trail.reportHeadless(report, false);
+  if (!trail.lastComplete) {
     report.limits.push({
       subject: 'report',
       field: 'kernelStack',
       code: 'ENODATA',
-      reason: `line ${lastLine} ends the paste with a frame that has no +0x…/0x… offset (${JSON.stringify(lastMessage.slice(0, 80))}): the paste may be cut there`,
+      reason: `line ${trail.lastLine} ends the paste with a frame that has no +0x…/0x… offset (${JSON.stringify(trail.lastText.slice(0, 80))}): the paste may be cut there`,
       hint: 'paste the whole dmesg block, up to the next task or the end of the trace',
     });
   }

@@ -9,7 +9,8 @@
  */
 import type { Frame } from '../../types';
 import { parenthesesBalanced } from './crash';
-import { headless, newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { LineTrail } from './line-trail';
+import { newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 const THREAD_HEADER = /^\s*(?:\*\s*)?thread #(\d+)(.*)$/;
 const FRAME_LINE = /^\s*(?:\*\s*)?frame #(\d+): 0x([0-9a-fA-F]+)(?: (.*))?$/;
@@ -41,19 +42,12 @@ export function parseLldb(lines: string[]): ParsedReport {
   let current: ParsedThread | null = null;
   let cutOff: ParsedThread | null = null;
   const byTid = new Map<number, number>();
-  let headlessFrom = 0;
-  let headlessTo = 0;
-  let lastLine = 0;
-  let lastText = '';
-  let lastComplete = true;
+  const trail = new LineTrail(lines);
 
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i];
     const trimmed = text.trim();
     if (trimmed === '') continue;
-    lastLine = i + 1;
-    lastText = text;
-    lastComplete = true;
     const header = THREAD_HEADER.exec(text);
     if (header !== null) {
       const tail = header[2];
@@ -76,18 +70,17 @@ export function parseLldb(lines: string[]): ParsedReport {
     const frame = FRAME_LINE.exec(text);
     if (frame !== null) {
       if (current === null) {
-        if (headlessFrom === 0) headlessFrom = i + 1;
-        headlessTo = i + 1;
+        trail.headlessFrame(i);
         cutOff ??= newThread(UNKNOWN_TID, false, i + 1);
         cutOff.stack.push(lldbFrame(frame[2], frame[3], text));
         continue;
       }
       current.stack.push(lldbFrame(frame[2], frame[3], text));
-      lastComplete = frame[3] !== undefined && parenthesesBalanced(frame[3]);
+      if (frame[3] === undefined || !parenthesesBalanced(frame[3])) trail.cutShort(i);
       continue;
     }
     if (current !== null && /^\s*(?:\*\s*)?f(?:r(?:a(?:m(?:e(?: #\d*:?)?)?)?)?)?$/.test(text.trimEnd())) {
-      lastComplete = false; // "    fra": a frame line cut short
+      trail.cutShort(i); // "    fra": a frame line cut short
       continue;
     }
     const started = PROCESS.exec(trimmed);
@@ -96,10 +89,12 @@ export function parseLldb(lines: string[]): ParsedReport {
       if (started[2] !== undefined) process.name = started[2].slice(started[2].lastIndexOf('/') + 1);
     }
   }
-  if (headlessFrom > 0) headless(report, headlessFrom, headlessTo);
+  trail.reportHeadless(report);
   if (cutOff !== null) process.threads.push(cutOff);
-  if (!lastComplete) truncated(report, lastLine, 'a frame cut short', lastText);
-  else if (current !== null && current.stack.length === 0 && current.line === lastLine) truncated(report, lastLine, 'a thread header without its frames', lastText);
+  trail.reportCut(report, 'a frame cut short');
+  if (trail.lastComplete && current !== null && current.stack.length === 0 && current.line === trail.lastLine) {
+    truncated(report, trail.lastLine, 'a thread header without its frames', trail.lastText);
+  }
   const main = process.threads.findIndex((t) => t.main);
   if (main > 0) process.threads.unshift(...process.threads.splice(main, 1));
   return report;

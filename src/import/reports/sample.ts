@@ -10,7 +10,8 @@
  */
 import type { Frame } from '../../types';
 import { CallTree } from './call-tree';
-import { headless, newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { LineTrail } from './line-trail';
+import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 /** A tree line: tree markers, the count, the rest. The markers and the count never overlap, so this cannot backtrack. */
 const TREE_LINE = /^([ +!:|]*)(\d+) (.*)$/;
@@ -65,20 +66,13 @@ export function parseSample(lines: string[]): ParsedReport {
   const order: number[] = [];
   let current: ThreadTrees | null = null;
   let cutOff: ThreadTrees | null = null;
-  let headlessFrom = 0;
-  let headlessTo = 0;
-  let lastLine = 0;
-  let lastText = '';
-  let lastComplete = true;
+  const trail = new LineTrail(lines);
   const topOfStack: { symbol: string; module: string | null; samples: number }[] = [];
 
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i];
     const trimmed = text.trim();
     if (trimmed === '') continue;
-    lastLine = i + 1;
-    lastText = text;
-    lastComplete = true;
     if (trimmed === 'Call graph:') {
       section = 'graph';
       continue;
@@ -124,13 +118,12 @@ export function parseSample(lines: string[]): ParsedReport {
       }
       const frame = sampleFrame(tree[3], text.slice(depth));
       if (frame === null) {
-        lastComplete = false;
+        trail.cutShort(i);
         continue;
       }
       frame.samples = count;
       if (current === null) {
-        if (headlessFrom === 0) headlessFrom = i + 1;
-        headlessTo = i + 1;
+        trail.headlessFrame(i);
         cutOff ??= { thread: newThread(UNKNOWN_TID, false, i + 1), tree: new CallTree(), samples: 0 };
         cutOff.tree.add(depth, count, frame);
         continue;
@@ -155,7 +148,7 @@ export function parseSample(lines: string[]): ParsedReport {
       continue;
     }
     if (section === 'graph') {
-      lastComplete = false; // "    +": a tree line cut before its count
+      trail.cutShort(i); // "    +": a tree line cut before its count
       continue;
     }
     if (section === 'header') {
@@ -174,8 +167,8 @@ export function parseSample(lines: string[]): ParsedReport {
       else if (key === 'Hardware Model') report.model = value;
     }
   }
-  if (headlessFrom > 0) headless(report, headlessFrom, headlessTo);
-  if (!lastComplete && section === 'graph') truncated(report, lastLine, 'a frame line without its module and address', lastText);
+  trail.reportHeadless(report);
+  if (section === 'graph') trail.reportCut(report, 'a frame line without its module and address');
 
   let total = 0;
   let otherPaths = 0;
@@ -210,7 +203,7 @@ export function parseSample(lines: string[]): ParsedReport {
     process.threads.push(cutOff.thread);
   }
   // sample lists the main thread first; a paste that starts mid-thread does not show which was first.
-  if (headlessFrom === 0 && process.threads.length > 0 && !process.threads.some((t) => t.main)) process.threads[0].main = true;
+  if (trail.headlessFrom === 0 && process.threads.length > 0 && !process.threads.some((t) => t.main)) process.threads[0].main = true;
   const main = process.threads.findIndex((t) => t.main);
   if (main > 0) process.threads.unshift(...process.threads.splice(main, 1));
   process.facts.samples = total > 0 ? total : null;

@@ -14,7 +14,8 @@
  */
 import type { Frame } from '../../types';
 import { CallTree } from './call-tree';
-import { headless, newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
+import { LineTrail } from './line-trail';
+import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
 
 const FRAME_LINE = /^(\s*)(\*?)(\d+)\s+(\S.*)$/;
 const THREAD_HEADER = /^\s+Thread 0x([0-9a-fA-F]+)\b(.*)$/;
@@ -100,11 +101,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
   const finished: OpenThread[] = [];
   let heaviestMain: { tree: CallTree; line: number } | null = null;
   let inHeaviest = false;
-  let headlessFrom = 0;
-  let headlessTo = 0;
-  let lastLine = 0;
-  let lastText = '';
-  let lastComplete = true;
+  const trail = new LineTrail(lines);
   let otherPaths = 0;
 
   // A full-system spindump holds hundreds of processes: find them by pid, not by a scan.
@@ -132,9 +129,6 @@ export function parseSpindump(lines: string[]): ParsedReport {
       inHeaviest = false;
       continue;
     }
-    lastLine = i + 1;
-    lastText = text;
-    lastComplete = true;
     if (trimmed.startsWith('Heaviest stack for the main thread')) {
       close();
       inHeaviest = true;
@@ -153,7 +147,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
       process ??= target ?? processFor(null, null);
       const owner = process;
       const parsed = parseThreadHeader(Number.parseInt(header[1], 16), header[2], i + 1);
-      lastComplete = parsed.complete;
+      if (!parsed.complete) trail.cutShort(i);
       open = { thread: parsed.thread, tree: new CallTree(), kernelTree: new CallTree(), process: owner, kernelSection: false };
       continue;
     }
@@ -165,7 +159,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
     if (frameLine !== null && !/^\d+\s*$/.test(trimmed)) {
       const parsed = spindumpFrame(frameLine[4], trimmed);
       if (parsed === null) {
-        lastComplete = false;
+        trail.cutShort(i);
         continue;
       }
       const kernel = frameLine[2] === '*' || (open?.kernelSection ?? false);
@@ -179,8 +173,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
         continue;
       }
       if (open === null) {
-        if (headlessFrom === 0) headlessFrom = i + 1;
-        headlessTo = i + 1;
+        trail.headlessFrame(i);
         process ??= target ?? processFor(null, null);
         open = { thread: newThread(UNKNOWN_TID, false, i + 1), tree: new CallTree(), kernelTree: new CallTree(), process, kernelSection: false };
       }
@@ -253,8 +246,8 @@ export function parseSpindump(lines: string[]): ParsedReport {
     }
   }
   close();
-  if (headlessFrom > 0) headless(report, headlessFrom, headlessTo);
-  if (!lastComplete) truncated(report, lastLine, 'a line cut before its image and address', lastText);
+  trail.reportHeadless(report);
+  trail.reportCut(report, 'a line cut before its image and address');
 
   for (const t of finished) {
     const path = t.tree.heaviest();
