@@ -14,54 +14,14 @@
  * No budget of its own (the issue sets none); it prints the ratios. Linux x64/arm64 only.
  */
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
-const crypto = require('node:crypto');
-const fs = require('node:fs');
-const os = require('node:os');
+const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 const { sampleThreads, createThreadSampler } = require('../lib');
+const { option, median, msSince, settle, compileC, startTarget } = require('./lib');
 
-function option(name, fallback) {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 const THREADS = option('threads', 100);
 const ROUNDS = option('rounds', 7);
-
-function compile() {
-  const source = path.join(__dirname, '..', 'test', 'targets', 'target.c');
-  const hash = crypto.createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16);
-  const dir = path.join(os.tmpdir(), 'iokit-snap-bench', hash);
-  const binary = path.join(dir, 'target-fp');
-  if (!fs.existsSync(binary)) {
-    fs.mkdirSync(dir, { recursive: true });
-    execFileSync(process.env.CC || 'cc', ['-O1', '-fno-omit-frame-pointer', '-pthread', '-o', `${binary}.tmp`, source]);
-    fs.renameSync(`${binary}.tmp`, binary);
-  }
-  return binary;
-}
-
-/** The target as a grandchild: `sh` waits on it, so it is not this process's child. */
-function startTarget(binary) {
-  return new Promise((resolve, reject) => {
-    const sh = spawn('sh', ['-c', '"$0" threads "$1" & wait', binary, String(THREADS - 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    sh.stdout.setEncoding('utf8').on('data', (chunk) => {
-      out += chunk;
-      const ready = /ready pid=(\d+)/.exec(out);
-      if (ready) resolve({ sh, pid: Number(ready[1]) });
-    });
-    sh.once('exit', (code) => reject(new Error(`target exited (${code}) before it was ready`)));
-  });
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
-const settle = () => new Promise((resolve) => setTimeout(resolve, 25));
+const ms = msSince;
 
 function checkOurs(sample, what) {
   const named = sample.threads.filter((t) => t.stack?.some((f) => f.symbol === 'clock_nanosleep' || f.symbol === '__clock_nanosleep')).length;
@@ -88,7 +48,8 @@ async function main() {
   } catch {
     gdb = false;
   }
-  const { sh, pid } = await startTarget(compile());
+  const binary = compileC(path.join(__dirname, '..', 'test', 'targets', 'target.c'), 'target-fp', ['-O1', '-fno-omit-frame-pointer', '-pthread']);
+  const { child: sh, pid } = await startTarget(binary, ['threads', String(THREADS - 1)], { grandchild: true });
   try {
     // Wait until every thread sits in its sleep.
     for (;;) {
