@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { binding, type ElfMachine, type NativeInternals } from '../src/native';
 import { buildElf, nmFunctions, readelfFrames, systemLibc, tool } from './helpers/elf';
+import { mulberry32 } from './helpers/random';
 
 const SEED = Number(process.env.ELF_FUZZ_SEED ?? 1);
 const CASES = Number(process.env.ELF_FUZZ_CASES ?? 400);
@@ -24,17 +25,7 @@ function hooks(): Required<Pick<NativeInternals, 'elfSymbolAt' | 'elfUnwindRuleA
   return binding().internals as never;
 }
 
-/** mulberry32: a small seeded generator, so a failing case can be replayed by its seed. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const generator = mulberry32;
 
 interface Seed {
   name: string;

@@ -9,6 +9,7 @@ import t from 'tap';
 import { IokitSnapError } from '../src/errors';
 import { importReport } from '../src/import/reports';
 import { validateSnapshot } from '../src/snapshot-file';
+import { mulberry32 } from './helpers/random';
 
 const DIR = path.join(__dirname, 'fixtures', 'reports');
 const CORPUS = fs
@@ -17,17 +18,7 @@ const CORPUS = fs
   .sort()
   .map((f) => ({ name: f, text: fs.readFileSync(path.join(DIR, f), 'utf8') }));
 
-/** mulberry32: small, seedable, the same sequence on every machine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const NOISE = ['*', '+', '!', ':', '|', '?', '(', ')', '[', ']', '<', '>', '`', '#', '0x', ' + ', '  (in ', ' [0x', '\t', '\u0000', '\uffff', 'é', '\r'];
 

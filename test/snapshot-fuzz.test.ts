@@ -20,22 +20,13 @@ import { snapshot } from '../src/sample';
 import { readSnapshot } from '../src/snapshot-file';
 import type { Snapshot } from '../src/types';
 import { start, waitFor } from './helpers/targets';
+import { mulberry32 } from './helpers/random';
 
 const MUTATIONS = 1500;
 const SEED = 0x1f0c5a9;
 const STYLE = { color: false };
 
-/** mulberry32: a small seeded generator, so the fuzz is the same on every run. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = mulberry32;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Slot = { parent: Json[] | { [key: string]: Json }; key: string | number };
