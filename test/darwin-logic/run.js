@@ -96,7 +96,7 @@ function plan(cxx, arch, flags, dir) {
   ];
   const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs > newest(inputs);
   const common = [
-    '-std=c++17', '-g', '-O1', '-Wall', '-Wextra', '-pthread',
+    '-std=c++17', '-O1', '-Wall', '-Wextra', '-pthread',
     '-I', path.join(here, 'include'), '-include', path.join(here, 'include', 'darwin_fake_prelude.h'),
     ...flags, ...(arch === 'arm64' ? ['-D__arm64__=1'] : []),
   ];

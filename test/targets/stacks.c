@@ -8,13 +8,15 @@
  * each with "got <line>" on stdout; a read that fails with EINTR prints "eintr"
  * and reads again, so a test sees what a stop did to the call. A worker spins in
  * stacks_spin (on a CPU: only ptrace can stop it), another sleeps in
- * stacks_sleep_in_nanosleep. Once all are in place it prints
+ * stacks_sleep_in_nanosleep. A fourth waits in poll for its stdout's reader to go away,
+ * and ends the process then. Once all are in place it prints
  *   ready pid=<pid> spinner=<tid> sleeper=<tid>
  * The tests build it with and without frame pointers and unwind tables.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,16 @@ static void *spinner(void *unused) {
 __attribute__((noinline)) void stacks_sleep_in_nanosleep(void) {
   struct timespec day = {86400, 0};
   for (;;) nanosleep(&day, NULL);
+}
+
+/* Ends the process once whoever reads its stdout is gone (POLLERR on the pipe), so a test
+   run killed outright leaves no spinning target behind. */
+static void *watchdog(void *unused) {
+  (void)unused;
+  struct pollfd out = {STDOUT_FILENO, 0, 0};
+  while (poll(&out, 1, -1) < 0 && errno == EINTR) {
+  }
+  _exit(0);
 }
 
 static void *sleeper(void *unused) {
@@ -85,8 +97,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "stacks: open %s: %s\n", argv[1], strerror(errno));
     return 2;
   }
-  pthread_t a, b;
-  if (pthread_create(&a, NULL, spinner, NULL) != 0 || pthread_create(&b, NULL, sleeper, NULL) != 0) return 2;
+  pthread_t a, b, c;
+  if (pthread_create(&a, NULL, spinner, NULL) != 0 || pthread_create(&b, NULL, sleeper, NULL) != 0 ||
+      pthread_create(&c, NULL, watchdog, NULL) != 0)
+    return 2;
   while (spinner_tid == 0 || sleeper_tid == 0) {
     struct timespec ms = {0, 1000000};
     nanosleep(&ms, NULL);
