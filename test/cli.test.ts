@@ -247,15 +247,17 @@ t.test('threads: a table and JSON for a real sleeping process; snapshot to stdou
   const child = spawn('sleep', ['60'], { stdio: 'ignore' });
   t.teardown(() => child.kill('SIGKILL'));
   const pid = String(child.pid);
-  // Poll until the child is asleep in clock_nanosleep (it may still be exec-ing).
+  // Poll until the child is asleep in clock_nanosleep (it may still be exec-ing, or just entering
+  // the call: its syscall file names the call a moment before its state reads S).
+  const asleep = new RegExp(`${pid} +sleep +sleeping +[0-9.]+ m?s +clock_nanosleep`);
   let table = await runCli(['threads', pid]);
-  for (let i = 0; i < 200 && !/clock_nanosleep/.test(table.stdout); i++) {
+  for (let i = 0; i < 200 && !asleep.test(table.stdout); i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     table = await runCli(['threads', pid]);
   }
   t.equal(table.code, 0);
   t.match(table.stdout, new RegExp(`^pid ${pid} \\(sleep\\): 1 thread\n`));
-  t.match(table.stdout, new RegExp(`${pid} +sleep +sleeping +[0-9.]+ m?s +clock_nanosleep`));
+  t.match(table.stdout, asleep);
   const json = await runCli(['threads', pid, '--json', '--basic', '--no-kernel-stacks', '--timeout', '10s']);
   t.equal(json.code, 0);
   const sample = JSON.parse(json.stdout);
