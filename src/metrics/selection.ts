@@ -142,6 +142,9 @@ export class ProcessSelector {
     }
     const live = new Set<number>();
     const matched: number[] = [];
+    // The stuck read that left a process undecided in this pass: it may return before the pass
+    // ends, and the pass is incomplete all the same.
+    let skippedFor: { pid: number; sinceMs: number } | null = null;
     for (const entry of entries) {
       if (!/^\d+$/.test(entry)) continue;
       const pid = Number(entry);
@@ -149,7 +152,7 @@ export class ProcessSelector {
       live.add(pid);
       let verdict = this.decided.get(pid);
       if (verdict === undefined) {
-        const decision = await this.decide(pid);
+        const decision = await this.decide(pid, (stuck) => (skippedFor = stuck));
         if (decision === null) continue; // gone while we looked, or undecided until a stuck read returns
         verdict = decision;
         this.decided.set(pid, verdict);
@@ -158,12 +161,13 @@ export class ProcessSelector {
     }
     // A pid that left the table is forgotten: if its number comes back, it is a new process.
     for (const pid of this.decided.keys()) if (!live.has(pid)) this.decided.delete(pid);
-    if (this.stuckRead !== null) {
+    const stuck = this.stuckRead ?? skippedFor;
+    if (stuck !== null) {
       limits.push({
         subject: 'selection',
         field: 'match',
         code: 'ETIMEDOUT',
-        reason: `probe timed out: reading the command line of pid ${this.stuckRead.pid} has not returned for ${((Date.now() - this.stuckRead.sinceMs) / 1000).toFixed(1)} s; new processes are matched by name only until it does`,
+        reason: `probe timed out: reading the command line of pid ${stuck.pid} has not returned for ${((Date.now() - stuck.sinceMs) / 1000).toFixed(1)} s; new processes are matched by name only until it does`,
         hint: 'that process may be hung holding its memory map lock; it is itself worth watching',
       });
     }
@@ -177,8 +181,11 @@ export class ProcessSelector {
     });
   }
 
-  /** true or false, or null when the process is gone or its command line cannot be read now. */
-  private async decide(pid: number): Promise<boolean | null> {
+  /**
+   * true or false, or null when the process is gone or its command line cannot be read now;
+   * `skipped` hears of the stuck read that kept it undecided.
+   */
+  private async decide(pid: number, skipped: (stuck: { pid: number; sinceMs: number }) => void): Promise<boolean | null> {
     let name: string;
     try {
       name = (await fs.readFile(path.join(this.procRoot, String(pid), 'comm'), 'utf8')).replace(/\n$/, '');
@@ -186,14 +193,23 @@ export class ProcessSelector {
       return null;
     }
     if (this.matches(name)) return true;
-    if (this.stuckRead !== null) return null;
+    if (this.stuckRead !== null) {
+      skipped(this.stuckRead);
+      return null;
+    }
     const cmdline = await this.readCmdline(pid);
+    if (typeof cmdline === 'object' && cmdline !== null) {
+      // Timed out now: this pass leaves it undecided even if the read returns before the pass ends.
+      skipped(cmdline);
+      return null;
+    }
     if (cmdline === null) return null;
     // A kernel thread or a zombie has an empty command line: the name is all there is.
     return cmdline !== '' && this.matches(cmdline);
   }
 
-  private readCmdline(pid: number): Promise<string | null> {
+  /** The command line; null when it cannot be read (gone); the stuck read, when it did not return in time. */
+  private readCmdline(pid: number): Promise<string | null | { pid: number; sinceMs: number }> {
     const sinceMs = Date.now();
     return new Promise((resolve) => {
       let settled = false;
@@ -207,7 +223,7 @@ export class ProcessSelector {
       const timer = setTimeout(() => {
         settled = true;
         this.stuckRead = { pid, sinceMs };
-        resolve(null);
+        resolve(this.stuckRead);
       }, this.cmdlineTimeoutMs);
       timer.unref();
       fs.readFile(path.join(this.procRoot, String(pid), 'cmdline')).then(
