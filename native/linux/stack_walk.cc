@@ -255,7 +255,6 @@ WalkResult Walk(const Registers& registers, const StackCopy& stack, const std::v
       }
       callerFp = savedFp;
       callerSp = *fp + 16;
-      ++result.framePointerSteps;
     }
     returnAddress = StripReturnAddress(returnAddress, options.machine);
     if (returnAddress == 0) {

@@ -89,8 +89,6 @@ struct WalkResult {
   // NoUnwindInfo in a module that has CFI, just none this walk can use at that address (a
   // return address kept in another register, as vfork does; a CFA computed by expression).
   bool endModuleHasUnwindInfo = false;
-  // Frames reached by following the frame pointer where no CFI covered the pc.
-  uint32_t framePointerSteps = 0;
   // Module files that could not be opened: path → errno.
   std::map<std::string, int> unreadable;
 };

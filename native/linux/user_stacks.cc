@@ -106,7 +106,6 @@ struct Capture {
   bool tracerIsOurs = false;  // the tracer is a thread of this process: another sample at the same time
   Registers registers;
   StackCopy stack;
-  uint64_t heldNs = 0;
 };
 
 std::string TaskPath(const std::string& procRoot, int32_t pid, uint64_t tid, const char* file) {
@@ -282,7 +281,6 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
     capture.call = "PTRACE_DETACH";
     capture.miss = capture.error == ESRCH ? Miss::Gone : Miss::Failed;
   }
-  capture.heldNs = NowNs() - stopAsked;
 }
 
 // The unheld path: registers from the syscall file, the copy on a thread of its own
