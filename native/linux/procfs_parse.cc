@@ -61,9 +61,11 @@ std::optional<TaskStat> ParseTaskStat(std::string_view text) {
   SkipSpaces(rest);
   if (rest.empty()) return std::nullopt;
   stat.stateLetter = rest[0];
-  // Fields 3 (state) … 8 (tpgid), then flags (9), then 10 (minflt) … 13 (cmajflt)
-  // precede utime (14) and stime (15), see proc(5).
-  for (int field = 3; field <= 8; ++field)
+  // Fields 3 (state), 4 (ppid), 5 (pgrp) … 8 (tpgid), then flags (9), then 10 (minflt)
+  // … 13 (cmajflt) precede utime (14) and stime (15), see proc(5).
+  if (!SkipField(rest) || !ConsumeUnsigned(rest, stat.ppid)) return std::nullopt;
+  SkipSpaces(rest);
+  for (int field = 5; field <= 8; ++field)
     if (!SkipField(rest)) return std::nullopt;
   if (!ConsumeUnsigned(rest, stat.flags)) return std::nullopt;
   SkipSpaces(rest);

@@ -17,6 +17,7 @@ namespace procfs {
 struct TaskStat {
   std::string_view name;  // task->comm, as the kernel printed it (may hold ')', spaces, newlines)
   char stateLetter = '?';
+  uint64_t ppid = 0;        // field 4, the parent's pid
   uint64_t utimeTicks = 0;
   uint64_t stimeTicks = 0;
   uint64_t numThreads = 0;  // field 20; in a thread's own stat, its whole group's count

@@ -112,23 +112,15 @@ std::string TaskPath(const std::string& procRoot, int32_t pid, uint64_t tid, con
   return procRoot + "/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + file;
 }
 
-// A small procfs file, read whole; "" when it cannot be.
+// A procfs file, read whole; "" (and `*error`) when it cannot be.
 std::string ReadSmall(const std::string& path, int* error) {
-  procfs::ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) {
-    *error = errno;
+  procfs::ReadBuffer buffer;
+  const procfs::ReadResult result = procfs::ReadFileAt(AT_FDCWD, path.c_str(), buffer);
+  if (result.outcome != procfs::ReadOutcome::Ok) {
+    *error = result.error;
     return "";
   }
-  std::string text;
-  char chunk[4096];
-  for (;;) {
-    const ssize_t n = read(fd.get(), chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) *error = errno;
-    if (n <= 0) break;
-    text.append(chunk, static_cast<size_t>(n));
-  }
-  return text;
+  return std::string(buffer.text);
 }
 
 // The TracerPid: line of a thread's status.
@@ -148,13 +140,9 @@ uint32_t TracerPid(const std::string& procRoot, int32_t pid, uint64_t tid) {
 // The parent pid of `pid` (stat field 4), 0 when unreadable.
 int32_t ParentPid(const std::string& procRoot, int32_t pid) {
   int error = 0;
-  const std::string stat = ReadSmall(procRoot + "/" + std::to_string(pid) + "/stat", &error);
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos || close + 4 >= stat.size()) return 0;
-  std::string_view rest(stat);
-  rest.remove_prefix(close + 4);  // ") S "
-  uint64_t value = 0;
-  return procfs::ConsumeUnsigned(rest, value) ? static_cast<int32_t>(value) : 0;
+  const std::string text = ReadSmall(procRoot + "/" + std::to_string(pid) + "/stat", &error);
+  const std::optional<procfs::TaskStat> stat = procfs::ParseTaskStat(text);
+  return stat ? static_cast<int32_t>(stat->ppid) : 0;
 }
 
 // Copies [sp, sp + n) of the process: n from the mapping that holds sp, at most
