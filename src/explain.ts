@@ -8,7 +8,7 @@
  */
 import { describeWait, waitClass } from './analyze/calls';
 import { formatMs, plural } from './analyze/format';
-import { verdictOf, waitHint } from './analyze/progress';
+import { ProgressTracker, verdictOf, waitHint } from './analyze/progress';
 import type { Evidence, Finding, ProcessSummary, Report, Severity } from './analyze/types';
 import { IokitSnapError } from './errors';
 import { driverEntry, isGpuWait, onDriverPath } from './import/reports/derive';
@@ -101,6 +101,14 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
   const stallMs = options.stallMs ?? 1000;
   if (!(typeof stallMs === 'number' && stallMs >= 0 && Number.isFinite(stallMs))) {
     throw new IokitSnapError('EINVAL', `explain(): stallMs must be a non-negative number, got ${String(options.stallMs)}`);
+  }
+  if (snapshot.source === undefined && snapshot.processes.some((p) => p.threads.some((t) => t.offCpuNs !== undefined))) {
+    // A live snapshot with each thread's off-CPU time proves how long every still thread had sat: the tracker's rules apply.
+    const report = new ProgressTracker({ stallMs }).alone(snapshot);
+    report.notes.unshift(
+      'judged from this one snapshot, with no healthy baseline: how long each thread had been off CPU when it was taken (offCpuNs) is what it proves; a wait is not compared with a healthy one',
+    );
+    return report;
   }
   const findings: Finding[] = [];
   const processes: ProcessSummary[] = [];

@@ -177,6 +177,21 @@ export interface BlockedIn {
    * the joined thread's tid word, expecting its tid; such a wait is judged by that thread.
    */
   joining?: number;
+  /** Who is at the other end of the pipe or socket it waits on, when that could be found (src/peer.ts). */
+  peer?: PeerInfo;
+}
+
+/** The other end of a pipe, fifo or socket a thread waits on. */
+export interface PeerInfo {
+  kind: 'pipe' | 'tcp' | 'unix';
+  /** Sockets: this end's address. */
+  local?: string;
+  /** Sockets: the other end's address. */
+  remote?: string;
+  /** The processes that hold the other end (empty: none does, so nothing will come), when known. */
+  pids?: Array<{ pid: number; name: string }>;
+  /** Whether those processes were sampled in the same snapshot. */
+  sampled?: boolean;
 }
 
 export interface ThreadSample {
@@ -194,6 +209,11 @@ export interface ThreadSample {
   cpuNs?: number;
   /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
   runDelayNs?: number;
+  /**
+   * How long the thread had not run when it was sampled, ns (Linux: now − se.exec_start of
+   * /proc/<pid>/task/<tid>/sched); absent when not read.
+   */
+  offCpuNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
   wchan?: string;
   pc?: number;

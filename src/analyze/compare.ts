@@ -4,6 +4,7 @@
  * the same thing in a saved pair and in a live watch.
  */
 import { explain } from '../explain';
+import { IokitSnapError } from '../errors';
 import type { Snapshot } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { ProgressTracker, verdictOf } from './progress';
@@ -13,6 +14,14 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
   checkSnapshotArgument('compare()', healthy, 'the healthy (first) argument');
   checkSnapshotArgument('compare()', hung, 'the hung (second) argument');
   const options = checkCompareOptions('compare()', given);
+  if (healthy.processes.length > 0 && hung.processes.length > 0 && !hung.processes.some((p) => healthy.processes.some((q) => q.pid === p.pid))) {
+    // Every thread would be "new" on one side and "exited" on the other: nothing would be compared, and HEALTHY would be a lie.
+    const pids = (s: Snapshot) => s.processes.map((p) => `${p.pid} (${p.name})`).join(', ');
+    throw new IokitSnapError(
+      'EINVAL',
+      `compare(): the snapshots have no process in common (healthy: pid ${pids(healthy)}; hung: pid ${pids(hung)}): take both of the same process (snapshot --pid N), or explain each one on its own`,
+    );
+  }
   const notes: string[] = [];
   // An imported report (importReport) has no monotonic clock: no window between it and anything else.
   const imported = healthy.source !== undefined || hung.source !== undefined;

@@ -130,6 +130,12 @@ export interface WatchOptions extends CompareOptions {
   /** Linux: read this tree instead of /proc, and this one instead of /sys (tests). */
   procRoot?: string;
   sysRoot?: string;
+  /**
+   * Take the user stack of a thread whose wait only a stack can tell (a futex, an epoll inside
+   * a library), once per wait, to judge it by what it waits for (default true; never with
+   * detail 'basic'). false: judge by the kernel's view alone.
+   */
+  stacks?: boolean;
 }
 
 /** Emitted after every sample. */

@@ -10,16 +10,18 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from '../options';
 import { describeValue } from '../snapshot-schema';
 import { cpuPercent } from '../cpu-share';
-import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
+import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost, sampleThreads } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
-import { ProgressTracker } from './progress';
+import { ProgressTracker, type Examined } from './progress';
 import { sampleEvent } from './sample-event';
 import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
+/** Stacks taken in one step, at most, per process: the rest wait for the next step. */
+const EXAMINED_PER_STEP = 64;
 const DEFAULT_WATCH_STALL_MS = 5000;
 /** How many undelivered events an iterator keeps before dropping the oldest sample events. */
 const QUEUE_LIMIT = 256;
@@ -43,6 +45,7 @@ const WATCH_KEYS = [
   'signal',
   'procRoot',
   'sysRoot',
+  'stacks',
 ] as const;
 
 /** The options, read once into a plain object and checked: EINVAL naming the option. */
@@ -53,6 +56,7 @@ function checkWatchOptions(given: unknown): WatchOptions {
   checkDuration('watch()', 'intervalMs', options.intervalMs);
   checkDuration('watch()', 'timeoutMs', options.timeoutMs);
   checkBoolean('watch()', 'accelerators', options.accelerators);
+  checkBoolean('watch()', 'stacks', options.stacks);
   if (options.detail !== undefined && options.detail !== 'basic' && options.detail !== 'full') {
     throw new IokitSnapError('EINVAL', `watch(): detail must be 'basic' or 'full', got ${describeValue(options.detail)}`);
   }
@@ -114,6 +118,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
     this.announcer = new HangAnnouncer(this.stallMs);
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
+    if (options.stacks !== false && options.detail !== 'basic') this.tracker.examine();
     const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
     for (const pid of pids) {
       this.samplers.set(
@@ -265,6 +270,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+    await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: sampleDeadline(this.intervalMs) });
   }
 
   /** Each thread's %CPU since the previous sample of its process, busiest first; these samples become the previous ones. */
@@ -287,4 +293,31 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
 /** Watch processes for hangs: `for await (const event of watch({ pid }))`, or `.on('hang', …)`. */
 export function watch(options: WatchOptions): Watcher {
   return new Watcher(options);
+}
+
+/**
+ * Take the stacks the tracker asked for (threads whose wait only a stack can tell, once per
+ * wait, at most EXAMINED_PER_STEP a process) and hand them back. A process whose stacks
+ * cannot be taken (permission, a timeout) gives each thread the reason instead.
+ */
+export async function examineStacks(tracker: ProgressTracker, options: { procRoot?: string; timeoutMs: number }): Promise<void> {
+  const requests = tracker.takeExaminations(EXAMINED_PER_STEP);
+  if (requests.length === 0) return;
+  const results = await Promise.all(
+    requests.map(async ({ pid, tids }): Promise<Examined[]> => {
+      try {
+        const sample = await sampleThreads(pid, { stacks: true, kernelStacks: false, procRoot: options.procRoot, timeoutMs: options.timeoutMs });
+        const byTid = new Map(sample.threads.map((t) => [t.tid, t]));
+        const why = sample.limits.find((l) => l.field === 'stack')?.reason;
+        return tids.map((tid) => {
+          const stack = byTid.get(tid)?.stack;
+          return stack !== undefined ? { pid, tid, stack } : { pid, tid, stack: null, reason: why ?? 'no stack was taken of it' };
+        });
+      } catch (error) {
+        const reason = toIokitSnapError(error).message;
+        return tids.map((tid) => ({ pid, tid, stack: null, reason }));
+      }
+    }),
+  );
+  tracker.examined(results.flat());
 }
