@@ -14,7 +14,9 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
   checkSnapshotArgument('compare()', healthy, 'the healthy (first) argument');
   checkSnapshotArgument('compare()', hung, 'the hung (second) argument');
   const options = checkCompareOptions('compare()', given);
-  if (healthy.processes.length > 0 && hung.processes.length > 0 && !hung.processes.some((p) => healthy.processes.some((q) => q.pid === p.pid))) {
+  const disjoint = healthy.processes.length > 0 && hung.processes.length > 0 && !hung.processes.some((p) => healthy.processes.some((q) => q.pid === p.pid));
+  // A report often prints no pid (lldb) or another one for the same program: it is labelled below instead.
+  if (disjoint && healthy.source === undefined && hung.source === undefined) {
     // Every thread would be "new" on one side and "exited" on the other: nothing would be compared, and HEALTHY would be a lie.
     const pids = (s: Snapshot) => s.processes.map((p) => `${p.pid} (${p.name})`).join(', ');
     throw new IokitSnapError(
@@ -61,6 +63,9 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
     const rank = { critical: 0, warning: 1, info: 2 };
     report.findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
     report.verdict = verdictOf(report.findings);
+  }
+  if (disjoint && (healthy.source !== undefined || hung.source !== undefined)) {
+    notes.push('the two have no process in common (no pid matches): nothing of the first is compared with the second; the findings are what the later report proves by itself');
   }
   if (healthy.processes.length === 0 && hung.processes.length > 0) {
     notes.push('the healthy snapshot has no processes: threads have no baseline (take it with --pid)');
