@@ -10,18 +10,17 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from '../options';
 import { describeValue } from '../snapshot-schema';
 import { cpuPercent } from '../cpu-share';
-import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost, sampleThreads } from '../sample';
+import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
-import { ProgressTracker, type Examined } from './progress';
+import { examineStacks } from './examine';
+import { ProgressTracker } from './progress';
 import { sampleEvent } from './sample-event';
 import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
-/** Stacks taken in one step, at most, per process: the rest wait for the next step. */
-const EXAMINED_PER_STEP = 64;
 const DEFAULT_WATCH_STALL_MS = 5000;
 /** How many undelivered events an iterator keeps before dropping the oldest sample events. */
 const QUEUE_LIMIT = 256;
@@ -293,31 +292,4 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
 /** Watch processes for hangs: `for await (const event of watch({ pid }))`, or `.on('hang', …)`. */
 export function watch(options: WatchOptions): Watcher {
   return new Watcher(options);
-}
-
-/**
- * Take the stacks the tracker asked for (threads whose wait only a stack can tell, once per
- * wait, at most EXAMINED_PER_STEP a process) and hand them back. A process whose stacks
- * cannot be taken (permission, a timeout) gives each thread the reason instead.
- */
-export async function examineStacks(tracker: ProgressTracker, options: { procRoot?: string; timeoutMs: number }): Promise<void> {
-  const requests = tracker.takeExaminations(EXAMINED_PER_STEP);
-  if (requests.length === 0) return;
-  const results = await Promise.all(
-    requests.map(async ({ pid, tids }): Promise<Examined[]> => {
-      try {
-        const sample = await sampleThreads(pid, { stacks: true, kernelStacks: false, procRoot: options.procRoot, timeoutMs: options.timeoutMs });
-        const byTid = new Map(sample.threads.map((t) => [t.tid, t]));
-        const why = sample.limits.find((l) => l.field === 'stack')?.reason;
-        return tids.map((tid) => {
-          const stack = byTid.get(tid)?.stack;
-          return stack !== undefined ? { pid, tid, stack } : { pid, tid, stack: null, reason: why ?? 'no stack was taken of it' };
-        });
-      } catch (error) {
-        const reason = toIokitSnapError(error).message;
-        return tids.map((tid) => ({ pid, tid, stack: null, reason }));
-      }
-    }),
-  );
-  tracker.examined(results.flat());
 }

@@ -16,6 +16,7 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { HangAnnouncer } from '../analyze/hang-announcer';
 import { LateTimerGuard, type Discard } from '../analyze/late-timer';
 import { ProgressTracker } from '../analyze/progress';
+import { examineStacks } from '../analyze/examine';
 import { sampleEvent } from '../analyze/sample-event';
 import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
@@ -39,6 +40,8 @@ export interface CollectorOptions extends ProcessSelection {
   accelerators?: boolean;
   /** 'full' (default) reads what each thread is blocked in; 'basic' only state and CPU time. */
   detail?: 'basic' | 'full';
+  /** Take the stack of a thread whose wait only a stack can tell, once per wait (default true; see watch()). */
+  stacks?: boolean;
   /** Deadline of each probe, ms (default max(2000, 4 × intervalMs)). */
   timeoutMs?: number;
   /** Linux: read these trees instead of /proc and /sys, and this NVML library (tests). */
@@ -133,6 +136,8 @@ export class Collector extends EventEmitter {
     this.timeoutMs = options.timeoutMs ?? Math.max(2000, 4 * this.intervalMs);
     this.acceleratorBackoff = new Backoff(Math.max(30_000, 4 * this.timeoutMs));
     this.tracker = new ProgressTracker({ stallMs: this.stallMs });
+    // Waits only a stack can tell (a futex, an epoll inside a library) are judged by their stacks, taken once per wait.
+    if (options.stacks !== false && options.detail !== 'basic') this.tracker.examine();
     this.announcer = new HangAnnouncer(this.stallMs);
     this.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
   }
@@ -310,5 +315,6 @@ export class Collector extends EventEmitter {
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+    await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: this.timeoutMs });
   }
 }

@@ -1,0 +1,38 @@
+/**
+ * The stacks a ProgressTracker asks for (threads whose wait only a stack can tell, once per
+ * wait), taken for watch() and serve's collector and handed back. See src/analyze/README.md,
+ * "Taking the stack".
+ */
+import { toIokitSnapError } from '../errors';
+import { sampleThreads } from '../sample';
+import type { Examined, ProgressTracker } from './progress';
+
+/** Stacks taken in one step, at most, per process: the rest wait for the next step. */
+const EXAMINED_PER_STEP = 64;
+
+/**
+ * Take the stacks the tracker asked for (threads whose wait only a stack can tell, once per
+ * wait, at most EXAMINED_PER_STEP a process) and hand them back. A process whose stacks
+ * cannot be taken (permission, a timeout) gives each thread the reason instead.
+ */
+export async function examineStacks(tracker: ProgressTracker, options: { procRoot?: string; timeoutMs: number }): Promise<void> {
+  const requests = tracker.takeExaminations(EXAMINED_PER_STEP);
+  if (requests.length === 0) return;
+  const results = await Promise.all(
+    requests.map(async ({ pid, tids }): Promise<Examined[]> => {
+      try {
+        const sample = await sampleThreads(pid, { stacks: true, kernelStacks: false, procRoot: options.procRoot, timeoutMs: options.timeoutMs });
+        const byTid = new Map(sample.threads.map((t) => [t.tid, t]));
+        const why = sample.limits.find((l) => l.field === 'stack')?.reason;
+        return tids.map((tid) => {
+          const stack = byTid.get(tid)?.stack;
+          return stack !== undefined ? { pid, tid, stack } : { pid, tid, stack: null, reason: why ?? 'no stack was taken of it' };
+        });
+      } catch (error) {
+        const reason = toIokitSnapError(error).message;
+        return tids.map((tid) => ({ pid, tid, stack: null, reason }));
+      }
+    }),
+  );
+  tracker.examined(results.flat());
+}
