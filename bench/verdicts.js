@@ -389,6 +389,9 @@ async function main() {
     process.exitCode = 1;
     return;
   }
+  let stopping = false;
+  process.once('SIGINT', () => (stopping = true));
+  process.once('SIGTERM', () => (stopping = true));
   P.installCleanupHandlers((line) => console.error(line));
   const t0 = Date.now();
   const log = (line) => console.error(`[${(since(t0) / 1000).toFixed(0).padStart(3)} s] ${line}`);
@@ -452,6 +455,7 @@ async function main() {
   const results = [];
   let done = 0;
   const task = (r) => async () => {
+    if (stopping) return;
     const scope = new P.Scope(`${r.command} ${r.case.name}`);
     const started = Date.now();
     let outcome;
@@ -465,6 +469,7 @@ async function main() {
     } catch (error) {
       outcome.notes = [...(outcome.notes ?? []), `cleanup: ${error.message}`];
     }
+    if (stopping) return;
     const result = { ...r, ...outcome, ms: Date.now() - started };
     results.push(result);
     done++;

@@ -658,15 +658,20 @@ async function startTailFollow(scope) {
   return { pid: proc.pid, pids: [proc.pid], proc };
 }
 
-/** A file for `gzip -9` that takes it about `seconds` (measured here on a sample). */
+/**
+ * A file for `gzip -9` that takes it about `seconds` of CPU time, measured here on a sample by
+ * CPU time (not wall time, which the machine's load would stretch): { file, bytes, expectedSeconds }.
+ */
 async function gzipInput(scope, seconds = 8) {
   const dir = scope.tmpdir('gzip');
   const file = path.join(dir, 'big');
   const sample = 8 << 20;
   await run('sh', ['-c', `seq 1 100000000 | head -c ${sample} > "$0"`, file]);
-  const started = process.hrtime.bigint();
-  await run('sh', ['-c', 'gzip -9 < "$0" > /dev/null', file]);
-  const sampleSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  // `times`, second line: the user and system time of the shell's children (gzip).
+  const { stdout } = await run('sh', ['-c', 'gzip -9 < "$0" > /dev/null; times', file]);
+  const children = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(stdout.trim());
+  if (children === null) throw new Error(`cannot read gzip's CPU time from \`times\`: ${JSON.stringify(stdout)}`);
+  const sampleSeconds = Math.max(0.05, Number(children[1]) * 60 + Number(children[2]) + Number(children[3]) * 60 + Number(children[4]));
   const bytes = Math.min(Math.round((sample * seconds) / sampleSeconds), 600 << 20);
   await run('sh', ['-c', `seq 1 1000000000 | head -c ${bytes} > "$0"`, file], { maxBuffer: 1 << 20 });
   return { file, bytes, expectedSeconds: (bytes / sample) * sampleSeconds };
