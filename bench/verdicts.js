@@ -332,7 +332,12 @@ async function runWatch(c, scope) {
 async function runDiff(c, scope) {
   const started = await c.start(scope);
   const run = await P.diffRun(scope, started.pids, { readyAt: Date.now(), firstAtMs: DIFF.firstAtMs, secondAtMs: DIFF.secondAtMs, stall: DIFF.stall, trigger: started.trigger, stacks: SNAPSHOT_STACKS });
-  return gone(started.pids) ?? judgeDiff(c.expect, run);
+  const judged = gone(started.pids) ?? judgeDiff(c.expect, run);
+  // Taken late (the CLI starts slowly on a loaded machine): say when.
+  if (judged.notes !== undefined && (run.at[0] > DIFF.firstAtMs + 1000 || run.at[1] > DIFF.secondAtMs + 1000)) {
+    judged.notes.push(`snapshots at ${(run.at[0] / 1000).toFixed(1)} s and ${(run.at[1] / 1000).toFixed(1)} s`);
+  }
+  return judged;
 }
 
 async function runExec(c, scope) {

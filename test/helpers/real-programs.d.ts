@@ -171,7 +171,7 @@ export function diffRun(
   scope: Scope,
   pids: number[],
   options?: { readyAt?: number; firstAtMs?: number; secondAtMs?: number; stall?: string; trigger?: () => Promise<unknown>; stacks?: 'second' | 'both' | 'none' },
-): Promise<{ result: CliResult; report: Report | null; files: [string, string] }>;
+): Promise<{ result: CliResult; report: Report | null; files: [string, string]; at: [number, number] }>;
 export function execRun(
   scope: Scope,
   argv: string[],

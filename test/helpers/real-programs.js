@@ -1079,7 +1079,8 @@ async function watchRun(scope, pids, { interval = '500ms', stall = '5s', forMs =
 /**
  * Two snapshots of `pids` (the first at `readyAt + firstAtMs`, then `trigger`, the second at
  * `readyAt + secondAtMs`; `stacks`: which of them take --stacks), then `iokit-snap diff --json`.
- * Resolves with { result (the diff's), report (parsed, or null) }; a snapshot that fails throws.
+ * Resolves with { result (the diff's), report (parsed, or null), files, at (when each snapshot was
+ * taken, ms after readyAt) }; a snapshot that fails throws.
  */
 async function diffRun(scope, pids, { readyAt = Date.now(), firstAtMs = 600, secondAtMs = 6000, stall = '1s', trigger, stacks = 'second' } = {}) {
   const dir = scope.tmpdir('diff');
@@ -1099,7 +1100,10 @@ async function diffRun(scope, pids, { readyAt = Date.now(), firstAtMs = 600, sec
   } catch {
     /* no report: the caller says so */
   }
-  return { result, report, files: [path.join(dir, 'healthy.json'), path.join(dir, 'hung.json')] };
+  const files = [path.join(dir, 'healthy.json'), path.join(dir, 'hung.json')];
+  // When each snapshot was taken, ms after readyAt (a loaded machine starts the CLI late).
+  const at = files.map((file) => Date.parse(JSON.parse(fs.readFileSync(file, 'utf8')).takenAt) - readyAt);
+  return { result, report, files, at };
 }
 
 /**
