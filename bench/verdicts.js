@@ -26,7 +26,7 @@
  * A runtime that is missing is installed with apt (flock /tmp/apt.lock apt-get install -y …)
  * when root, else its cases are skipped with a line saying why. Every process and temp
  * directory it starts is ended and removed, on Ctrl-C too. Compiled programs and an initdb'd
- * cluster are cached under $TMPDIR/iokit-snap-real-programs/ (keyed by their sources).
+ * cluster are cached under $TMPDIR/iokit-snap-real-programs-<uid>/ (keyed by their sources).
  *
  * Cases run concurrently (--jobs, default 6) where they do not disturb each other; the busy
  * ones (load generators, CPU-bound jobs) run afterwards, --busy-jobs at a time (default 1: on a
@@ -412,29 +412,17 @@ async function main() {
     if (why !== null && name !== 'wrk') skipped.set(name, why);
     if (why !== null) console.log(`  skipped: ${name}: ${why}${name === 'wrk' ? ' (nginx is loaded by a Node keep-alive loop instead)' : ''}`);
   }
-  const cases = wanted.filter((c) => c.needs.every((n) => !skipped.has(n)));
-  for (const c of wanted.filter((c) => !cases.includes(c))) console.log(`  skipped: ${c.name} (needs ${c.needs.filter((n) => skipped.has(n)).join(', ')})`);
-
-  // Builds and shared inputs, before anything is timed.
-  const need = new Set(cases.flatMap((c) => c.needs));
-  const prepare = [];
-  if (need.has('c')) prepare.push(['test target and C pool', async () => (await P.targetBinary(), await P.poolBinary())]);
-  if (need.has('fuse')) prepare.push(['FUSE daemon', () => P.fuseBinary()]);
-  if (need.has('go')) prepare.push(['Go program', () => P.goBinary()]);
-  if (need.has('java')) prepare.push(['Java program', () => P.javaClasses()]);
+  // Builds and shared inputs, before anything is timed; one that fails skips its runtime.
+  const need = new Set(wanted.filter((c) => c.needs.every((n) => !skipped.has(n))).flatMap((c) => c.needs));
   const shared = new P.Scope('shared inputs');
-  if (cases.some((c) => c.name.startsWith("sh -c 'gzip")) && COMMANDS.includes('exec')) {
-    prepare.push([
-      'gzip input',
-      async () => {
-        gzip.input = await P.gzipInput(shared, 8);
-        log(`gzip input: ${(gzip.input.bytes / 1e6).toFixed(0)} MB, ~${gzip.input.expectedSeconds.toFixed(1)} s of gzip -9 measured on a sample`);
-      },
-    ]);
-  }
-  if (need.has('postgres')) {
-    prepare.push([
-      'postgres cluster',
+  const prepare = [
+    ['c', 'the test target and the C pool', async () => (await P.targetBinary(), await P.poolBinary())],
+    ['fuse', 'the FUSE daemon', () => P.fuseBinary()],
+    ['go', 'the Go program', () => P.goBinary()],
+    ['java', 'the Java program', () => P.javaClasses()],
+    [
+      'postgres',
+      'a PostgreSQL cluster',
       async () => {
         const s = new P.Scope('postgres warm-up');
         try {
@@ -443,12 +431,29 @@ async function main() {
           await s.close();
         }
       },
-    ]);
+    ],
+    [
+      'coreutils',
+      'the gzip input',
+      async () => {
+        if (!COMMANDS.includes('exec') || !wanted.some((c) => c.name.startsWith("sh -c 'gzip"))) return;
+        gzip.input = await P.gzipInput(shared, 8);
+        log(`gzip input: ${(gzip.input.bytes / 1e6).toFixed(0)} MB, ~${gzip.input.expectedSeconds.toFixed(1)} s of gzip -9 CPU time, measured on a sample`);
+      },
+    ],
+  ];
+  for (const [runtime, what, step] of prepare) {
+    if (!need.has(runtime)) continue;
+    log(`preparing ${what}…`);
+    try {
+      await step();
+    } catch (error) {
+      skipped.set(runtime, `preparing ${what} failed: ${oneLine(error.message, 200)}`);
+      console.log(`  skipped: ${runtime}: ${skipped.get(runtime)}`);
+    }
   }
-  for (const [what, step] of prepare) {
-    log(`preparing: ${what}…`);
-    await step();
-  }
+  const cases = wanted.filter((c) => c.needs.every((n) => !skipped.has(n)));
+  for (const c of wanted.filter((c) => !cases.includes(c))) console.log(`  skipped: ${c.name} (needs ${c.needs.filter((n) => skipped.has(n)).join(', ')})`);
 
   // The runs: each case through each command that applies.
   const runs = [];

@@ -19,10 +19,10 @@
  * SIGKILL to the whole group) and removes the directories; closeAllScopesSync() does the same
  * synchronously, for an 'exit' handler; installCleanupHandlers() runs it on SIGINT/SIGTERM.
  *
- * Programs we compile (C, Go, Java) are built once into a cache under os.tmpdir()
- * (iokit-snap-real-programs/<hash of source, flags, arch>), shared by test processes and runs;
- * an edited source builds anew. Plain CommonJS, so that the benchmark runs it without a build;
- * the tests see its types through real-programs.d.ts.
+ * Programs we compile (C, Go, Java), and an initdb'd cluster, are made once into a cache under
+ * os.tmpdir() (iokit-snap-real-programs-<uid>/<what>-<hash of source, flags, arch>), shared by
+ * test processes and runs; an edited source builds anew. Plain CommonJS, so that the benchmark
+ * runs it without a build; the tests see its types through real-programs.d.ts.
  */
 'use strict';
 const { execFile, spawn, spawnSync } = require('node:child_process');
@@ -37,7 +37,8 @@ const { promisify } = require('node:util');
 const ROOT = path.join(__dirname, '..', '..');
 const SOURCES = path.join(ROOT, 'bench', 'verdicts');
 const CLI = path.join(ROOT, 'bin', 'iokit-snap.js');
-const CACHE = path.join(os.tmpdir(), 'iokit-snap-real-programs');
+// One per user: root's builds and cluster are not another user's to write in.
+const CACHE = path.join(os.tmpdir(), `iokit-snap-real-programs-${typeof process.getuid === 'function' ? process.getuid() : 'user'}`);
 const run = promisify(execFile);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
