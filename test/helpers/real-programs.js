@@ -157,6 +157,7 @@ function programEnv(extra = {}) {
 }
 
 const scopes = new Set();
+let exitHook = false;
 
 class Scope {
   constructor(label) {
@@ -164,6 +165,11 @@ class Scope {
     this.cleanups = [];
     this.closed = false;
     scopes.add(this);
+    // Whatever a process leaves open when it exits (a test that failed before its teardown) is ended then.
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', closeAllScopesSync);
+    }
   }
 
   /** Run `async` at close (and `sync`, if given, from closeAllScopesSync); last registered runs first. */
@@ -269,8 +275,8 @@ async function closeAllScopes() {
 }
 
 /**
- * For a program (the benchmark): on SIGINT/SIGTERM, close every scope, then exit 130/143; on
- * exit, kill whatever is left synchronously.
+ * For a program (the benchmark): on SIGINT/SIGTERM, close every scope, then exit 130/143. (On
+ * exit, whatever is left is killed synchronously in any case: see Scope.)
  */
 function installCleanupHandlers(log = (line) => process.stderr.write(`${line}\n`)) {
   let closing = false;
@@ -286,7 +292,6 @@ function installCleanupHandlers(log = (line) => process.stderr.write(`${line}\n`
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', closeAllScopesSync);
 }
 
 /** A spawned process: its output, its ready line, its exit. */
