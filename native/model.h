@@ -91,7 +91,13 @@ struct BlockedRecord {
   // Linux: a futex wait whose expected value is the tid of a live thread of the same
   // process: how glibc's pthread_join waits (on the joined thread's tid word).
   std::optional<uint64_t> joining;
-  std::optional<uint32_t> futexExpected;  // the value a futex wait expects (not given to JS)
+  std::optional<uint32_t> futexExpected;  // the value a futex wait expects
+  // Linux futex waits: the futex word's address and the command (FUTEX_WAIT 0, FUTEX_WAIT_BITSET 9,
+  // FUTEX_LOCK_PI 6, FUTEX_LOCK_PI2 13, FUTEX_WAIT_REQUEUE_PI 11; futex2's futex_wait as 9), less the
+  // PRIVATE and CLOCK_REALTIME flags. glibc's mutex sleeps in FUTEX_WAIT expecting 2 (locked, with
+  // waiters); its condition variables, semaphores and joins in FUTEX_WAIT_BITSET.
+  std::optional<uint64_t> futexAddress;
+  std::optional<uint32_t> futexCommand;
 };
 
 struct FrameRecord {

@@ -74,12 +74,13 @@ Napi::Value Optional(Napi::Env env, const std::optional<T>& value) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 13;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs
+constexpr uint32_t kNumberStride = 16;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs futexAddress futexCommand futexValue
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 constexpr char kBuildThreadsSource[] = R"JS((function (states) {
   'use strict';
   const present = (x) => x === x; // not NaN
+  const futexOps = { 0: 'wait', 6: 'lock_pi', 9: 'wait_bitset', 11: 'wait_requeue_pi', 13: 'lock_pi2' };
   return function buildThreads(text, numbers, refs, kernelFrames, userFrames, userModules) {
     const strings = text.split('\0');
     const count = refs.length / 6;
@@ -87,7 +88,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 13;
+      const n = i * 16;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -105,6 +106,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
         if (present(numbers[n + 9])) blocked.fd = numbers[n + 9];
         if (refs[r + 3] >= 0) blocked.target = strings[refs[r + 3]];
         if (present(numbers[n + 11])) blocked.joining = numbers[n + 11];
+        if (present(numbers[n + 13])) blocked.futex = { address: numbers[n + 13], op: futexOps[numbers[n + 14]] ?? `op_${numbers[n + 14]}`, value: numbers[n + 15] };
         thread.blockedIn = blocked;
       } else {
         thread.blockedIn = null;
@@ -199,6 +201,10 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads,
     n[10] = number(t.pc);
     n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
     n[12] = number(t.runDelayNs);
+    const bool futex = t.blockedIn && t.blockedIn->futexAddress && t.blockedIn->futexCommand;
+    n[13] = futex ? static_cast<double>(*t.blockedIn->futexAddress) : kAbsent;
+    n[14] = futex ? static_cast<double>(*t.blockedIn->futexCommand) : kAbsent;
+    n[15] = futex && t.blockedIn->futexExpected ? static_cast<double>(*t.blockedIn->futexExpected) : futex ? 0 : kAbsent;
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;

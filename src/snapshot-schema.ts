@@ -191,7 +191,10 @@ const thread = object(
     contextSwitches: nullable(object({ voluntary: number, involuntary: number }), 'an object'),
     suspendCount: nullableNumber,
     blockedIn: nullable(
-      object({ call: string, number: number }, { fd: number, target: string, joining: integer, driver: string, via: string, lock: string }),
+      object(
+        { call: string, number: number },
+        { fd: number, target: string, joining: integer, driver: string, via: string, lock: string, futex: object({ address: number, op: string, value: number }) },
+      ),
       'an object',
     ),
   },
@@ -212,6 +215,10 @@ const thread = object(
 );
 
 const finite = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+
+function futexFits(value: unknown): boolean {
+  return isRecord(value) && finite(value.address) && typeof value.op === 'string' && finite(value.value);
+}
 
 /**
  * The thread check written out by hand: a process may have 10,000 threads and the watch
@@ -239,6 +246,7 @@ function threadFits(value: unknown): boolean {
         (blocked.fd === undefined || finite(blocked.fd)) &&
         (blocked.target === undefined || typeof blocked.target === 'string') &&
         (blocked.joining === undefined || Number.isSafeInteger(blocked.joining)) &&
+        (blocked.futex === undefined || futexFits(blocked.futex)) &&
         blocked.driver === undefined &&
         blocked.via === undefined &&
         blocked.lock === undefined)) &&

@@ -177,6 +177,15 @@ export interface BlockedIn {
    * the joined thread's tid word, expecting its tid; such a wait is judged by that thread.
    */
   joining?: number;
+  /**
+   * Linux futex waits: the futex word's address, the operation (without the PRIVATE and
+   * CLOCK_REALTIME flags: 'wait', 'wait_bitset', 'lock_pi', 'lock_pi2', 'wait_requeue_pi';
+   * futex2's futex_wait reads as 'wait_bitset') and the value it expects. glibc's mutex sleeps in
+   * 'wait' expecting 2 (locked, with waiters), as the Go runtime's own locks do; glibc's condition
+   * variables, semaphores and joins sleep in 'wait_bitset'. Threads on one address wait on one
+   * lock or condition.
+   */
+  futex?: { address: number; op: string; value: number };
   /** Who is at the other end of the pipe or socket it waits on, when that could be found (src/peer.ts). */
   peer?: PeerInfo;
 }

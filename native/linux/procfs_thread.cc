@@ -296,7 +296,15 @@ void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const Th
   const bool futex = blocked.call == "futex" || blocked.call == "futex_time64";
   const uint64_t command = line.args[1] & 0x7f;
   if (futex && (command == 0 || command == 9)) blocked.futexExpected = static_cast<uint32_t>(line.args[2]);
-  if (blocked.call == "futex_wait") blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
+  if (futex && (command == 0 || command == 9 || command == 6 || command == 11 || command == 13)) {
+    blocked.futexAddress = line.args[0];
+    blocked.futexCommand = static_cast<uint32_t>(command);
+  }
+  if (blocked.call == "futex_wait") {
+    blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
+    blocked.futexAddress = line.args[0];
+    blocked.futexCommand = 9;
+  }
   record.blockedIn = std::move(blocked);
 }
 

@@ -115,7 +115,7 @@ export function cpuOf(thread: ThreadSample): number {
 /** Does a thread wait in the same place: the same call, fd and target, or the same kernel wait channel? */
 export function sameWait(a: BlockedIn | null, aWchan: string | undefined, b: BlockedIn | null, bWchan: string | undefined): boolean {
   if (a === null || b === null) return a === b && aWchan === bWchan;
-  return a.call === b.call && a.fd === b.fd && a.target === b.target;
+  return a.call === b.call && a.fd === b.fd && a.target === b.target && a.futex?.address === b.futex?.address;
 }
 
 /** How a person reads where the thread is: "futex", "read on pipe:[123] (fd 3)", "read on fd 3", "ioctl on /dev/nvidia0 (fd 5)". */

@@ -3,7 +3,7 @@
  * file it waits on, the kernel's wait channel and stack, and the user stack when one was
  * taken (signatures.ts). The rules (thread-rules.ts) judge the kind, not the call.
  */
-import type { ThreadSample } from '../types';
+import type { BlockedIn, ThreadSample } from '../types';
 
 import { kernelWaitKind, waitClass } from './calls';
 import type { SignatureMatch } from './signatures';
@@ -65,8 +65,10 @@ export function waitKindOf(t: ThreadSample, match: SignatureMatch | null): WaitK
   const cls = waitClass(blocked.call);
   if (cls !== 'block') return cls;
   const call = CALL_KIND.get(blocked.call);
-  // A futex or semaphore: the kernel's view says no more than the call.
-  if (call === 'condition' || call === 'lock') return call;
+  // A futex: a lock when the operation says so (a PI lock; FUTEX_WAIT expecting 2, glibc's and Go's
+  // "locked, with waiters"), else a condition, semaphore or join: the kernel's view says no more.
+  if (call === 'condition') return isLockWord(blocked.futex) ? 'lock' : 'condition';
+  if (call === 'lock') return 'lock';
   if (call === 'read' && blocked.target !== undefined && EVENT_SOURCE.test(blocked.target)) return 'event';
   const kernel = kernelWaitKind(t);
   if (kernel !== null) return kernel;
@@ -77,4 +79,10 @@ export function waitKindOf(t: ThreadSample, match: SignatureMatch | null): WaitK
 /** Waits whose meaning only a stack can tell: an idle park and a deadlock look alike from the kernel. */
 export function needsStack(kind: WaitKind): boolean {
   return kind === 'condition' || kind === 'event' || kind === 'peer' || kind === 'block';
+}
+
+/** A futex wait that is a lock acquisition by its operation: PI locks, and FUTEX_WAIT on a word holding 2. */
+export function isLockWord(futex: BlockedIn['futex']): boolean {
+  if (futex === undefined) return false;
+  return futex.op === 'lock_pi' || futex.op === 'lock_pi2' || (futex.op === 'wait' && futex.value === 2);
 }
