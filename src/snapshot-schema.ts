@@ -180,6 +180,12 @@ const frame = object(
   { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
 );
 
+// kind is any string: a later version may name a new kind of peer.
+const peer = object(
+  { kind: string },
+  { local: string, remote: string, pids: arrayOf(object({ pid: integer, name: string })), sampled: boolean, queued: boolean },
+);
+
 const thread = object(
   {
     tid: integer,
@@ -191,7 +197,7 @@ const thread = object(
     contextSwitches: nullable(object({ voluntary: number, involuntary: number }), 'an object'),
     suspendCount: nullableNumber,
     blockedIn: nullable(
-      object({ call: string, number: number }, { fd: number, target: string, joining: integer, driver: string, via: string, lock: string }),
+      object({ call: string, number: number }, { fd: number, target: string, joining: integer, driver: string, via: string, lock: string, peer }),
       'an object',
     ),
   },
@@ -241,7 +247,8 @@ function threadFits(value: unknown): boolean {
         (blocked.joining === undefined || Number.isSafeInteger(blocked.joining)) &&
         blocked.driver === undefined &&
         blocked.via === undefined &&
-        blocked.lock === undefined)) &&
+        blocked.lock === undefined &&
+        blocked.peer === undefined)) &&
     (t.cpuNs === undefined || finite(t.cpuNs)) &&
     (t.runDelayNs === undefined || finite(t.runDelayNs)) &&
     (t.wchan === undefined || typeof t.wchan === 'string') &&
