@@ -9,7 +9,8 @@
  * (test/targets/fuse-hang.c), a page-cache read, an mmap page fault, an open behind an
  * unanswered read, a direct_io read before and after signals, and the waiters on a
  * directory lock that a hung create holds (ls, stat, touch, mkdir, mv); a sleep and a
- * poll loop frozen by the cgroup v1 freezer; a write to an ext4 frozen with fsfreeze.
+ * poll loop and a mutex waiter frozen by the cgroup v1 freezer; a write to an ext4 frozen
+ * with fsfreeze.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -193,31 +194,34 @@ t.test('a process frozen by the cgroup v1 freezer is in D, and SIGKILL ends it o
   });
   const sleeper = await start(t, 'sleep');
   const poller = await start(t, 'poll-idle');
-  for (const target of [sleeper, poller]) fs.writeFileSync(path.join(group, 'cgroup.procs'), String(target.pid));
+  const locked = await start(t, 'deadlock');
+  for (const target of [sleeper, poller, locked]) fs.writeFileSync(path.join(group, 'cgroup.procs'), String(target.pid));
   fs.writeFileSync(path.join(group, 'freezer.state'), 'FROZEN');
   await waitFor(() => fs.readFileSync(path.join(group, 'freezer.state'), 'utf8').trim() === 'FROZEN', 'the group to be frozen');
-  const expected: Array<[string, number, string]> = [
-    ['the frozen sleep', sleeper.pid, 'hrtimer_nanosleep'],
-    ['the frozen poll loop', poller.pid, '__refrigerator'],
+  // Frozen in place: sleeps that are freezable keep their own frame; the others enter the refrigerator.
+  const expected: Array<[string, number, number, string]> = [
+    ['the frozen sleep', sleeper.pid, sleeper.pid, 'hrtimer_nanosleep'],
+    ['the frozen poll loop', poller.pid, poller.pid, '__refrigerator'],
+    ['a frozen mutex waiter', locked.pid, Number(locked.info.a), 'futex_do_wait'],
   ];
   const exits: Array<Promise<boolean>> = [];
-  for (const [what, pid, frame] of expected) {
-    const verdict = killability(await inD(pid, what));
+  for (const [what, pid, tid, frame] of expected) {
+    const verdict = killability(await inD(pid, what, tid));
     t.match(verdict, { killability: 'unkillable', by: 'stack', frame, reason: /freezer/, endsWhen: /thawed/ }, what);
   }
-  for (const target of [sleeper, poller]) {
+  for (const target of [sleeper, poller, locked]) {
     const exited = new Promise<void>((resolve) => target.child.once('exit', () => resolve()));
     process.kill(target.pid, 'SIGKILL');
     exits.push(exited.then(() => true));
   }
   const early = await Promise.race([Promise.all(exits).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), HELD_MS))]);
-  t.equal(early, false, `neither ended within ${HELD_MS} ms of SIGKILL while frozen`);
+  t.equal(early, false, `none ended within ${HELD_MS} ms of SIGKILL while frozen`);
   t.equal(readKillPending(sleeper.pid, sleeper.pid), true);
   fs.writeFileSync(path.join(group, 'freezer.state'), 'THAWED');
   let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([Promise.all(exits).then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), KILLED_MS)))]);
   clearTimeout(timer);
-  t.ok(ended, 'both end once thawed');
+  t.ok(ended, "all end once thawed");
 });
 
 function commandMissing(...names: string[]): string | false {

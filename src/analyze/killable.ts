@@ -218,7 +218,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'this sleep is always interruptible (S); seen in D it was frozen in place by the cgroup v1 freezer (TASK_FROZEN, which /proc shows as D)',
     endsWhen: FROZEN_ENDS,
     example: 'a sleeping or lock-waiting program in a cgroup whose freezer.state is FROZEN',
-    proof: 'test/killable-linux.test.ts: a frozen sleep is in D (hrtimer_nanosleep) and ends on SIGKILL only once thawed',
+    proof: 'test/killable-linux.test.ts: a frozen sleep (hrtimer_nanosleep) and a frozen mutex waiter (futex_do_wait) are in D and end on SIGKILL only once thawed',
   },
 ];
 
