@@ -221,7 +221,7 @@ t.test('a process frozen by the cgroup v1 freezer is in D, and SIGKILL ends it o
   let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([Promise.all(exits).then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), KILLED_MS)))]);
   clearTimeout(timer);
-  t.ok(ended, "all end once thawed");
+  t.ok(ended, 'all end once thawed');
 });
 
 function commandMissing(...names: string[]): string | false {
