@@ -9,7 +9,7 @@
  * no signal can probe it without killing. What user space can read is where the thread
  * sleeps: its wait channel (wchan) and, as root, its kernel stack; which wait it is says
  * which sleep the kernel chose. That is the table below, one row per wait with its reason,
- * a real example and what proves it (test/killable-linux.test.ts puts real processes in
+ * a real example and what proves it (test/killable.test.ts puts real processes in
  * each proven wait, kills them and checks whether they ended).
  *
  * Two facts decide before the table: a thread still in D with SIGKILL already pending
@@ -119,7 +119,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     verdict: 'killable',
     reason: 'a vfork parent waits for its child to exec or exit in wait_for_vfork_done, a TASK_KILLABLE sleep',
     example: 'the parent of vfork() or posix_spawn() while the child has not yet exec’d (the child sleeps, or execs a binary on a hung mount)',
-    proof: 'test/killable-linux.test.ts: a vfork parent whose child sleeps (D, wchan kernel_clone) ends at once on SIGKILL',
+    proof: 'test/killable.test.ts: a vfork parent whose child sleeps (D, wchan kernel_clone) ends at once on SIGKILL',
   },
   {
     functions: ['filemap_get_pages', 'filemap_read', 'filemap_update_page', 'filemap_read_folio', 'filemap_fault', '__folio_lock_or_retry'],
@@ -127,7 +127,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     verdict: 'killable',
     reason: 'a read or a page fault waits for a page being read in with a killable page lock wait (folio_put_wait_locked(TASK_KILLABLE), __folio_lock_killable, folio_wait_locked_killable)',
     example: 'read(2) or an mmap page fault on a FUSE file whose daemon does not answer, or on a slow disk',
-    proof: 'test/killable-linux.test.ts: a reader and an mmap page fault on a FUSE mount whose daemon never answers end at once on SIGKILL',
+    proof: 'test/killable.test.ts: a reader and an mmap page fault on a FUSE mount whose daemon never answers end at once on SIGKILL',
   },
   {
     functions: ['folio_wait_writeback', 'folio_wait_stable', 'wait_on_page_writeback', '__filemap_fdatawait_range'],
@@ -144,7 +144,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'it waits for a page lock in TASK_UNINTERRUPTIBLE (folio_lock, not folio_lock_killable)',
     endsWhen: 'the page is unlocked: the read or write holding it completes or fails',
     example: 'opening a FUSE file (fuse_open → invalidate_inode_pages2_range) while an earlier read of it is unanswered',
-    proof: 'test/killable-linux.test.ts: an open on a FUSE mount behind an unanswered read stays in D after SIGKILL, until the daemon dies',
+    proof: 'test/killable.test.ts: an open on a FUSE mount behind an unanswered read stays in D after SIGKILL, until the daemon dies',
   },
   {
     functions: ['request_wait_answer'],
@@ -154,7 +154,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     endsWhen: 'the daemon answers, dies, or the connection is aborted (echo 1 > /sys/fs/fuse/connections/N/abort)',
     example: 'read(2) of a direct_io FUSE file, or a create, whose daemon hangs in its handler',
     proof:
-      'test/killable-linux.test.ts: a direct_io reader waits in S, in D after a handled signal, and stays in D after SIGKILL until the daemon dies (fs/fuse/dev.c: wait_event_interruptible, then wait_event_killable, then wait_event once the request is sent)',
+      'test/killable.test.ts: a direct_io reader waits in S, in D after a handled signal, and stays in D after SIGKILL until the daemon dies (fs/fuse/dev.c: wait_event_interruptible, then wait_event_killable, then wait_event once the request is sent)',
   },
   {
     functions: ['iterate_dir'],
@@ -162,7 +162,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'listing a directory takes its inode lock with down_read_killable (or down_write_killable)',
     endsWhen: LOCK_ENDS,
     example: 'ls of a FUSE or NFS directory while a create in it hangs',
-    proof: 'test/killable-linux.test.ts: getdents on a FUSE directory whose lock a hung create holds ends at once on SIGKILL',
+    proof: 'test/killable.test.ts: getdents on a FUSE directory whose lock a hung create holds ends at once on SIGKILL',
   },
   {
     functions: ['walk_component', 'lookup_slow', 'path_openat', 'open_last_lookups', 'filename_create', 'do_renameat2', 'lock_rename', 'do_unlinkat', 'do_rmdir'],
@@ -170,7 +170,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'a path lookup, create, rename or unlink takes the directory’s inode lock with inode_lock or inode_lock_shared (down_write/down_read, TASK_UNINTERRUPTIBLE)',
     endsWhen: LOCK_ENDS,
     example: 'stat, open(O_CREAT), mkdir or rename in a FUSE or NFS directory while a create in it hangs',
-    proof: 'test/killable-linux.test.ts: stat, touch, mkdir and mv in a FUSE directory whose lock a hung create holds stay in D after SIGKILL, until the daemon dies',
+    proof: 'test/killable.test.ts: stat, touch, mkdir and mv in a FUSE directory whose lock a hung create holds stay in D after SIGKILL, until the daemon dies',
   },
   {
     functions: ['percpu_rwsem_wait', '__percpu_down_read', 'percpu_down_write'],
@@ -178,7 +178,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'it waits for a frozen file system (sb_start_write: percpu_rwsem_wait, TASK_UNINTERRUPTIBLE)',
     endsWhen: 'the file system is thawed (fsfreeze -u, or the snapshot tool finishes)',
     example: 'a write to a file system frozen with fsfreeze -f (a backup or LVM snapshot)',
-    proof: 'test/killable-linux.test.ts: an open for writing on a frozen ext4 stays in D after SIGKILL until fsfreeze -u',
+    proof: 'test/killable.test.ts: an open for writing on a frozen ext4 stays in D after SIGKILL until fsfreeze -u',
   },
   {
     functions: ['mutex_lock', '__mutex_lock_slowpath', 'mutex_lock_nested', 'mutex_lock_io'],
@@ -210,7 +210,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'it is frozen by the cgroup v1 freezer (or a system suspend): the freezer holds it in TASK_FROZEN, which /proc shows as D',
     endsWhen: FROZEN_ENDS,
     example: 'a poll, epoll or pipe wait in a cgroup whose freezer.state is FROZEN',
-    proof: 'test/killable-linux.test.ts: a frozen poll loop is in D (__refrigerator) and ends on SIGKILL only once thawed',
+    proof: 'test/killable.test.ts: a frozen poll loop is in D (__refrigerator) and ends on SIGKILL only once thawed',
   },
   {
     functions: ['hrtimer_nanosleep', 'do_nanosleep', 'futex_do_wait', 'futex_wait_queue', 'futex_wait_queue_me'],
@@ -218,7 +218,7 @@ export const KILLABLE_ROWS: readonly KillableRow[] = [
     reason: 'this sleep is always interruptible (S); seen in D it was frozen in place by the cgroup v1 freezer (TASK_FROZEN, which /proc shows as D)',
     endsWhen: FROZEN_ENDS,
     example: 'a sleeping or lock-waiting program in a cgroup whose freezer.state is FROZEN',
-    proof: 'test/killable-linux.test.ts: a frozen sleep (hrtimer_nanosleep) and a frozen mutex waiter (futex_do_wait) are in D and end on SIGKILL only once thawed',
+    proof: 'test/killable.test.ts: a frozen sleep (hrtimer_nanosleep) and a frozen mutex waiter (futex_do_wait) are in D and end on SIGKILL only once thawed',
   },
 ];
 

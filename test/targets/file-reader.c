@@ -1,5 +1,5 @@
 /*
- * Reads one file, to be caught waiting in the kernel (test/killable-linux.test.ts).
+ * Reads one file, to be caught waiting in the kernel (test/killable.test.ts).
  *
  *   file-reader read PATH    read(2) of the first 4 KiB of PATH
  *   file-reader mmap PATH    maps PATH and touches its first byte (a page fault)

@@ -1,6 +1,6 @@
 /*
  * A FUSE daemon whose read handler never answers, for the tests of D-state waits
- * (test/killable-linux.test.ts). Built with `cc fuse-hang.c $(pkg-config --cflags --libs fuse3)`.
+ * (test/killable.test.ts). Built with `cc fuse-hang.c $(pkg-config --cflags --libs fuse3)`.
  *
  *   fuse-hang MOUNTPOINT
  *

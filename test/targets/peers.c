@@ -1,5 +1,5 @@
 /*
- * Both ends of a socket, for the tests of who is at the other end (test/peer-linux.test.ts).
+ * Both ends of a socket, for the tests of who is at the other end (test/peer.test.ts).
  *
  *   peers tcp-server ADDR        listens on ADDR (127.0.0.1 or ::1) port 0, accepts one
  *                                client and then sleeps, never writing
