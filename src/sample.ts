@@ -6,6 +6,7 @@ import { describeValue } from './snapshot-schema';
 import { acceleratorFromLinux } from './map/linux';
 import { acceleratorFromRegistry } from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
+import { findPeers } from './peer';
 import type {
   Accelerator,
   AcceleratorOptions,
@@ -208,6 +209,9 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
       ),
     ),
   ]);
+  // Who holds the other end of the pipes and sockets threads are blocked on (only those threads;
+  // Linux names them pipe:[N] and socket:[N], so on macOS there is nothing to look for).
+  limits.push(...findPeers(processes.filter((p): p is ProcessSample => p !== null), { procRoot: threads.raw.procRoot }).limits);
   return {
     format: 'iokit-snap/1',
     takenAt,

@@ -180,6 +180,12 @@ const frame = object(
   { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
 );
 
+// kind is any string: a later version may name a new kind of peer.
+const peer = object(
+  { kind: string },
+  { local: string, remote: string, pids: arrayOf(object({ pid: integer, name: string })), sampled: boolean, queued: boolean },
+);
+
 const thread = object(
   {
     tid: integer,
@@ -193,7 +199,7 @@ const thread = object(
     blockedIn: nullable(
       object(
         { call: string, number: number },
-        { fd: number, target: string, joining: integer, driver: string, via: string, lock: string, futex: object({ address: number, op: string, value: number }) },
+        { fd: number, target: string, joining: integer, driver: string, via: string, lock: string, futex: object({ address: number, op: string, value: number }), peer },
       ),
       'an object',
     ),
@@ -249,7 +255,8 @@ function threadFits(value: unknown): boolean {
         (blocked.futex === undefined || futexFits(blocked.futex)) &&
         blocked.driver === undefined &&
         blocked.via === undefined &&
-        blocked.lock === undefined)) &&
+        blocked.lock === undefined &&
+        blocked.peer === undefined)) &&
     (t.cpuNs === undefined || finite(t.cpuNs)) &&
     (t.runDelayNs === undefined || finite(t.runDelayNs)) &&
     (t.wchan === undefined || typeof t.wchan === 'string') &&

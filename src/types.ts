@@ -186,21 +186,38 @@ export interface BlockedIn {
    * lock or condition.
    */
   futex?: { address: number; op: string; value: number };
-  /** Who is at the other end of the pipe or socket it waits on, when that could be found (src/peer.ts). */
-  peer?: PeerInfo;
+  /** Linux, snapshot(): who is at the other end of the pipe, fifo or socket `target` names (src/peer.ts). */
+  peer?: Peer;
 }
 
-/** The other end of a pipe, fifo or socket a thread waits on. */
-export interface PeerInfo {
+/**
+ * The other end of a pipe, fifo or socket that a thread is blocked on. pipe: the processes
+ * holding the other end (the write end for a reader, the read end for a writer; the
+ * thread's own process when it holds both). tcp: the addresses, and the process owning
+ * the peer socket when that is in this host's (the thread's) network namespace. unix: the
+ * bound path only; /proc does not name the peer (a `limits` entry says so).
+ */
+export interface Peer {
   kind: 'pipe' | 'tcp' | 'unix';
-  /** Sockets: this end's address. */
+  /** tcp: "127.0.0.1:5432", "[::1]:80"; unix: the socket's bound path ("@name" for an abstract one), when bound. */
   local?: string;
-  /** Sockets: the other end's address. */
+  /** tcp: the remote address. */
   remote?: string;
-  /** The processes that hold the other end (empty: none does, so nothing will come), when known. */
-  pids?: Array<{ pid: number; name: string }>;
-  /** Whether those processes were sampled in the same snapshot. */
+  /**
+   * The processes found holding the other end: those in the snapshot, or else the first
+   * found outside it (nearest pid first), so an end inherited by more processes may have
+   * holders not listed. Absent when none was found (see `limits`) or none can be (unix, a remote host).
+   */
+  pids?: PeerProcess[];
+  /** Whether all of `pids` were sampled in the same snapshot (their threads are in it). */
   sampled?: boolean;
+  /** tcp: `pids` hold the listening socket, and the connection waits in its accept queue, not yet accepted. */
+  queued?: boolean;
+}
+
+export interface PeerProcess {
+  pid: number;
+  name: string;
 }
 
 export interface ThreadSample {
