@@ -9,6 +9,8 @@
 import { describeWait, waitClass } from './analyze/calls';
 import { formatMs, plural } from './analyze/format';
 import { ProgressTracker, verdictOf, waitHint } from './analyze/progress';
+import { killability } from './analyze/killable';
+import { killWords } from './analyze/thread-rules';
 import type { Evidence, Finding, ProcessSummary, Report, Severity } from './analyze/types';
 import { IokitSnapError } from './errors';
 import { driverEntry, isGpuWait, onDriverPath } from './import/reports/derive';
@@ -157,7 +159,7 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
         push(
           'uninterruptible',
           t.heldMs != null ? 'critical' : 'warning',
-          `in uninterruptible sleep (D) in ${whereWords(t)} ${held}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)`,
+          `in uninterruptible sleep (D) in ${whereWords(t)} ${held} (the kernel's hung_task rule): ${killWords(killability(t, { reportFormat: p.report?.format }))}`,
         );
         return;
       }

@@ -26,7 +26,9 @@ const DEFAULT_THREAD_TIMEOUT_MS = 10000;
 
 const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary', 'timeoutMs', 'callTimeoutMs'] as const;
 const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
-const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators'] as const;
+const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', 'peers'] as const;
+/** Processes at the other end of waits that snapshot({ peers: true }) samples, at most. */
+const MAX_PEER_PROCESSES = 16;
 
 function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
   if (platform === 'darwin') {
@@ -186,6 +188,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
   checkDuration(who, 'timeoutMs', options.timeoutMs);
   checkDuration(who, 'callTimeoutMs', options.callTimeoutMs);
   checkBoolean(who, 'accelerators', options.accelerators);
+  checkBoolean(who, 'peers', options.peers);
   const threads = threadOptions(`${who} threads`, options.threads);
   binding(); // a platform without a binary fails here, clearly, instead of as a limits entry
   const takenAt = new Date().toISOString();
@@ -211,14 +214,50 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
   ]);
   // Who holds the other end of the pipes and sockets threads are blocked on (only those threads;
   // Linux names them pipe:[N] and socket:[N], so on macOS there is nothing to look for).
-  limits.push(...findPeers(processes.filter((p): p is ProcessSample => p !== null), { procRoot: threads.raw.procRoot }).limits);
+  const sampled = processes.filter((p): p is ProcessSample => p !== null);
+  const peerLimits = findPeers(sampled, { procRoot: threads.raw.procRoot }).limits;
+  if (options.peers === true) {
+    // The processes at the other end, sampled too (one step: not their own peers), so a wait on
+    // them is judged by them: a client by its server, a reader by its writer.
+    const known = new Set(sampled.map((p) => p.pid));
+    const more = new Set<number>();
+    for (const p of sampled) {
+      for (const t of p.threads) for (const holder of t.blockedIn?.peer?.pids ?? []) if (!known.has(holder.pid)) more.add(holder.pid);
+    }
+    if (more.size > 0) {
+      const extra = await Promise.all(
+        [...more].slice(0, MAX_PEER_PROCESSES).map((pid) =>
+          sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
+            ({ limits: threadLimits, ...sample }): ProcessSample | null => {
+              limits.push(...threadLimits);
+              return sample;
+            },
+            (error) => {
+              limits.push(limitFromError(`pid ${pid}`, 'threads', error));
+              return null;
+            },
+          ),
+        ),
+      );
+      if (more.size > MAX_PEER_PROCESSES) {
+        limits.push({ subject: 'snapshot', field: 'peers', code: 'E2BIG', reason: `${more.size} processes hold the other ends; the first ${MAX_PEER_PROCESSES} were sampled` });
+      }
+      for (const p of extra) if (p !== null) sampled.push(p);
+      // Again, now that the holders are in the snapshot: `sampled` says so, and their own waits get their peers.
+      limits.push(...findPeers(sampled, { procRoot: threads.raw.procRoot }).limits);
+    } else {
+      limits.push(...peerLimits);
+    }
+  } else {
+    limits.push(...peerLimits);
+  }
   return {
     format: 'iokit-snap/1',
     takenAt,
     monotonicNs: monotonic,
     host,
     accelerators,
-    processes: processes.filter((p): p is ProcessSample => p !== null),
+    processes: sampled,
     limits,
   };
 }

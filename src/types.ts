@@ -370,4 +370,10 @@ export interface SnapshotOptions extends AcceleratorOptions {
   threads?: Omit<ThreadOptions, 'timeoutMs'>;
   /** Skip accelerators (threads only). */
   accelerators?: boolean;
+  /**
+   * Also sample the processes on this host at the other end of the pipes, fifos and sockets
+   * the sampled threads wait on (one step: not their own peers; at most 16), so that a wait on
+   * another process can be judged by that process. Default false.
+   */
+  peers?: boolean;
 }

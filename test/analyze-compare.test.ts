@@ -7,9 +7,11 @@ import t from 'tap';
 import { compare, ProgressTracker } from '../src/analyze';
 import { IokitSnapError } from '../src/errors';
 import type { Snapshot, ThreadSample } from '../src/types';
-import { accelerator, blocked, DARWIN, evidenceOf, findingsOf, frames, LINUX, proc, snap, thread } from './helpers/analyze';
+import { accelerator, blocked, DARWIN, evidenceOf, findingsOf, frames, LINUX, lockedOn, proc, snap, thread } from './helpers/analyze';
 
 const FUTEX = blocked('futex', 202);
+/** glibc's mutex: the kernel's view says it is a lock acquisition. */
+const LOCKED = lockedOn();
 const EPOLL = blocked('epoll_wait', 232, 4, 'anon_inode:[eventpoll]');
 const IOKIT = '/System/Library/Frameworks/IOKit.framework/Versions/A/IOKit';
 const KERNEL = '/usr/lib/system/libsystem_kernel.dylib';
@@ -48,7 +50,7 @@ t.test('argument checks: not a snapshot, bad stallMs or spinRatio → IokitSnapE
 });
 
 t.test('clocks that run backwards (another boot, or the arguments swapped): a note, windowMs null, no stalls', async (t) => {
-  const threads = [thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: FUTEX })];
+  const threads = [thread(100, { blockedIn: LOCKED }), thread(101, { blockedIn: LOCKED })];
   const [earlier, later] = still(threads, 5000);
   const forwards = compare(earlier, later);
   t.equal(forwards.verdict, 'hung', 'in order, the pair is a deadlock');
@@ -203,9 +205,18 @@ t.test('a worker in the same futex as in the healthy snapshot, main idle in epol
   t.equal(report.verdict, 'healthy');
   t.same(report.findings, []);
   t.match(report.processes, [{ threads: 2, idle: 2, cpuNs: 0, windowMs: 2000 }]);
-  // The same worker when nothing else in the process moves is part of a deadlock.
-  const frozen = compare(...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: FUTEX })]));
-  t.match(findingsOf(frozen, 101), [{ kind: 'stalled', severity: 'critical', message: /no thread of the process made progress$/ }]);
+  // The same worker when nothing else in the process moves, and the process got there after the
+  // baseline (its threads ran then; the kernel says how long they have been off CPU since): a deadlock.
+  const ran = (tid: number) => thread(tid, { state: 'running', cpuNs: 5e6 });
+  const frozen = compare(
+    snap(0, [proc(100, [ran(100), ran(101)])]),
+    snap(2000, [proc(100, [thread(100, { blockedIn: FUTEX, cpuNs: 5e6, offCpuNs: 1.5e9 }), thread(101, { blockedIn: FUTEX, cpuNs: 5e6, offCpuNs: 1.5e9 })])]),
+  );
+  t.match(findingsOf(frozen, 101), [{ kind: 'stalled', severity: 'critical', message: /no thread of the process made progress$/, durationMs: 1500 }]);
+  // Frozen like that since the first sample: a pool whose main thread joins it, idle until a signal, looks the same as a deadlock older than the baseline.
+  const asleep = compare(...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: FUTEX })]));
+  t.equal(asleep.verdict, 'healthy');
+  t.match(findingsOf(asleep, 101), [{ kind: 'waiting', severity: 'info', message: /as every thread of the process has since the first sample: nothing in it can wake the others/ }]);
   // Parked in the same ioctl on a GPU node is not idle: a driver call that does not return.
   const gpu = compare(...still([thread(100, { blockedIn: EPOLL }), thread(101, { blockedIn: blocked('ioctl', 16, 7, '/dev/nvidia0') })]));
   t.match(gpu.findings, [{ kind: 'blocked-in-driver', ref: { tid: 101 } }]);
@@ -326,7 +337,7 @@ t.test('an ioctl on /dev/nvidia0 that does not return: blocked-in-driver, critic
   const d = compare(...still([thread(100, { state: 'uninterruptible', blockedIn: blocked('ioctl', 16, 9, '/dev/dri/renderD128') })]));
   t.match(d.findings, [{ kind: 'blocked-in-driver', message: /renderD128 \(fd 9\) for (?:at least )?2\.0 s with no CPU progress and no context switches, uninterruptible;/ }]);
   // Not a GPU node: an ordinary stall.
-  const tty = compare(...still([thread(100, { blockedIn: blocked('ioctl', 16, 0, '/dev/pts/3') })]));
+  const tty = compare(...still([thread(100, { blockedIn: blocked('ioctl', 16, 0, '/dev/pts/3') })]), { stallMs: 1000, expectExit: true });
   t.match(tty.findings, [{ kind: 'stalled', severity: 'critical', message: /ioctl on \/dev\/pts\/3 \(fd 0\) .*: it waits for something that does not happen; no thread of the process made progress$/ }]);
 });
 
@@ -367,7 +378,7 @@ t.test('macOS: the classic hang of docs/ARCHITECTURE.md (main in mach_msg2_trap 
 });
 
 t.test('the pc counts as progress: a new pc is not a stall, the same pc is', async (t) => {
-  const at = (pc: number): ThreadSample => thread(100, { blockedIn: FUTEX, pc });
+  const at = (pc: number): ThreadSample => thread(100, { blockedIn: LOCKED, pc });
   const moved = compare(snap(0, [proc(100, [at(0x1000)])]), snap(2000, [proc(100, [at(0x2000)])]));
   t.same(moved.findings, []);
   const same = compare(snap(0, [proc(100, [at(0x1000)])]), snap(2000, [proc(100, [at(0x1000)])]));
@@ -440,7 +451,7 @@ t.test('step(sample, true) discards the window: stalls and spins start again', a
 
 t.test('reset(): every window starts again, the previous sample is forgotten', async (t) => {
   const tracker = new ProgressTracker({ stallMs: 1000 });
-  const at = (ms: number) => snap(ms, [proc(100, [thread(100, { blockedIn: FUTEX })])]);
+  const at = (ms: number) => snap(ms, [proc(100, [thread(100, { blockedIn: LOCKED })])]);
   tracker.step(at(0));
   t.match(tracker.step(at(2000)).findings, [{ kind: 'stalled' }]);
   t.equal(tracker.trackedThreads, 1);
@@ -475,10 +486,10 @@ t.test('what the stall is about: the hint follows the call', async (t) => {
 });
 
 t.test('evidence and words when context switches are not known and the thread has no name', async (t) => {
-  const report = compare(...still([thread(100, { name: null, contextSwitches: null, blockedIn: FUTEX, wchan: 'futex_wait_queue' })]));
+  const report = compare(...still([thread(100, { name: null, contextSwitches: null, blockedIn: LOCKED, wchan: 'futex_wait_queue' })]));
   const [finding] = report.findings;
   t.equal(finding!.subject, 'pid 100 (app) thread 100 (main)');
-  t.match(finding!.message, /^stalled in futex for (?:at least )?2\.0 s with no CPU progress: /);
+  t.match(finding!.message, /^blocked acquiring a lock in futex for at least 2\.0 s with no CPU progress: /);
   t.same(
     finding!.evidence.map((e) => e.field),
     ['blockedIn.call', 'cpuNs', 'state', 'wchan'],
@@ -487,7 +498,7 @@ t.test('evidence and words when context switches are not known and the thread ha
 
 t.test('frozen: when every thread sits in a blocking wait, a worker is critical too', async (t) => {
   // (A read on a pipe or a socket would wait for another process: judged by it, so never part of a frozen process.)
-  const report = compare(...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: blocked('read', 0, 3, '/srv/spool/queue') })]));
+  const report = compare(...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: blocked('read', 0, 3, '/srv/spool/queue') })]), { stallMs: 1000, expectExit: true });
   t.match(findingsOf(report, 101), [{ severity: 'critical', message: /that does not come; find the other end; no thread of the process made progress$/ }]);
   t.match(findingsOf(report, 100), [{ severity: 'critical', message: /nobody releases; no thread of the process made progress$/ }], 'the main thread too');
 });
@@ -570,7 +581,7 @@ t.test('a thread blocked on a device node is joined to the accelerator behind it
   // The tracker hands threads blocked on /dev nodes to the accelerator rules; a node that is
   // not a GPU's is not joined to anything and changes nothing.
   const threads = [thread(100, { blockedIn: blocked('ioctl', 16, 3, '/dev/ttyS0') }), thread(101, { blockedIn: blocked('read', 0, 4, '/tmp/x') })];
-  const report = compare(...still(threads));
+  const report = compare(...still(threads), { stallMs: 1000, expectExit: true });
   t.match(report.findings, [{ kind: 'stalled', ref: { tid: 100 } }, { kind: 'stalled', ref: { tid: 101 } }]);
 });
 
@@ -579,8 +590,8 @@ t.test('defaults: stallMs 1000, spinRatio 0.9, expectExit false', async (t) => {
   t.equal(tracker.stallMs, 1000);
   t.equal(tracker.spinRatio, 0.9);
   t.equal(tracker.expectExit, false);
-  t.same(compare(...still([thread(100, { blockedIn: FUTEX })], 999)).findings, [], 'under a second: not yet');
-  t.match(compare(...still([thread(100, { blockedIn: FUTEX })], 1000)).findings, [{ kind: 'stalled' }], 'at a second: stalled');
+  t.same(compare(...still([thread(100, { blockedIn: LOCKED })], 999)).findings, [], 'under a second: not yet');
+  t.match(compare(...still([thread(100, { blockedIn: LOCKED })], 1000)).findings, [{ kind: 'stalled' }], 'at a second: stalled');
 });
 
 t.test('compare(a, b) judges exactly as two tracker steps do (a saved pair and a live watch agree)', async (t) => {
@@ -589,7 +600,8 @@ t.test('compare(a, b) judges exactly as two tracker steps do (a saved pair and a
     { pc: 0x1a2002000, module: IOKIT, offset: 0x2000 },
   ];
   const scenarios: [string, Snapshot, Snapshot, Parameters<typeof compare>[2]?][] = [
-    ['deadlock', ...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: FUTEX }), thread(102, { blockedIn: FUTEX })])],
+    ['deadlock', ...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: LOCKED }), thread(102, { blockedIn: lockedOn(0x6000) })])],
+    ['asleep since the first sample', ...still([thread(100, { blockedIn: FUTEX }), thread(101, { blockedIn: FUTEX })])],
     ['idle worker', ...still([thread(100, { blockedIn: EPOLL }), thread(101, { blockedIn: FUTEX })])],
     ['stopped since the healthy sample', snap(0, [proc(100, [thread(100, { blockedIn: EPOLL })])]), snap(3000, [proc(100, [thread(100, { state: 'stopped' })])])],
     ['stopped in both', ...still([thread(100, { state: 'stopped' })])],

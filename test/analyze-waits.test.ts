@@ -8,7 +8,7 @@ import t from 'tap';
 import { compare } from '../src/analyze';
 import { ProgressTracker } from '../src/analyze/progress';
 import type { BlockedIn, Frame, ThreadSample } from '../src/types';
-import { blocked, findingsOf, frames, proc, snap, thread } from './helpers/analyze';
+import { blocked, findingsOf, frames, lockedOn, proc, snap, thread } from './helpers/analyze';
 
 const futex = blocked('futex', 202);
 const joining = (tid: number): BlockedIn => ({ ...futex, joining: tid });
@@ -91,10 +91,10 @@ t.test('a join is judged by the thread it joins', async (t) => {
   t.match(findingsOf(second, 101), [{ kind: 'stalled', severity: 'warning' }]);
 
   // Everything stuck, the join included: a deadlock, and the join says whom it waits for.
-  const frozen = () => [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: futex }), thread(102, { blockedIn: futex })];
+  const frozen = () => [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: lockedOn(0x5000) }), thread(102, { blockedIn: lockedOn(0x6000) })];
   const deadlock = compare(snap(0, [proc(100, frozen())]), snap(2000, [proc(100, frozen())]), { stallMs: 1000 });
   t.equal(deadlock.verdict, 'hung');
-  t.match(findingsOf(deadlock, 100), [{ severity: 'info', message: /joining thread 101 .*which is stalled \(critical\): stalled in futex .*no thread of the process made progress/ }]);
+  t.match(findingsOf(deadlock, 100), [{ severity: 'info', message: /joining thread 101 .*which is stalled \(critical\): blocked acquiring a lock in futex .*1 other thread of the process waits on locks the same way/ }]);
   t.match(findingsOf(deadlock, 101), [{ severity: 'critical' }]);
 });
 

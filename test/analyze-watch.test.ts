@@ -144,7 +144,8 @@ t.test('deadlock: a hang event from for await names the futex-stalled threads; l
         severity: 'critical',
         ref: { pid: target.pid },
         // Its stack is taken (a watch examines a futex wait by its stack, once): a mutex.
-        message: /^blocked acquiring a lock \(glibc mutex: (__lll_lock_wait ← )?pthread_mutex_lock ← \w+/,
+        // A glibc mutex by its futex word (FUTEX_WAIT expecting 2), or by its stack once taken.
+        message: /^blocked acquiring a lock( \(glibc mutex: (__lll_lock_wait ← )?pthread_mutex_lock ← \w+.*\))? in futex for at least/,
         evidence: [{ field: 'blockedIn.call', before: 'futex', after: 'futex' }],
       },
       `thread ${tid}`,

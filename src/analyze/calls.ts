@@ -112,6 +112,18 @@ export function cpuOf(thread: ThreadSample): number {
   return thread.cpuNs ?? thread.userNs + thread.systemNs;
 }
 
+/** Calls the kernel resumes as restart_syscall after a stop or a signal handler: the waits with a timeout. */
+const RESTARTABLE = new Set(['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', 'poll', 'ppoll', 'ppoll_time64', 'select', 'pselect6', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'futex', 'futex_time64']);
+
+/**
+ * A wait that a stop interrupted (SIGSTOP/SIGCONT, a debugger, a --stacks walk) and the kernel
+ * resumed as restart_syscall is the same wait it was: `now` is restart_syscall, `before` the call
+ * it restarted.
+ */
+export function restarted(now: BlockedIn | null, before: BlockedIn | null): boolean {
+  return now !== null && before !== null && now.call === 'restart_syscall' && RESTARTABLE.has(before.call);
+}
+
 /** Does a thread wait in the same place: the same call, fd and target, or the same kernel wait channel? */
 export function sameWait(a: BlockedIn | null, aWchan: string | undefined, b: BlockedIn | null, bWchan: string | undefined): boolean {
   if (a === null || b === null) return a === b && aWchan === bWchan;

@@ -19,7 +19,7 @@
 import type { Frame, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, isDriverCall, sameWait, waitClass } from './calls';
+import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
 import { peerOutcome } from './peer-rule';
 import { matchSignature, topFrames, type SignatureMatch } from './signatures';
 import { DEFER, IDLE, isStopped, judgeCase, type Case, type Outcome, type ProcessView, type SpinWindow, type StackState } from './thread-rules';
@@ -191,6 +191,8 @@ class Tally {
   progressing = 0;
   /** Threads in a lock acquisition for the stall window. */
   lockWaiters = 0;
+  /** Still threads that entered their wait after the baseline: the process was doing something, then stopped. */
+  movedIn = 0;
   readonly cases: Pending[] = [];
 }
 
@@ -229,6 +231,7 @@ function admit(tally: Tally, o: PassOne, kind: WaitKind): void {
     // D state, or a call into a GPU driver (a mach_msg under IOKit included): judged whatever the wait's kind.
     if (t.state === 'uninterruptible' || isDriverCall(t)) tally.still++;
     else {
+      if (!o.sameBase && kind !== 'park' && kind !== 'sleep' && kind !== 'child' && kind !== 'event' && kind !== 'peer') tally.movedIn++;
       switch (kind) {
         case 'park':
           if (!(o.main && o.expectExit)) return void tally.idle++;
@@ -540,7 +543,7 @@ export class ProgressTracker {
         const dcpu = cpu - before;
         if (dcpu > 0) cpuNs += dcpu;
         const samePc = t.pc === undefined || e.pc === undefined || t.pc === e.pc;
-        const sameCall = sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan);
+        const sameCall = sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan) || restarted(t.blockedIn, e.blockedIn);
         const unchanged =
           dcpu === 0 &&
           t.state === e.state &&
@@ -552,7 +555,7 @@ export class ProgressTracker {
         if (timeKnown) {
           heldNs = unchanged ? dt : 0;
           // The same wait, waking and waiting again with next to no CPU: how a timed park re-parks.
-          if (sameCall && t.blockedIn !== null && dcpu <= Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * dt)) waitNs = dt;
+          if (sameCall && samePc && t.blockedIn !== null && dcpu <= Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * dt)) waitNs = dt;
           // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
           const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
           if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0 };
@@ -586,7 +589,7 @@ export class ProgressTracker {
         sameBase,
         baseKnown: e !== undefined && !this.single,
         eventLoop,
-      }, waitKindOf(t, match));
+      }, waitKindOf(e !== undefined && restarted(t.blockedIn, e.blockedIn) ? { ...t, blockedIn: e.blockedIn } : t, match));
     }
     const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     return { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: timeKnown ? dt / 1e6 : 0, ...(b === undefined ? { new: true } : {}) };
@@ -642,7 +645,7 @@ export class ProgressTracker {
           track.spinSinceNs = -1;
         }
         track.wait = wait;
-        const sameCall = sameWait(t.blockedIn, t.wchan, track.blocked, track.wchan);
+        const sameCall = sameWait(t.blockedIn, t.wchan, track.blocked, track.wchan) || restarted(t.blockedIn, track.blocked);
         // The wake-up our own stack walk caused (a ptrace stop): the same wait, next to no CPU. Not progress.
         const ours = track.absorb && sameCall && t.state === track.state && pc === track.pc && dcpu <= REWAIT_CPU_MIN_NS;
         track.absorb = false;
@@ -661,7 +664,7 @@ export class ProgressTracker {
           !sameCall
         ) {
           // A new wait, or the same one left with real CPU work in between: its wait clock and its examination start again.
-          if (discard || !sameCall || t.blockedIn === null || cpu - track.waitCpu > Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * (nowNs - track.waitSinceNs))) {
+          if (discard || !sameCall || pc !== track.pc || t.blockedIn === null || cpu - track.waitCpu > Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * (nowNs - track.waitSinceNs))) {
             track.waitSinceNs = nowNs;
             track.waitCpu = cpu;
             track.exam = undefined;
@@ -690,7 +693,8 @@ export class ProgressTracker {
       // Still for half the window at least: what it waits for (once per wait), and its stack when only a stack can tell.
       if (track.kind === undefined) {
         const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
-        track.kind = waitKindOf(t, match);
+        // A restarted wait is still the wait it restarted (track.blocked keeps that call).
+        track.kind = waitKindOf(restarted(t.blockedIn, track.blocked) ? { ...t, blockedIn: track.blocked } : t, match);
         if (!track.eventLoop && track.kind === 'event') track.eventLoop = true;
       }
       if (this.examining && track.exam === undefined && t.stack === undefined && t.blockedIn !== null && needsStack(track.kind) && t.state !== 'uninterruptible') {
@@ -702,7 +706,7 @@ export class ProgressTracker {
         continue;
       }
       const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
-      const sameBase = sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan);
+      const sameBase = sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) || restarted(t.blockedIn, track.baseBlocked);
       const exam = track.exam;
       admit(
         tally,
@@ -749,6 +753,7 @@ export class ProgressTracker {
       frozen: p.threads.length > 0 && tally.still === p.threads.length,
       progressing: tally.progressing,
       lockWaiters: tally.lockWaiters,
+      movedIn: tally.movedIn,
       outcomes: new Map(),
     };
     let idle = 0;

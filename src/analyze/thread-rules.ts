@@ -8,6 +8,7 @@
 import type { ProcessSample, ThreadSample, ThreadState } from '../types';
 import { cpuOf, describeWait, isDriverCall, kernelWaitHint } from './calls';
 import { formatCpu, formatMs } from './format';
+import { killability, type KillableVerdict } from './killable';
 import { topFrames, type SignatureMatch } from './signatures';
 import type { Evidence, Finding, Severity } from './types';
 import type { WaitKind } from './wait-kind';
@@ -67,6 +68,8 @@ export interface ProcessView {
   progressing: number;
   /** Threads in a lock acquisition for the stall window. */
   lockWaiters: number;
+  /** Still threads that entered their wait after the baseline. */
+  movedIn: number;
   /** The findings (or 'idle') of threads judged so far in this process, by tid: a join is judged by the joined thread. */
   outcomes: Map<number, Outcome>;
 }
@@ -111,6 +114,19 @@ export function waitHint(thread: ThreadSample): string {
     return 'it waits on the filesystem (a lock, or a slow or unreachable mount)';
   }
   return 'it waits for something that does not happen';
+}
+
+/** What a kill -9 would do, in words: killable, not, or not known, with what decided it. */
+export function killWords(kill: KillableVerdict): string {
+  const by = kill.frame !== undefined ? ` (${kill.frame})` : '';
+  switch (kill.killability) {
+    case 'killable':
+      return `a killable wait${by}: kill -9 ends it`;
+    case 'unkillable':
+      return `a wait no signal ends${by}: even kill -9 waits until the kernel call returns${kill.endsWhen !== undefined ? ` (${kill.endsWhen})` : ''}`;
+    default:
+      return `whether kill -9 ends it is not known (${kill.reason})${kill.endsWhen !== undefined ? `; it ends when ${kill.endsWhen}` : ''}`;
+  }
 }
 
 function noProgress(t: ThreadSample): string {
@@ -262,14 +278,15 @@ export const THREAD_RULES: readonly ThreadRule[] = [
       const t = c.t;
       if (t.state !== 'uninterruptible') return undefined;
       const hint = kernelWaitHint(t);
+      const kill = killability(t);
       return finding(
         c,
         'uninterruptible',
         'critical',
-        `in uninterruptible sleep (D) in ${describeWait(t)} for at least ${formatMs(c.heldMs)} with ${noProgress(t)}: signals wait until the kernel call returns (the kernel's hung_task rule)${
+        `in uninterruptible sleep (D) in ${describeWait(t)} for at least ${formatMs(c.heldMs)} with ${noProgress(t)} (the kernel's hung_task rule): ${killWords(kill)}${
           hint !== null ? `; ${hint}` : ''
         }`,
-        stillEvidence(c),
+        [...stillEvidence(c), { field: 'killable', before: null, after: kill.killability }],
         c.heldMs,
       );
     },
@@ -412,11 +429,22 @@ export const THREAD_RULES: readonly ThreadRule[] = [
   },
   {
     name: 'frozen',
-    why: 'every thread of the process sits still in a blocking wait (no event loop, sleep or peer among them): nothing in it can wake the rest, a deadlock or a wait nobody will end',
+    why:
+      'every thread of the process sits still in a blocking wait (no event loop, sleep or peer among them): nothing in it can wake the rest. Critical when the process got there after the baseline (it was working, then everything stopped: a deadlock), or when it should finish; when every thread has waited so since the baseline it may be a program idle until a signal (a pool whose main thread joins it) as well as a deadlock older than the baseline, and a CPython deadlock looks the same: info',
     judge(c, v) {
       if (!v.frozen) return undefined;
       const t = c.t;
       const joined = t.blockedIn?.joining;
+      if (v.movedIn === 0 && v.lockWaiters === 0 && !v.expectExit) {
+        return finding(
+          c,
+          'waiting',
+          'info',
+          `waits in ${describeWait(t)}${stackWords(c)} for at least ${formatMs(c.heldMs)}, as every thread of the process has since the first sample: nothing in it can wake the others, so it is idle until a signal or another process wakes it, or stuck since before (a deadlock no stack names, as in CPython, looks the same)`,
+          stillEvidence(c),
+          c.heldMs,
+        );
+      }
       return finding(
         c,
         'stalled',

@@ -52,6 +52,11 @@ export function accelerator(over: Partial<Accelerator> = {}): Accelerator {
   };
 }
 
+/** A thread blocked acquiring a glibc mutex as the kernel shows it: FUTEX_WAIT on a word holding 2 (locked, with waiters). */
+export function lockedOn(address = 0x5000): BlockedIn {
+  return { call: 'futex', number: 202, futex: { address, op: 'wait', value: 2 } };
+}
+
 /** A user stack of named frames, innermost first, as the Linux sampler gives it: "pthread_mutex_lock@libc.so.6". */
 export function frames(...symbols: string[]): Frame[] {
   return symbols.map((s, i) => {
