@@ -30,6 +30,7 @@
             "native/linux/nvml_session.cc",
             "native/linux/nvml_context.cc",
             "native/linux/procfs_files.cc",
+            "native/linux/unix_peers.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
             "native/linux/elf_file.cc",

@@ -16,7 +16,12 @@
 #include "probe.h"
 #include "to_js.h"
 #ifdef __linux__
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
 #include "linux/elf_internals.h"
+#include "linux/unix_peers.h"
 #endif
 
 namespace iokitsnap {
@@ -310,6 +315,33 @@ Napi::Object Internals(Napi::Env env) {
   return internals;
 }
 
+#ifdef __linux__
+// unixSocketPeers(inodes: number[]): number[] — the peer inode of each (0: none known).
+Napi::Value UnixSocketPeersJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowInvalid(env, "unixSocketPeers(inodes): expected an array of socket inodes");
+  Napi::Array given = info[0].As<Napi::Array>();
+  std::vector<uint64_t> inodes;
+  for (uint32_t i = 0; i < given.Length(); ++i) {
+    Napi::Value value = given.Get(i);
+    if (!value.IsNumber()) ThrowInvalid(env, "unixSocketPeers(inodes): every inode must be a number");
+    inodes.push_back(static_cast<uint64_t>(value.As<Napi::Number>().DoubleValue()));
+  }
+  std::unordered_map<uint64_t, uint64_t> peers;
+  try {
+    peers = linux_net::UnixSocketPeers(std::unordered_set<uint64_t>(inodes.begin(), inodes.end()));
+  } catch (const SnapError& error) {
+    throw MakeError(env, error.code(), error.what(), error.syscall(), error.kern());
+  }
+  Napi::Array result = Napi::Array::New(env, inodes.size());
+  for (uint32_t i = 0; i < inodes.size(); ++i) {
+    auto it = peers.find(inodes[i]);
+    result.Set(i, Napi::Number::New(env, it == peers.end() ? 0 : static_cast<double>(it->second)));
+  }
+  return result;
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->samplerConstructor = Napi::Persistent(ThreadSamplerWrap::Define(env));
@@ -321,6 +353,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readHost", Napi::Function::New(env, ReadHostJs, "readHost"));
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNsJs, "monotonicNs"));
   exports.Set("internals", Internals(env));
+#ifdef __linux__
+  // Synchronous: one netlink dump of the kernel's unix socket table, which touches no process.
+  exports.Set("unixSocketPeers", Napi::Function::New(env, UnixSocketPeersJs, "unixSocketPeers"));
+#endif
 #if defined(__APPLE__)
   exports.Set("platform", "darwin");
 #elif defined(__linux__)

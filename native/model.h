@@ -127,6 +127,7 @@ struct ThreadRecord {
   std::optional<std::vector<FrameRecord>> stack;
   std::optional<std::vector<std::string>> kernelStack;
   bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
+  uint64_t ppid = 0;          // Linux: the parent's pid, from stat (the process's ppid; not given per thread)
 };
 
 struct ProcessRecord {
@@ -136,6 +137,7 @@ struct ProcessRecord {
   // Linux: the syscall table its calls are named from ("x86_64", "i386", "x32", "arm64",
   // "arm32"), or "kernel" for a kernel thread; unset when not read.
   std::optional<std::string> abi;
+  std::optional<int32_t> ppid;  // Linux: the parent process (from the main thread's stat)
   std::vector<ThreadRecord> threads;
   std::vector<LimitRecord> limits;
 };

@@ -306,6 +306,7 @@ Napi::Object ToJs(Napi::Env env, const ProcessRecord& record, JsBuilders& builde
   object.Set("name", record.name);
   object.Set("sampledAtNs", Napi::Number::New(env, static_cast<double>(record.sampledAtNs)));
   if (record.abi) object.Set("abi", *record.abi);
+  if (record.ppid) object.Set("ppid", Napi::Number::New(env, *record.ppid));
   object.Set("threads", ThreadsToJs(env, record.threads, builders));
   object.Set("limits", ToJs(env, record.limits));
   return object;

@@ -30,6 +30,7 @@ export interface RawProcessSample {
   name: string;
   sampledAtNs: number;
   abi?: ProcessAbi;
+  ppid?: number;
   threads: ThreadSample[];
   limits: Limitation[];
 }

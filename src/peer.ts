@@ -15,15 +15,19 @@
  * sampled processes, or else the first ones found: a pipe end inherited by more processes
  * may have holders it does not list.
  *
- * What /proc cannot tell: the peer of a unix socket. The kernel gives it only through
- * sock_diag netlink (UNIX_DIAG_PEER, what `ss -xp` reads), which needs a netlink socket
- * that Node cannot open without native code; /proc/net/unix lists each socket's inode and
- * bound path, nothing of its peer. A TCP peer in another network namespace or on another
- * host is an address only.
+ * The peer of a unix socket is not in /proc (net/unix lists each socket's inode and bound
+ * path only): the kernel gives it through sock_diag netlink (UNIX_DIAG_PEER, what `ss -xp`
+ * reads), which the native addon asks (unixSocketPeers) for the inodes wanted. A TCP peer in
+ * another network namespace or on another host is an address only.
+ *
+ * A thread in poll or select names no fd. When its process is a client (no listening
+ * socket) with one connection, that connection is what it waits on (psql waiting for its
+ * server's reply polls its one socket): the peer is that connection's.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { binding } from './native';
 import type { BlockedIn, Limitation, Peer, PeerProcess, ProcessSample } from './types';
 
 export interface PeerOptions {
@@ -53,6 +57,18 @@ const SOCKET = /^socket:\[(\d+)\]$/;
 const PIPE_WAIT = /^(?:anon_)?pipe_(?:read|write|wait\w*)$/;
 
 const TCP_LISTEN = 0x0a;
+/** Waits that name no fd: a client waiting in one of these on its only connection waits on that connection. */
+const FDLESS_WAITS = new Set(['poll', 'ppoll', 'ppoll_time64', 'select', 'pselect6', 'pselect6_time64', '_newselect']);
+
+/** The peer inode of each unix socket inode (0: none known), from the kernel (sock_diag); null where it cannot be asked. */
+function unixSocketPeers(inodes: number[]): number[] | null {
+  try {
+    const native = binding() as unknown as { unixSocketPeers?: (inodes: number[]) => number[] };
+    return native.unixSocketPeers === undefined ? null : native.unixSocketPeers(inodes);
+  } catch {
+    return null;
+  }
+}
 
 interface TcpEntry {
   local: string;
@@ -72,7 +88,7 @@ interface Holder {
 interface Want {
   blocked: BlockedIn;
   pid: number;
-  kind: 'pipe' | 'tcp';
+  kind: 'pipe' | 'tcp' | 'unix';
   /** The fd link text to look for: the pipe itself, or the peer socket. */
   link: string;
   /** pipe: the access mode the other end has (0 read, 1 write), or -1 for any other holder. */
@@ -81,6 +97,8 @@ interface Want {
   remote?: string;
   /** tcp: the holders found own the listening socket; the connection waits in its accept queue. */
   queued?: boolean;
+  /** The thread waits in poll or select (no fd named): the connection is its client process's only one. */
+  inferred?: boolean;
 }
 
 /** An IPv4 or IPv6 address as /proc/net/tcp prints it (u32 words in host byte order) → text; v4-mapped IPv6 → dotted IPv4. */
@@ -169,7 +187,7 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
   const names = new Map<number, string>(processes.map((p) => [p.pid, p.name]));
   const sampled = new Set(processes.map((p) => p.pid));
   const wants: Want[] = [];
-  const unixPeers: Array<{ blocked: BlockedIn; local?: string }> = [];
+  const unixPeers: Array<{ blocked: BlockedIn; pid: number; inode: number; local?: string; inferred?: boolean }> = [];
   const tables = new Map<string, { tcp: TcpEntry[]; unix: Map<number, string> }>();
 
   const fdMode = (pid: number, fd: number): number => {
@@ -195,14 +213,53 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
     return cached;
   };
 
+  /** The socket inodes a client process holds, when it holds no listening socket and few connections (else null). */
+  const clientSockets = (pid: number): number[] | null => {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(path.join(procRoot, String(pid), 'fd'));
+    } catch {
+      return null;
+    }
+    const inodes: number[] = [];
+    for (const fd of fds.slice(0, 256)) {
+      let link: string;
+      try {
+        link = fs.readlinkSync(path.join(procRoot, String(pid), 'fd', fd));
+      } catch {
+        continue;
+      }
+      const socket = SOCKET.exec(link);
+      if (socket !== null) inodes.push(Number(socket[1]));
+    }
+    const net = netTables(pid);
+    const connected = inodes.filter((inode) => {
+      const tcp = net.tcp.find((e) => e.inode === inode);
+      return tcp === undefined ? net.unix.has(inode) : tcp.state !== TCP_LISTEN;
+    });
+    if (inodes.some((inode) => net.tcp.find((e) => e.inode === inode)?.state === TCP_LISTEN)) return null; // a server
+    return connected.length > 0 && connected.length <= 4 ? connected : null;
+  };
+
   for (const process of processes) {
     for (const thread of process.threads) {
       const blocked = thread.blockedIn;
-      if (blocked?.target === undefined || blocked.fd === undefined) continue;
-      const socket = SOCKET.exec(blocked.target);
-      if (PIPE.test(blocked.target) || (socket === null && blocked.target.startsWith('/') && PIPE_WAIT.test(thread.wchan ?? ''))) {
+      if (blocked === null) continue;
+      let target = blocked.target;
+      let inferred = false;
+      if (target === undefined && blocked.fd === undefined && FDLESS_WAITS.has(blocked.call) && thread.tid === process.pid) {
+        // A client's main thread in poll/select, which names no fd, with one connection: it waits on that.
+        const sockets = clientSockets(process.pid);
+        if (sockets !== null && sockets.length === 1) {
+          target = `socket:[${sockets[0]}]`;
+          inferred = true;
+        }
+      }
+      if (target === undefined || (blocked.fd === undefined && !inferred)) continue;
+      const socket = SOCKET.exec(target);
+      if (blocked.fd !== undefined && (PIPE.test(target) || (socket === null && target.startsWith('/') && PIPE_WAIT.test(thread.wchan ?? '')))) {
         const mode = fdMode(process.pid, blocked.fd);
-        wants.push({ blocked, pid: process.pid, kind: 'pipe', link: blocked.target, otherMode: mode === 0 ? 1 : mode === 1 ? 0 : -1 });
+        wants.push({ blocked, pid: process.pid, kind: 'pipe', link: target, otherMode: mode === 0 ? 1 : mode === 1 ? 0 : -1 });
         continue;
       }
       if (socket === null) continue;
@@ -216,7 +273,7 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
           found++;
           continue;
         }
-        const want: Want = { blocked, pid: process.pid, kind: 'tcp', link: '', otherMode: -1, local: entry.local, remote: entry.remote };
+        const want: Want = { blocked, pid: process.pid, kind: 'tcp', link: '', otherMode: -1, local: entry.local, remote: entry.remote, ...(inferred ? { inferred } : {}) };
         const other = net.tcp.find((e) => e.local === entry.remote && e.remote === entry.local);
         // A peer socket not yet accepted has no file (inode 0): the listener's owner is who must act.
         const listener =
@@ -230,15 +287,24 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
         }
         if (want.link === '') {
           // The peer is on another host or in another network namespace (or gone): its address is all there is.
-          blocked.peer = { kind: 'tcp', local: entry.local, remote: entry.remote };
+          blocked.peer = { kind: 'tcp', local: entry.local, remote: entry.remote, ...(inferred ? { inferred } : {}) };
           found++;
         } else wants.push(want);
         continue;
       }
       const unixPath = net.unix.get(inode);
-      if (unixPath !== undefined) unixPeers.push(unixPath === '' ? { blocked } : { blocked, local: unixPath });
+      if (unixPath !== undefined) unixPeers.push({ blocked, pid: process.pid, inode, ...(unixPath !== '' ? { local: unixPath } : {}), ...(inferred ? { inferred } : {}) });
     }
   }
+  // Unix sockets: the kernel names each one's peer socket; whoever holds that is the peer.
+  // (Not for a fixture tree: its inodes are not this kernel's sockets.)
+  const unixAnswers = unixPeers.length > 0 && procRoot === '/proc' ? unixSocketPeers(unixPeers.map((u) => u.inode)) : null;
+  const unknownUnix: typeof unixPeers = [];
+  unixPeers.forEach((u, i) => {
+    const peerInode = unixAnswers?.[i] ?? 0;
+    if (peerInode === 0) unknownUnix.push(u);
+    else wants.push({ blocked: u.blocked, pid: u.pid, kind: 'unix', link: `socket:[${peerInode}]`, otherMode: -1, ...(u.local !== undefined ? { local: u.local } : {}), ...(u.inferred === true ? { inferred: true } : {}) });
+  });
 
   const holders = new Map<string, Holder[]>();
   for (const want of wants) holders.set(want.link, []);
@@ -322,6 +388,7 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
     const peer: Peer = { kind: want.kind };
     if (want.local !== undefined) peer.local = want.local;
     if (want.remote !== undefined) peer.remote = want.remote;
+    if (want.inferred === true) peer.inferred = true;
     if (ends.length > 0) {
       const pids = [...new Set(ends.map((h) => h.pid))].sort((a, b) => a - b);
       peer.pids = pids.map((pid): PeerProcess => ({ pid, name: names.get(pid) ?? readText(path.join(procRoot, String(pid), 'comm'))?.trim() ?? '' }));
@@ -345,17 +412,19 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
     want.blocked.peer = peer;
     found++;
   }
-  for (const { blocked, local } of unixPeers) {
-    blocked.peer = local === undefined ? { kind: 'unix' } : { kind: 'unix', local };
+  for (const { blocked, local, inferred } of unknownUnix) {
+    blocked.peer = { kind: 'unix', ...(local !== undefined ? { local } : {}), ...(inferred === true ? { inferred } : {}) };
     found++;
   }
-  if (unixPeers.length > 0) {
+  if (unknownUnix.length > 0) {
     limits.push({
       subject: 'processes',
       field: 'blockedIn.peer',
-      code: 'ENOTSUP',
+      code: unixAnswers === null ? 'ENOTSUP' : 'ESRCH',
       reason:
-        'the process at the other end of a unix socket is not in /proc: only sock_diag netlink (UNIX_DIAG_PEER, what `ss -xp` reads) names it, and that needs a netlink socket iokit-snap does not open',
+        unixAnswers === null
+          ? 'the process at the other end of a unix socket is not in /proc, and the kernel could not be asked (sock_diag netlink, UNIX_DIAG_PEER)'
+          : `the kernel names no peer for ${unknownUnix.length} unix socket(s) (unconnected, or in another network namespace)`,
       hint: 'run `ss -xp` to see who holds the peer socket',
     });
   }

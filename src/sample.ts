@@ -220,17 +220,17 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
     // The processes at the other end, sampled too (one step: not their own peers), so a wait on
     // them is judged by them: a client by its server, a reader by its writer.
     const known = new Set(sampled.map((p) => p.pid));
-    const more = new Set<number>();
+    const more = new Map<number, number>();
     for (const p of sampled) {
-      for (const t of p.threads) for (const holder of t.blockedIn?.peer?.pids ?? []) if (!known.has(holder.pid)) more.add(holder.pid);
+      for (const t of p.threads) for (const holder of t.blockedIn?.peer?.pids ?? []) if (!known.has(holder.pid) && !more.has(holder.pid)) more.set(holder.pid, p.pid);
     }
     if (more.size > 0) {
       const extra = await Promise.all(
-        [...more].slice(0, MAX_PEER_PROCESSES).map((pid) =>
+        [...more].slice(0, MAX_PEER_PROCESSES).map(([pid, of]) =>
           sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
             ({ limits: threadLimits, ...sample }): ProcessSample | null => {
               limits.push(...threadLimits);
-              return sample;
+              return { ...sample, peerOf: of };
             },
             (error) => {
               limits.push(limitFromError(`pid ${pid}`, 'threads', error));

@@ -183,7 +183,7 @@ const frame = object(
 // kind is any string: a later version may name a new kind of peer.
 const peer = object(
   { kind: string },
-  { local: string, remote: string, pids: arrayOf(object({ pid: integer, name: string })), sampled: boolean, queued: boolean },
+  { local: string, remote: string, pids: arrayOf(object({ pid: integer, name: string })), sampled: boolean, queued: boolean, inferred: boolean },
 );
 
 const thread = object(
@@ -280,7 +280,7 @@ const reportFacts = object(
 
 const processSample = object(
   { pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) },
-  { abi: string, report: reportFacts },
+  { abi: string, ppid: integer, peerOf: integer, report: reportFacts },
 );
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */

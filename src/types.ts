@@ -213,6 +213,11 @@ export interface Peer {
   sampled?: boolean;
   /** tcp: `pids` hold the listening socket, and the connection waits in its accept queue, not yet accepted. */
   queued?: boolean;
+  /**
+   * The thread waits in poll or select, which names no fd: this is the other end of its
+   * process's only connection (a client with no listening socket), what it most likely waits on.
+   */
+  inferred?: boolean;
 }
 
 export interface PeerProcess {
@@ -278,6 +283,13 @@ export interface ProcessSample {
   sampledAtNs: number;
   /** Linux: which syscall table named its calls (read from its executable's ELF header); absent when not read (detail 'basic'). */
   abi?: ProcessAbi;
+  /** Linux: the parent process's pid (from stat): a wait for a child is judged by the children. */
+  ppid?: number;
+  /**
+   * snapshot({ peers: true }): sampled because a thread of this pid waits on it (it holds the
+   * other end of a pipe or socket). It is judged as a process that is not expected to exit.
+   */
+  peerOf?: number;
   threads: ThreadSample[];
   /** Imported reports: what the report itself says about the sampling and the process. */
   report?: ReportFacts;

@@ -157,7 +157,7 @@ t.test('TCP: a client of a server that never accepts names the listener, its con
   // The listener itself, were it blocked in accept, would show its own address and no peer.
 });
 
-t.test('unix sockets: the bound path where there is one, and a limit saying the peer is not in /proc', { skip: linux }, async (t) => {
+t.test('unix sockets: the kernel names the peer socket (sock_diag), and whoever holds it is the peer; the bound path where there is one', { skip: linux }, async (t) => {
   const binary = await peersBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-peer-unix-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -165,15 +165,23 @@ t.test('unix sockets: the bound path where there is one, and a limit saying the 
   const server = await run(t, binary, ['unix-server', socketPath]);
   const client = await run(t, binary, ['unix-client', socketPath]);
   const serving = await blockedSnapshot([server.pid, client.pid], server.pid, /^socket:/);
-  t.same(serving.thread.blockedIn!.peer, { kind: 'unix', local: socketPath }, 'the server side: its accepted socket carries the path');
-  t.same(serving.snap.processes.find((p) => p.pid === client.pid)!.threads[0].blockedIn!.peer, { kind: 'unix' }, 'the client side: unbound');
-  t.match(serving.snap.limits, [{ subject: 'processes', field: 'blockedIn.peer', code: 'ENOTSUP', reason: /sock_diag/, hint: /ss -xp/ }]);
+  t.same(
+    serving.thread.blockedIn!.peer,
+    { kind: 'unix', local: socketPath, pids: [{ pid: client.pid, name: 'peers' }], sampled: true },
+    'the server side: its accepted socket carries the path, and the client holds the other end',
+  );
+  t.same(
+    serving.snap.processes.find((p) => p.pid === client.pid)!.threads[0].blockedIn!.peer,
+    { kind: 'unix', pids: [{ pid: server.pid, name: 'peers' }], sampled: true },
+    'the client side: unbound, and the server holds the other end',
+  );
+  t.notOk(serving.snap.limits.some((l) => l.field === 'blockedIn.peer'), 'no limit: every peer was found');
 
   const pair = await run(t, binary, ['unix-pair']);
   const child = Number(pair.info.child);
   t.teardown(() => process.kill(child, 'SIGKILL'));
   const paired = await blockedSnapshot([pair.pid, child], child, /^socket:/);
-  t.same(paired.thread.blockedIn!.peer, { kind: 'unix' }, 'a socketpair between two processes: neither end bound, the peer not in /proc');
+  t.same(paired.thread.blockedIn!.peer, { kind: 'unix', pids: [{ pid: pair.pid, name: 'peers' }], sampled: true }, 'a socketpair between two processes: the parent holds the other end');
 });
 
 t.test('what the search costs and where its bounds stop it', { skip: linux }, async (t) => {

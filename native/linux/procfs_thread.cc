@@ -273,6 +273,7 @@ void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();
+  record.ppid = stat.ppid;
 }
 
 void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
@@ -327,6 +328,9 @@ std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size
 
 void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record) {
   record.abi = AbiName(dirs);
+  for (const ThreadRecord& thread : record.threads) {
+    if (thread.tid == static_cast<uint64_t>(record.pid) && thread.ppid != 0) record.ppid = static_cast<int32_t>(thread.ppid);
+  }
   for (ThreadRecord& thread : record.threads) {
     if (!thread.blockedIn || !thread.blockedIn->futexExpected) continue;
     const uint64_t expected = *thread.blockedIn->futexExpected;

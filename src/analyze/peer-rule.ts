@@ -9,6 +9,14 @@ import { formatMs } from './format';
 import { IDLE, threadSubject, waitHint, type Case } from './thread-rules';
 import type { Finding, Severity } from './types';
 
+/** What a wait on a process needs to know of it, once it has been judged. */
+export interface PeerFacts {
+  /** Threads that progressed within the stall window. */
+  progressing: number;
+  /** Its main thread waits for a child process (wait4, waitid). */
+  waitsForChild: boolean;
+}
+
 /** "pid 4242 (postgres)", "pids 10, 11 (python3, python3)". */
 function peerNames(pids: Array<{ pid: number; name: string }>): string {
   if (pids.length === 1) return `pid ${pids[0].pid} (${pids[0].name})`;
@@ -26,7 +34,7 @@ export function peerOutcome(
   expectExit: boolean,
   hungBy: Map<number, Finding>,
   cpuBy: Map<number, number>,
-  facts: Map<number, { progressing: number }>,
+  facts: Map<number, PeerFacts>,
 ): Finding | typeof IDLE {
   const t = c.t;
   const where = describeWait(t);
@@ -71,6 +79,14 @@ export function peerOutcome(
       return finding(
         c.main ? 'critical' : 'warning',
         `waits in ${where} for at least ${formatMs(c.heldMs)} on ${peerNames(others)}${address}, which is hung: ${hung.subject}: ${hung.message}`,
+      );
+    }
+    // Its parent holds the other end and waits for it to exit: neither can go on.
+    const parent = others.find((x) => x.pid === c.p.ppid && facts.get(x.pid)?.waitsForChild === true && (facts.get(x.pid)?.progressing ?? 0) === 0);
+    if (parent !== undefined) {
+      return finding(
+        'critical',
+        `waits in ${where} for at least ${formatMs(c.heldMs)} on ${peerNames([parent])}, its parent, which waits for it to exit: a deadlock between the two processes (the parent must read or close its end before it waits)`,
       );
     }
     const sampled = pids.filter((x) => facts.has(x.pid));

@@ -20,7 +20,7 @@ import type { Frame, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadSt
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
 import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
-import { peerOutcome } from './peer-rule';
+import { peerOutcome, type PeerFacts } from './peer-rule';
 import { matchSignature, topFrames, type SignatureMatch } from './signatures';
 import { DEFER, IDLE, isStopped, judgeCase, type Case, type Outcome, type ProcessView, type SpinWindow, type StackState } from './thread-rules';
 import type { CompareOptions, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
@@ -582,7 +582,7 @@ export class ProgressTracker {
         spin,
         before: e?.state ?? t.state,
         stallNs,
-        expectExit: this.expectExit,
+        expectExit: this.expectExit && p.peerOf === undefined,
         match,
         stack: t.stack !== undefined ? 'taken' : 'none',
         stackNote: t.stack !== undefined ? undefined : NO_STACK,
@@ -719,7 +719,7 @@ export class ProgressTracker {
           spin: spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait } : null,
           before: track.before,
           stallNs,
-          expectExit: this.expectExit,
+          expectExit: this.expectExit && p.peerOf === undefined,
           match,
           stack: t.stack !== undefined ? 'taken' : exam === undefined ? 'none' : exam.state,
           frames: t.stack !== undefined ? undefined : exam?.frames,
@@ -746,10 +746,13 @@ export class ProgressTracker {
   /** Pass two: the findings of a process's cases, in rule order; returns how many turned out idle. */
   private judgeProcess(p: ProcessSample, tally: Tally, nowNs: number, scratch: Scratch): number {
     const cases = tally.cases;
-    if (cases.length === 0) return 0;
+    if (cases.length === 0) {
+      this.peerFacts.set(p.pid, { progressing: tally.progressing, waitsForChild: mainWaitsForChild(p) });
+      return 0;
+    }
     const view: ProcessView = {
       stallMs: this.stallMs,
-      expectExit: this.expectExit,
+      expectExit: this.expectExit && p.peerOf === undefined,
       frozen: p.threads.length > 0 && tally.still === p.threads.length,
       progressing: tally.progressing,
       lockWaiters: tally.lockWaiters,
@@ -771,12 +774,12 @@ export class ProgressTracker {
     // A join is judged by the thread it joins: those first.
     for (const c of cases) if (c.kind !== 'join') settle(c);
     for (const c of cases) if (c.kind === 'join') settle(c);
-    this.peerFacts.set(p.pid, { progressing: tally.progressing });
+    this.peerFacts.set(p.pid, { progressing: tally.progressing, waitsForChild: mainWaitsForChild(p) });
     return idle;
   }
 
   /** Per process of the sample being judged: what a wait on it needs to know. */
-  private peerFacts = new Map<number, { progressing: number }>();
+  private peerFacts = new Map<number, PeerFacts>();
 
   /** Waits on another process, judged by that process now that every process of the sample has been. */
   private resolvePeers(scratch: Scratch, summaries: ProcessSummary[]): void {
@@ -784,11 +787,12 @@ export class ProgressTracker {
       this.peerFacts.clear();
       return;
     }
+    // (judgeProcess records every process, including those with no case of their own.)
     const hungBy = new Map<number, Finding>();
     for (const f of scratch.findings) if (f.severity === 'critical' && f.ref.pid !== undefined && !hungBy.has(f.ref.pid)) hungBy.set(f.ref.pid, f);
     const cpuBy = new Map(summaries.map((s) => [s.pid, s.cpuNs]));
     for (const c of scratch.deferred) {
-      const outcome = peerOutcome(c, this.stallMs, this.expectExit, hungBy, cpuBy, this.peerFacts);
+      const outcome = peerOutcome(c, this.stallMs, this.expectExit && c.p.peerOf === undefined, hungBy, cpuBy, this.peerFacts);
       if (outcome !== IDLE) scratch.findings.push(outcome);
       else {
         const summary = summaries.find((s) => s.pid === c.p.pid);
@@ -798,6 +802,12 @@ export class ProgressTracker {
     this.peerFacts.clear();
   }
 
+}
+
+/** Its main thread (tid = pid; on macOS the first) waits for a child process. */
+function mainWaitsForChild(p: ProcessSample): boolean {
+  const main = p.threads.find((t) => t.tid === p.pid) ?? p.threads[0];
+  return main?.blockedIn !== undefined && main.blockedIn !== null && waitClass(main.blockedIn.call) === 'child';
 }
 
 function goneSummary(pid: number, name: string): ProcessSummary {

@@ -63,6 +63,8 @@ export function waitKindOf(t: ThreadSample, match: SignatureMatch | null): WaitK
   if (blocked === null) return kernelWaitKind(t) ?? 'unknown';
   if (blocked.joining !== undefined && blocked.joining !== t.tid) return 'join';
   const cls = waitClass(blocked.call);
+  // poll/select of a client on its only connection: it waits for the process at the other end.
+  if (cls === 'event' && blocked.peer?.inferred === true) return 'peer';
   if (cls !== 'block') return cls;
   const call = CALL_KIND.get(blocked.call);
   // A futex: a lock when the operation says so (a PI lock; FUTEX_WAIT expecting 2, glibc's and Go's

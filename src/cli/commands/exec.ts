@@ -186,7 +186,8 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     // which turns a sleep into restart_syscall and an epoll_wait into EINTR: they are taken
     // only once the command is judged hung, after the snapshot the verdict came from.
     async function take(pids: number[]): Promise<Snapshot> {
-      return snapshot({ pids, accelerators, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
+      // peers: a process outside the tree that a thread of it waits on (a database server, the other end of a fifo) is sampled too, and judges that wait.
+      return snapshot({ pids, accelerators, peers: true, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
     }
 
     async function addStacks(hung: Snapshot): Promise<Snapshot> {
