@@ -38,7 +38,7 @@ export function peerOutcome(
 ): Finding | typeof IDLE {
   const t = c.t;
   const where = describeWait(t);
-  const peer = t.blockedIn?.peer;
+  const peer = t.blockedIn?.peer ?? c.peer;
   const expected = c.main && expectExit;
   const finding = (severity: Severity, message: string): Finding => ({
     kind: severity === 'info' ? 'waiting' : 'stalled',

@@ -16,7 +16,7 @@
  * in a watch, the tracker asks for the stacks of such threads (takeExaminations) and the
  * watcher hands them back (examined), once per wait.
  */
-import type { Frame, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
+import type { Frame, Limitation, Peer, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
 import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
@@ -54,6 +54,8 @@ export interface Examined {
   /** The stack, or null when it could not be taken (then `reason` says why). */
   stack: Frame[] | null;
   reason?: string;
+  /** Who is at the other end of its wait, when it waits on a pipe or socket and that was found. */
+  peer?: Peer;
 }
 
 /** What the tracker asks a watcher to take: the stacks of these threads of a process. */
@@ -68,6 +70,8 @@ interface Examination {
   note?: string;
   /** The innermost frames from the matching one, for the finding. */
   frames?: string;
+  /** Who is at the other end of the wait. */
+  peer?: Peer;
 }
 
 class ThreadTrack {
@@ -210,6 +214,7 @@ interface PassOne {
   stack: StackState;
   stackNote: string | undefined;
   frames?: string;
+  peer?: Peer;
   sameBase: boolean;
   baseKnown: boolean;
   eventLoop: boolean;
@@ -276,6 +281,7 @@ function admit(tally: Tally, o: PassOne, kind: WaitKind): void {
     stack: o.stack,
     stackNote: o.stackNote,
     frames: o.frames,
+    peer: o.peer,
     sameBase: o.sameBase,
     baseKnown: o.baseKnown,
     eventLoop: o.eventLoop,
@@ -356,9 +362,15 @@ export class ProgressTracker {
     return requests;
   }
 
-  /** Stacks taken for takeExaminations(): each counts for the wait the thread is in now. */
-  examined(results: Examined[]): void {
+  /**
+   * Stacks taken for takeExaminations(): each counts for the wait the thread is in now.
+   * Returns the processes found at the other end of those waits, which the caller may sample
+   * too (as peers: a wait on them is judged by them).
+   */
+  examined(results: Examined[]): Map<number, number> {
+    const peers = new Map<number, number>();
     for (const r of results) {
+      for (const holder of r.peer?.pids ?? []) if (!this.processes.has(holder.pid) && !peers.has(holder.pid)) peers.set(holder.pid, r.pid);
       const track = this.processes.get(r.pid)?.tracks.get(r.tid);
       if (track === undefined || track.exam?.state !== 'pending') continue;
       if (r.stack === null) {
@@ -368,9 +380,11 @@ export class ProgressTracker {
         track.exam = { match, state: 'taken', frames: topFrames(r.stack.slice(match?.frame ?? 0), 3), ...(r.stack.length === 0 ? { note: 'the stack was empty' } : {}) };
       }
       track.kind = undefined;
+      if (r.peer !== undefined) track.exam.peer = r.peer;
       // Taking the stack may have woken it (a ptrace stop): a wake-up in the same wait right after is ours, not progress.
       track.absorb = true;
     }
+    return peers;
   }
 
   /** Forget what was seen (not the baseline): the next step starts every window again. */
@@ -723,6 +737,7 @@ export class ProgressTracker {
           match,
           stack: t.stack !== undefined ? 'taken' : exam === undefined ? 'none' : exam.state,
           frames: t.stack !== undefined ? undefined : exam?.frames,
+          peer: exam?.peer,
           stackNote: t.stack !== undefined ? undefined : exam?.note ?? (exam === undefined ? NO_STACK : undefined),
           sameBase,
           baseKnown: proc.baseline !== null,

@@ -5,7 +5,7 @@
  * deferred until every process of the sample has been judged. src/analyze/README.md has the
  * same list in words.
  */
-import type { ProcessSample, ThreadSample, ThreadState } from '../types';
+import type { Peer, ProcessSample, ThreadSample, ThreadState } from '../types';
 import { cpuOf, describeWait, isDriverCall, kernelWaitHint } from './calls';
 import { formatCpu, formatMs } from './format';
 import { killability, type KillableVerdict } from './killable';
@@ -50,6 +50,8 @@ export interface Case {
   stackNote?: string;
   /** The innermost frames from the matching one, when the stack was taken earlier (the sample itself has none). */
   frames?: string;
+  /** Who is at the other end of its wait, when the sample does not say (a watch finds it with the stack). */
+  peer?: Peer;
   /** It waits where it waited in the baseline. */
   sameBase: boolean;
   /** The baseline is a snapshot taken when things were healthy, not just the first sample watched. */
@@ -202,7 +204,7 @@ export const THREAD_RULES: readonly ThreadRule[] = [
   {
     name: 'busy',
     why:
-      'CPU time is progress: a thread that wanted a CPU the whole window is computing (info). It is a warning only when it polls the GPU (its stack is in a GPU runtime), spins at one pc, or is starved of CPU so badly that it hardly runs',
+      'CPU time is progress: a thread that wanted a CPU the whole window is computing (info). It is a warning only when it polls the GPU (its stack is in a GPU runtime), spins at one pc, or is starved of CPU so badly that it hardly runs (under 2 % of the window: on a loaded machine every busy thread gets a small share)',
     judge(c, v) {
       if (c.spin === null || c.nowNs - c.spin.sinceNs < v.stallMs * 1e6) return undefined;
       const t = c.t;
@@ -213,7 +215,7 @@ export const THREAD_RULES: readonly ThreadRule[] = [
       const waited = runDelay - c.spin.wait;
       const percent = (ns: number) => Math.round((ns / (spanMs * 1e6)) * 100);
       if (waited * 2 >= spanMs * 1e6) {
-        const hardlyRuns = used * 10 < spanMs * 1e6;
+        const hardlyRuns = used * 50 < spanMs * 1e6;
         return finding(
           c,
           'starved',

@@ -21,6 +21,8 @@ import { sampleEvent } from './sample-event';
 import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
+/** Processes a watch follows because watched threads wait on them, at most. */
+const MAX_PEERS = 16;
 const DEFAULT_WATCH_STALL_MS = 5000;
 /** How many undelivered events an iterator keeps before dropping the oldest sample events. */
 const QUEUE_LIMIT = 256;
@@ -106,6 +108,23 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   private readonly seen = new Set<number>();
   /** Each process's latest sample, for its threads' %CPU over the next interval. */
   private readonly previous = new Map<number, ProcessSample>();
+  /**
+   * Processes sampled because a watched thread waits on them (the other end of its pipe or
+   * socket), by the pid that waits on them: a wait on another process is judged by it. At most
+   * MAX_PEERS; they are not reported when they exit.
+   */
+  private readonly peers = new Map<number, number>();
+  private samplerTimeoutMs = 0;
+
+  /** A process asked for is still watched (peers alone do not keep a watch going). */
+  private watching(): boolean {
+    for (const pid of this.samplers.keys()) if (!this.peers.has(pid)) return true;
+    return false;
+  }
+
+  private newSampler(pid: number): ThreadSampler {
+    return createThreadSampler(pid, { detail: this.options.detail ?? 'full', kernelStacks: false, procRoot: this.options.procRoot, timeoutMs: this.samplerTimeoutMs });
+  }
 
   constructor(given: WatchOptions) {
     super();
@@ -119,12 +138,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
     if (options.stacks !== false && options.detail !== 'basic') this.tracker.examine();
     const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
-    for (const pid of pids) {
-      this.samplers.set(
-        pid,
-        createThreadSampler(pid, { detail: options.detail ?? 'full', kernelStacks: false, procRoot: options.procRoot, timeoutMs }),
-      );
-    }
+    this.samplerTimeoutMs = timeoutMs;
+    for (const pid of pids) this.samplers.set(pid, this.newSampler(pid));
     if (options.signal !== undefined) {
       if (options.signal.aborted) this.closed = true;
       else options.signal.addEventListener('abort', () => this.close(), { once: true });
@@ -206,7 +221,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     }
     const guard = new LateTimerGuard(this.intervalMs);
     try {
-      while (!this.closed && this.samplers.size > 0) {
+      while (!this.closed && this.watching()) {
         const startMono = monotonicNs();
         const discard = guard.check(startMono, Date.now());
         try {
@@ -216,7 +231,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
           this.publish({ type: 'error', ...this.stamp(), error: toIokitSnapError(error) });
         }
         const delay = guard.next(startMono, monotonicNs(), Date.now());
-        if (this.closed || this.samplers.size === 0) break;
+        if (this.closed || !this.watching()) break;
         await this.sleep(delay);
       }
     } finally {
@@ -247,7 +262,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
         const { limits: threadLimits, ...sample } = result.value;
         this.seen.add(pid);
         limits.push(...threadLimits);
-        processes.push(sample);
+        const of = this.peers.get(pid);
+        processes.push(of === undefined ? sample : { ...sample, peerOf: of });
         return;
       }
       const error = toIokitSnapError(result.reason);
@@ -258,6 +274,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       this.samplers.get(pid)?.close();
       this.samplers.delete(pid);
       this.previous.delete(pid);
+      // A peer followed on our own initiative is dropped quietly: it was not asked for.
+      if (this.peers.delete(pid)) return;
       if (error.code === 'ESRCH' && this.seen.has(pid)) exited.push(pid);
       else this.publish({ type: 'error', ...this.stamp(), error });
     });
@@ -269,7 +287,12 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
-    await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: sampleDeadline(this.intervalMs) });
+    const peers = await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: sampleDeadline(this.intervalMs) });
+    for (const [pid, of] of peers) {
+      if (this.closed || this.samplers.has(pid) || this.peers.size >= MAX_PEERS) continue;
+      this.peers.set(pid, of);
+      this.samplers.set(pid, this.newSampler(pid));
+    }
   }
 
   /** Each thread's %CPU since the previous sample of its process, busiest first; these samples become the previous ones. */
