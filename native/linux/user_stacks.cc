@@ -145,9 +145,10 @@ int32_t ParentPid(const std::string& procRoot, int32_t pid) {
   return stat ? static_cast<int32_t>(stat->ppid) : 0;
 }
 
-// Copies [sp, sp + n) of the process: n from the mapping that holds sp, at most
+// Copies [sp, sp + n) of the process, through the thread `tid` (its pid has no memory once
+// the leader has exited): n from the mapping that holds sp, at most
 // kStackCopyBytes; a partial copy (an unmapped page) keeps what came.
-void CopyStack(int32_t pid, uint64_t sp, const std::vector<Mapping>& maps, StackCopy& copy, int* error) {
+void CopyStack(int32_t tid, uint64_t sp, const std::vector<Mapping>& maps, StackCopy& copy, int* error) {
   const Mapping* mapping = FindMapping(maps, sp);
   // A thread created after the maps were read: copy what is there, up to the cap.
   const uint64_t size = mapping != nullptr ? std::min(mapping->end - sp, kStackCopyBytes) : kStackCopyBytes;
@@ -155,7 +156,7 @@ void CopyStack(int32_t pid, uint64_t sp, const std::vector<Mapping>& maps, Stack
   copy.bytes.resize(static_cast<size_t>(size));
   struct iovec local { copy.bytes.data(), copy.bytes.size() };
   struct iovec remote { reinterpret_cast<void*>(sp), copy.bytes.size() };
-  const ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  const ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
   if (got < 0) {
     *error = errno;
     copy.bytes.clear();
@@ -256,7 +257,7 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
   const int deliver = event == 0 ? WSTOPSIG(status) : 0;
   if (ReadRegisters(capture.tid, capture.registers, capture)) {
     int error = 0;
-    CopyStack(pid, capture.registers.sp, maps, capture.stack, &error);
+    CopyStack(static_cast<int32_t>(capture.tid), capture.registers.sp, maps, capture.stack, &error);
     if (error != 0) {
       capture.error = error;
       capture.call = "process_vm_readv";
@@ -302,9 +303,9 @@ void CaptureUnheld(int32_t pid, const std::string& procRoot, const std::vector<M
   std::optional<Copied> copied;
   try {
     copied = procfs::RunWithDeadline<Copied>(
-        [pid, sp = line->sp, stackMapping] {
+        [tid = static_cast<int32_t>(capture.tid), sp = line->sp, stackMapping] {
           Copied result;
-          CopyStack(pid, sp, stackMapping, result.copy, &result.error);
+          CopyStack(tid, sp, stackMapping, result.copy, &result.error);
           return result;
         },
         kCopyTimeoutMs);
@@ -386,6 +387,15 @@ std::string DeniedHint(const std::string& procRoot) {
   return "Run iokit-snap as the user that owns the process, or as root / with CAP_SYS_PTRACE (sudo).";
 }
 
+LimitRecord ZombieLimit(int32_t pid, const std::string& procRoot) {
+  const int32_t parent = ParentPid(procRoot, pid);
+  const std::string parentText = parent > 0 ? " (pid " + std::to_string(parent) + ")" : "";
+  return {"pid " + std::to_string(pid), "stack", "ESRCH",
+          "the process is a zombie: it has exited, and waits for its parent" + parentText +
+              " to reap it. It has no user space left, so there are no stacks to take",
+          "A zombie that stays means its parent does not wait() for it: look at the parent" + parentText + "."};
+}
+
 void NoteMiss(const Capture& capture, int32_t pid, const std::string& procRoot, LimitCollector& limits) {
   const std::string subject = "pid " + std::to_string(pid);
   auto add = [&](const std::string& key, const std::string& code, const std::string& reason, const std::string& hint) {
@@ -452,9 +462,14 @@ void NoteMiss(const Capture& capture, int32_t pid, const std::string& procRoot, 
 void NoteWalk(const WalkResult& walk, const Capture& capture, int32_t pid, LimitCollector& limits) {
   const std::string subject = "pid " + std::to_string(pid);
   for (const auto& [path, error] : walk.unreadable) {
+    const std::string why = error == elf::kNotTheMappedFile
+                                ? "the file at that path is not the one mapped: another device or inode (replaced "
+                                  "since it was mapped, or a link put in its place)"
+                            : error == elf::kNotRegular ? "it is not a regular file, and such a file is never opened"
+                                                        : procfs::ErrorText(error);
     limits.Add("unreadable " + path, capture.tid,
                LimitRecord{subject, "stack", "EIO",
-                           path + " could not be read (" + procfs::ErrorText(error) +
+                           path + " could not be read (" + why +
                                "): its frames have no symbol, and the walk goes on through them by frame pointer only",
                            ""});
   }
@@ -524,26 +539,49 @@ void AddUserStacks(int32_t pid, const ThreadOptions& options, StackState& state,
     return;
   }
 
+  // The memory map is the leader's in <pid>/: none once the leader has exited (main called
+  // pthread_exit, the other threads run on). A live thread's own directory shows it then.
+  // No live thread at all: a zombie, with no user space, so no stacks to take.
+  const ThreadRecord* live = nullptr;
+  for (const ThreadRecord& thread : record.threads) {
+    if (thread.kernelThread || thread.state == ThreadState::Zombie) continue;
+    if (live == nullptr || thread.tid == static_cast<uint64_t>(pid)) live = &thread;
+  }
+  if (live == nullptr) {
+    if (!record.threads.empty()) record.limits.push_back(ZombieLimit(pid, options.procRoot));
+    return;
+  }
+  const std::string mapsDir =
+      live->tid == static_cast<uint64_t>(pid) ? processDir : processDir + "/task/" + std::to_string(live->tid);
+
   // The memory map, before any thread is held: it takes the target's mmap lock, and a
   // target that holds it forever would hang the read (and us) with a thread stopped.
-  procfs::ScopedFd dir(open(processDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  procfs::ScopedFd dir(open(mapsDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   std::string mapsText;
   int mapsError = dir ? procfs::ReadWithDeadline(dir.get(), "maps", kMaxMapsBytes, kMapsTimeoutMs, &mapsText) : errno;
   if (mapsError != 0 || mapsText.empty()) {
-    if (mapsError == ENOENT || mapsError == ESRCH || (mapsError == 0 && record.threads.empty())) return;
+    // Empty: that thread (and the process with it) exited since it was sampled.
+    if (mapsError == ENOENT || mapsError == ESRCH || mapsError == 0) return;
     const bool denied = mapsError == EACCES || mapsError == EPERM;
     record.limits.push_back(
         {subject, "stack", mapsError == ETIMEDOUT ? "ETIMEDOUT" : denied ? "EPERM" : "EIO",
          mapsError == ETIMEDOUT
-             ? processDir + "/maps did not come back within " + std::to_string(kMapsTimeoutMs) +
+             ? mapsDir + "/maps did not come back within " + std::to_string(kMapsTimeoutMs) +
                    " ms: a thread holds the process's memory-map lock. No thread was stopped; no user stacks"
-             : processDir + "/maps could not be read (" + procfs::ErrorText(mapsError != 0 ? mapsError : EIO) +
-                   "); no user stacks",
-         denied ? DeniedHint(options.procRoot) : ""});
+             : mapsDir + "/maps could not be read (" + procfs::ErrorText(mapsError) + "); no user stacks",
+         denied                          ? DeniedHint(options.procRoot)
+         : mapsError == EMFILE || mapsError == ENFILE ? "This process has all its file descriptors in use: close files or "
+                                           "samplers, or raise the limit (ulimit -n)."
+                                         : ""});
     return;
   }
   const std::vector<Mapping> maps = ParseMaps(mapsText, nullptr);
-  if (!state.modules) state.modules = std::make_unique<ModuleCache>(processDir + "/root", HostMachine());
+  // The mapped files are opened through the same directory (its map_files/, its root/).
+  if (state.modules && state.modulesDir != mapsDir) state.modules.reset();
+  if (!state.modules) {
+    state.modules = std::make_unique<ModuleCache>(mapsDir, HostMachine());
+    state.modulesDir = mapsDir;
+  }
 
   // Which threads are held and which are read from the syscall file (see the file comment).
   const bool own = pid == getpid();
