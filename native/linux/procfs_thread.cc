@@ -48,6 +48,7 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                     "open", error);
   }
   if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid), error);
+  if (IsOutOfFds(error)) ThrowOutOfFds(pid, ProcPath(procRoot, pid), error);
   ThrowNoProcess(pid, procRoot);
 }
 
@@ -96,7 +97,7 @@ Step ReadOptional(TaskFileReader& reader, TaskFile file, ReadBuffer& buffer, Sam
 // thread has exited (its exe link is gone with its mm), from this thread's own exe.
 void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) {
   ProcessAbi& abi = dirs.abi;
-  if (abi.state != ProcessAbi::State::NotRead) return;
+  if (abi.state != ProcessAbi::State::NotRead || IsOutOfFds(problems.abiError)) return;
   unsigned char header[20];
   size_t got = 0;
   int error = ReadHeadWithDeadline(dirs.process.get(), "exe", header, sizeof header, &got, kAbiReadTimeoutMs);
@@ -109,6 +110,10 @@ void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) 
   if (found) {
     abi.abi = *found;
     abi.state = ProcessAbi::State::Read;
+    return;
+  }
+  if (IsOutOfFds(error)) {  // not the executable's fault: read it again next time
+    problems.abiError = error;
     return;
   }
   abi.state = ProcessAbi::State::Unreadable;
@@ -149,12 +154,26 @@ void ThrowNoProcess(int32_t pid, const std::string& procRoot) {
   throw SnapError("ESRCH", message, "open", ESRCH);
 }
 
+bool IsOutOfFds(int error) { return error == EMFILE || error == ENFILE; }
+
+void ThrowOutOfFds(int32_t pid, const std::string& path, int error) {
+  throw SnapError("EAGAIN",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " +
+                      (error == ENFILE ? "the system has no file descriptor left (ENFILE)"
+                                       : "this process has all its file descriptors in use (EMFILE, RLIMIT_NOFILE " +
+                                             std::to_string(FdBudget::SoftLimit()) + ")") +
+                      ". The process was not sampled, not found gone. Close files or samplers, or raise the limit "
+                      "(ulimit -n), and sample again.",
+                  "open", error);
+}
+
 ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
   ProcessDirs dirs;
   int error = 0;
   dirs.root.reset(OpenDirectory(AT_FDCWD, procRoot.c_str(), O_PATH, &error));
   if (!dirs.root) {
     if (error == EACCES || error == EPERM) ThrowDenied(pid, procRoot, error);
+    if (IsOutOfFds(error)) ThrowOutOfFds(pid, procRoot, error);
     ThrowNoProcess(pid, procRoot);
   }
   char name[24];
@@ -164,6 +183,7 @@ ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
   dirs.task.reset(OpenDirectory(dirs.process.get(), "task", O_RDONLY, &error));
   if (!dirs.task) {
     if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
+    if (IsOutOfFds(error)) ThrowOutOfFds(pid, ProcPath(procRoot, pid, "task"), error);
     ThrowNoProcess(pid, procRoot);
   }
   return dirs;
@@ -366,7 +386,7 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
       return ThreadReadStatus::Denied;
     case ReadOutcome::Failed:
       if (problems.failedError[Index(TaskFile::Stat)] == 0) problems.failedError[Index(TaskFile::Stat)] = statRead.error;
-      return ThreadReadStatus::Gone;
+      return ThreadReadStatus::Unread;
   }
   const auto stat = ParseTaskStat(buffer.text);
   if (!stat) {
