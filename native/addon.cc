@@ -177,10 +177,12 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     {
       std::lock_guard<std::mutex> lock(box_->mutex);
       if (box_->closed) throw MakeError(info.Env(), "EINVAL", "this thread sampler is closed; create a new one");
+      // createThreadSampler (src/sample.ts) queues its samples: only a caller of the raw
+      // binding gets here, or one whose last sample passed its deadline.
       if (box_->busy)
-        throw MakeError(info.Env(), "ETIMEDOUT",
-                        "the previous sample of this process has not returned yet; the target or the kernel may be "
-                        "hung. Wait for it, or close this sampler and open a new one");
+        throw MakeError(info.Env(), "EAGAIN",
+                        "a sample of this sampler is still in flight, and one runs at a time: wait for it before "
+                        "taking the next. If it passed its deadline, the target or the kernel may be hung");
       box_->busy = true;
     }
     std::shared_ptr<SamplerBox> box = box_;
