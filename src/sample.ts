@@ -129,16 +129,17 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
   };
   const sampleNow = async (): Promise<ThreadSampleResult> => {
     if (closed) throw closedError();
-    const started = performance.now();
     const sampler = await open();
     if (closed) {
       sampler.close();
       throw closedError();
     }
     clearTimeout(idle);
+    const started = performance.now();
     if (lastStart !== undefined) intervalMs = started - lastStart;
     lastStart = started;
     try {
+      let left = timeoutMs;
       if (inFlight !== undefined) {
         // The sample before this one passed its deadline and still runs natively.
         let timer: NodeJS.Timeout | undefined;
@@ -153,8 +154,8 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
             `the previous sample of pid ${pid}, abandoned at its deadline, has still not returned ${timeoutMs} ms later: ` +
               'the target or the kernel may be hung. Close this sampler, or keep sampling to see whether it comes back.',
           );
+        left = Math.max(1, Math.ceil(timeoutMs - (performance.now() - started)));
       }
-      const left = Math.max(1, timeoutMs - (performance.now() - started));
       return await withDeadline(
         () => {
           const probe = sampler.sample();
