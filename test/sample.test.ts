@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { IokitSnapError } from '../src/errors';
 import { createThreadSampler, monotonicNs, readHost, sampleAccelerators, sampleThreads, snapshot } from '../src/sample';
 import { validateSnapshot } from '../src/snapshot-file';
@@ -12,7 +12,7 @@ const linux = process.platform === 'linux' ? false : 'the /proc sampler is the L
 
 t.test('bad arguments are EINVAL before anything is read', async (t) => {
   const einval = async (promise: Promise<unknown> | (() => unknown), pattern: RegExp) => {
-    const error = await (typeof promise === 'function' ? Promise.resolve().then(promise) : promise).catch((e) => e);
+    const error = (await (typeof promise === 'function' ? Promise.resolve().then(promise) : promise).catch((e: unknown) => e)) as IokitSnapError;
     t.type(error, IokitSnapError);
     t.equal(error.code, 'EINVAL');
     t.match(error.message, pattern);
@@ -154,7 +154,7 @@ t.test('a probe that really hangs (a fifo nobody writes, as a wedged /proc would
  * place, so that later samples read at once), as a wedged /proc read would block. Its
  * samplers keep no fds (maxOpenFiles 3: its directories only): a fifo cannot be re-read by pread.
  */
-function wedgedThread(t: Parameters<Parameters<typeof t.test>[1]>[0]): { root: string; unblock(): Promise<void> } {
+function wedgedThread(t: Test): { root: string; unblock(): Promise<void> } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-wedged-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   const stat = (tid: number) => `${tid} (wedged) S 1 4242 4242 0 -1 4194304 0 0 0 0 1 2 0 0 20 0 2 0 1000 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n`;

@@ -41,7 +41,7 @@ const YAMA_SKIP = mayTraceNonDescendants() ? false : 'kernel.yama.ptrace_scope i
 
 function hasPerl(): boolean {
   try {
-    execFileSync('perl', ['-e', '1'], { stdio: 'ignore' });
+    execFileSync('perl', ['-e', '1'], { stdio: 'ignore', env: PLAIN_ENV });
     return true;
   } catch {
     return false;

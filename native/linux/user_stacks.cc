@@ -302,13 +302,16 @@ void CaptureHeld(int32_t pid, const std::string& procRoot, const std::vector<Map
 // thread of this process instead (CaptureHeld), as is every thread where the tracer
 // process cannot be started (clone refused by a sandbox, or valgrind).
 
+// The helpers the tracer process calls are inlined and, like it, not instrumented by
+// AddressSanitizer (GCC 12 also fails to compile an instrumented always_inline function
+// with an address-taken local into an uninstrumented one).
 #if defined(__x86_64__)
 using RawRegisters = struct user_regs_struct;
 #else
 using RawRegisters = struct user_pt_regs;
 #endif
 
-__attribute__((always_inline)) inline long RawSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0,
+__attribute__((always_inline, no_sanitize_address)) inline long RawSyscall(long number, long a = 0, long b = 0, long c = 0, long d = 0,
                                                       long e = 0) {
 #if defined(__x86_64__)
   long result;
@@ -376,13 +379,13 @@ struct HeldBatch {
 
 constexpr long kWaitAll = 0x40000000;  // __WALL
 
-__attribute__((always_inline)) inline uint64_t RawNowNs() {
+__attribute__((always_inline, no_sanitize_address)) inline uint64_t RawNowNs() {
   struct timespec now {};
   RawSyscall(SYS_clock_gettime, CLOCK_MONOTONIC, reinterpret_cast<long>(&now));
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(now.tv_nsec);
 }
 
-__attribute__((always_inline)) inline void RawSleepNs(uint64_t ns) {
+__attribute__((always_inline, no_sanitize_address)) inline void RawSleepNs(uint64_t ns) {
   struct timespec pause {
     static_cast<time_t>(ns / 1'000'000'000u), static_cast<long>(ns % 1'000'000'000u)
   };
