@@ -292,15 +292,24 @@ class ProcfsThreadSampler final : public ThreadSampler {
   // Whether to keep an fd for `file` of a thread (taking it from the budget when so).
   // `*shortOfFds`: refused because the shared budget is spent, or the process has no fd
   // left (not because of the caller's maxOpenFiles).
+  // Once refused, or past half, in a sample, the budget is not asked again in that sample:
+  // what other samplers give back meanwhile is taken at the next.
   bool MayKeep(TaskFile file, bool* shortOfFds) {
-    if (outOfFds_ == generation_) {
+    if (outOfFds_ == generation_ || budgetSpent_ == generation_) {
       *shortOfFds = true;
       return false;
     }
     if (keptFds_ >= keptFdCap_) return false;
     const bool everySample = file == TaskFile::Schedstat || file == TaskFile::Stat;
-    if (!everySample && budget_->Held() * 2 >= budget_->Capacity()) return false;
+    if (!everySample) {
+      if (pastHalf_ == generation_) return false;
+      if (budget_->Held() * 2 >= budget_->Capacity()) {
+        pastHalf_ = generation_;
+        return false;
+      }
+    }
     if (budget_->TryAcquire(1)) return true;
+    budgetSpent_ = generation_;
     *shortOfFds = true;
     return false;
   }
@@ -484,6 +493,8 @@ class ProcfsThreadSampler final : public ThreadSampler {
   size_t directoryFds_ = 0;      // counted in budget_
   size_t moduleFds_ = 0;         // the stack walk's ELF files, counted in budget_
   uint64_t outOfFds_ = 0;        // the generation in which an open failed with EMFILE/ENFILE
+  uint64_t budgetSpent_ = 0;     // the generation in which the budget refused an fd
+  uint64_t pastHalf_ = 0;        // the generation in which the budget was found over half used
   ReadShortfall shortfall_;      // of the sample being taken
   uint64_t generation_ = 0;
   std::unordered_map<uint64_t, Tracked> threads_;  // by tid; see the class comment
