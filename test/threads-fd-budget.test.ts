@@ -10,8 +10,11 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import type { IokitSnapError } from '../src/errors';
+import { sampleThreads } from '../src/sample';
 import type { Limitation } from '../src/types';
 import { start, waitFor, type Target } from './helpers/targets';
 
@@ -128,6 +131,18 @@ function linuxTests(): void {
     t.ok(out.idleFds <= out.baselineFds + 4, `idle, they hold nothing (${out.idleFds} fds, ${out.baselineFds} before; after ${out.idleMs} ms)`);
     t.equal(out.resampled, THREADS + 1, 'and one samples again, whole');
     t.ok(out.resampledFds > out.idleFds, 'keeping fds again');
+  });
+
+  t.test('a /proc that cannot be opened for another reason than absence is not a process gone: EIO, not ESRCH', async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-loop-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const loop = path.join(dir, 'proc');
+    fs.symlinkSync(loop, loop); // ELOOP
+    const error = (await sampleThreads(process.pid, { procRoot: loop }).catch((e: unknown) => e)) as IokitSnapError;
+    t.equal(error.code, 'EIO');
+    t.match(error.message, /cannot open .*not found gone/);
+    const missing = (await sampleThreads(process.pid, { procRoot: path.join(dir, 'absent') }).catch((e: unknown) => e)) as IokitSnapError;
+    t.equal(missing.code, 'ESRCH', 'an absent tree is still ESRCH');
   });
 }
 

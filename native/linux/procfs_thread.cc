@@ -37,6 +37,18 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                   "open", error);
 }
 
+// Why `path` (procRoot, <pid> or <pid>/task) did not open. ESRCH only when it is not
+// there: a process we ran out of fds (or memory) to open is not a process that exited.
+[[noreturn]] void ThrowOpenError(int32_t pid, const std::string& procRoot, const std::string& path, int error) {
+  if (error == EACCES || error == EPERM) ThrowDenied(pid, path, error);
+  if (IsOutOfFds(error)) ThrowOutOfFds(pid, path, error);
+  if (error == ENOENT || error == ESRCH || error == ENOTDIR) ThrowNoProcess(pid, procRoot);
+  throw SnapError("EIO",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " + ErrorText(error) +
+                      ". The process was not sampled, not found gone; sample again.",
+                  "open", error);
+}
+
 // `procRoot/pid` does not open: the process is gone, or hidden from us by hidepid.
 [[noreturn]] void ThrowMissing(int32_t pid, const std::string& procRoot, int error) {
   // kill(pid, 0) tells "exists" (0, or EPERM for another user's process) from "gone".
@@ -47,9 +59,7 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                         "process owner, or as a member of the group given by /proc's gid= mount option.",
                     "open", error);
   }
-  if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid), error);
-  if (IsOutOfFds(error)) ThrowOutOfFds(pid, ProcPath(procRoot, pid), error);
-  ThrowNoProcess(pid, procRoot);
+  ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid), error);
 }
 
 constexpr size_t Index(TaskFile file) { return static_cast<size_t>(file); }
@@ -171,21 +181,13 @@ ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
   ProcessDirs dirs;
   int error = 0;
   dirs.root.reset(OpenDirectory(AT_FDCWD, procRoot.c_str(), O_PATH, &error));
-  if (!dirs.root) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, procRoot, error);
-    if (IsOutOfFds(error)) ThrowOutOfFds(pid, procRoot, error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.root) ThrowOpenError(pid, procRoot, procRoot, error);
   char name[24];
   dirs.process.reset(OpenDirectory(dirs.root.get(), FormatEntryPath(name, static_cast<uint64_t>(pid), nullptr),
                                    O_PATH, &error));
   if (!dirs.process) ThrowMissing(pid, procRoot, error);
   dirs.task.reset(OpenDirectory(dirs.process.get(), "task", O_RDONLY, &error));
-  if (!dirs.task) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
-    if (IsOutOfFds(error)) ThrowOutOfFds(pid, ProcPath(procRoot, pid, "task"), error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.task) ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid, "task"), error);
   return dirs;
 }
 

@@ -404,8 +404,8 @@ class ProcfsThreadSampler final : public ThreadSampler {
     return std::any_of(std::begin(tracked.files), std::end(tracked.files), [](const ScopedFd& fd) { return bool(fd); });
   }
 
-  // One thread; false when it is gone. A kept fd stays bound to the thread it was
-  // opened for, so one that reports the thread gone while its tid is listed means
+  // One thread: read, gone, or there but not read. A kept fd stays bound to the thread it
+  // was opened for, so one that reports the thread gone while its tid is listed means
   // the tid was reused: start over once, fresh.
   enum class Try { Ok, Gone, OtherThread, Unread };
 
