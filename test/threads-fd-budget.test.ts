@@ -127,7 +127,7 @@ function linuxTests(): void {
       resampled: number;
       resampledFds: number;
     };
-    t.ok(out.peakFds <= LIMIT * 0.75, `10 samplers together keep at most the budget (peak ${out.peakFds} of ${LIMIT})`);
+    t.ok(out.peakFds <= LIMIT * 0.75, `6 samplers together keep at most the budget (peak ${out.peakFds} of ${LIMIT})`);
     t.ok(out.idleFds <= out.baselineFds + 4, `idle, they hold nothing (${out.idleFds} fds, ${out.baselineFds} before; after ${out.idleMs} ms)`);
     t.equal(out.resampled, THREADS + 1, 'and one samples again, whole');
     t.ok(out.resampledFds > out.idleFds, 'keeping fds again');
