@@ -11,6 +11,7 @@
         "native/to_js.cc",
         "native/blocking.cc",
         "native/darwin_decode.cc",
+        "native/fd_budget.cc",
         "native/backend_unsupported.cc"
       ],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],

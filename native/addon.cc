@@ -33,6 +33,9 @@ struct AddonData {
   Napi::FunctionReference samplerConstructor;
   JsBuilders builders;
   std::shared_ptr<AcceleratorContext> acceleratorContext = NewAcceleratorContext();
+  // The fds every thread sampler of this environment may keep between samples, together
+  // (see fd_budget.h); a sampler holds it too, so it may outlive the environment.
+  std::shared_ptr<FdBudget> fdBudget = std::make_shared<FdBudget>();
 };
 
 AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
@@ -152,6 +155,7 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     return DefineClass(env, "ThreadSampler", {
         InstanceMethod<&ThreadSamplerWrap::Sample>("sample"),
         InstanceMethod<&ThreadSamplerWrap::Close>("close"),
+        InstanceMethod<&ThreadSamplerWrap::Release>("release"),
     });
   }
 
@@ -178,10 +182,12 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     {
       std::lock_guard<std::mutex> lock(box_->mutex);
       if (box_->closed) throw MakeError(info.Env(), "EINVAL", "this thread sampler is closed; create a new one");
+      // createThreadSampler (src/sample.ts) queues its samples: only a caller of the raw
+      // binding gets here, or one whose last sample passed its deadline.
       if (box_->busy)
-        throw MakeError(info.Env(), "ETIMEDOUT",
-                        "the previous sample of this process has not returned yet; the target or the kernel may be "
-                        "hung. Wait for it, or close this sampler and open a new one");
+        throw MakeError(info.Env(), "EAGAIN",
+                        "a sample of this sampler is still in flight, and one runs at a time: wait for it before "
+                        "taking the next. If it passed its deadline, the target or the kernel may be hung");
       box_->busy = true;
     }
     std::shared_ptr<SamplerBox> box = box_;
@@ -215,12 +221,21 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     return info.Env().Undefined();
   }
 
+  // Gives back the fds it keeps (the JS layer calls it on a sampler left idle); it samples
+  // on, opening them again. A sample in flight keeps them: that sampler is not idle.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    if (!box_->busy && box_->sampler) box_->sampler->ReleaseHeld();
+    return info.Env().Undefined();
+  }
+
   std::shared_ptr<SamplerBox> box_;
 };
 
 Napi::Value OpenThreadSamplerJs(const Napi::CallbackInfo& info) {
   int32_t pid = PidArg(info);
   ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
+  options.fdBudget = DataOf(info.Env()).fdBudget;
   return StartProbe<std::shared_ptr<SamplerBox>>(
       info.Env(),
       [pid, options] {

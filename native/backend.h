@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fd_budget.h"
 #include "model.h"
 
 namespace iokitsnap {
@@ -45,8 +46,11 @@ struct ThreadOptions {
   bool kernelStacks = true;    // Linux /proc/<pid>/task/<tid>/stack, when readable
   std::string procRoot = "/proc";
   uint32_t maxStackDepth = 128;
-  uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
+  uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open, at most (0: only the shared budget limits it)
   uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
+  // Samplers: the fds they may keep between samples, shared by every sampler of one JS
+  // environment (the addon's instance data); null: a budget of this sampler's own.
+  std::shared_ptr<FdBudget> fdBudget;
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:
@@ -64,12 +68,16 @@ HostRecord ReadHost();
 uint64_t MonotonicNs();
 
 // Repeated sampling of one process: keeps per-thread handles between samples.
-// Sample() and Close() are never called concurrently on one sampler (the glue serialises them).
+// Sample(), Close() and ReleaseHeld() are never called concurrently on one sampler (the glue serialises them).
 class ThreadSampler {
  public:
   virtual ~ThreadSampler() = default;
   virtual ProcessRecord Sample() = 0;
   virtual void Close() = 0;
+  // Gives back what it keeps between samples (fds), staying usable: the next Sample()
+  // opens again what it needs. For a sampler left idle, so that one its owner forgot to
+  // close holds nothing until a garbage collection finds it.
+  virtual void ReleaseHeld() {}
 };
 std::unique_ptr<ThreadSampler> OpenThreadSampler(int32_t pid, const ThreadOptions& options);
 

@@ -42,6 +42,8 @@ export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'> & { stackBudgetM
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;
   close(): void;
+  /** Gives back the fds it keeps between samples; it samples on, opening them again. */
+  release(): void;
 }
 
 export interface NativeInternals {

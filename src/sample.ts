@@ -95,14 +95,31 @@ export async function sampleThreads(pid: number, options: ThreadOptions = {}): P
 }
 
 /**
+ * A sampler left idle this long (or three of its own intervals, when longer) gives back
+ * the fds it keeps, and opens them again at its next sample: one that its owner forgot
+ * to close holds none for long, whenever a garbage collection comes.
+ */
+export const SAMPLER_IDLE_RELEASE_MS = 2000;
+
+/**
  * The repeated-sampling path (what watch() uses): keeps per-thread handles open
  * between samples and re-reads them. Close it when done.
+ *
+ * Samples of one sampler run one at a time: a sample() called while another is in
+ * flight waits for it, and its own deadline starts when its turn comes.
  */
 export function createThreadSampler(pid: number, options: ThreadOptions = {}): ThreadSampler {
   checkPid('createThreadSampler()', pid);
   const { raw, timeoutMs } = threadOptions('createThreadSampler()', options);
   let opening: Promise<RawThreadSampler> | undefined;
   let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  // The native sample last started, settled or not: one abandoned at its deadline may still run.
+  let inFlight: Promise<unknown> | undefined;
+  let idle: NodeJS.Timeout | undefined;
+  let lastStart: number | undefined;
+  let intervalMs = 0;
+  const closedError = () => new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
   const open = (): Promise<RawThreadSampler> => {
     // A failed open is not kept: the next sample tries again (a probe that timed out may return).
     opening ??= withDeadline(() => binding().openThreadSampler(pid, raw), timeoutMs, `Opening a thread sampler on pid ${pid}`).catch(
@@ -113,20 +130,69 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
     );
     return opening;
   };
+  const sampleNow = async (): Promise<ThreadSampleResult> => {
+    if (closed) throw closedError();
+    const sampler = await open();
+    if (closed) {
+      sampler.close();
+      throw closedError();
+    }
+    clearTimeout(idle);
+    const started = performance.now();
+    if (lastStart !== undefined) intervalMs = started - lastStart;
+    lastStart = started;
+    try {
+      let left = timeoutMs;
+      if (inFlight !== undefined) {
+        // The sample before this one passed its deadline and still runs natively.
+        let timer: NodeJS.Timeout | undefined;
+        const waited = await Promise.race([
+          inFlight.then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs - (performance.now() - started))))),
+        ]);
+        clearTimeout(timer);
+        if (!waited)
+          throw new IokitSnapError(
+            'ETIMEDOUT',
+            `the previous sample of pid ${pid}, abandoned at its deadline, has still not returned ${timeoutMs} ms later: ` +
+              'the target or the kernel may be hung. Close this sampler, or keep sampling to see whether it comes back.',
+          );
+        left = Math.max(1, Math.ceil(timeoutMs - (performance.now() - started)));
+      }
+      return await withDeadline(
+        () => {
+          const probe = sampler.sample();
+          const settled = probe.then(
+            () => undefined,
+            () => undefined,
+          );
+          inFlight = settled;
+          void settled.then(() => {
+            if (inFlight === settled) inFlight = undefined;
+          });
+          return probe;
+        },
+        left,
+        `Sampling the threads of pid ${pid}`,
+      );
+    } finally {
+      if (!closed) {
+        idle = setTimeout(() => sampler.release(), Math.max(SAMPLER_IDLE_RELEASE_MS, 3 * intervalMs));
+        idle.unref();
+      }
+    }
+  };
   return {
     pid,
-    async sample() {
-      if (closed) throw new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
-      const sampler = await open();
-      if (closed) {
-        sampler.close();
-        throw new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
-      }
-      return withDeadline(() => sampler.sample(), timeoutMs, `Sampling the threads of pid ${pid}`);
+    sample() {
+      const turn = queue.then(sampleNow, sampleNow);
+      queue = turn.catch(() => undefined);
+      return turn;
     },
     close() {
       if (closed) return;
       closed = true;
+      clearTimeout(idle);
       opening?.then(
         (sampler) => sampler.close(),
         () => undefined,

@@ -360,7 +360,10 @@ export interface ThreadOptions {
   /** Read this tree instead of /proc. */
   procRoot?: string;
   maxStackDepth?: number;
-  /** Sampler: how many fds it may keep open (default: from RLIMIT_NOFILE). */
+  /**
+   * Sampler: how many fds it may keep open, at most. Whatever this says, all the samplers of
+   * one program share one budget, half of RLIMIT_NOFILE (default: that budget alone).
+   */
   maxOpenFiles?: number;
   /** Deadline for the probe, ms (default 10000). */
   timeoutMs?: number;

@@ -37,6 +37,18 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                   "open", error);
 }
 
+// Why `path` (procRoot, <pid> or <pid>/task) did not open. ESRCH only when it is not
+// there: a process we ran out of fds (or memory) to open is not a process that exited.
+[[noreturn]] void ThrowOpenError(int32_t pid, const std::string& procRoot, const std::string& path, int error) {
+  if (error == EACCES || error == EPERM) ThrowDenied(pid, path, error);
+  if (IsOutOfFds(error)) ThrowOutOfFds(pid, path, error);
+  if (error == ENOENT || error == ESRCH || error == ENOTDIR) ThrowNoProcess(pid, procRoot);
+  throw SnapError("EIO",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " + ErrorText(error) +
+                      ". The process was not sampled, not found gone; sample again.",
+                  "open", error);
+}
+
 // `procRoot/pid` does not open: the process is gone, or hidden from us by hidepid.
 [[noreturn]] void ThrowMissing(int32_t pid, const std::string& procRoot, int error) {
   // kill(pid, 0) tells "exists" (0, or EPERM for another user's process) from "gone".
@@ -47,8 +59,7 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                         "process owner, or as a member of the group given by /proc's gid= mount option.",
                     "open", error);
   }
-  if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid), error);
-  ThrowNoProcess(pid, procRoot);
+  ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid), error);
 }
 
 constexpr size_t Index(TaskFile file) { return static_cast<size_t>(file); }
@@ -96,7 +107,7 @@ Step ReadOptional(TaskFileReader& reader, TaskFile file, ReadBuffer& buffer, Sam
 // thread has exited (its exe link is gone with its mm), from this thread's own exe.
 void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) {
   ProcessAbi& abi = dirs.abi;
-  if (abi.state != ProcessAbi::State::NotRead) return;
+  if (abi.state != ProcessAbi::State::NotRead || IsOutOfFds(problems.abiError)) return;
   unsigned char header[20];
   size_t got = 0;
   int error = ReadHeadWithDeadline(dirs.process.get(), "exe", header, sizeof header, &got, kAbiReadTimeoutMs);
@@ -109,6 +120,10 @@ void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) 
   if (found) {
     abi.abi = *found;
     abi.state = ProcessAbi::State::Read;
+    return;
+  }
+  if (IsOutOfFds(error)) {  // not the executable's fault: read it again next time
+    problems.abiError = error;
     return;
   }
   abi.state = ProcessAbi::State::Unreadable;
@@ -149,23 +164,30 @@ void ThrowNoProcess(int32_t pid, const std::string& procRoot) {
   throw SnapError("ESRCH", message, "open", ESRCH);
 }
 
+bool IsOutOfFds(int error) { return error == EMFILE || error == ENFILE; }
+
+void ThrowOutOfFds(int32_t pid, const std::string& path, int error) {
+  throw SnapError("EAGAIN",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " +
+                      (error == ENFILE ? "the system has no file descriptor left (ENFILE)"
+                                       : "this process has all its file descriptors in use (EMFILE, RLIMIT_NOFILE " +
+                                             std::to_string(FdBudget::SoftLimit()) + ")") +
+                      ". The process was not sampled, not found gone. Close files or samplers, or raise the limit "
+                      "(ulimit -n), and sample again.",
+                  "open", error);
+}
+
 ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
   ProcessDirs dirs;
   int error = 0;
   dirs.root.reset(OpenDirectory(AT_FDCWD, procRoot.c_str(), O_PATH, &error));
-  if (!dirs.root) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, procRoot, error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.root) ThrowOpenError(pid, procRoot, procRoot, error);
   char name[24];
   dirs.process.reset(OpenDirectory(dirs.root.get(), FormatEntryPath(name, static_cast<uint64_t>(pid), nullptr),
                                    O_PATH, &error));
   if (!dirs.process) ThrowMissing(pid, procRoot, error);
   dirs.task.reset(OpenDirectory(dirs.process.get(), "task", O_RDONLY, &error));
-  if (!dirs.task) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.task) ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid, "task"), error);
   return dirs;
 }
 
@@ -378,7 +400,7 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
       return ThreadReadStatus::Denied;
     case ReadOutcome::Failed:
       if (problems.failedError[Index(TaskFile::Stat)] == 0) problems.failedError[Index(TaskFile::Stat)] = statRead.error;
-      return ThreadReadStatus::Gone;
+      return ThreadReadStatus::Unread;
   }
   const auto stat = ParseTaskStat(buffer.text);
   if (!stat) {

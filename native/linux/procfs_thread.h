@@ -54,6 +54,10 @@ ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot);
 
 // The ESRCH every path gives for a process that is not (or no longer) there.
 [[noreturn]] void ThrowNoProcess(int32_t pid, const std::string& procRoot);
+// EMFILE/ENFILE: this process has no fd left to open `path` with. Never ESRCH: the
+// process sampled may well be there.
+bool IsOutOfFds(int error);
+[[noreturn]] void ThrowOutOfFds(int32_t pid, const std::string& path, int error);
 
 // The tids of the process, in kernel order. ESRCH once the process is gone;
 // EINVAL when `pid` is a thread of another process.
@@ -118,6 +122,8 @@ enum class ThreadReadStatus {
   Ok,
   Gone,    // vanished mid-read (or its stat is unusable): skip it
   Denied,  // even stat is refused: the process is unreadable for us
+  Unread,  // its stat could not be read for another reason (EMFILE: no fd left), noted in
+           // problems.failedError: the thread exists, and the caller must say it was not read
 };
 
 // Reads what `options` asks for of one thread into `record`. `knownSched`, when
