@@ -81,3 +81,11 @@ export function parsePid(text: string, option = 'pid'): number {
 export function many(value: ParsedArgs['values'][string]): string[] {
   return ((value ?? []) as unknown[]).map(String);
 }
+
+/**
+ * The file of `-o FILE`, or null for stdout: no -o, or `-o -` (as `-` reads stdin where a
+ * command reads a file). A file named "-" is still reachable as ./-.
+ */
+export function outputFile(value: ParsedArgs['values'][string]): string | null {
+  return typeof value === 'string' && value !== '-' ? value : null;
+}

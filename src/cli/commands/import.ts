@@ -5,7 +5,7 @@ import { detectReportFormat, importReport } from '../../import/reports';
 import { readInputFile, readInputStream } from '../../read-input';
 import { writeSnapshot } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
-import { parseCommandArgs, UsageError } from '../args';
+import { outputFile, parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable } from '../accelerator-table';
 import { threadTable } from '../format';
@@ -48,7 +48,7 @@ progress), not GPU load. What the dump does not hold is listed as a note.
 
 Options:
   --json              print the iokit-snap/1 snapshot instead of the table
-  -o, --output FILE   write the snapshot to FILE (for \`iokit-snap diff\`)
+  -o, --output FILE   write the snapshot to FILE (mode 0600; for \`iokit-snap diff\`); - is stdout
   --properties        include each accelerator's raw property tree (with --json or -o)
 `,
   async run(argv, io) {
@@ -62,17 +62,19 @@ Options:
     // A thread report (sample, spindump, crash, lldb, hung_task) or else an ioreg dump.
     const reportFormat = detectReportFormat(text);
     const snap = reportFormat !== null ? importReport(text) : importIoreg(text, { includeProperties: values.properties === true });
-    if (typeof values.output === 'string') {
-      await writeSnapshot(values.output, snap);
+    const file = outputFile(values.output);
+    if (file !== null) {
+      await writeSnapshot(file, snap);
       const held = snap.source !== undefined ? `${snap.processes.reduce((n, p) => n + p.threads.length, 0)} thread(s)` : `${snap.accelerators.length} accelerator(s)`;
-      await write(io.stderr, `wrote ${values.output}: ${held}\n`);
+      await write(io.stderr, `wrote ${file}: ${held}\n`);
       await write(io.stderr, limitLines(snap.limits, errStyle(io)));
     }
-    if (values.json) {
+    // -o - is the snapshot on stdout, as --json.
+    if (values.json || values.output === '-') {
       await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
       return EXIT.ok;
     }
-    if (typeof values.output === 'string') return EXIT.ok;
+    if (file !== null) return EXIT.ok;
     if (snap.source !== undefined) return showReport(snap, io);
     if (snap.accelerators.length === 0) {
       await write(io.stdout, 'No accelerators in this ioreg output.\n');
