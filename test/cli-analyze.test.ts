@@ -126,7 +126,7 @@ t.test('exec: a command that finishes between the looks, or while newcomers get 
 t.test('exec: cannot start, or called wrongly', async (t) => {
   const missing = await runCli(['exec', '--', 'iokit-snap-no-such-command']);
   t.equal(missing.code, 127);
-  t.match(missing.stderr, /cannot run "iokit-snap-no-such-command": command not found/);
+  t.match(missing.stderr, /^iokit-snap exec: ENOENT: cannot run "iokit-snap-no-such-command": no such command in PATH/);
   const notExecutable = path.join(tmp, 'not-executable');
   fs.writeFileSync(notExecutable, 'echo hi\n', { mode: 0o644 });
   const denied = await runCli(['exec', '--', notExecutable]);

@@ -368,7 +368,12 @@ run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error
       }
       let text =
         `\n${paint(style, 'bold', `iokit-snap exec: ${shown(command)} (pid ${pid}) still running after ${formatMs(ranForMs)}`)}\n` +
-        explain(report, style, { verbose: values.verbose === true, accelerators: hung.accelerators });
+        explain(report, style, {
+          verbose: values.verbose === true,
+          accelerators: hung.accelerators,
+          snapshot: hung,
+          ...(saved !== null && saved.files.includes('hung.json') ? { snapshotFile: path.join(saved.dir!, 'hung.json') } : {}),
+        });
       if (saved !== null) text += savedLine(saved, style);
       if (outcome === 'waiting') {
         const why = report.verdict === 'healthy' ? 'making progress' : 'suspect, not hung';
