@@ -41,8 +41,11 @@ function usageMessage(error: NodeJS.ErrnoException, argv: string[]): string {
   }
 }
 
-/** Strict parse: unknown options and missing values are usage errors that name the option. */
-export function parseCommandArgs(argv: string[], options: OptionSpec, allowPositionals = true): ParsedArgs {
+/**
+ * Strict parse: unknown options, missing values and (unless the command takes some) any
+ * argument that is not an option are usage errors that name it.
+ */
+export function parseCommandArgs(argv: string[], options: OptionSpec, allowPositionals = false): ParsedArgs {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals, strict: true });
     return { values: values as ParsedArgs['values'], positionals };
