@@ -17,6 +17,7 @@ export type IokitSnapErrorCode =
   | 'ENOSPC'
   | 'EROFS';
 
+/** Every error iokit-snap throws: `code` (the README's table) and a message that says what to do. */
 export class IokitSnapError extends Error {
   override name = 'IokitSnapError';
   readonly code: IokitSnapErrorCode;

@@ -6,6 +6,7 @@ import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
 import { outputError, writeFileSafely, type WriteFileOptions } from './write-file';
 
+/** The `format` every snapshot carries, and the only one readSnapshot() accepts. */
 export const SNAPSHOT_FORMAT = 'iokit-snap/1';
 
 function invalid(where: string, what: string): never {
