@@ -128,6 +128,13 @@ t.test('each reader recognises each document, and names what to use instead', as
     [['threads', '--from', M4], 1, /is ioreg output; threads --from takes a snapshot or a thread report: it holds accelerators only/],
     [['threads', '--from', snap], 1, /holds no process \(a snapshot taken without --pid\)/],
     [['threads', '--from', threadsJson], 0, /^$/],
+    [['threads', '--from', report], 1, /report\.json is an iokit-snap report .*: exec saves the snapshots beside it: iokit-snap threads --from \S+hung\.json$/m],
+    [['threads', '--from', events], 1, /events\.ndjson is a `watch --json` event stream; threads --from takes a snapshot or a thread report\n$/],
+    [['threads', '--from', SAMPLE, '--interval', '1s'], 64, /--interval samples a live process; it does not go with --from/],
+    [['threads', '--from', SAMPLE, '1', '2'], 64, /threads --from FILE takes at most one process id/],
+    [['explain', threadsJson], 1, /a thread sample proves nothing alone: take two snapshots/],
+    [['diff', events, snap], 1, /events\.ndjson is a `watch --json` event stream; diff takes two snapshots .*: take snapshots with iokit-snap snapshot --pid N -o FILE/],
+    [['import', events], 1, /events\.ndjson is a `watch --json` event stream; import takes ioreg output, a thread report or a snapshot\n$/],
     [['threads', '--from', brokenLines], 1, /broken-lines\.txt: not recognised, none of the documents/],
     [['import', brokenIoreg], 1, /^iokit-snap import: EINVAL: ioreg input, line 2: /],
     [['explain', '/dev/null'], 1, /\/dev\/null is a character device, not a regular file/],
@@ -152,7 +159,7 @@ t.test('each reader recognises each document, and names what to use instead', as
   t.match(runs[3].stdout, /report\.json: a saved report\nHEALTHY/);
   t.match(runs[4].stdout, /exec-stderr\.log: a saved report of exec pid 7 \(left-running\)\nHEALTHY/);
   t.match(runs[12].stdout, new RegExp(`^pid ${process.pid} \\(\\S+\\): \\d+ threads? in \\S+threads\\.json\\n`));
-  t.match(runs[18].stdout, /^pid \d+ \(op\): \d+ threads? in \S+ from sample output\n/);
+  t.match(runs[25].stdout, /^pid \d+ \(op\): \d+ threads? in \S+ from sample output\n/);
   // What threads --from --json prints, threads --from reads back.
   const array = path.join(tmp, 'array.json');
   fs.writeFileSync(array, (await runCli(['threads', '--from', threadsJson, '--json'])).stdout);
@@ -166,7 +173,63 @@ t.test('each reader recognises each document, and names what to use instead', as
   t.match(twoDumps.stdout, /^(HEALTHY|SUSPECT|HUNG)/);
   const bothStdin = await runCli(['diff', '-', '-']);
   t.equal(bothStdin.code, 64);
+  // A saved report: --json prints it as saved; from stdin there is no hung.json beside it; a hung.json that is no snapshot gives no frames.
+  const reportJson = await runCli(['explain', report, '--json']);
+  t.same(JSON.parse(reportJson.stdout), JSON.parse(fs.readFileSync(report, 'utf8')));
+  const fromStdin = await runCliWithStdin(['explain', '-'], fs.readFileSync(report, 'utf8'));
+  t.match(fromStdin.stdout, /^stdin: a saved report\nHEALTHY/);
+  const odd = path.join(tmp, 'odd');
+  fs.mkdirSync(odd);
+  fs.copyFileSync(report, path.join(odd, 'report.json'));
+  fs.copyFileSync(report, path.join(odd, 'hung.json'));
+  t.equal((await runCli(['explain', path.join(odd, 'report.json')])).code, 0);
+  // Two processes in one file: one table each.
+  const two = path.join(tmp, 'two.json');
+  await writeSnapshot(two, await snapshot({ pids: [process.pid, process.ppid], accelerators: false }));
+  const both = await runCli(['threads', '--from', two]);
+  t.equal(both.stdout.match(/^pid \d+ \(/gm)?.length, 2, both.stdout);
+  t.match(both.stdout, /\n\npid \d+ /, 'a blank line between them');
+  // A snapshot with accelerators: import shows their table.
+  const m4 = path.join(tmp, 'm4.json');
+  t.equal((await runCli(['import', M4, '-o', m4])).code, 0);
+  t.match((await runCli(['import', m4])).stdout, /^ID +NAME \(CLASS\) .*\n0x100000478 +AGX.* +Apple M4 /);
+
   const hungTask = await runCli(['explain', HUNG_TASK]);
   t.equal(hungTask.code, 2, 'a thread report is judged as before');
   t.match(hungTask.stdout, /kernel +\S+/, 'its kernel frames under the finding');
+});
+
+t.test('the frames as text: parsed kernel frames of an imported report, a file name a shell needs quoted', async (t) => {
+  const { stackLines, topFrames } = await import('../src/cli/format');
+  const { explain } = await import('../src/cli/explain');
+  const thread = {
+    tid: 9,
+    name: 'w',
+    state: 'uninterruptible' as const,
+    userNs: 0,
+    systemNs: 0,
+    contextSwitches: null,
+    suspendCount: null,
+    blockedIn: null,
+    kernelFrames: [
+      { pc: null, module: 'nvidia_uvm', offset: null, symbol: 'uvm_gpu_retain_by_uuid', symbolOffset: 52 },
+      { pc: null, module: null, offset: null, symbol: 'schedule', symbolOffset: null },
+    ],
+  };
+  t.equal(stackLines([thread], { color: false }), '\nthread 9 (w) uninterruptible:\n  kernel  uvm_gpu_retain_by_uuid + 52  nvidia_uvm\n  kernel  schedule\n');
+  t.equal(topFrames(thread, true, { color: false }, '  ', 4, 1).more, 1, 'what was left out is counted');
+  const snap = {
+    format: 'iokit-snap/1' as const,
+    takenAt: '',
+    monotonicNs: 0,
+    host: { platform: 'linux' as const, arch: 'x64', osRelease: '' },
+    accelerators: [],
+    processes: [{ pid: 9, name: 'w', sampledAtNs: 0, threads: [thread] }],
+    limits: [],
+  };
+  const finding = { kind: 'uninterruptible' as const, severity: 'critical' as const, subject: 'pid 9 (w) thread 9', ref: { pid: 9, tid: 9 }, message: 'in D', evidence: [], durationMs: 1 };
+  const report = { verdict: 'hung' as const, findings: [finding], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 1, notes: [] };
+  const text = explain(report, { color: false }, { snapshot: snap, snapshotFile: "/tmp/it's here/hung.json" });
+  t.match(text, /in D\n {12}kernel  uvm_gpu_retain_by_uuid \+ 52  nvidia_uvm\n {12}kernel  schedule\n/);
+  t.match(text, `iokit-snap threads --from '/tmp/it'\\''s here/hung.json' --stacks`);
 });

@@ -4,14 +4,15 @@
  * ours; --timeout is when to look, not a deadline; --kill ends only a hung command. And a
  * command that cannot be started is said in the `iokit-snap exec: CODE: message` form.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { actionFor } from '../src/cli/commands/exec';
 import { killQuietly } from '../src/proctree';
-import { spawnCli } from './helpers/cli';
-import { targetBinary } from './helpers/targets';
+import { BIN, spawnCli } from './helpers/cli';
+import { buildC, targetBinary, waitFor } from './helpers/targets';
 
 const linux = process.platform === 'linux' ? false : 'the test target (test/targets/target.c) is a Linux program';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-exec-progress-'));
@@ -82,4 +83,33 @@ t.test('a command that cannot be started: iokit-snap exec: CODE: message, and th
   }
   const json = await spawnCli(['exec', '--json', '--', '/nonexistent/program']);
   t.equal(json.code, 127, 'the same status with --json');
+});
+
+t.test('a suspect verdict is reported once, and exec waits on: --kill does not kill it, its exit status is passed through', { skip: linux }, async (t) => {
+  // A main thread waiting for events when the command was expected to finish: suspect (exec judges with expectExit).
+  const child = spawn(process.execPath, [BIN, 'exec', '--timeout', '800ms', '--kill', '--no-accelerators', '--no-save', '--', await targetBinary(), 'poll-idle'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const pid = Number((await waitFor(() => /ready pid=(\d+)/.exec(stdout), 'the target to start'))[1]);
+  t.teardown(() => killQuietly(pid));
+  await waitFor(() => /suspect, not hung: waiting for it to finish/.test(stderr), 'the suspect report', 30000);
+  t.match(stderr, /SUSPECT: 1 warning/);
+  // Two more looks at it: still suspect, not reported again, not killed.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  t.equal(stderr.match(/SUSPECT/g)?.length, 1, 'reported once');
+  t.doesNotThrow(() => process.kill(pid, 0), 'still running');
+  process.kill(pid, 'SIGTERM');
+  t.equal(await exited, 128 + 15, 'the command\'s own status: killed by SIGTERM');
+});
+
+t.test('a program whose loader does not exist: ENOENT that says so, 127', { skip: linux }, async (t) => {
+  const program = await buildC(path.join(__dirname, 'targets', 'target.c'), 'no-loader', ['-Wl,--dynamic-linker=/nonexistent/ld-iokit-snap.so']);
+  const run = await spawnCli(['exec', '--', program, 'sleep']);
+  t.equal(run.code, 127);
+  t.equal(run.stderr, `iokit-snap exec: ENOENT: cannot run "${program}": the program loader it needs does not exist (built for another system?)\n`);
 });

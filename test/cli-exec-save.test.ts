@@ -184,6 +184,15 @@ t.test('the save helpers, one by one: a file where a directory is wanted, a dire
   const part = await new RunSaver(partly, true, 1).save(snapshot, snapshot, { verdict: 'hung', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
   t.same({ dir: part.dir, files: part.files }, { dir: partly, files: ['baseline.json'] });
   t.match(part.error, /^EINVAL: cannot write file .*hung\.json: .*is a directory/);
+  // A run that is looked at again (healthy, then hung) replaces its own files, and nothing else's.
+  const again = path.join(tmp, 'again');
+  const saver = new RunSaver(again, false, 1);
+  const healthyReport = { verdict: 'healthy' as const, findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] };
+  t.same((await saver.save(snapshot, snapshot, healthyReport)).files, ['baseline.json', 'hung.json', 'report.json']);
+  const second = await saver.save(snapshot, snapshot, { ...healthyReport, verdict: 'hung' });
+  t.same({ dir: second.dir, error: second.error }, { dir: again, error: null });
+  t.equal(JSON.parse(fs.readFileSync(path.join(again, 'report.json'), 'utf8')).verdict, 'hung');
+  await saver.close();
   const { savedLine } = await import('../src/cli/commands/exec');
   t.equal(savedLine(part, { color: false }), `  warning: saved only ${path.join(partly, 'baseline.json')}; the rest not: ${part.error}\n`);
   t.equal(savedLine({ dir: null, files: [], error: 'EIO: x' }, { color: false }), '  warning: not saved: EIO: x\n');

@@ -12,7 +12,6 @@ import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Report } from '../analyze/types';
-import { toIokitSnapError } from '../errors';
 import { validateSnapshot } from '../snapshot-file';
 import type { Snapshot } from '../types';
 import { outputError, prepareFile, type PreparedFile } from '../write-file';
@@ -196,6 +195,7 @@ export class RunSaver {
         try {
           await prepared[i].place({ replace: this.force || this.written.has(name) });
         } catch (error) {
+          /* c8 ignore next 2 -- a file put there since the check above, by someone else: a race no test can win on purpose */
           const e = error as NodeJS.ErrnoException;
           if (e.code === 'EEXIST') throw failure('EEXIST', `${path.join(dir.shown, name)} already exists: pass --force to replace it, or another --save DIR`);
           throw outputError(error, 'file', path.join(dir.shown, name));
@@ -206,9 +206,9 @@ export class RunSaver {
       return { dir: dir.shown, files: placed, error: null };
     } catch (error) {
       await Promise.all(prepared.map((file) => file.discard()));
-      const e = toIokitSnapError(error);
-      const code = (error as { code?: string }).code ?? e.code;
-      return { dir: placed.length > 0 ? dir!.shown : null, files: placed, error: e.message.startsWith(`${code}:`) ? e.message : `${code}: ${e.message}` };
+      // Every error here has a code: ours (failure()), Node's, or an IokitSnapError's.
+      const e = error as Error & { code: string };
+      return { dir: placed.length > 0 ? dir!.shown : null, files: placed, error: e.message.startsWith(`${e.code}:`) ? e.message : `${e.code}: ${e.message}` };
     }
   }
 
