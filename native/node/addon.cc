@@ -10,13 +10,13 @@
 #include <string>
 #include <utility>
 
-#include "backend.h"
-#include "blocking.h"
-#include "darwin_decode.h"
+#include "../backend.h"
+#include "../blocking.h"
+#include "../darwin_decode.h"
 #include "probe.h"
 #include "to_js.h"
 #ifdef __linux__
-#include "linux/elf_internals.h"
+#include "elf_internals_linux.h"
 #endif
 
 namespace iokitsnap {
