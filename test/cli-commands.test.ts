@@ -125,6 +125,7 @@ t.test('watch on a terminal: the status line fits its width; a summary when it s
   t.equal(fitted('abcdefghij', 10), 'abcdefgh…', 'the last column left free');
   t.equal(fitted('abcdefghij', undefined), 'abcdefghij', 'no width known: as is');
   t.equal(fitted('abcdefghij', 1), 'abcdefghij', 'a width that holds nothing: as is');
+  t.equal(fitted('ab\u{1F600}\u{1F600}cdef', 5), 'ab\u{1F600}…', 'never cut inside a character');
 });
 
 t.test('threads --interval --json has the %CPU it measured; a thread that joins another names it', { skip: linux }, async (t) => {

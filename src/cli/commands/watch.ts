@@ -22,8 +22,10 @@ function cpuPart(cpu: ThreadCpu[] | undefined): string {
 /** A line cut to fit `columns` (a terminal's width), so that a redraw never leaves wrapped pieces behind. */
 export function fitted(line: string, columns: number | undefined): string {
   // The last column is left free: a line that fills it wraps the cursor on some terminals.
-  if (columns === undefined || columns < 2 || line.length < columns) return line;
-  return `${line.slice(0, columns - 2)}…`;
+  // Counted in code points, so that a thread name is never cut inside a character.
+  const points = [...line];
+  if (columns === undefined || columns < 2 || points.length < columns) return line;
+  return `${points.slice(0, columns - 2).join('')}…`;
 }
 
 /** The live status line on a terminal. */
