@@ -302,6 +302,9 @@ run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error
           programs = await identities(await processTree(pid));
           baseline = await take([...programs.keys()]);
           baselineAt = Date.now();
+          // A snapshot that took long (a loaded machine) must not leave less than a stall between the two looks:
+          // a thread stuck all along would then not have been stuck "for a stall", and the verdict would flap.
+          deadline = Math.max(deadline, baselineAt + stallMs + 50);
         }
         const atDeadline = await exitWithin(run, Math.max(0, deadline - Date.now()));
         if (atDeadline !== null) return atDeadline;
