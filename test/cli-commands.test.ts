@@ -137,7 +137,8 @@ t.test('threads --interval --json has the %CPU it measured; a thread that joins 
   t.equal(sample.cpu.length, 3, 'every thread');
   t.match(sample.cpu[0], { pid: spin.pid, tid: spin.pid, name: 'target' }, 'the spinner first');
   t.ok(sample.cpu[0].percent > 0, `it used CPU: ${sample.cpu[0].percent}`);
-  t.same(sample.cpu.slice(1).map((c: { percent: number }) => c.percent), [0, 0], 'the sleepers none');
+  // The sleepers next, with next to nothing (one may still be on its way into its sleep at the first sample).
+  for (const sleeper of sample.cpu.slice(1)) t.ok(sleeper.percent < 1, `a sleeper: ${sleeper.percent}`);
   const once = JSON.parse((await runCli(['threads', String(spin.pid), '--json', '--no-kernel-stacks'])).stdout);
   t.notOk('cpu' in once, 'one sample: no rate');
 
