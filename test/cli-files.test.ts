@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { killQuietly } from '../src/proctree';
-import { BIN, spawnCli, type CliRun } from './helpers/cli';
+import { BIN, runCli, spawnCli, type CliRun } from './helpers/cli';
 import { targetBinary } from './helpers/targets';
 
 const linux = process.platform === 'linux' ? false : 'the test target (test/targets/target.c) and tmpfs mounts are Linux';
@@ -75,8 +75,8 @@ t.test('-o - writes to stdout, as - reads stdin: no file named "-"', async (t) =
 
 t.test('a missing directory is ENOENT about the path given, never a temporary file', async (t) => {
   const runs = await Promise.all([
-    spawnCli(['snapshot', '--no-accelerators', '-o', '/nonexistent/dir/x.json']),
-    spawnCli(['import', M4, '-o', '/nonexistent/dir/x.json']),
+    runCli(['snapshot', '--no-accelerators', '-o', '/nonexistent/dir/x.json']),
+    runCli(['import', M4, '-o', '/nonexistent/dir/x.json']),
   ]);
   for (const [i, command] of ['snapshot', 'import'].entries()) {
     t.equal(runs[i].code, 1);
