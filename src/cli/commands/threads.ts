@@ -6,7 +6,6 @@ import { sampleThreads } from '../../sample';
 import type { Limitation, ProcessSample } from '../../types';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
-import { notFor, readDocument } from '../documents';
 import { cpuPercent, stackLines, threadTable } from '../format';
 import { currentWording, limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
@@ -33,6 +32,8 @@ async function show(io: CliIO, sample: ProcessSample, stacks: boolean, header: s
 
 /** threads --from FILE [PID]: the threads a saved snapshot or report holds. */
 async function fromFile(io: CliIO, source: string, pid: number | undefined, json: boolean, stacks: boolean): Promise<number> {
+  // Loaded here: the readers of every document kind (ioreg, reports) are not needed to sample a live process.
+  const { notFor, readDocument } = await import('../documents');
   const { document, where } = await readDocument(source, io);
   let processes: ProcessSample[];
   let limits: Limitation[];
