@@ -6,9 +6,9 @@
       "target_name": "iokit_snap",
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "sources": [
-        "native/addon.cc",
-        "native/probe.cc",
-        "native/to_js.cc",
+        "native/node/addon.cc",
+        "native/node/probe.cc",
+        "native/node/to_js.cc",
         "native/blocking.cc",
         "native/darwin_decode.cc",
         "native/fd_budget.cc",
@@ -36,7 +36,7 @@
             "native/linux/procfs_thread.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
-            "native/linux/elf_internals.cc",
+            "native/node/elf_internals_linux.cc",
             "native/linux/stack_walk.cc",
             "native/linux/user_stacks.cc"
           ],

@@ -166,7 +166,7 @@ function roles(processes, threadsPer) {
 }
 
 /**
- * A thread record built the way the native sampler's builder builds it (native/addon.cc,
+ * A thread record built the way the native sampler's builder builds it (native/node/to_js.cc,
  * kBuildThreadsSource): the same properties in the same order, optional ones appended,
  * so property access here costs what it costs on real samples.
  */

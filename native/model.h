@@ -1,5 +1,5 @@
 // Plain C++ records: what a backend returns. No Node-API, no OS headers.
-// Built on a probe thread; turned into JS values only in addon.cc.
+// Built on a probe thread; turned into JS values only in node/to_js.cc.
 #pragma once
 
 #include <cstdint>

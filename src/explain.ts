@@ -95,6 +95,13 @@ function lockChain(p: ProcessSample, t: ThreadSample, byTid: Map<number, { p: Pr
   return `it waits for ${who}${holder.t.name !== null ? ` '${holder.t.name}'` : ''}, which is itself in ${where}${holder.t.blockedBy !== undefined ? ' and waits in turn' : ''}`;
 }
 
+/**
+ * Judge one snapshot on its own, with no healthy baseline: what it proves by itself (an imported
+ * report's sample counts and durations, hung_task's "blocked for more than", lock chains; a live
+ * snapshot proves where threads wait, not for how long). The Report has compare()'s shape.
+ *
+ * @throws IokitSnapError EINVAL when the argument is not a snapshot or stallMs is out of range
+ */
 export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Report {
   const s = snapshot as Partial<Snapshot> | null;
   if (s === null || typeof s !== 'object' || !Array.isArray(s.processes) || !Array.isArray(s.limits) || !Array.isArray(s.accelerators)) {

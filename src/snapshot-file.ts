@@ -4,8 +4,9 @@ import { IokitSnapError } from './errors';
 import { readInputFile } from './read-input';
 import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
-import { writeFileSafely, type WriteFileOptions } from './write-file';
+import { outputError, writeFileSafely, type WriteFileOptions } from './write-file';
 
+/** The `format` every snapshot carries, and the only one readSnapshot() accepts. */
 export const SNAPSHOT_FORMAT = 'iokit-snap/1';
 
 function invalid(where: string, what: string): never {
@@ -58,17 +59,15 @@ export async function readSnapshot(pathOrText: string): Promise<Snapshot> {
 }
 
 /**
- * Write a snapshot as JSON (validated first, written whole). Never writes through a symbolic
- * link at the path; with `replace: false` an existing file there is an error, not replaced.
+ * Write a snapshot as JSON (validated first, written whole, mode 0600). Never writes through a
+ * symbolic link at the path; with `replace: false` an existing file there is an error (EEXIST),
+ * not replaced. A full disk is ENOSPC, a read-only file system EROFS, a missing directory ENOENT.
  */
 export async function writeSnapshot(path: string, snapshot: Snapshot, options: WriteFileOptions = {}): Promise<void> {
   validateSnapshot(snapshot);
   try {
     await writeFileSafely(path, JSON.stringify(snapshot, null, 2) + '\n', options);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot write snapshot ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw outputError(error, 'snapshot', path);
   }
 }

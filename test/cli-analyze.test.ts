@@ -126,7 +126,7 @@ t.test('exec: a command that finishes between the looks, or while newcomers get 
 t.test('exec: cannot start, or called wrongly', async (t) => {
   const missing = await runCli(['exec', '--', 'iokit-snap-no-such-command']);
   t.equal(missing.code, 127);
-  t.match(missing.stderr, /cannot run "iokit-snap-no-such-command": command not found/);
+  t.match(missing.stderr, /^iokit-snap exec: ENOENT: cannot run "iokit-snap-no-such-command": no such command in PATH/);
   const notExecutable = path.join(tmp, 'not-executable');
   fs.writeFileSync(notExecutable, 'echo hi\n', { mode: 0o644 });
   const denied = await runCli(['exec', '--', notExecutable]);
@@ -369,7 +369,7 @@ t.test('watch: each thread\'s %CPU over the last interval, busiest first, on the
 });
 
 t.test('watch: the status line', async (t) => {
-  const sample = { type: 'sample' as const, at: '', monotonicNs: 0, verdict: 'healthy' as const, findings: [], threads: 2 };
+  const sample = { type: 'sample' as const, at: '', monotonicNs: 0, verdict: 'healthy' as const, findings: [], threads: 2, cpu: [] };
   t.equal(statusLine(sample, [7], 1), 'watching pid 7: 2 threads, healthy, 1 sample');
   const info = { kind: 'waiting' as const, severity: 'info' as const, subject: 'pid 7 thread 8', ref: {}, message: '', evidence: [], durationMs: 1 };
   t.equal(statusLine({ ...sample, findings: [info] }, [7, 9], 3), 'watching pid 7, pid 9: 2 threads, healthy, 3 samples', 'info is not worth the line');

@@ -112,6 +112,10 @@ t.test('the launchd plist: a well-formed property list launchd reads, and a comm
   t.equal(job.Label, 'com.github.iokit-snap.serve');
   t.equal(job.RunAtLoad, true);
   t.match(job.ProgramArguments[0], /iokit-snap$/);
+  // The parser (xmldom) also prints the error it throws: kept out of the test output, and checked.
+  const printed = t.capture(console, 'error', () => undefined);
   t.throws(() => plist.parse(read('com.github.iokit-snap.serve.plist').replace('</dict>', '')), 'the parser does reject a broken plist');
+  printed.restore();
+  t.match(printed.args().flat().join(' '), /fatalError.*tag mismatch/, 'what it printed is that error');
   await runsAsServe(t, serveArgs(job.ProgramArguments));
 });

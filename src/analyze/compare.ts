@@ -10,6 +10,18 @@ import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { ProgressTracker, verdictOf } from './progress';
 import type { CompareOptions, Report } from './types';
 
+/**
+ * What changed between a snapshot taken while things worked and one taken while they hang:
+ * the verdict ('hung' when a finding is critical, 'suspect' when one is a warning, else
+ * 'healthy') and the findings that say which thread is stuck in what and for how long, and
+ * what the accelerators did. Either snapshot may be an imported report (importReport()).
+ *
+ * @param healthy the earlier snapshot (readSnapshot(), snapshot(), importReport())
+ * @param hung the later one, of the same processes
+ * @param given stallMs (how long without progress is stalled, default 1000), spinRatio,
+ *   expectExit (the process should have finished: a main thread waiting for events is suspect)
+ * @throws IokitSnapError EINVAL when an argument is not a snapshot or an option is out of range
+ */
 export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions = {}): Report {
   checkSnapshotArgument('compare()', healthy, 'the healthy (first) argument');
   checkSnapshotArgument('compare()', hung, 'the hung (second) argument');

@@ -302,6 +302,11 @@ function noteNode(t: ThreadSample, pid: number, scratch: Scratch): void {
   if (blocked.target.startsWith('/dev/') && !scratch.blockedOnNode.has(blocked.target)) scratch.blockedOnNode.set(blocked.target, { pid, thread: t });
 }
 
+/**
+ * The rules behind compare() and watch(), kept between samples: step() takes the next sample
+ * and returns the Report for the window since the previous one (each thread's progress held
+ * in one small record per live thread); between() compares two snapshots.
+ */
 export class ProgressTracker {
   readonly stallMs: number;
   readonly spinRatio: number;

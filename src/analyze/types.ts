@@ -151,10 +151,10 @@ export interface SampleEvent {
   /** Set when this window was thrown away because our own timer fired late (asleep, stopped, overloaded). */
   discarded?: { reason: string; lateMs: number };
   /**
-   * watch(): each thread's %CPU since the previous sample of its process, busiest first.
-   * Empty on the first sample; a thread not in the previous sample is left out.
+   * Each thread's %CPU since the previous sample of its process, busiest first. Empty on the
+   * first sample; a thread not in the previous sample is left out.
    */
-  cpu?: ThreadCpu[];
+  cpu: ThreadCpu[];
 }
 
 /** A thread's share of one CPU over the last interval, as top's %CPU (100 = one CPU all the time). */

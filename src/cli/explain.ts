@@ -1,8 +1,8 @@
 /** A Report as a person reads it: the verdict, then what is stuck, in what, for how long. */
 import { formatMs, plural } from '../analyze/format';
 import type { Finding, Report, Severity } from '../analyze/types';
-import type { Accelerator } from '../types';
-import { paint, type Style } from './format';
+import type { Accelerator, Snapshot, ThreadSample } from '../types';
+import { paint, topFrames, type Style } from './format';
 
 const COLOR: Record<Severity, 'red' | 'yellow' | 'dim'> = { critical: 'red', warning: 'yellow', info: 'dim' };
 
@@ -11,7 +11,14 @@ export interface ExplainOptions {
   verbose?: boolean;
   /** The accelerators of the later snapshot, for a one-line summary of each. */
   accelerators?: Accelerator[];
+  /** The snapshot the findings are about: a culprit thread's top frames are shown under its finding, where it has stacks. */
+  snapshot?: Snapshot;
+  /** The file that snapshot is in, for the line that says how to see every thread's stacks. */
+  snapshotFile?: string;
 }
+
+/** Findings whose evidence is in the kernel: their kernel frames come first. */
+const KERNEL_FINDINGS = new Set<Finding['kind']>(['uninterruptible', 'blocked-in-driver']);
 
 /**
  * The verdict in one line. A hang says how long its longest finding has held — the figure the
@@ -31,9 +38,21 @@ function headline(report: Report, style: Style): string {
   return `${paint(style, 'green', paint(style, 'bold', 'HEALTHY'))}: nothing stuck${window}`;
 }
 
-function findingLines(f: Finding, style: Style): string {
+/** The thread a finding is about, in the snapshot. */
+function culprit(f: Finding, snapshot: Snapshot | undefined): ThreadSample | undefined {
+  if (snapshot === undefined || f.ref.tid === undefined) return undefined;
+  const process = snapshot.processes.find((p) => p.pid === f.ref.pid);
+  return process?.threads.find((t) => t.tid === f.ref.tid);
+}
+
+function findingLines(f: Finding, style: Style, snapshot: Snapshot | undefined): { text: string; frames: boolean } {
   const label = paint(style, COLOR[f.severity], f.severity.padEnd(8));
-  return `  ${label}  ${paint(style, 'bold', f.subject)}\n            ${f.message}\n`;
+  let text = `  ${label}  ${paint(style, 'bold', f.subject)}\n            ${f.message}\n`;
+  const thread = culprit(f, snapshot);
+  const top = thread !== undefined ? topFrames(thread, KERNEL_FINDINGS.has(f.kind), style, '            ') : { text: '', more: 0 };
+  text += top.text;
+  if (top.more > 0) text += paint(style, 'dim', `            … ${plural(top.more, 'more frame')}`) + '\n';
+  return { text, frames: top.text !== '' };
 }
 
 function acceleratorLine(a: Accelerator): string {
@@ -51,7 +70,13 @@ export function explain(report: Report, style: Style, options: ExplainOptions = 
   const shown = report.findings.filter((f) => f.severity !== 'info');
   const info = report.findings.filter((f) => f.severity === 'info');
   const infoShown = options.verbose ? info : info.slice(0, 8);
-  for (const f of [...shown, ...infoShown]) out += findingLines(f, style);
+  let frames = false;
+  for (const f of [...shown, ...infoShown]) {
+    // Frames for what is wrong; an info finding (an idle wait) is one line.
+    const lines = findingLines(f, style, f.severity === 'info' ? undefined : options.snapshot);
+    out += lines.text;
+    frames ||= lines.frames;
+  }
   if (infoShown.length < info.length) out += `  … and ${info.length - infoShown.length} more info findings (--verbose or --json)\n`;
   for (const p of report.processes) {
     const facts = p.gone
@@ -70,5 +95,9 @@ export function explain(report: Report, style: Style, options: ExplainOptions = 
     }
   }
   for (const note of report.notes) out += paint(style, 'yellow', `  note: ${note}`) + '\n';
+  if (frames && options.snapshotFile !== undefined) {
+    const file = /^[\w@%+=:,./-]+$/.test(options.snapshotFile) ? options.snapshotFile : `'${options.snapshotFile.replace(/'/g, `'\\''`)}'`;
+    out += paint(style, 'dim', `  every thread's stacks: iokit-snap threads --from ${file} --stacks`) + '\n';
+  }
   return out;
 }

@@ -52,8 +52,8 @@ export interface CollectorOptions extends ProcessSelection {
   cgroupRoot?: string;
 }
 
-/** A watch() sample event with what a metric needs. */
-export interface MetricsSampleEvent extends SampleEvent {
+/** A watch() sample event with what a metric needs (per-process CPU from the report, not each thread's %CPU). */
+export interface MetricsSampleEvent extends Omit<SampleEvent, 'cpu'> {
   processes: ProcessSample[];
   /** The analysis's summary of each process (names, CPU over the window). */
   report: Report;
@@ -105,6 +105,11 @@ interface Watched {
   refused: boolean;
 }
 
+/**
+ * The sampling loop of `serve` and createMetrics().watch(): an EventEmitter of watch()'s events
+ * ('sample' with what a metric needs, 'hang', 'recover', 'exit', 'error') over a selection of
+ * processes asked again every interval. close() stops it; `done` resolves once it has stopped.
+ */
 export class Collector extends EventEmitter {
   readonly intervalMs: number;
   readonly stallMs: number;

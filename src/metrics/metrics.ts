@@ -40,6 +40,10 @@ function pidOfSubject(subject: string): number | null {
   return m === null ? null : Number(m[1]);
 }
 
+/**
+ * iokit-snap's Prometheus metrics in a prom-client registry (the default one unless given):
+ * watch() starts a Collector whose samples update them; scrapes read the latest sample.
+ */
 export class IokitSnapMetrics {
   readonly registry: client.Registry;
   private readonly g: ReturnType<typeof defineMetrics>;

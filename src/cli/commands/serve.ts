@@ -1,4 +1,5 @@
 /** `iokit-snap serve`: a Prometheus exporter for the accelerators and the watched processes. */
+import * as path from 'node:path';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { EXIT, write } from '../io';
@@ -34,7 +35,8 @@ Options:
   --json               print the address as one JSON line: {"listening": …, "metrics": …}
 
 Prints the address it listens on, then runs until SIGTERM or SIGINT (Ctrl-C),
-which close it cleanly (exit status 0). Metric names: docs/metrics.md.
+which close it cleanly (exit status 0). Metric names: docs/metrics.md in the package
+(${path.join(__dirname, '..', '..', '..', 'docs', 'metrics.md')}).
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(

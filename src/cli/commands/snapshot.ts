@@ -1,7 +1,7 @@
 /** `iokit-snap snapshot`: one iokit-snap/1 document, to stdout or a file. */
 import { snapshot } from '../../sample';
 import { writeSnapshot } from '../../snapshot-file';
-import { many, parseCommandArgs, parseDuration, parsePid } from '../args';
+import { many, outputFile, parseCommandArgs, parseDuration, parsePid } from '../args';
 import type { Command } from '../command';
 import { paint } from '../format';
 import { currentWording, limitLines } from '../notes';
@@ -19,7 +19,7 @@ that cannot be sampled at all (no such process) makes the exit status 1, as for
 \`iokit-snap threads\`; the snapshot is written all the same.
 
 Options:
-  -o, --output FILE   write the snapshot to FILE (default: stdout)
+  -o, --output FILE   write the snapshot to FILE (mode 0600); - or none: stdout
   --json              print the snapshot on stdout (the default; with -o, as well as the file)
   -p, --pid N         sample the threads of process N (repeatable)
   --properties        include the raw property tree of each accelerator
@@ -51,11 +51,12 @@ Options:
       threads: { stacks: values.stacks === true, kernelStacks: values['no-kernel-stacks'] !== true },
       timeoutMs: typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined,
     });
-    if (typeof values.output === 'string') {
-      await writeSnapshot(values.output, snap);
-      await write(io.stderr, `wrote ${values.output}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
+    const file = outputFile(values.output);
+    if (file !== null) {
+      await writeSnapshot(file, snap);
+      await write(io.stderr, `wrote ${file}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
     }
-    if (typeof values.output !== 'string' || values.json === true) await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+    if (file === null || values.json === true) await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
     await write(io.stderr, limitLines(snap.limits, errStyle(io), currentWording(true)));
     // A --pid that gave no threads at all is an error, as for `iokit-snap threads` (the snapshot is kept all the same).
     const sampled = new Set(snap.processes.map((p) => p.pid));

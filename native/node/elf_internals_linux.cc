@@ -1,15 +1,15 @@
-// Test hooks over ElfFile (see elf_internals.h). Each call opens the file, answers
+// Test hooks over ElfFile (see elf_internals_linux.h). Each call opens the file, answers
 // for a whole array of addresses (so a test over thousands of symbols opens it once)
 // and closes it. Errors are thrown with `code` (ENOENT, EINVAL...) like the addon's.
-#include "elf_internals.h"
+#include "elf_internals_linux.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include <string>
 
-#include "../to_js.h"
-#include "elf_file.h"
+#include "to_js.h"
+#include "../linux/elf_file.h"
 
 namespace iokitsnap {
 namespace {

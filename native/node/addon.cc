@@ -10,9 +10,9 @@
 #include <string>
 #include <utility>
 
-#include "backend.h"
-#include "blocking.h"
-#include "darwin_decode.h"
+#include "../backend.h"
+#include "../blocking.h"
+#include "../darwin_decode.h"
 #include "probe.h"
 #include "to_js.h"
 #ifdef __linux__
@@ -20,8 +20,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "linux/elf_internals.h"
-#include "linux/unix_peers.h"
+#include "../linux/unix_peers.h"
+#include "elf_internals_linux.h"
 #endif
 
 namespace iokitsnap {
