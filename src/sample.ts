@@ -2,7 +2,7 @@
 import * as os from 'node:os';
 import { IokitSnapError, toIokitSnapError } from './errors';
 import { checkBoolean, checkDuration, checkPid, readOptions } from './options';
-import { describeValue } from './snapshot-schema';
+import { describeValue, markProducedAccelerator, markProducedSnapshot, markProducedThreads } from './snapshot-schema';
 import { acceleratorFromLinux } from './map/linux';
 import { acceleratorFromRegistry } from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
@@ -67,10 +67,10 @@ export async function sampleAccelerators(given: AcceleratorOptions = {}): Promis
     timeoutMs,
     'Reading the accelerators',
   );
-  return {
-    accelerators: raw.accelerators.map((a) => mapAccelerator(native.platform, a, options.includeProperties === true)),
-    limits: raw.limits,
-  };
+  const accelerators = raw.accelerators.map((a) => mapAccelerator(native.platform, a, options.includeProperties === true));
+  // Made here, so compare() and the tracker need not check them (src/snapshot-schema.ts).
+  for (const a of accelerators) markProducedAccelerator(a);
+  return { accelerators, limits: raw.limits };
 }
 
 /** The options read once into a plain object (the native glue sees no getters) and the deadline. */
@@ -88,7 +88,13 @@ export async function sampleThreads(pid: number, options: ThreadOptions = {}): P
   checkPid('sampleThreads()', pid);
   const { raw, timeoutMs } = threadOptions('sampleThreads()', options);
   const native = binding();
-  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`);
+  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`).then(produced);
+}
+
+/** A thread sample the native sampler made: its thread list need not be checked again (src/snapshot-schema.ts). */
+function produced(result: ThreadSampleResult): ThreadSampleResult {
+  markProducedThreads(result.threads);
+  return result;
 }
 
 /**
@@ -119,7 +125,7 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
         sampler.close();
         throw new IokitSnapError('EINVAL', 'this thread sampler is closed; create a new one');
       }
-      return withDeadline(() => sampler.sample(), timeoutMs, `Sampling the threads of pid ${pid}`);
+      return withDeadline(() => sampler.sample(), timeoutMs, `Sampling the threads of pid ${pid}`).then(produced);
     },
     close() {
       if (closed) return;
@@ -208,7 +214,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
       ),
     ),
   ]);
-  return {
+  const taken: Snapshot = {
     format: 'iokit-snap/1',
     takenAt,
     monotonicNs: monotonic,
@@ -217,4 +223,6 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
     processes: processes.filter((p): p is ProcessSample => p !== null),
     limits,
   };
+  markProducedSnapshot(taken);
+  return taken;
 }
