@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import { IokitSnapError, toIokitSnapError } from './errors';
 import { checkBoolean, checkDuration, checkPid, readOptions } from './options';
 import { describeValue, markProducedAccelerator, markProducedSnapshot, markProducedThreads } from './snapshot-schema';
-import { acceleratorFromLinux } from './map/linux';
-import { acceleratorFromRegistry } from './map/registry';
+import type * as LinuxMap from './map/linux';
+import type * as RegistryMap from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
 import type {
   Accelerator,
@@ -27,8 +27,10 @@ const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary',
 const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
 const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators'] as const;
 
+/** A native record as the model has it; the mapping of its platform is loaded on first use (the thread readers need neither). */
 function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
   if (platform === 'darwin') {
+    const { acceleratorFromRegistry } = require('./map/registry') as typeof RegistryMap;
     return acceleratorFromRegistry(
       {
         id: raw.id,
@@ -44,7 +46,7 @@ function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties
       { includeProperties },
     );
   }
-  return acceleratorFromLinux(raw, { includeProperties });
+  return (require('./map/linux') as typeof LinuxMap).acceleratorFromLinux(raw, { includeProperties });
 }
 
 /** Enumerate the GPU/accelerator devices: IOAccelerator services on macOS, PCI display/3D/accelerator devices on Linux. */
