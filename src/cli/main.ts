@@ -103,7 +103,10 @@ function guardOutput(io: CliIO): { io: CliIO; failure: () => number | null } {
   // Never removed: a stream's 'error' event can come after the command has returned.
   io.stdout.on('error', onStdoutError);
   io.stderr.on('error', onStderrError);
-  return { io: { ...io, outputClosed: closed.signal }, failure: () => failure };
+  // The fields copied as they are (a getter stays a getter: stdin is created only when read).
+  const guarded = Object.defineProperties({}, Object.getOwnPropertyDescriptors(io)) as CliIO;
+  guarded.outputClosed = closed.signal;
+  return { io: guarded, failure: () => failure };
 }
 
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
