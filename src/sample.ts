@@ -2,7 +2,8 @@
 import * as os from 'node:os';
 import { IokitSnapError, toIokitSnapError } from './errors';
 import { checkBoolean, checkDuration, checkPid, readOptions } from './options';
-import { describeValue, markProducedAccelerator, markProducedSnapshot, markProducedThreads } from './snapshot-schema';
+import { markProducedAccelerator, markProducedSnapshot, markProducedThreads } from './checked-objects';
+import { describeValue } from './describe-value';
 import type * as LinuxMap from './map/linux';
 import type * as RegistryMap from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';

@@ -10,14 +10,18 @@
  * (JSON reads 1e400 as Infinity), pids and tids integers.
  *
  * Checked once per object. The objects that passed (a whole snapshot or tracker sample, and
- * inside one each thread list and each accelerator) are remembered in WeakSets, as are
- * those the library made itself (snapshot(), the thread samplers, sampleAccelerators:
- * markProduced*), and compare() and the tracker do not walk them again: a sample of 10,000
- * threads costs one WeakSet lookup per thread list, not a walk of every field. A caller who
- * changes a remembered object afterwards is not checked again (see checkStepInputShape);
- * validateSnapshot() always walks everything.
+ * inside one each thread list and each accelerator) are remembered in WeakSets
+ * (checked-objects.ts), as are those the library made itself (snapshot(), the thread
+ * samplers, sampleAccelerators: markProduced*), and compare() and the tracker do not walk
+ * them again: a sample of 10,000 threads costs one WeakSet lookup per thread list, not a walk
+ * of every field. A caller who changes a remembered object afterwards is not checked again
+ * (see checkStepInputShape); validateSnapshot() always walks everything.
  */
+import { fitAccelerators, fitSnapshots, fitStepInputs, fitThreadLists } from './checked-objects';
+import { describeValue } from './describe-value';
 import { MAX_NESTING } from './input-limits';
+
+export { describeValue };
 
 /**
  * A check returns undefined when the value fits, else a Mismatch whose path segments are
@@ -33,15 +37,6 @@ class Mismatch {
 }
 
 type Check = (value: unknown) => Mismatch | undefined;
-
-/** Whole snapshots (format, takenAt and host included) that fit. */
-const fitSnapshots = new WeakSet<object>();
-/** Tracker samples (a snapshot less its header) that fit: every fitting snapshot is one too. */
-const fitStepInputs = new WeakSet<object>();
-/** Thread lists (ProcessSample.threads) every thread of which fits. */
-const fitThreadLists = new WeakSet<object>();
-/** Accelerator records that fit. */
-const fitAccelerators = new WeakSet<object>();
 
 /**
  * False while validateSnapshot() walks a document: then nothing remembered is taken on trust
@@ -83,17 +78,6 @@ function pathText(segments: (string | number)[]): string {
   return text;
 }
 
-/** How a bad value is shown in a message: its type, or a short literal. */
-export function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing (the field is missing)';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
-  if (typeof value === 'bigint') return `${value}n (a BigInt)`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'object') return 'an object';
-  return typeof value;
-}
 
 const string: Check = (value) => (typeof value === 'string' ? undefined : new Mismatch('a string', value));
 const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : new Mismatch('true or false', value));
@@ -386,22 +370,6 @@ export function checkSnapshotShape(value: unknown): void {
  */
 export function checkStepInputShape(value: unknown): void {
   raise(stepInputCheck(value));
-}
-
-/** A snapshot the library made (snapshot()): remembered as fitting, without a walk. */
-export function markProducedSnapshot(value: object): void {
-  fitSnapshots.add(value);
-  fitStepInputs.add(value);
-}
-
-/** A thread list a sampler made (sampleThreads, createThreadSampler). */
-export function markProducedThreads(threads: object): void {
-  fitThreadLists.add(threads);
-}
-
-/** An accelerator record sampleAccelerators made. */
-export function markProducedAccelerator(accelerator: object): void {
-  fitAccelerators.add(accelerator);
 }
 
 function raise(mismatch: Mismatch | undefined): void {

@@ -1,7 +1,7 @@
 // What the command and the package load: only what is used. `iokit-snap --help` loads no
-// command module; a command loads its own module and what it calls, never the other commands,
-// prom-client, the importers or the analysis unless it uses them; `require('iokit-snap')`
-// loads the samplers, and the rest on first use. (How long a start takes is measured by
+// command module; a command loads its own module and what it calls, never the other
+// commands, prom-client, the importers, the analysis or the snapshot schema unless it uses
+// them; `require('iokit-snap')` loads the samplers, and the rest on first use. (How long a start takes is measured by
 // bench/cli-start.js, against `node -e 0`; this checks what is loaded, which is what the time
 // comes from.) Runs the build in lib/.
 import { spawnSync } from 'node:child_process';
@@ -30,7 +30,7 @@ function loadedBy(args: string[]): string[] {
 }
 
 const BIN = path.join('bin', 'iokit-snap.js');
-const HEAVY = ['node_modules/prom-client', 'node_modules/saxes', 'lib/import/', 'lib/analyze/', 'lib/metrics/', 'lib/explain.js', 'lib/snapshot-file.js'];
+const HEAVY = ['node_modules/prom-client', 'node_modules/saxes', 'lib/import/', 'lib/analyze/', 'lib/metrics/', 'lib/explain.js', 'lib/snapshot-file.js', 'lib/snapshot-schema.js'];
 const commandsIn = (files: string[]): string[] => files.filter((f) => f.startsWith('lib/cli/commands/')).map((f) => path.basename(f, '.js'));
 const heavyIn = (files: string[]): string[] => files.filter((f) => HEAVY.some((h) => f.startsWith(h)));
 
