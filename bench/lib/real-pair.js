@@ -25,7 +25,9 @@
  *   stopped       a sleeper stopped with SIGSTOP before the hung snapshot
  * Accelerators: each a copy of a fixture device under a new PCI address; in the hung copy a
  * tenth show new utilization and memory figures, one dropped to D3hot, one came back under a
- * new address, one reports the GPU lost.
+ * new address, one reports the GPU lost. Every string is then made the object the native
+ * builder would have made for its text (likeTheBuilder), so comparisons cost what they cost
+ * on real samples.
  */
 'use strict';
 const { execFileSync } = require('node:child_process');
@@ -137,6 +139,30 @@ function roles(processes, threadsPer) {
 
 const copy = (value) => structuredClone(value);
 
+/**
+ * The strings of `value` as the native builder makes them (native/to_js.cc): each distinct text
+ * one internalized string, the same object in every sample. A copy (structuredClone) makes a
+ * new string for every field of every thread, and comparing those costs what comparing
+ * strings of a real sample does not.
+ */
+const interned = new Map();
+function likeTheBuilder(value) {
+  if (typeof value === 'string') {
+    let string = interned.get(value);
+    if (string === undefined) {
+      string = Object.keys({ [value]: 0 })[0];
+      interned.set(string, string);
+    }
+    return string;
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = likeTheBuilder(value[i]);
+  } else if (value !== null && typeof value === 'object') {
+    for (const key of Object.keys(value)) value[key] = likeTheBuilder(value[key]);
+  }
+  return value;
+}
+
 /** The healthy and hung copies of one real thread under `tid`. */
 function threadPair(real, role, index, tid) {
   const pool = real.byRole[role === 'progressing' ? 'idle' : role];
@@ -206,7 +232,7 @@ function widen(real, { processes = 10, threadsPer = 1000, accelerators = 100 } =
     healthy.accelerators.push(a);
     hung.accelerators.push(advanceAccelerator(a, i));
   }
-  return { healthy, hung, role };
+  return { healthy: likeTheBuilder(healthy), hung: likeTheBuilder(hung), role };
 }
 
 /**
