@@ -236,8 +236,9 @@ function widen(real, { processes = 10, threadsPer = 1000, accelerators = 100 } =
 }
 
 /**
- * The next watch sample of a widened pair, `stepNs` on: every thread a new object (as the
- * sampler returns them), progressing and spinning threads with more CPU time.
+ * The next watch sample of a widened pair, `stepNs` on: every thread a new object, and so its
+ * blockedIn, contextSwitches, stacks and frames (as the sampler returns them; the strings are
+ * the same objects, as the builder's are), progressing and spinning threads with more CPU time.
  */
 function nextRealSample(sample, role, stepNs, tick) {
   let g = 0;
@@ -247,6 +248,10 @@ function nextRealSample(sample, role, stepNs, tick) {
     threads: p.threads.map((t) => {
       const r = role[g++];
       const next = { ...t };
+      if (t.contextSwitches !== null) next.contextSwitches = { ...t.contextSwitches };
+      if (t.blockedIn !== null) next.blockedIn = { ...t.blockedIn };
+      if (t.kernelStack !== undefined) next.kernelStack = [...t.kernelStack];
+      if (t.stack !== undefined) next.stack = t.stack.map((frame) => ({ ...frame }));
       if (r === 'spinning') next.cpuNs = (t.cpuNs ?? 0) + stepNs * 0.98;
       else if (r === 'progressing' && (tick + g) % 3 === 0) {
         next.cpuNs = (t.cpuNs ?? 0) + 1e6;
