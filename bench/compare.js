@@ -623,139 +623,141 @@ function timeStep(ProgressTracker, first, next, check, rounds = ROUNDS) {
 /* ---------------------------------------------------------------------- main */
 
 /**
- * The pairs, each made when it is timed (make()) so that only one 10,000-thread pair is on the
- * heap at a time and no pair's garbage collections are charged to another's timings; the two
- * the watch step rows start from are kept.
+ * Each group runs in a process of its own (`--group NAME`), so that no group's objects, garbage
+ * or inline caches are charged to another's timings: a real sample's threads and a synthetic
+ * one's have different shapes, and code that has seen both runs slower on each than a process
+ * that samples one kind of snapshot ever will.
  */
-async function pairSpecs() {
-  const synthetic = [
-    { label: 'synthetic, 10 processes x 1,000 threads', make: () => makePair(10, 1000), keep: 'synthetic' },
-    { label: 'synthetic, 1 process x 10,000 threads', make: () => makePair(1, 10000) },
-  ];
-  if (process.platform !== 'linux') return { skipped: 'the real pairs are taken with Linux targets (test/targets/target.c): skipped here', specs: synthetic };
+const GROUPS = ['real, kernel stacks', 'real, user stacks', 'synthetic, 10 processes x 1,000 threads', 'synthetic, 1 process x 10,000 threads', 'an hour at 10 Hz'];
+
+async function makeGroupPair(group) {
+  if (group.startsWith('synthetic')) {
+    const processes = group.includes('10 processes') ? 10 : 1;
+    return { ...makePair(processes, THREADS / processes), label: group };
+  }
   const { takeRealPair, widen, nextRealSample } = require('./lib/real-pair');
-  const kernel = await takeRealPair({ stacks: false });
-  const user = await takeRealPair({ stacks: true });
-  const label = (real, what) => `real, ${what}${real.kernelStacks ? '' : ' (no kernel stacks: not root)'}`;
-  const wide = (real) => () => widen(real, { processes: 10, threadsPer: 1000, accelerators: ACCELERATORS });
-  return {
-    specs: [
-      { label: label(kernel, 'kernel stacks'), note: `${kernel.threads} real threads`, make: wide(kernel), keep: 'real' },
-      { label: label(user, 'user stacks'), note: `${user.threads} real threads`, make: wide(user) },
-      ...synthetic,
-    ],
-    nextRealSample,
-  };
+  const real = await takeRealPair({ stacks: group.includes('user stacks') });
+  const label = real.kernelStacks ? group : `${group} (no kernel stacks: not root)`;
+  return { ...widen(real, { processes: 10, threadsPer: 1000, accelerators: ACCELERATORS }), label, note: `${real.threads} real threads`, nextRealSample };
+}
+
+/** One group, in this process: its table rows and notes. */
+async function runGroup(group) {
+  const rows = [];
+  const notes = [];
+  const built = loadCompare();
+  const tracking = loadProgressTracker();
+  if (built.note) notes.push(built.note);
+  if (!built.compare) notes.push(`compare(): MISSING: ${built.missing}. Run \`npm run build\` once src/analyze/compare.ts exists.`);
+  if (!tracking.ProgressTracker) notes.push(`ProgressTracker: MISSING: ${tracking.missing}. Run \`npm run build\` once src/analyze/progress.ts exists.`);
+  if (group === 'an hour at 10 Hz') {
+    if (tracking.ProgressTracker) {
+      const start = process.hrtime.bigint();
+      const hour = hourAt10Hz(tracking.ProgressTracker);
+      const wallS = msSince(start) / 1000;
+      const kib = (bytes) => Math.round(bytes / 1024);
+      const from = hour.heap.find((point) => point.step === HEAP_EVERY);
+      const to = hour.heap[hour.heap.length - 1];
+      const growth = to.bytes - from.bytes;
+      const pass = growth < HEAP_BUDGET_BYTES;
+      notes.push(
+        `an hour at 10 Hz, ${HOUR_THREADS} threads: ${HOUR_STEPS.toLocaleString('en')} steps in ${wallS.toFixed(1)} s ` +
+          `(${Math.round(HOUR_STEPS / (hour.stepMs / 1000)).toLocaleString('en')} steps/s in step(), ${((hour.stepMs * 1000) / HOUR_STEPS).toFixed(1)} µs each); ` +
+          `${hour.newTids} threads replaced (${hour.tracked ?? '?'} tracked at the end); verdicts: ${hour.verdicts.healthy} healthy, ` +
+          `${hour.verdicts.suspect} suspect, ${hour.verdicts.hung} hung (${hour.hangs} hangs, ${hour.recoveries} recoveries); ${hour.findings} findings in all`,
+        `  heap after gc() every ${HEAP_EVERY.toLocaleString('en')} steps, KiB: ${hour.heap.map((point) => kib(point.bytes)).join(' ')}`,
+        `  growth from step ${from.step.toLocaleString('en')} to ${to.step.toLocaleString('en')}: ${growth >= 0 ? '+' : ''}${kib(growth)} KiB ` +
+          `(budget < ${kib(HEAP_BUDGET_BYTES)} KiB) ${pass ? 'PASS' : 'MISS'}`,
+      );
+      rows.push({ pass, hidden: true });
+    }
+    return { rows, notes, ok: Boolean(tracking.ProgressTracker) };
+  }
+  const pair = await makeGroupPair(group);
+  const { validateSnapshot } = built.compare ? require('../lib') : {};
+  const timed = timeCompare(built.compare, pair.healthy, pair.hung);
+  if (!built.compare) {
+    rows.push({ what: `microdiff, ${pair.label}`, median: null, p95: null, peer: timed.peer, budget: '-', pass: true });
+    return { rows, notes, ok: false };
+  }
+  const m = timed.median;
+  rows.push({ what: `compare(), ${pair.label}`, median: m, p95: timed.p95, peer: null, budget: `<= ${COMPARE_BUDGET_MS} ms median`, pass: m <= COMPARE_BUDGET_MS });
+  rows.push({
+    what: '  vs microdiff(healthy, hung)',
+    median: m,
+    p95: null,
+    peer: timed.peer,
+    shown: `${(timed.peer / m).toFixed(1)}x faster`,
+    budget: `>= ${PEER_BUDGET}x`,
+    pass: timed.peer / m >= PEER_BUDGET,
+  });
+  rows.push({ what: '  its check, once per object (validateSnapshot x2)', median: timeCheck(validateSnapshot, pair.healthy, pair.hung), p95: null, peer: null, budget: '-', pass: true });
+  notes.push(`${pair.label}${pair.note ? ` (from ${pair.note})` : ''}: verdict ${timed.report.verdict}; ${timed.report.findings.length} findings (${findingKinds(timed.report)})`);
+
+  // (c) one watch step over 10 x 1,000 threads, from the real pair with kernel stacks and from the synthetic 10 x 1,000
+  const steps = group === 'real, kernel stacks' || group.startsWith('synthetic, 10');
+  if (steps && tracking.ProgressTracker) {
+    const kind = group.startsWith('real') ? 'real, kernel stacks' : 'synthetic';
+    const rand = random(3);
+    const next = pair.nextRealSample ? (sample, i) => pair.nextRealSample(sample, pair.role, STEP_NS, i) : (sample) => nextSample(rand, sample, pair.role, STEP_NS);
+    global.gc(); // the pair's compare() garbage, before the steps are timed
+    const step = timeStep(tracking.ProgressTracker, pair.healthy, next, validateSnapshot);
+    rows.push({ what: `ProgressTracker.step(), 10 x 1,000, ${kind}`, median: step.median, p95: step.p95, peer: null, budget: `<= ${STEP_BUDGET_MS} ms median`, pass: step.median <= STEP_BUDGET_MS });
+    notes.push(`watch step (${kind}) after ${step.seconds} s of samples: verdict ${step.last.verdict}; ${step.last.findings.length} findings (${findingKinds(step.last)})`);
+    if (kind === 'synthetic') {
+      const unchecked = timeStep(tracking.ProgressTracker, pair.healthy, next, null, Math.ceil(ROUNDS / 3));
+      rows.push({ what: '  a hand-built sample, checked in the step', median: unchecked.median, p95: unchecked.p95, peer: null, budget: '-', pass: true });
+    }
+  }
+  return { rows, notes, ok: Boolean(tracking.ProgressTracker) };
 }
 
 async function main() {
-  const rows = [];
+  const at = process.argv.indexOf('--group');
+  if (at > 0) {
+    const result = await runGroup(process.argv[at + 1]);
+    process.stdout.write(`RESULT ${JSON.stringify({ ...result, sink })}\n`);
+    return;
+  }
   const pad = (text, width) => String(text).padEnd(width);
   const num = (value) => (value === null ? '-' : value.toFixed(3)).padStart(10);
-  const print = (row) => {
-    rows.push(row);
-    console.log(
-      `${pad(row.what, 52)}${num(row.median)}${num(row.p95)}${num(row.peer)}   ${pad(row.shown ?? '', 16)}${pad(row.budget, 16)}${row.budget === '-' ? '' : row.pass ? 'PASS' : 'MISS'}`,
-    );
-  };
-
-  const built = loadCompare();
-  const tracking = loadProgressTracker();
-  const { validateSnapshot } = built.compare ? require('../lib') : {};
-  if (built.note) console.log(built.note);
   console.log(
     `iokit-snap compare()/watch step: ${THREADS.toLocaleString('en')} threads, ${ACCELERATORS} accelerators; ` +
-      `${ROUNDS} timed calls per row (peer ${PEER_ROUNDS}); ${os.cpus().length} CPUs, Node ${process.version}, load ${os.loadavg()[0].toFixed(2)}`,
+      `${ROUNDS} timed calls per row (peer ${PEER_ROUNDS}); each group in a process of its own; ${os.cpus().length} CPUs, Node ${process.version}, load ${os.loadavg()[0].toFixed(2)}`,
   );
-  const real = await pairSpecs();
-  if (real.skipped) console.log(real.skipped);
+  const groups = process.platform === 'linux' ? GROUPS : GROUPS.filter((g) => !g.startsWith('real'));
+  if (groups.length < GROUPS.length) console.log('the real pairs are taken with Linux targets (test/targets/target.c): skipped here');
   console.log(`${pad('', 52)}${'median ms'.padStart(10)}${'p95 ms'.padStart(10)}${'peer ms'.padStart(10)}   ${pad('ratio', 16)}${pad('budget', 16)}`);
-
-  const kept = {};
   const notes = [];
-  for (const spec of real.specs) {
-    const { label, note } = spec;
-    const { healthy, hung, role } = spec.make();
-    if (spec.keep) kept[spec.keep] = { label, healthy, role };
-    global.gc(); // the previous pair's garbage, before this one is timed
-    const timed = timeCompare(built.compare, healthy, hung);
-    if (!built.compare) {
-      console.log(`${pad(`microdiff, ${label}`, 52)}${num(null)}${num(null)}${num(timed.peer)}`);
+  let ok = true;
+  let checksum = 0;
+  for (const group of groups) {
+    const child = spawnSync(process.execPath, [...process.execArgv, __filename, '--group', group, ...process.argv.slice(2)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 24,
+    });
+    const line = (child.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
+    if (child.status !== 0 || line === undefined) {
+      console.log(`${group}: the group failed (exit ${child.status})`);
+      ok = false;
       continue;
     }
-    const m = timed.median;
-    print({ what: `compare(), ${label}`, median: m, p95: timed.p95, peer: null, budget: `<= ${COMPARE_BUDGET_MS} ms median`, pass: m <= COMPARE_BUDGET_MS });
-    print({
-      what: '  vs microdiff(healthy, hung)',
-      median: m,
-      p95: null,
-      peer: timed.peer,
-      shown: `${(timed.peer / m).toFixed(1)}x faster`,
-      budget: `>= ${PEER_BUDGET}x`,
-      pass: timed.peer / m >= PEER_BUDGET,
-    });
-    print({ what: '  its check, once per object (validateSnapshot x2)', median: timeCheck(validateSnapshot, healthy, hung), p95: null, peer: null, budget: '-', pass: true });
-    notes.push(`${label}${note ? ` (from ${note})` : ''}: verdict ${timed.report.verdict}; ${timed.report.findings.length} findings (${findingKinds(timed.report)})`);
-  }
-  if (!built.compare) console.log(`compare(): MISSING: ${built.missing}. Run \`npm run build\` once src/analyze/compare.ts exists.`);
-
-  // (c) one watch step over 10 x 1,000 threads
-  if (tracking.ProgressTracker) {
-    const check = validateSnapshot ?? (() => undefined);
-    const synthetic = kept.synthetic;
-    const rand = random(3);
-    const syntheticNext = (sample) => nextSample(rand, sample, synthetic.role, STEP_NS);
-    const steps = [{ label: 'synthetic', first: synthetic.healthy, next: syntheticNext }];
-    if (kept.real) {
-      const kernel = kept.real;
-      steps.unshift({ label: 'real, kernel stacks', first: kernel.healthy, next: (sample, i) => real.nextRealSample(sample, kernel.role, STEP_NS, i) });
+    const result = JSON.parse(line.slice('RESULT '.length));
+    for (const row of result.rows) {
+      ok &&= row.pass;
+      if (row.hidden) continue;
+      console.log(
+        `${pad(row.what, 52)}${num(row.median)}${num(row.p95)}${num(row.peer)}   ${pad(row.shown ?? '', 16)}${pad(row.budget, 16)}${row.budget === '-' ? '' : row.pass ? 'PASS' : 'MISS'}`,
+      );
     }
-    for (const { label, first, next } of steps) {
-      const timed = timeStep(tracking.ProgressTracker, first, next, check);
-      print({
-        what: `ProgressTracker.step(), 10 x 1,000, ${label}`,
-        median: timed.median,
-        p95: timed.p95,
-        peer: null,
-        budget: `<= ${STEP_BUDGET_MS} ms median`,
-        pass: timed.median <= STEP_BUDGET_MS,
-      });
-      notes.push(`watch step (${label}) after ${timed.seconds} s of samples: verdict ${timed.last.verdict}; ${timed.last.findings.length} findings (${findingKinds(timed.last)})`);
-    }
-    const unchecked = timeStep(tracking.ProgressTracker, synthetic.healthy, syntheticNext, null, Math.ceil(ROUNDS / 3));
-    print({ what: '  a hand-built sample, checked in the step', median: unchecked.median, p95: unchecked.p95, peer: null, budget: '-', pass: true });
-  } else {
-    console.log(`ProgressTracker: MISSING: ${tracking.missing}. Run \`npm run build\` once src/analyze/progress.ts exists.`);
+    notes.push(...result.notes);
+    ok &&= result.ok;
+    checksum = (checksum + result.sink) | 0;
   }
   for (const note of notes) console.log(note);
-  delete kept.real; // 40,000 threads less on the heap the hour below measures
-  delete kept.synthetic;
-
-  // (d) an hour at 10 Hz on a 100-thread process
-  if (tracking.ProgressTracker) {
-    const start = process.hrtime.bigint();
-    const hour = hourAt10Hz(tracking.ProgressTracker);
-    const wallS = msSince(start) / 1000;
-    const kib = (bytes) => Math.round(bytes / 1024);
-    const from = hour.heap.find((point) => point.step === HEAP_EVERY);
-    const to = hour.heap[hour.heap.length - 1];
-    const growth = to.bytes - from.bytes;
-    const pass = growth < HEAP_BUDGET_BYTES;
-    console.log(
-      `an hour at 10 Hz, ${HOUR_THREADS} threads: ${HOUR_STEPS.toLocaleString('en')} steps in ${wallS.toFixed(1)} s ` +
-        `(${Math.round(HOUR_STEPS / (hour.stepMs / 1000)).toLocaleString('en')} steps/s in step(), ${((hour.stepMs * 1000) / HOUR_STEPS).toFixed(1)} µs each); ` +
-        `${hour.newTids} threads replaced (${hour.tracked ?? '?'} tracked at the end); verdicts: ${hour.verdicts.healthy} healthy, ` +
-        `${hour.verdicts.suspect} suspect, ${hour.verdicts.hung} hung (${hour.hangs} hangs, ${hour.recoveries} recoveries); ${hour.findings} findings in all`,
-    );
-    console.log(`  heap after gc() every ${HEAP_EVERY.toLocaleString('en')} steps, KiB: ${hour.heap.map((point) => kib(point.bytes)).join(' ')}`);
-    console.log(
-      `  growth from step ${from.step.toLocaleString('en')} to ${to.step.toLocaleString('en')}: ${growth >= 0 ? '+' : ''}${kib(growth)} KiB ` +
-        `(budget < ${kib(HEAP_BUDGET_BYTES)} KiB) ${pass ? 'PASS' : 'MISS'}`,
-    );
-    rows.push({ pass });
-  }
-  console.log(`(checksum ${sink})`);
-  if (!built.compare || !tracking.ProgressTracker || rows.some((row) => !row.pass)) process.exitCode = 1;
+  console.log(`(checksum ${checksum})`);
+  if (!ok) process.exitCode = 1;
 }
 
 if (require.main === module) {
