@@ -2,9 +2,10 @@
 import * as os from 'node:os';
 import { IokitSnapError, toIokitSnapError } from './errors';
 import { checkBoolean, checkDuration, checkPid, readOptions } from './options';
-import { describeValue } from './snapshot-schema';
-import { acceleratorFromLinux } from './map/linux';
-import { acceleratorFromRegistry } from './map/registry';
+import { markProducedAccelerator, markProducedSnapshot, markProducedThreads } from './checked-objects';
+import { describeValue } from './describe-value';
+import type * as LinuxMap from './map/linux';
+import type * as RegistryMap from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
 import { findPeers } from './peer';
 import type {
@@ -30,8 +31,10 @@ const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', '
 /** Processes at the other end of waits that snapshot({ peers: true }) samples, at most. */
 const MAX_PEER_PROCESSES = 16;
 
+/** A native record as the model has it; the mapping of its platform is loaded on first use (the thread readers need neither). */
 function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
   if (platform === 'darwin') {
+    const { acceleratorFromRegistry } = require('./map/registry') as typeof RegistryMap;
     return acceleratorFromRegistry(
       {
         id: raw.id,
@@ -47,7 +50,7 @@ function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties
       { includeProperties },
     );
   }
-  return acceleratorFromLinux(raw, { includeProperties });
+  return (require('./map/linux') as typeof LinuxMap).acceleratorFromLinux(raw, { includeProperties });
 }
 
 /** Enumerate the GPU/accelerator devices: IOAccelerator services on macOS, PCI display/3D/accelerator devices on Linux. */
@@ -70,10 +73,10 @@ export async function sampleAccelerators(given: AcceleratorOptions = {}): Promis
     timeoutMs,
     'Reading the accelerators',
   );
-  return {
-    accelerators: raw.accelerators.map((a) => mapAccelerator(native.platform, a, options.includeProperties === true)),
-    limits: raw.limits,
-  };
+  const accelerators = raw.accelerators.map((a) => mapAccelerator(native.platform, a, options.includeProperties === true));
+  // Made here, so compare() and the tracker need not check them (src/snapshot-schema.ts).
+  for (const a of accelerators) markProducedAccelerator(a);
+  return { accelerators, limits: raw.limits };
 }
 
 /** The options read once into a plain object (the native glue sees no getters) and the deadline. */
@@ -91,7 +94,13 @@ export async function sampleThreads(pid: number, options: ThreadOptions = {}): P
   checkPid('sampleThreads()', pid);
   const { raw, timeoutMs } = threadOptions('sampleThreads()', options);
   const native = binding();
-  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`);
+  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`).then(produced);
+}
+
+/** A thread sample the native sampler made: its thread list need not be checked again (src/snapshot-schema.ts). */
+function produced(result: ThreadSampleResult): ThreadSampleResult {
+  markProducedThreads(result.threads);
+  return result;
 }
 
 /**
@@ -185,7 +194,7 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
   return {
     pid,
     sample() {
-      const turn = queue.then(sampleNow, sampleNow);
+      const turn = queue.then(sampleNow, sampleNow).then(produced);
       queue = turn.catch(() => undefined);
       return turn;
     },
@@ -317,7 +326,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
   } else {
     limits.push(...peerLimits);
   }
-  return {
+  const taken: Snapshot = {
     format: 'iokit-snap/1',
     takenAt,
     monotonicNs: monotonic,
@@ -326,4 +335,6 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
     processes: sampled,
     limits,
   };
+  markProducedSnapshot(taken);
+  return taken;
 }

@@ -15,8 +15,16 @@ export interface CliIO {
   outputClosed?: AbortSignal;
 }
 
+/** This process's streams; stdin is created only when a command reads it (creating it loads Node's stream code for its kind). */
 export function processIO(): CliIO {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    get stdin() {
+      return process.stdin;
+    },
+    env: process.env,
+  };
 }
 
 export function outStyle(io: CliIO): Style {

@@ -11,6 +11,7 @@
  * and fixed vocabularies only (no tid, no message text): at most one series per
  * (process, finding kind).
  */
+import * as fs from 'node:fs';
 import * as client from 'prom-client';
 import { cpuOf } from '../analyze/calls';
 import type { Finding, Severity } from '../analyze/types';
@@ -65,7 +66,7 @@ export class IokitSnapMetrics {
       throw new IokitSnapError('EINVAL', 'the iokit-snap metrics are already registered in this registry: call createMetrics() once per registry and keep the result');
     }
     this.g = defineMetrics(this.registry, () => this.lastSampleMs, () => this.render());
-    if (options.defaultMetrics === true) client.collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics === true) registerDefaultMetrics(this.registry);
   }
 
   /**
@@ -191,6 +192,45 @@ export class IokitSnapMetrics {
 }
 
 type Gauges = ReturnType<typeof defineMetrics>;
+
+/** How old the process_open_fds count may be: counting is a listing of /proc/self/fd. */
+const OPEN_FDS_MAX_AGE_MS = 60_000;
+
+/**
+ * prom-client's default metrics (the exporter's own CPU, memory, event loop), with two costs
+ * cut that an exporter holding thousands of fds pays on every scrape or all the time
+ * (bench/agent.js): the event-loop delay is sampled once a second, not every 10 ms (100
+ * wake-ups a second cost an idle exporter about as much CPU as all its /proc reads), and
+ * process_open_fds is counted at most once a minute (a listing of /proc/self/fd: about 4 µs
+ * per fd, and the thread samplers keep a few per watched thread).
+ */
+function registerDefaultMetrics(registry: client.Registry): void {
+  client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  const counted = registry.getSingleMetric('process_open_fds');
+  /* c8 ignore next -- prom-client counts open fds on Linux only */
+  if (counted === undefined) return;
+  registry.removeSingleMetric('process_open_fds');
+  let countedAt = Number.NEGATIVE_INFINITY;
+  let count = 0;
+  new client.Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors (counted at most once a minute).',
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      if (now - countedAt >= OPEN_FDS_MAX_AGE_MS) {
+        try {
+          count = fs.readdirSync('/proc/self/fd').length - 1; // less the one the listing used
+          countedAt = now;
+          /* c8 ignore next 3 -- /proc/self/fd is always there on Linux; prom-client's own gives up the same way */
+        } catch {
+          return;
+        }
+      }
+      this.set(count);
+    },
+  });
+}
 
 /** One process of a sample, as counts: threads per state and per call class (THREAD_STATES, CALL_CLASSES order). */
 interface ProcessCounts {
