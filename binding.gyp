@@ -36,7 +36,8 @@
             "native/linux/elf_cfi.cc",
             "native/linux/elf_internals.cc",
             "native/linux/stack_walk.cc",
-            "native/linux/user_stacks.cc"
+            "native/linux/user_stacks.cc",
+            "native/linux/memory.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -17,6 +17,7 @@
 #include "to_js.h"
 #ifdef __linux__
 #include "linux/elf_internals.h"
+#include "linux/memory.h"
 #endif
 
 namespace iokitsnap {
@@ -128,6 +129,52 @@ Napi::Value ReadHostJs(const Napi::CallbackInfo& info) {
 
 Napi::Value MonotonicNsJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(MonotonicNs()));
+}
+
+// readMemory(pid, ranges): src/runtimes/memory.ts checks and splits; this reads
+// (native/linux/memory.h). Linux only: macOS would need task_for_pid, which is not
+// granted to an unsigned tool; there it is ENOTSUP.
+Napi::Value ReadMemoryJs(const Napi::CallbackInfo& info) {
+#ifdef __linux__
+  int32_t pid = PidArg(info);
+  if (info.Length() < 2 || !info[1].IsArray()) ThrowInvalid(info.Env(), "ranges must be an array of { address, length }");
+  Napi::Array list = info[1].As<Napi::Array>();
+  if (list.Length() > memory::kMaxRanges)
+    ThrowInvalid(info.Env(), "at most " + std::to_string(memory::kMaxRanges) + " ranges per call");
+  std::vector<memory::Range> ranges(list.Length());
+  auto unsigned64 = [&](Napi::Value value, const char* what) -> uint64_t {
+    if (value.IsBigInt()) {
+      bool lossless = true;
+      uint64_t number = value.As<Napi::BigInt>().Uint64Value(&lossless);
+      if (!lossless) ThrowInvalid(info.Env(), std::string(what) + " must fit in 64 bits, unsigned");
+      return number;
+    }
+    double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 0 && number <= 9007199254740991.0) || number != static_cast<double>(static_cast<uint64_t>(number)))
+      ThrowInvalid(info.Env(), std::string(what) + " must be a non-negative integer (a number or a bigint)");
+    return static_cast<uint64_t>(number);
+  };
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value item = list.Get(i);
+    if (!item.IsObject()) ThrowInvalid(info.Env(), "ranges must be an array of { address, length }");
+    Napi::Object range = item.As<Napi::Object>();
+    ranges[i].address = unsigned64(range.Get("address"), "a range's address");
+    ranges[i].length = unsigned64(range.Get("length"), "a range's length");
+  }
+  return StartProbe<memory::ReadRecord>(
+      info.Env(), [pid, ranges = std::move(ranges)] { return memory::ReadMemory(pid, ranges); },
+      [](Napi::Env env, memory::ReadRecord& record) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, record.bytes.data(), record.bytes.size()));
+        std::vector<uint8_t> read(record.read.begin(), record.read.end());
+        result.Set("read", Napi::Buffer<uint8_t>::Copy(env, read.data(), read.size()));
+        return result;
+      });
+#else
+  throw MakeError(info.Env(), "ENOTSUP",
+                  "reading another process's memory is implemented on Linux only (process_vm_readv); on this platform "
+                  "Go goroutines cannot be read");
+#endif
 }
 
 // ---------------------------------------------------------------- ThreadSampler
@@ -318,6 +365,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleAccelerators", Napi::Function::New(env, SampleAcceleratorsJs, "sampleAccelerators"));
   exports.Set("sampleThreads", Napi::Function::New(env, SampleThreadsJs, "sampleThreads"));
   exports.Set("openThreadSampler", Napi::Function::New(env, OpenThreadSamplerJs, "openThreadSampler"));
+  exports.Set("readMemory", Napi::Function::New(env, ReadMemoryJs, "readMemory"));
   exports.Set("readHost", Napi::Function::New(env, ReadHostJs, "readHost"));
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNsJs, "monotonicNs"));
   exports.Set("internals", Internals(env));

@@ -2,6 +2,9 @@
 export { IokitSnapError } from './errors';
 export type { IokitSnapErrorCode } from './errors';
 export { sampleAccelerators, sampleThreads, createThreadSampler, snapshot, readHost } from './sample';
+export { sampleGoroutines } from './runtimes/go';
+export { readMemory } from './runtimes/memory';
+export type { MemoryRange, ReadMemoryOptions } from './runtimes/memory';
 export { readSnapshot, writeSnapshot, parseSnapshot, validateSnapshot, SNAPSHOT_FORMAT } from './snapshot-file';
 export { importIoreg } from './import';
 export { importReport, detectReportFormat } from './import/reports';

@@ -6,6 +6,7 @@ import { describeValue } from './snapshot-schema';
 import { acceleratorFromLinux } from './map/linux';
 import { acceleratorFromRegistry } from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
+import { sampleGoroutines } from './runtimes/go';
 import type {
   Accelerator,
   AcceleratorOptions,
@@ -25,7 +26,7 @@ const DEFAULT_THREAD_TIMEOUT_MS = 10000;
 
 const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary', 'timeoutMs', 'callTimeoutMs'] as const;
 const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
-const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators'] as const;
+const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', 'goroutines'] as const;
 
 function mapAccelerator(platform: string, raw: RawAccelerator, includeProperties: boolean): Accelerator {
   if (platform === 'darwin') {
@@ -185,6 +186,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
   checkDuration(who, 'timeoutMs', options.timeoutMs);
   checkDuration(who, 'callTimeoutMs', options.callTimeoutMs);
   checkBoolean(who, 'accelerators', options.accelerators);
+  checkBoolean(who, 'goroutines', options.goroutines);
   const threads = threadOptions(`${who} threads`, options.threads);
   binding(); // a platform without a binary fails here, clearly, instead of as a limits entry
   const takenAt = new Date().toISOString();
@@ -195,9 +197,18 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
     options.accelerators === false ? Promise.resolve<Accelerator[]>([]) : acceleratorsInto(limits, options),
     Promise.all(
       pids.map((pid) =>
-        sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
-          ({ limits: threadLimits, ...sample }): ProcessSample | null => {
+        Promise.all([
+          sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }),
+          // Go programs: the goroutines, read from memory at the same time (runtimes/go.ts).
+          options.goroutines === true ? sampleGoroutines(pid, { timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }) : undefined,
+        ]).then(
+          ([{ limits: threadLimits, ...sample }, go]): ProcessSample | null => {
             limits.push(...threadLimits);
+            if (go !== undefined) {
+              limits.push(...go.limits);
+              if (go.goVersion !== null) sample.goVersion = go.goVersion;
+              if (go.goroutines !== null) sample.goroutines = go.goroutines;
+            }
             return sample;
           },
           (error) => {

@@ -177,7 +177,22 @@ const accelerator = object(
 // pc and offset are null where an imported report does not print them (types.ts Frame).
 const frame = object(
   { pc: nullableNumber, module: nullableString, offset: nullableNumber },
-  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
+  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number, inlined: boolean },
+);
+
+// A Go goroutine (types.ts GoroutineSample); status is any string, as a thread's state is.
+const goroutine = object(
+  {
+    goid: integer,
+    status: string,
+    waitReason: nullableString,
+    waitSinceNs: nullableNumber,
+    system: boolean,
+    start: nullableString,
+    createdBy: nullable(frame, 'an object'),
+    frames: arrayOf(frame),
+  },
+  { tid: integer },
 );
 
 const thread = object(
@@ -265,7 +280,7 @@ const reportFacts = object(
 
 const processSample = object(
   { pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) },
-  { abi: string, report: reportFacts },
+  { abi: string, report: reportFacts, goVersion: nullableString, goroutines: arrayOf(goroutine) },
 );
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */

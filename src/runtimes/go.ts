@@ -1,0 +1,381 @@
+/**
+ * The goroutines of a live Go process, read from its memory (readMemory: process_vm_readv,
+ * the process is never stopped), as delve and gops do.
+ *
+ * Why: a goroutine blocked on a sync.Mutex, a channel or the netpoller is parked by the
+ * Go scheduler (gopark): its own stack is saved in its `g` and is on no thread's stack,
+ * and the thread (M) that ran it goes back to the scheduler (findRunnable → stopm →
+ * futex). From the threads alone a deadlocked Go program and an idle one look the same.
+ *
+ * How (go-binary.ts says where each fact comes from):
+ *   1. /proc/<pid>/exe (the kernel's reference to the executable, not a path the target
+ *      controls): is it Go, which version, runtime.allgs, the layout of runtime.g;
+ *   2. the load bias of a PIE: AT_ENTRY of /proc/<pid>/auxv − e_entry (auxv is the
+ *      kernel's saved copy, read without the target's mmap lock, unlike /proc/<pid>/maps);
+ *   3. runtime.allgs (slice header) and runtime.allglen, then every g's fields, then the
+ *      saved frames: from g.sched.pc and g.sched.bp, along Go's frame pointers
+ *      ([bp] = the caller's bp, [bp+8] = the return address), one read per level for all
+ *      goroutines at once; pcs named by the pclntab, inlined calls included.
+ * The runtime changes these structures while they are read: a goroutine read mid-change
+ * can show a stale status or a frame that no longer is; a second read confirms a wait.
+ */
+import * as fs from 'node:fs';
+import { IokitSnapError, toIokitSnapError } from '../errors';
+import { checkDuration, checkPid, readOptions } from '../options';
+import type { Frame, GoroutineOptions, GoroutineSample, GoroutineSampleResult, GoroutineStatus, Limitation } from '../types';
+import { ReadBudget, u64 } from './elf-file';
+import { goBinary, type GLayout, type GoBinary } from './go-binary';
+import { MAX_READ_BYTES, MAX_READ_RANGES, readMemory } from './memory';
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_MAX_GOROUTINES = 20000;
+const DEFAULT_MAX_FRAMES = 16;
+/** Bytes of the target's memory one sample may read, all calls together. */
+const MAX_SAMPLE_BYTES = 64 * 1024 * 1024;
+const G_SCAN = 0x1000;
+const STATUS_WAITING = 4;
+
+const KNOWN_STATUS = new Set<GoroutineStatus>(['idle', 'runnable', 'running', 'syscall', 'waiting', 'moribund', 'dead', 'enqueue', 'copystack', 'preempted']);
+
+interface RawG {
+  address: number;
+  goid: number;
+  statusValue: number;
+  status: GoroutineStatus;
+  waitReason: number;
+  waitSince: number;
+  stackLo: number;
+  stackHi: number;
+  m: number;
+  schedPc: number;
+  schedSp: number;
+  schedBp: number;
+  syscallPc: number;
+  gopc: number;
+  startpc: number;
+}
+
+/** Reads memory within a sample's deadline and byte budget; the first failure ends the sample's reads. */
+class SampleMemory {
+  bytes = 0;
+  calls = 0;
+  constructor(
+    readonly pid: number,
+    readonly deadline: number,
+  ) {}
+
+  async read(ranges: { address: number; length: number }[]): Promise<(Buffer | null)[]> {
+    const out: (Buffer | null)[] = [];
+    let start = 0;
+    while (start < ranges.length) {
+      let end = start;
+      let size = 0;
+      while (end < ranges.length && end - start < MAX_READ_RANGES && size + ranges[end].length <= MAX_READ_BYTES) size += ranges[end++].length;
+      if (end === start) throw new IokitSnapError('EINVAL', 'a single memory range is larger than one read');
+      if (this.bytes + size > MAX_SAMPLE_BYTES) throw new IokitSnapError('EIO', `reading goroutines would read more than ${MAX_SAMPLE_BYTES} bytes of the process`);
+      const left = this.deadline - performance.now();
+      if (left <= 0) throw new IokitSnapError('ETIMEDOUT', `reading the goroutines of pid ${this.pid} ran out of time`);
+      this.bytes += size;
+      this.calls++;
+      out.push(...(await readMemory(this.pid, ranges.slice(start, end), { timeoutMs: Math.max(1, Math.ceil(left)) })));
+      start = end;
+    }
+    return out;
+  }
+}
+
+/** The load bias of the executable: AT_ENTRY (auxv type 9) − e_entry; 0 for a fixed-address (ET_EXEC) program. */
+async function loadBias(procRoot: string, pid: number, binary: GoBinary, deadline: number): Promise<number> {
+  if (!binary.pie) return 0;
+  let timer: NodeJS.Timeout | undefined;
+  const auxv = await Promise.race([
+    fs.promises.readFile(`${procRoot}/${pid}/auxv`),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IokitSnapError('ETIMEDOUT', `/proc/${pid}/auxv did not return in time`)), Math.max(0, deadline - performance.now()));
+    }),
+  ]).finally(() => clearTimeout(timer));
+  for (let at = 0; at + 16 <= auxv.length; at += 16) {
+    if (u64(auxv, at) === 9) return u64(auxv, at + 8) - binary.entry;
+  }
+  throw new IokitSnapError('EIO', `/proc/${pid}/auxv has no AT_ENTRY`);
+}
+
+function statusOf(binary: GoBinary, value: number): GoroutineStatus {
+  const name = binary.statusNames.get(value & ~G_SCAN);
+  return name !== undefined && KNOWN_STATUS.has(name as GoroutineStatus) ? (name as GoroutineStatus) : 'unknown';
+}
+
+function parseG(layout: GLayout, binary: GoBinary, address: number, b: Buffer): RawG {
+  const statusValue = b.readUInt32LE(layout.atomicstatus);
+  return {
+    address,
+    goid: u64(b, layout.goid),
+    statusValue,
+    status: statusOf(binary, statusValue),
+    waitReason: b[layout.waitreason],
+    waitSince: u64(b, layout.waitsince),
+    stackLo: u64(b, layout.stackLo),
+    stackHi: u64(b, layout.stackHi),
+    m: u64(b, layout.m),
+    schedPc: u64(b, layout.schedPc),
+    schedSp: u64(b, layout.schedSp),
+    schedBp: u64(b, layout.schedBp),
+    syscallPc: u64(b, layout.syscallPc),
+    gopc: u64(b, layout.gopc),
+    startpc: u64(b, layout.startpc),
+  };
+}
+
+/** Wait-reason strings from runtime.waitReasonStrings ([N]string in the target's memory), once per binary. */
+async function waitReasonStrings(binary: GoBinary, memory: SampleMemory, bias: number): Promise<string[] | null> {
+  if (binary.waitReasons !== undefined) return binary.waitReasons;
+  const table = binary.waitReasonStrings;
+  if (table === null || table.count > 256) return null;
+  const [headers] = await memory.read([{ address: table.addr + bias, length: table.count * 16 }]);
+  if (headers === null) return null;
+  const ranges = [];
+  for (let i = 0; i < table.count; i++) ranges.push({ address: u64(headers, i * 16), length: Math.min(u64(headers, i * 16 + 8), 128) });
+  const texts = await memory.read(ranges.map((r) => (r.length === 0 ? { address: 0, length: 0 } : r)));
+  binary.waitReasons = texts.map((t) => (t === null ? '' : t.toString('utf8')));
+  return binary.waitReasons;
+}
+
+/**
+ * The goroutines of Go process `pid`. `goroutines` is null when the program is not Go
+ * (no limit then), or when they cannot be read (a limit with field `goroutines` says why:
+ * a stripped binary, EPERM, a read that timed out). Never throws for the target's sake;
+ * throws EINVAL for bad options.
+ */
+export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}): Promise<GoroutineSampleResult> {
+  const who = 'sampleGoroutines()';
+  checkPid(who, pid);
+  const options = readOptions<GoroutineOptions>(who, given, ['maxGoroutines', 'maxFrames', 'timeoutMs', 'procRoot']);
+  const timeoutMs = checkDuration(who, 'timeoutMs', options.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
+  const maxGoroutines = checkCount(who, 'maxGoroutines', options.maxGoroutines) ?? DEFAULT_MAX_GOROUTINES;
+  const maxFrames = checkCount(who, 'maxFrames', options.maxFrames) ?? DEFAULT_MAX_FRAMES;
+  const procRoot = options.procRoot ?? '/proc';
+  if (typeof procRoot !== 'string') throw new IokitSnapError('EINVAL', `${who}: procRoot must be a string`);
+  const deadline = performance.now() + timeoutMs;
+  const limits: Limitation[] = [];
+  const subject = `pid ${pid}`;
+  const limit = (code: string, reason: string, hint?: string): void => {
+    limits.push(hint === undefined ? { subject, field: 'goroutines', code, reason } : { subject, field: 'goroutines', code, reason, hint });
+  };
+  const exe = `${procRoot}/${pid}/exe`;
+  let binary: GoBinary | null;
+  let reader: ((addr: number, length: number) => Promise<Buffer>) | null;
+  try {
+    ({ binary, reader } = await goBinary(exe, new ReadBudget(deadline, 64 * 1024 * 1024)));
+  } catch (error) {
+    const e = toIokitSnapError(error);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || e.code === 'ESRCH') {
+      limit('ESRCH', `pid ${pid} is gone (or has no executable: a kernel thread)`);
+    } else if ((error as NodeJS.ErrnoException).code === 'EACCES' || e.code === 'EPERM') {
+      limit('EPERM', `${exe} is not readable: ${e.message}`, 'Run iokit-snap as the user that owns the process, or as root / with CAP_SYS_PTRACE (sudo).');
+    } else {
+      limit(e.code, `the program of pid ${pid} could not be read: ${e.message}`);
+    }
+    return { pid, goVersion: null, goroutines: null, limits };
+  }
+  if (binary === null) return { pid, goVersion: null, goroutines: null, limits };
+  const result: GoroutineSampleResult = { pid, goVersion: binary.version, goroutines: null, limits };
+  if (binary.unreadable !== null || binary.layout === null || binary.allgs === null) {
+    limit('ENOTSUP', `goroutines not read: ${binary.unreadable ?? 'the program does not say where its goroutines are'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+    return result;
+  }
+  const layout = binary.layout;
+  const memory = new SampleMemory(pid, deadline);
+  try {
+    const bias = await loadBias(procRoot, pid, binary, deadline);
+    const [header, lenWord] = await memory.read([
+      { address: binary.allgs + bias, length: 24 },
+      ...(binary.allglen !== null ? [{ address: binary.allglen + bias, length: 8 }] : []),
+    ]);
+    if (header === null) throw new IokitSnapError('EIO', 'runtime.allgs is not readable in the process');
+    const array = u64(header, 0);
+    // allglen is published after the slice grows; the smaller of the two is all initialised.
+    let count = Math.min(u64(header, 8), lenWord !== null && lenWord !== undefined ? u64(lenWord, 0) : Infinity);
+    if (!(count >= 0 && count <= 100_000_000)) throw new IokitSnapError('EIO', `runtime.allgs reads as ${count} goroutines: not a Go runtime this reader knows`);
+    if (count > maxGoroutines) {
+      limit('E2BIG', `${count} goroutines; the first ${maxGoroutines} (by creation) were read (maxGoroutines)`);
+      count = maxGoroutines;
+    }
+    const pointerBlocks = count === 0 ? [] : await memory.read([{ address: array, length: count * 8 }]);
+    const pointers = pointerBlocks[0] ?? null;
+    if (count > 0 && pointers === null) throw new IokitSnapError('EIO', 'the array of runtime.allgs is not readable');
+    const addresses: number[] = [];
+    for (let i = 0; i < count; i++) addresses.push(u64(pointers!, i * 8));
+    const blocks = await memory.read(addresses.map((address) => ({ address, length: layout.span })));
+    const gs: RawG[] = [];
+    let unreadable = 0;
+    for (let i = 0; i < addresses.length; i++) {
+      const block = blocks[i];
+      if (block === null) {
+        unreadable++;
+        continue;
+      }
+      const g = parseG(layout, binary, addresses[i], block);
+      if (g.status !== 'dead') gs.push(g);
+    }
+    if (unreadable > 0) limit('EIO', `${unreadable} of ${addresses.length} goroutine records were not readable (freed while read?)`);
+    const reasons = await waitReasonStrings(binary, memory, bias).catch(() => null);
+    const frames = await walkFrames(gs, memory, binary, bias, maxFrames, reader !== null, exe, limits, subject);
+    const tids = await threadIds(gs, memory, layout);
+    const goroutines: GoroutineSample[] = [];
+    const named = new Map<number, Frame[]>();
+    const nameOne = async (pc: number): Promise<Frame[]> => {
+      let frames = named.get(pc);
+      if (frames === undefined) named.set(pc, (frames = await nameFrames(binary!, pc, bias, true, exe)));
+      return frames;
+    };
+    for (let i = 0; i < gs.length; i++) {
+      const g = gs[i];
+      const start = g.startpc !== 0 ? await nameOne(g.startpc + 1) : [];
+      const startName = start.at(-1)?.symbol ?? null;
+      // The runtime names no creator for the main goroutine (its gopc is in the runtime's start-up).
+      const created = g.gopc !== 0 && g.goid !== 1 ? await nameOne(g.gopc) : [];
+      const sample: GoroutineSample = {
+        goid: g.goid,
+        status: g.status,
+        waitReason: g.statusValue === STATUS_WAITING && g.waitReason !== 0 ? reasonText(binary, reasons, g.waitReason) : null,
+        waitSinceNs: g.statusValue === STATUS_WAITING && g.waitSince > 0 ? g.waitSince : null,
+        system: startName !== null && isSystemFunction(startName),
+        start: startName,
+        createdBy: created.at(-1) ?? null,
+        frames: frames[i],
+      };
+      const tid = tids.get(g.address);
+      if (tid !== undefined) sample.tid = tid;
+      goroutines.push(sample);
+    }
+    result.goroutines = goroutines;
+  } catch (error) {
+    const e = toIokitSnapError(error);
+    if (e.code === 'ESRCH') limit('ESRCH', `pid ${pid} exited while its goroutines were read`);
+    else if (e.code === 'ETIMEDOUT') limit('ETIMEDOUT', `reading the goroutines of pid ${pid} did not finish in ${timeoutMs} ms: ${e.message}`, 'a memory read waits for the target\'s mmap lock: a process whose memory map is held (a page fault on a hung file system) is itself hung');
+    else if (e.code === 'EPERM') limit('EPERM', e.message, 'Run iokit-snap as the user that owns the process, or as root / with CAP_SYS_PTRACE (sudo).');
+    else limit(e.code, `goroutines not read: ${e.message}`);
+  }
+  return result;
+}
+
+function reasonText(binary: GoBinary, strings: string[] | null, value: number): string {
+  const text = strings?.[value];
+  if (text !== undefined && text !== '') return text;
+  return binary.waitReasonNames.get(value) ?? `waitReason ${value}`;
+}
+
+/** runtime.isSystemGoroutine, by the start function: a runtime function other than runtime.main. */
+function isSystemFunction(name: string): boolean {
+  return name.startsWith('runtime.') && name !== 'runtime.main' && name !== 'runtime.handleAsyncEvent';
+}
+
+function checkCount(who: string, name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw new IokitSnapError('EINVAL', `${who}: ${name} must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
+/** A pc's frames (inlined calls first), named from the pclntab; one unnamed frame when it cannot be. */
+async function nameFrames(binary: GoBinary, pc: number, bias: number, returnAddress: boolean, module: string): Promise<Frame[]> {
+  const fileAddress = pc - bias;
+  const names = binary.pclntab !== null ? await binary.pclntab.frames(fileAddress, returnAddress).catch(() => []) : [];
+  if (names.length === 0) return [{ pc, module, offset: fileAddress, symbol: null }];
+  return names.map((n) => {
+    const frame: Frame = { pc, module, offset: fileAddress, symbol: n.name, symbolOffset: n.offset };
+    if (n.inlined) frame.inlined = true;
+    return frame;
+  });
+}
+
+/**
+ * Each goroutine's saved frames. Parked (waiting), runnable and preempted goroutines
+ * have their registers in g.sched; a running goroutine's frames are on its thread's
+ * stack (sched is stale) and a goroutine in a system call has only its call's pc here.
+ */
+async function walkFrames(
+  gs: RawG[],
+  memory: SampleMemory,
+  binary: GoBinary,
+  bias: number,
+  maxFrames: number,
+  named: boolean,
+  module: string,
+  limits: Limitation[],
+  subject: string,
+): Promise<Frame[][]> {
+  const out: Frame[][] = gs.map(() => []);
+  const pcs: number[][] = gs.map(() => []);
+  const fps: number[] = gs.map(() => 0);
+  for (let i = 0; i < gs.length; i++) {
+    const g = gs[i];
+    if (g.status === 'waiting' || g.status === 'runnable' || g.status === 'preempted') {
+      if (g.schedPc !== 0) {
+        pcs[i].push(g.schedPc);
+        fps[i] = g.schedBp;
+      }
+    } else if (g.status === 'syscall' && g.syscallPc !== 0) {
+      pcs[i].push(g.syscallPc);
+    }
+  }
+  // One read per level for every goroutine still walking: [fp] = caller's fp, [fp+8] = return pc.
+  let cut = 0;
+  for (let level = 1; level < maxFrames; level++) {
+    const walking: number[] = [];
+    for (let i = 0; i < gs.length; i++) {
+      const fp = fps[i];
+      const g = gs[i];
+      if (fp !== 0 && fp % 8 === 0 && fp >= g.stackLo && fp + 16 <= g.stackHi) walking.push(i);
+      else fps[i] = 0;
+    }
+    if (walking.length === 0) break;
+    const words = await memory.read(walking.map((i) => ({ address: fps[i], length: 16 })));
+    for (let k = 0; k < walking.length; k++) {
+      const i = walking[k];
+      const word = words[k];
+      if (word === null) {
+        fps[i] = 0;
+        continue;
+      }
+      const next = u64(word, 0);
+      const pc = u64(word, 8);
+      if (pc === 0) {
+        fps[i] = 0;
+        continue;
+      }
+      pcs[i].push(pc);
+      fps[i] = next > fps[i] ? next : 0;
+    }
+    if (level === maxFrames - 1) cut = walking.filter((i) => fps[i] !== 0).length;
+  }
+  if (cut > 0) limits.push({ subject, field: 'goroutines', code: 'E2BIG', reason: `${cut} goroutines have more than ${maxFrames} frames; the innermost ${maxFrames} were read (maxFrames)` });
+  const cache = new Map<number, Frame[]>();
+  for (let i = 0; i < gs.length; i++) {
+    for (const pc of pcs[i]) {
+      let frames = cache.get(pc);
+      if (frames === undefined) {
+        frames = named ? await nameFrames(binary, pc, bias, true, module) : [{ pc, module, offset: pc - bias, symbol: null }];
+        cache.set(pc, frames);
+      }
+      out[i].push(...frames);
+      // The walk ends at the goroutine's first function (runtime.goexit is its return address).
+      if (frames.at(-1)?.symbol === 'runtime.goexit') break;
+    }
+  }
+  return out;
+}
+
+/** Thread ids of the goroutines on an M (running, or in a system call): g.m → m.procid. */
+async function threadIds(gs: RawG[], memory: SampleMemory, layout: GLayout): Promise<Map<number, number>> {
+  const tids = new Map<number, number>();
+  if (layout.mProcid === null) return tids;
+  const onM = gs.filter((g) => g.m !== 0 && (g.status === 'running' || g.status === 'syscall'));
+  if (onM.length === 0) return tids;
+  const words = await memory.read(onM.map((g) => ({ address: g.m + layout.mProcid!, length: 8 })));
+  onM.forEach((g, k) => {
+    const word = words[k];
+    const tid = word === null ? 0 : u64(word, 0);
+    if (tid > 0 && tid < 2 ** 31) tids.set(g.address, tid);
+  });
+  return tids;
+}
