@@ -47,6 +47,8 @@ export interface GLayout {
   startpc: number;
   /** runtime.m.procid: the thread id of an M; null when DWARF does not have it. */
   mProcid: number | null;
+  /** g.sched.g, which points back at the g itself (a check of every record read); null when not known. */
+  schedG: number | null;
 }
 
 export interface GoBinary {
@@ -65,10 +67,22 @@ export interface GoBinary {
   /** waitReason constant names by value, from DWARF (a fallback for the strings). */
   waitReasonNames: Map<number, string>;
   pclntab: GoPclntab | null;
+  /** .bss (where runtime.allgs lives), for finding allgs in a stripped binary. */
+  bss: { addr: number; size: number } | null;
   /** Why goroutines cannot be read from this binary (stripped, no DWARF, …); null when they can. */
   unreadable: string | null;
   /** Wait-reason strings, read from a process's memory once (static data: the same in every process of the file). */
   waitReasons?: string[] | null;
+  /** Stripped binaries: where the layout of runtime.g was inferred from (see go.ts), once found. */
+  stripped?: StrippedFacts;
+}
+
+/** What a stripped binary's first read found, kept for the next reads (addresses as in the file, before the load bias). */
+export interface StrippedFacts {
+  allgs: number | null;
+  layout: GLayout | null;
+  /** Why it could not be found; null while not tried or when found. */
+  failure: string | null;
 }
 
 /** The runtime's goroutine states (runtime2.go, unchanged since Go 1.14 added _Gpreempted). */
@@ -208,8 +222,11 @@ async function analyse(path: string, budget: ReadBudget, entry: CacheEntry): Pro
     statusNames: new Map(FIXED_STATUS),
     waitReasonNames: new Map(),
     pclntab: null,
+    bss: null,
     unreadable: null,
   };
+  const bss = file.section('.bss');
+  if (bss !== undefined) binary.bss = { addr: bss.addr, size: bss.size };
   if (machine === null) {
     binary.unreadable = `the program is for ELF machine ${file.machine}; goroutines are read on x86-64 and arm64 only`;
     return binary;
@@ -254,16 +271,48 @@ async function analyse(path: string, budget: ReadBudget, entry: CacheEntry): Pro
     }
     if (fromDwarf.size >= 7) binary.statusNames = fromDwarf;
   }
-  if (binary.allgs === null) {
-    binary.unreadable = symbols === null
-      ? 'the program is stripped (no .symtab, built with -ldflags=-s): where the runtime keeps its goroutines (runtime.allgs) is not known'
-      : 'runtime.allgs is not in the symbol table';
-  } else if (binary.layout === null) {
-    binary.unreadable = info === undefined
-      ? 'the program has no DWARF (built with -ldflags=-w): the layout of runtime.g is not known'
+  if (binary.waitReasonStrings === null) binary.waitReasons = await findWaitReasons(file, space);
+  // Without allgs (no symbols) or the layout (no DWARF), go.ts finds them in the process's
+  // memory and checks what it finds against the pclntab, which it must be able to read.
+  if ((binary.allgs === null || binary.layout === null) && binary.pclntab === null) {
+    const missing =
+      symbols === null ? 'the program is stripped (built with -ldflags=-s)'
+      : binary.allgs === null ? 'runtime.allgs is not in the symbol table'
+      : info === undefined ? 'the program has no DWARF (built with -ldflags=-w)'
       : 'the DWARF of the program does not describe runtime.g';
+    binary.unreadable = `${missing}, and its pclntab is not in a format read here (Go 1.18 or later), which finding the goroutines without them needs`;
   }
   return binary;
+}
+
+/**
+ * runtime.waitReasonStrings without symbols: the array of string headers whose entry 1
+ * is "GC assist marking" (waitReasonGCAssistMarking = 1 in every Go since 1.11), found
+ * through where .rodata holds those bytes. Go's linker writes the headers' pointers into
+ * the file (PIE too), so the strings are read from the file.
+ */
+async function findWaitReasons(file: ElfFile, space: AddressSpaceReader): Promise<string[] | null> {
+  const rodata = file.section('.rodata');
+  const data = file.section('.data');
+  if (rodata === undefined || data === undefined || rodata.size > 256 * 1024 * 1024 || data.size > 64 * 1024 * 1024) return null;
+  const needle = Buffer.from('GC assist marking');
+  const text = await space.read(rodata.addr, rodata.size);
+  const bytes = await space.read(data.addr, data.size);
+  for (let found = text.indexOf(needle); found >= 0; found = text.indexOf(needle, found + 1)) {
+    const addr = rodata.addr + found;
+    for (let at = 16; at + 16 <= bytes.length; at += 8) {
+      if (u64(bytes, at) !== addr || u64(bytes, at + 8) !== needle.length || u64(bytes, at - 8) !== 0) continue;
+      const out: string[] = [''];
+      for (let entry = at; entry + 16 <= bytes.length && out.length < 256; entry += 16) {
+        const ptr = u64(bytes, entry);
+        const length = u64(bytes, entry + 8);
+        if (ptr < rodata.addr || ptr + length > rodata.addr + rodata.size || length === 0 || length > 64) break;
+        out.push(text.toString('utf8', ptr - rodata.addr, ptr - rodata.addr + length));
+      }
+      return out;
+    }
+  }
+  return null;
 }
 
 /** The Go version in .go.buildinfo: inline since Go 1.18 (flag 2), else through two string headers. */
@@ -372,6 +421,7 @@ function layoutFromDwarf(dwarf: DwarfFacts): GLayout | null {
     gopc: gopc.offset,
     startpc: startpc.offset,
     mProcid: dwarf.structs.get('runtime.m')?.members.get('procid')?.offset ?? null,
+    schedG: gobuf.members.has('g') ? sched.offset + gobuf.members.get('g')!.offset : null,
   };
   layout.span = Math.max(layout.stackHi, layout.m, layout.schedSp, layout.schedPc, layout.schedBp, layout.syscallSp, layout.syscallPc, layout.goid, layout.waitsince, layout.gopc, layout.startpc) + 8;
   return layout;

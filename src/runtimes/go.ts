@@ -24,7 +24,7 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { checkDuration, checkPid, readOptions } from '../options';
 import type { Frame, GoroutineOptions, GoroutineSample, GoroutineSampleResult, GoroutineStatus, Limitation } from '../types';
 import { ReadBudget, u64 } from './elf-file';
-import { goBinary, type GLayout, type GoBinary } from './go-binary';
+import { goBinary, type GLayout, type GoBinary, type StrippedFacts } from './go-binary';
 import { MAX_READ_BYTES, MAX_READ_RANGES, readMemory } from './memory';
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -33,6 +33,8 @@ const DEFAULT_MAX_FRAMES = 16;
 /** Bytes of the target's memory one sample may read, all calls together. */
 const MAX_SAMPLE_BYTES = 64 * 1024 * 1024;
 const G_SCAN = 0x1000;
+/** Above every user-space address of x86-64 (47 bits, 56 with 5-level paging) and arm64 (52 bits). */
+const MAX_USER_ADDRESS = 2 ** 57;
 const STATUS_WAITING = 4;
 
 const KNOWN_STATUS = new Set<GoroutineStatus>(['idle', 'runnable', 'running', 'syscall', 'waiting', 'moribund', 'dead', 'enqueue', 'copystack', 'preempted']);
@@ -64,7 +66,16 @@ class SampleMemory {
     readonly deadline: number,
   ) {}
 
+  /** Per range its bytes, or null where unreadable; an address no user space has (a garbage pointer) is null without a read. */
   async read(ranges: { address: number; length: number }[]): Promise<(Buffer | null)[]> {
+    const valid = ranges.filter((r) => Number.isSafeInteger(r.address) && r.address > 0 && r.address + r.length <= MAX_USER_ADDRESS);
+    if (valid.length === ranges.length) return this.readValid(ranges);
+    const got = await this.readValid(valid);
+    let k = 0;
+    return ranges.map((r) => (Number.isSafeInteger(r.address) && r.address > 0 && r.address + r.length <= MAX_USER_ADDRESS ? got[k++] : null));
+  }
+
+  private async readValid(ranges: { address: number; length: number }[]): Promise<(Buffer | null)[]> {
     const out: (Buffer | null)[] = [];
     let start = 0;
     while (start < ranges.length) {
@@ -126,6 +137,168 @@ function parseG(layout: GLayout, binary: GoBinary, address: number, b: Buffer): 
   };
 }
 
+/**
+ * Offsets at the start of runtime.g that have not moved since Go 1.5 (stack, stackguard0,
+ * stackguard1, _panic, _defer, m, then sched: a gobuf that starts sp, pc, g), and
+ * runtime.m.procid (after g0 and morebuf); checked in the DWARF of Go 1.19 (built here)
+ * and Go 1.24 (Debian's docker CLI). The rest of gobuf (ctxt, ret, lr, bp through 1.24;
+ * ret is gone in later versions) is inferred: bp is the word that lies between sp and
+ * the stack's top in every parked goroutine, and syscallsp, syscallpc follow sched.
+ */
+const FIXED_PREFIX = { stackLo: 0, stackHi: 8, m: 48, schedSp: 56, schedPc: 64, schedG: 72, mProcid: 72 };
+/** Where gobuf.bp may be: with ret (Go ≤ 1.24 at least), and without. */
+const SCHED_BP_CANDIDATES = [104, 96];
+const INFER_READ = 512;
+const INFER_GS = 256;
+
+/**
+ * A stripped binary (no .symtab, or no DWARF): where allgs is, and the layout of
+ * runtime.g past its fixed prefix, found in the process and checked, once per binary.
+ *
+ * allgs: a slice header { ptr, len, cap } in .bss whose elements point at records that
+ * point back at themselves (g.sched.g == g, set for every goroutine by newproc).
+ * Then, over the first goroutines:
+ *   atomicstatus: the first 8-aligned word after syscallpc whose low half is a status
+ *     (0–9, with _Gscan) in every g, and followed by goid (atomicstatus, stackLock u32,
+ *     then goid): 1 for allgs[0] (the main goroutine), distinct and positive in all;
+ *   waitsince, waitreason: goid + 16, goid + 24 (goid, schedlink, waitsince, waitreason,
+ *     as in Go 1.19 through 1.24), the reason below the table's size in every g;
+ *   gopc, startpc: the first word past those where every live g's gopc is in a Go function
+ *     and its startpc (gopc + 16: gopc, ancestors, startpc) is a function's first byte.
+ * What does not check out is a limit, never a guess.
+ */
+async function findStripped(binary: GoBinary, memory: SampleMemory, bias: number): Promise<StrippedFacts> {
+  const facts: StrippedFacts = binary.stripped ?? { allgs: binary.allgs, layout: binary.layout, failure: null };
+  binary.stripped = facts;
+  if (facts.failure !== null || (facts.allgs !== null && facts.layout !== null)) return facts;
+  const pclntab = binary.pclntab!;
+  let gs: { address: number; bytes: Buffer }[] = [];
+  let arrayLen = 0;
+  if (facts.allgs === null) {
+    const bss = binary.bss;
+    if (bss === null || bss.size > 32 * 1024 * 1024) return fail(facts, 'the program is stripped (built with -ldflags=-s) and has no .bss to find runtime.allgs in');
+    const ranges = [];
+    for (let at = 0; at < bss.size; at += 1024 * 1024) ranges.push({ address: bss.addr + bias + at, length: Math.min(1024 * 1024, bss.size - at) });
+    const parts = await memory.read(ranges);
+    if (parts.some((p) => p === null)) return fail(facts, '.bss of the process is not readable');
+    const words = Buffer.concat(parts as Buffer[]);
+    const candidates: { at: number; ptr: number; len: number }[] = [];
+    for (let at = 0; at + 24 <= words.length && candidates.length < 8192; at += 8) {
+      const ptr = u64(words, at);
+      const len = u64(words, at + 8);
+      const cap = u64(words, at + 16);
+      if (ptr !== 0 && ptr % 8 === 0 && len >= 1 && len <= cap && cap <= 10_000_000) candidates.push({ at, ptr, len });
+    }
+    const firsts = await memory.read(candidates.map((c) => ({ address: c.ptr, length: 8 })));
+    const gAddresses = firsts.map((f) => (f === null ? 0 : u64(f, 0)));
+    const heads = await memory.read(gAddresses.map((address) => ({ address: address === 0 || address % 8 !== 0 ? 8 : address, length: 128 })));
+    let best: { at: number; ptr: number; len: number } | null = null;
+    candidates.forEach((c, i) => {
+      const head = heads[i];
+      if (head === null || gAddresses[i] === 0 || !looksLikeG(head, gAddresses[i])) return;
+      if (best === null || c.len > best.len) best = c;
+    });
+    if (best === null) return fail(facts, 'the program is stripped (built with -ldflags=-s) and no slice of goroutine records (runtime.allgs) was found in its .bss');
+    const chosen = best as { at: number; ptr: number; len: number };
+    facts.allgs = bss.addr + chosen.at;
+    arrayLen = chosen.len;
+  }
+  if (facts.layout === null) {
+    if (arrayLen === 0) {
+      const [header] = await memory.read([{ address: facts.allgs + bias, length: 24 }]);
+      if (header === null) return fail(facts, 'runtime.allgs is not readable');
+      arrayLen = u64(header, 8);
+    }
+    const [header] = await memory.read([{ address: facts.allgs + bias, length: 24 }]);
+    const n = Math.min(arrayLen, INFER_GS);
+    const [array] = header === null ? [null] : await memory.read([{ address: u64(header, 0), length: n * 8 }]);
+    if (array === null) return fail(facts, 'the array of runtime.allgs is not readable');
+    const addresses = Array.from({ length: n }, (_, i) => u64(array, i * 8));
+    const blocks = await memory.read(addresses.map((address) => ({ address, length: INFER_READ })));
+    gs = addresses.map((address, i) => ({ address, bytes: blocks[i]! })).filter((g) => g.bytes !== null && looksLikeG(g.bytes, g.address));
+    if (gs.length === 0 || gs[0].address !== addresses[0]) return fail(facts, 'the goroutine records of runtime.allgs do not check out');
+    facts.layout = await inferLayout(gs, pclntab, bias, binary);
+    if (facts.layout === null) {
+      return fail(facts, `the program has no DWARF (built with -ldflags=-w), and the layout of runtime.g in ${binary.version ?? 'this Go'} could not be inferred and checked`);
+    }
+  }
+  return facts;
+}
+
+function fail(facts: StrippedFacts, reason: string): StrippedFacts {
+  facts.failure = reason;
+  return facts;
+}
+
+function looksLikeG(head: Buffer, address: number): boolean {
+  const lo = u64(head, FIXED_PREFIX.stackLo);
+  const hi = u64(head, FIXED_PREFIX.stackHi);
+  return u64(head, FIXED_PREFIX.schedG) === address && (lo === 0 ? hi === 0 : lo < hi && hi - lo <= 1 << 30);
+}
+
+async function inferLayout(gs: { address: number; bytes: Buffer }[], pclntab: NonNullable<GoBinary['pclntab']>, bias: number, binary: GoBinary): Promise<GLayout | null> {
+  const reasons = binary.waitReasons?.length ?? 64;
+  let goid = -1;
+  for (let status = 128; status + 32 <= INFER_READ && goid < 0; status += 8) {
+    const ok = gs.every((g) => (g.bytes.readUInt32LE(status) & ~G_SCAN) <= 9);
+    if (!ok) continue;
+    const ids = gs.map((g) => u64(g.bytes, status + 8));
+    if (ids[0] !== 1 || new Set(ids).size !== ids.length || ids.some((id) => id < 1 || id > 2 ** 40)) continue;
+    if (!gs.every((g) => g.bytes[status + 8 + 24] < reasons)) continue;
+    goid = status + 8;
+  }
+  if (goid < 0) return null;
+  // Dead and idle records keep no start function (a dead g's are zeroed).
+  const live = gs.filter((g) => {
+    const status = g.bytes.readUInt32LE(goid - 8) & ~G_SCAN;
+    return status !== 0 && status !== 6;
+  });
+  if (live.length === 0) return null;
+  let gopc = -1;
+  for (let at = goid + 32; at + 24 <= INFER_READ && gopc < 0; at += 8) {
+    let ok = true;
+    for (const g of live) {
+      const pc = u64(g.bytes, at);
+      const start = u64(g.bytes, at + 16);
+      if (pc === 0 || start === 0 || !pclntab.covers(pc - bias) || !pclntab.covers(start - bias)) {
+        ok = false;
+        break;
+      }
+      const frames = await pclntab.frames(start - bias, false);
+      if (frames.length === 0 || frames[frames.length - 1].offset !== 0) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) gopc = at;
+  }
+  if (gopc < 0) return null;
+  const parked = live.filter((g) => (g.bytes.readUInt32LE(goid - 8) & ~G_SCAN) === STATUS_WAITING);
+  const schedBp = SCHED_BP_CANDIDATES.find((at) =>
+    parked.length > 0 &&
+    parked.every((g) => {
+      const bp = u64(g.bytes, at);
+      return bp >= u64(g.bytes, FIXED_PREFIX.schedSp) && bp < u64(g.bytes, FIXED_PREFIX.stackHi);
+    }),
+  );
+  if (schedBp === undefined) return null;
+  const layout: GLayout = {
+    ...FIXED_PREFIX,
+    schedBp,
+    syscallSp: schedBp + 8,
+    syscallPc: schedBp + 16,
+    span: 0,
+    atomicstatus: goid - 8,
+    goid,
+    waitsince: goid + 16,
+    waitreason: goid + 24,
+    gopc,
+    startpc: gopc + 16,
+  };
+  layout.span = Math.max(gopc + 24, goid + 32);
+  return layout;
+}
+
 /** Wait-reason strings from runtime.waitReasonStrings ([N]string in the target's memory), once per binary. */
 async function waitReasonStrings(binary: GoBinary, memory: SampleMemory, bias: number): Promise<string[] | null> {
   if (binary.waitReasons !== undefined) return binary.waitReasons;
@@ -179,16 +352,26 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
   }
   if (binary === null) return { pid, goVersion: null, goroutines: null, limits };
   const result: GoroutineSampleResult = { pid, goVersion: binary.version, goroutines: null, limits };
-  if (binary.unreadable !== null || binary.layout === null || binary.allgs === null) {
+  if (binary.unreadable !== null) {
     limit('ENOTSUP', `goroutines not read: ${binary.unreadable ?? 'the program does not say where its goroutines are'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
     return result;
   }
-  const layout = binary.layout;
   const memory = new SampleMemory(pid, deadline);
   try {
     const bias = await loadBias(procRoot, pid, binary, deadline);
+    let allgs = binary.allgs;
+    let layout = binary.layout;
+    if (allgs === null || layout === null) {
+      const found = await findStripped(binary, memory, bias);
+      if (found.failure !== null || found.allgs === null || found.layout === null) {
+        limit('ENOTSUP', `goroutines not read: ${found.failure ?? 'not found'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+        return result;
+      }
+      allgs = found.allgs;
+      layout = found.layout;
+    }
     const [header, lenWord] = await memory.read([
-      { address: binary.allgs + bias, length: 24 },
+      { address: allgs + bias, length: 24 },
       ...(binary.allglen !== null ? [{ address: binary.allglen + bias, length: 8 }] : []),
     ]);
     if (header === null) throw new IokitSnapError('EIO', 'runtime.allgs is not readable in the process');
@@ -215,6 +398,12 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
         continue;
       }
       const g = parseG(layout, binary, addresses[i], block);
+      // A record that does not point back at itself (g.sched.g) is not a live g: one
+      // freed or reused between reading allgs and reading it.
+      if (layout.schedG !== null && u64(block, layout.schedG) !== addresses[i] && g.status !== 'dead') {
+        unreadable++;
+        continue;
+      }
       if (g.status !== 'dead') gs.push(g);
     }
     if (unreadable > 0) limit('EIO', `${unreadable} of ${addresses.length} goroutine records were not readable (freed while read?)`);
