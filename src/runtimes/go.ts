@@ -408,13 +408,15 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
     }
     if (unreadable > 0) limit('EIO', `${unreadable} of ${addresses.length} goroutine records were not readable (freed while read?)`);
     const reasons = await waitReasonStrings(binary, memory, bias).catch(() => null);
-    const frames = await walkFrames(gs, memory, binary, bias, maxFrames, reader !== null, exe, limits, subject);
+    // Frames name the program as the target sees it (readlink: the kernel's d_path, no file system call).
+    const module = await fs.promises.readlink(exe).catch(() => exe);
+    const frames = await walkFrames(gs, memory, binary, bias, maxFrames, reader !== null, module, limits, subject);
     const tids = await threadIds(gs, memory, layout);
     const goroutines: GoroutineSample[] = [];
     const named = new Map<number, Frame[]>();
     const nameOne = async (pc: number): Promise<Frame[]> => {
       let frames = named.get(pc);
-      if (frames === undefined) named.set(pc, (frames = await nameFrames(binary!, pc, bias, true, exe)));
+      if (frames === undefined) named.set(pc, (frames = await nameFrames(binary!, pc, bias, true, module)));
       return frames;
     };
     for (let i = 0; i < gs.length; i++) {
