@@ -95,8 +95,8 @@ export interface RawMemoryRead {
 
 export interface NativeBinding {
   platform: 'darwin' | 'linux' | 'unsupported';
-  /** Linux: process_vm_readv of `ranges` (src/runtimes/memory.ts checks and splits them); elsewhere it throws ENOTSUP. */
-  readMemory(pid: number, ranges: { address: number | bigint; length: number }[]): Promise<RawMemoryRead>;
+  /** Linux: process_vm_readv of `ranges`, (address, length) pairs (src/runtimes/memory.ts checks them); elsewhere it throws ENOTSUP. */
+  readMemory(pid: number, ranges: BigUint64Array): Promise<RawMemoryRead>;
   sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number; callBudgetMs?: number }): Promise<RawAcceleratorSample>;
   sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
   openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;

@@ -25,7 +25,7 @@ import { checkDuration, checkPid, readOptions } from '../options';
 import type { Frame, GoroutineOptions, GoroutineSample, GoroutineSampleResult, GoroutineStatus, Limitation } from '../types';
 import { ReadBudget, u64 } from './elf-file';
 import { goBinary, type GLayout, type GoBinary, type StrippedFacts } from './go-binary';
-import { MAX_READ_BYTES, MAX_READ_RANGES, readMemory } from './memory';
+import { MAX_READ_BYTES, MAX_READ_RANGES, readPacked } from './memory';
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_GOROUTINES = 20000;
@@ -57,6 +57,35 @@ interface RawG {
   startpc: number;
 }
 
+/** What the last sampleGoroutines() read of the target: bytes and readMemory calls (for bench/goroutines.js). */
+export const lastReadStats = { bytes: 0, calls: 0, goroutines: 0 };
+
+/** Ranges of one length read together (readSame): where each one's bytes are. */
+class Blocks {
+  constructor(
+    private readonly chunks: { bytes: Buffer; read: Uint8Array; first: number }[],
+    private readonly valid: Uint8Array,
+    readonly length: number,
+    private readonly chunkSize: number,
+  ) {}
+  /** The buffer holding range i, or null when it was not read whole. */
+  buffer(i: number): Buffer | null {
+    if (this.valid[i] === 0) return null;
+    const chunk = this.chunks[Math.floor(i / this.chunkSize)];
+    return chunk.read[i - chunk.first] === 1 ? chunk.bytes : null;
+  }
+  /** Where range i starts in buffer(i). */
+  offset(i: number): number {
+    return (i % this.chunkSize) * this.length;
+  }
+  get(i: number): Buffer | null {
+    const bytes = this.buffer(i);
+    return bytes === null ? null : bytes.subarray(this.offset(i), this.offset(i) + this.length);
+  }
+}
+
+const validAddress = (address: number, length: number): boolean => Number.isSafeInteger(address) && address > 0 && address + length <= MAX_USER_ADDRESS;
+
 /** Reads memory within a sample's deadline and byte budget; the first failure ends the sample's reads. */
 class SampleMemory {
   bytes = 0;
@@ -68,30 +97,65 @@ class SampleMemory {
 
   /** Per range its bytes, or null where unreadable; an address no user space has (a garbage pointer) is null without a read. */
   async read(ranges: { address: number; length: number }[]): Promise<(Buffer | null)[]> {
-    const valid = ranges.filter((r) => Number.isSafeInteger(r.address) && r.address > 0 && r.address + r.length <= MAX_USER_ADDRESS);
-    if (valid.length === ranges.length) return this.readValid(ranges);
-    const got = await this.readValid(valid);
-    let k = 0;
-    return ranges.map((r) => (Number.isSafeInteger(r.address) && r.address > 0 && r.address + r.length <= MAX_USER_ADDRESS ? got[k++] : null));
-  }
-
-  private async readValid(ranges: { address: number; length: number }[]): Promise<(Buffer | null)[]> {
     const out: (Buffer | null)[] = [];
+    for (const range of ranges) {
+      if (range.length > MAX_READ_BYTES) throw new IokitSnapError('EINVAL', 'a single memory range is larger than one read');
+    }
     let start = 0;
     while (start < ranges.length) {
       let end = start;
       let size = 0;
       while (end < ranges.length && end - start < MAX_READ_RANGES && size + ranges[end].length <= MAX_READ_BYTES) size += ranges[end++].length;
-      if (end === start) throw new IokitSnapError('EINVAL', 'a single memory range is larger than one read');
-      if (this.bytes + size > MAX_SAMPLE_BYTES) throw new IokitSnapError('EIO', `reading goroutines would read more than ${MAX_SAMPLE_BYTES} bytes of the process`);
-      const left = this.deadline - performance.now();
-      if (left <= 0) throw new IokitSnapError('ETIMEDOUT', `reading the goroutines of pid ${this.pid} ran out of time`);
-      this.bytes += size;
-      this.calls++;
-      out.push(...(await readMemory(this.pid, ranges.slice(start, end), { timeoutMs: Math.max(1, Math.ceil(left)) })));
+      const pairs = new BigUint64Array((end - start) * 2);
+      for (let i = start; i < end; i++) {
+        const ok = validAddress(ranges[i].address, ranges[i].length);
+        pairs[2 * (i - start)] = ok ? BigInt(ranges[i].address) : 0n;
+        pairs[2 * (i - start) + 1] = ok ? BigInt(ranges[i].length) : 0n;
+      }
+      const raw = await this.call(pairs, size);
+      let offset = 0;
+      for (let i = start; i < end; i++) {
+        const length = validAddress(ranges[i].address, ranges[i].length) ? ranges[i].length : 0;
+        out.push(raw.read[i - start] === 1 && (length > 0 || ranges[i].length === 0) ? raw.bytes.subarray(offset, offset + length) : null);
+        offset += length;
+      }
       start = end;
     }
     return out;
+  }
+
+  /** `length` bytes at each of `addresses`, packed: what the bulk reads (every g, every frame level) use. */
+  async readSame(addresses: number[], length: number): Promise<Blocks> {
+    const chunkSize = Math.max(1, Math.min(MAX_READ_RANGES, Math.floor(MAX_READ_BYTES / Math.max(1, length))));
+    const valid = new Uint8Array(addresses.length);
+    const chunks: { bytes: Buffer; read: Uint8Array; first: number }[] = [];
+    for (let first = 0; first < addresses.length; first += chunkSize) {
+      const count = Math.min(chunkSize, addresses.length - first);
+      const pairs = new BigUint64Array(count * 2);
+      const big = BigInt(length);
+      for (let k = 0; k < count; k++) {
+        const address = addresses[first + k];
+        if (validAddress(address, length)) {
+          valid[first + k] = 1;
+          pairs[2 * k] = BigInt(address);
+        } else {
+          pairs[2 * k] = 4096n; // never mapped; the range is null whatever it reads
+        }
+        pairs[2 * k + 1] = big;
+      }
+      const raw = await this.call(pairs, count * length);
+      chunks.push({ bytes: raw.bytes, read: raw.read, first });
+    }
+    return new Blocks(chunks, valid, length, chunkSize);
+  }
+
+  private async call(pairs: BigUint64Array, size: number): Promise<{ bytes: Buffer; read: Buffer }> {
+    if (this.bytes + size > MAX_SAMPLE_BYTES) throw new IokitSnapError('EIO', `reading goroutines would read more than ${MAX_SAMPLE_BYTES} bytes of the process`);
+    const left = this.deadline - performance.now();
+    if (left <= 0) throw new IokitSnapError('ETIMEDOUT', `reading the goroutines of pid ${this.pid} ran out of time`);
+    this.bytes += size;
+    this.calls++;
+    return readPacked(this.pid, pairs, Math.max(1, Math.ceil(left)));
   }
 }
 
@@ -116,24 +180,24 @@ function statusOf(binary: GoBinary, value: number): GoroutineStatus {
   return name !== undefined && KNOWN_STATUS.has(name as GoroutineStatus) ? (name as GoroutineStatus) : 'unknown';
 }
 
-function parseG(layout: GLayout, binary: GoBinary, address: number, b: Buffer): RawG {
-  const statusValue = b.readUInt32LE(layout.atomicstatus);
+function parseG(layout: GLayout, binary: GoBinary, address: number, b: Buffer, at: number): RawG {
+  const statusValue = b.readUInt32LE(at + layout.atomicstatus);
   return {
     address,
-    goid: u64(b, layout.goid),
+    goid: u64(b, at + layout.goid),
     statusValue,
     status: statusOf(binary, statusValue),
-    waitReason: b[layout.waitreason],
-    waitSince: u64(b, layout.waitsince),
-    stackLo: u64(b, layout.stackLo),
-    stackHi: u64(b, layout.stackHi),
-    m: u64(b, layout.m),
-    schedPc: u64(b, layout.schedPc),
-    schedSp: u64(b, layout.schedSp),
-    schedBp: u64(b, layout.schedBp),
-    syscallPc: u64(b, layout.syscallPc),
-    gopc: u64(b, layout.gopc),
-    startpc: u64(b, layout.startpc),
+    waitReason: b[at + layout.waitreason],
+    waitSince: u64(b, at + layout.waitsince),
+    stackLo: u64(b, at + layout.stackLo),
+    stackHi: u64(b, at + layout.stackHi),
+    m: u64(b, at + layout.m),
+    schedPc: u64(b, at + layout.schedPc),
+    schedSp: u64(b, at + layout.schedSp),
+    schedBp: u64(b, at + layout.schedBp),
+    syscallPc: u64(b, at + layout.syscallPc),
+    gopc: u64(b, at + layout.gopc),
+    startpc: u64(b, at + layout.startpc),
   };
 }
 
@@ -191,10 +255,10 @@ async function findStripped(binary: GoBinary, memory: SampleMemory, bias: number
     }
     const firsts = await memory.read(candidates.map((c) => ({ address: c.ptr, length: 8 })));
     const gAddresses = firsts.map((f) => (f === null ? 0 : u64(f, 0)));
-    const heads = await memory.read(gAddresses.map((address) => ({ address: address === 0 || address % 8 !== 0 ? 8 : address, length: 128 })));
+    const heads = await memory.readSame(gAddresses, 128);
     let best: { at: number; ptr: number; len: number } | null = null;
     candidates.forEach((c, i) => {
-      const head = heads[i];
+      const head = heads.get(i);
       if (head === null || gAddresses[i] === 0 || !looksLikeG(head, gAddresses[i])) return;
       if (best === null || c.len > best.len) best = c;
     });
@@ -214,8 +278,8 @@ async function findStripped(binary: GoBinary, memory: SampleMemory, bias: number
     const [array] = header === null ? [null] : await memory.read([{ address: u64(header, 0), length: n * 8 }]);
     if (array === null) return fail(facts, 'the array of runtime.allgs is not readable');
     const addresses = Array.from({ length: n }, (_, i) => u64(array, i * 8));
-    const blocks = await memory.read(addresses.map((address) => ({ address, length: INFER_READ })));
-    gs = addresses.map((address, i) => ({ address, bytes: blocks[i]! })).filter((g) => g.bytes !== null && looksLikeG(g.bytes, g.address));
+    const blocks = await memory.readSame(addresses, INFER_READ);
+    gs = addresses.map((address, i) => ({ address, bytes: blocks.get(i)! })).filter((g) => g.bytes !== null && looksLikeG(g.bytes, g.address));
     if (gs.length === 0 || gs[0].address !== addresses[0]) return fail(facts, 'the goroutine records of runtime.allgs do not check out');
     facts.layout = await inferLayout(gs, pclntab, bias, binary);
     if (facts.layout === null) {
@@ -388,19 +452,20 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
     if (count > 0 && pointers === null) throw new IokitSnapError('EIO', 'the array of runtime.allgs is not readable');
     const addresses: number[] = [];
     for (let i = 0; i < count; i++) addresses.push(u64(pointers!, i * 8));
-    const blocks = await memory.read(addresses.map((address) => ({ address, length: layout.span })));
+    const blocks = await memory.readSame(addresses, layout.span);
     const gs: RawG[] = [];
     let unreadable = 0;
     for (let i = 0; i < addresses.length; i++) {
-      const block = blocks[i];
+      const block = blocks.buffer(i);
       if (block === null) {
         unreadable++;
         continue;
       }
-      const g = parseG(layout, binary, addresses[i], block);
+      const at = blocks.offset(i);
+      const g = parseG(layout, binary, addresses[i], block, at);
       // A record that does not point back at itself (g.sched.g) is not a live g: one
       // freed or reused between reading allgs and reading it.
-      if (layout.schedG !== null && u64(block, layout.schedG) !== addresses[i] && g.status !== 'dead') {
+      if (layout.schedG !== null && u64(block, at + layout.schedG) !== addresses[i] && g.status !== 'dead') {
         unreadable++;
         continue;
       }
@@ -440,6 +505,7 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
       goroutines.push(sample);
     }
     result.goroutines = goroutines;
+    Object.assign(lastReadStats, { bytes: memory.bytes, calls: memory.calls, goroutines: addresses.length });
   } catch (error) {
     const e = toIokitSnapError(error);
     if (e.code === 'ESRCH') limit('ESRCH', `pid ${pid} exited while its goroutines were read`);
@@ -520,16 +586,20 @@ async function walkFrames(
       else fps[i] = 0;
     }
     if (walking.length === 0) break;
-    const words = await memory.read(walking.map((i) => ({ address: fps[i], length: 16 })));
+    const words = await memory.readSame(
+      walking.map((i) => fps[i]),
+      16,
+    );
     for (let k = 0; k < walking.length; k++) {
       const i = walking[k];
-      const word = words[k];
+      const word = words.buffer(k);
       if (word === null) {
         fps[i] = 0;
         continue;
       }
-      const next = u64(word, 0);
-      const pc = u64(word, 8);
+      const at = words.offset(k);
+      const next = u64(word, at);
+      const pc = u64(word, at + 8);
       if (pc === 0) {
         fps[i] = 0;
         continue;
