@@ -16,6 +16,7 @@ import { parseSnapshot } from '../src/snapshot-file';
 import type { GoroutineSample, GoroutineSampleResult } from '../src/types';
 import { goSkip, parseDump, startGo, type GoBuild, type DumpedGoroutine } from './helpers/go-targets';
 import { waitFor } from './helpers/targets';
+import { runCli } from './helpers/cli';
 
 const ROOT = path.join(__dirname, '..');
 const linuxSkip = process.platform !== 'linux' ? 'goroutines are read on Linux only' : false;
@@ -174,6 +175,10 @@ t.test('snapshot({ goroutines: true }) carries them, and the file reads back', {
   t.same(back.processes.find((p) => p.pid === target.pid)!.goroutines, go.goroutines);
   const plain = await snapshot({ pids: [target.pid], accelerators: false });
   t.equal(plain.processes[0].goroutines, undefined, 'only when asked for');
+  const cli = await runCli(['snapshot', '--goroutines', '--no-accelerators', '--pid', String(target.pid)]);
+  t.equal(cli.code, 0, cli.stderr);
+  const fromCli = JSON.parse(cli.stdout) as { processes: { goroutines?: GoroutineSample[] }[] };
+  t.equal(lockedOnMutex({ pid: target.pid, goVersion: null, goroutines: fromCli.processes[0].goroutines ?? null, limits: [] }).length, 2, 'iokit-snap snapshot --goroutines');
   await t.rejects(snapshot({ pids: [target.pid], goroutines: 'yes' as unknown as boolean }), { code: 'EINVAL' });
 });
 
