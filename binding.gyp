@@ -38,7 +38,8 @@
             "native/linux/elf_cfi.cc",
             "native/node/elf_internals_linux.cc",
             "native/linux/stack_walk.cc",
-            "native/linux/user_stacks.cc"
+            "native/linux/user_stacks.cc",
+            "native/linux/memory.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

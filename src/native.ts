@@ -90,8 +90,16 @@ export interface ElfInfo {
   debugFile: string;
 }
 
+/** What readMemory settles with (native/linux/memory.h): every range's bytes end to end, and per range 1 when read whole. */
+export interface RawMemoryRead {
+  bytes: Buffer;
+  read: Buffer;
+}
+
 export interface NativeBinding {
   platform: 'darwin' | 'linux' | 'unsupported';
+  /** Linux: process_vm_readv of `ranges`, (address, length) pairs (src/runtimes/memory.ts checks them); elsewhere it throws ENOTSUP. */
+  readMemory(pid: number, ranges: BigUint64Array): Promise<RawMemoryRead>;
   sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number; callBudgetMs?: number }): Promise<RawAcceleratorSample>;
   sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
   openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;

@@ -8,6 +8,7 @@ import type * as LinuxMap from './map/linux';
 import type * as RegistryMap from './map/registry';
 import { binding, withDeadline, type RawAccelerator, type RawThreadOptions, type RawThreadSampler } from './native';
 import { findPeers } from './peer';
+import type * as Go from './runtimes/go';
 import type {
   Accelerator,
   AcceleratorOptions,
@@ -27,7 +28,7 @@ const DEFAULT_THREAD_TIMEOUT_MS = 10000;
 
 const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary', 'timeoutMs', 'callTimeoutMs'] as const;
 const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
-const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', 'peers'] as const;
+const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', 'peers', 'goroutines'] as const;
 /** Processes at the other end of waits that snapshot({ peers: true }) samples, at most. */
 const MAX_PEER_PROCESSES = 16;
 
@@ -264,6 +265,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
   checkDuration(who, 'callTimeoutMs', options.callTimeoutMs);
   checkBoolean(who, 'accelerators', options.accelerators);
   checkBoolean(who, 'peers', options.peers);
+  checkBoolean(who, 'goroutines', options.goroutines);
   const threads = threadOptions(`${who} threads`, options.threads);
   binding(); // a platform without a binary fails here, clearly, instead of as a limits entry
   const takenAt = new Date().toISOString();
@@ -274,9 +276,18 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
     options.accelerators === false ? Promise.resolve<Accelerator[]>([]) : acceleratorsInto(limits, options),
     Promise.all(
       pids.map((pid) =>
-        sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
-          ({ limits: threadLimits, ...sample }): ProcessSample | null => {
+        Promise.all([
+          sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }),
+          // Go programs: the goroutines, read from memory at the same time (runtimes/go.ts).
+          options.goroutines === true ? (require('./runtimes/go') as typeof Go).sampleGoroutines(pid, { timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }) : undefined,
+        ]).then(
+          ([{ limits: threadLimits, ...sample }, go]): ProcessSample | null => {
             limits.push(...threadLimits);
+            if (go !== undefined) {
+              limits.push(...go.limits);
+              if (go.goVersion !== null) sample.goVersion = go.goVersion;
+              if (go.goroutines !== null) sample.goroutines = go.goroutines;
+            }
             return sample;
           },
           (error) => {

@@ -199,7 +199,22 @@ const accelerator = object(
 // pc and offset are null where an imported report does not print them (types.ts Frame).
 const frame = object(
   { pc: nullableNumber, module: nullableString, offset: nullableNumber },
-  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
+  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number, inlined: boolean },
+);
+
+// A Go goroutine (types.ts GoroutineSample); status is any string, as a thread's state is.
+const goroutine = object(
+  {
+    goid: integer,
+    status: string,
+    waitReason: nullableString,
+    waitSinceNs: nullableNumber,
+    system: boolean,
+    start: nullableString,
+    createdBy: nullable(frame, 'an object'),
+    frames: arrayOf(frame),
+  },
+  { tid: integer },
 );
 
 // kind is any string: a later version may name a new kind of peer.
@@ -333,7 +348,7 @@ const reportFacts = object(
 
 const processSample = object(
   { pid: integer, name: string, sampledAtNs: number, threads: remembered(fitThreadLists, arrayOf(thread, threadFits)) },
-  { abi: string, ppid: integer, peerOf: integer, report: reportFacts },
+  { abi: string, ppid: integer, peerOf: integer, report: reportFacts, goVersion: nullableString, goroutines: arrayOf(goroutine) },
 );
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */

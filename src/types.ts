@@ -140,6 +140,8 @@ export interface Frame {
   text?: string;
   /** Linux: a `?` frame, a stale return address the unwinder could not confirm. */
   unreliable?: boolean;
+  /** Go: a call inlined at this pc (no frame of its own; the next frame is the function it was inlined into, same pc). */
+  inlined?: boolean;
   /** sample/spindump: how many samples were in this frame. */
   samples?: number;
 }
@@ -293,6 +295,91 @@ export interface ProcessSample {
   threads: ThreadSample[];
   /** Imported reports: what the report itself says about the sampling and the process. */
   report?: ReportFacts;
+  /** Linux, a Go program: its Go version from the binary ("go1.19.8"), when goroutines were asked for. */
+  goVersion?: string | null;
+  /**
+   * Linux, a Go program, when asked for (`goroutines: true`): its goroutines, read from its
+   * memory (src/runtimes/go.ts). Absent for a program that is not Go, and when they could
+   * not be read (a limit with field `goroutines` says why).
+   */
+  goroutines?: GoroutineSample[];
+}
+
+/**
+ * A goroutine's state (runtime/runtime2.go `_G*`; the `_Gscan` bit, set while the GC scans
+ * it, is left out). `waiting`: parked (gopark) with a wait reason; `runnable`: in a run
+ * queue; `running`: on a thread now; `syscall`: in a system call on its thread;
+ * `preempted`: stopped by the runtime (suspendG); `dead` goroutines are not listed.
+ */
+export type GoroutineStatus =
+  | 'idle'
+  | 'runnable'
+  | 'running'
+  | 'syscall'
+  | 'waiting'
+  | 'moribund'
+  | 'dead'
+  | 'enqueue'
+  | 'copystack'
+  | 'preempted'
+  | 'unknown';
+
+/** One goroutine, as runtime.Stack would print it (`goroutine 7 [semacquire]:` and its frames). */
+export interface GoroutineSample {
+  /** The goroutine id ("goroutine N" in Go's own dumps). */
+  goid: number;
+  status: GoroutineStatus;
+  /**
+   * Why a `waiting` goroutine waits, the runtime's own words (runtime.waitReasonStrings):
+   * "semacquire" (sync.Mutex, RWMutex, WaitGroup and Cond before Go 1.24, which says
+   * "sync.Mutex.Lock", "sync.WaitGroup.Wait", …), "chan receive", "chan send", "select",
+   * "select (no cases)", "IO wait" (the netpoller: a socket read/accept), "sleep",
+   * "GC worker (idle)", "sync.Cond.Wait", "force gc (idle)", … null when not waiting.
+   */
+  waitReason: string | null;
+  /**
+   * Monotonic ns (the clock of ProcessSample.sampledAtNs) from which the runtime knows it
+   * waited: set only when a GC ran while it was blocked (g.waitsince), so a lower bound
+   * of the wait: it waited at least `sampledAtNs − waitSinceNs`. null when unset.
+   */
+  waitSinceNs: number | null;
+  /** A runtime goroutine (its start function is in package runtime, not runtime.main): GC workers, the scavenger, finalizers. runtime.Stack leaves these out. */
+  system: boolean;
+  /** The function it was started with ("main.worker", "net/http.(*conn).serve"); null when it cannot be named. */
+  start: string | null;
+  /** The `go` statement that created it (one frame); null for the main goroutine. */
+  createdBy: Frame | null;
+  /** The thread (Linux tid) it runs on: only for `running` and `syscall` goroutines. */
+  tid?: number;
+  /**
+   * Its frames, innermost first, from the registers the scheduler saved when it parked
+   * (g.sched) along Go's frame pointers; a call inlined at a pc is a frame of its own
+   * (`inlined`), as in runtime.Stack. A deadlocked goroutine reads
+   * runtime.gopark ← runtime.goparkunlock (inlined) ← runtime.semacquire1 ←
+   * sync.runtime_SemacquireMutex ← sync.(*Mutex).lockSlow ← sync.(*Mutex).Lock (inlined)
+   * ← main.worker. Empty for a `running` goroutine (its frames are on its thread's
+   * stack); one frame (its call's) for one in a system call.
+   */
+  frames: Frame[];
+}
+
+export interface GoroutineOptions {
+  /** Goroutines read at most, in creation order (default 20000); the rest is a limit. */
+  maxGoroutines?: number;
+  /** Physical frames per goroutine at most (default 16). */
+  maxFrames?: number;
+  /** Deadline for the whole read, ms (default 5000). */
+  timeoutMs?: number;
+  /** Read this tree instead of /proc (its exe and auxv; memory is always the live process's). */
+  procRoot?: string;
+}
+
+/** sampleGoroutines(): null goroutines for a program that is not Go (no limit) or that could not be read (a limit says why). */
+export interface GoroutineSampleResult {
+  pid: number;
+  goVersion: string | null;
+  goroutines: GoroutineSample[] | null;
+  limits: Limitation[];
 }
 
 /** The formats importReport() reads. */
@@ -391,4 +478,6 @@ export interface SnapshotOptions extends AcceleratorOptions {
    * another process can be judged by that process. Default false.
    */
   peers?: boolean;
+  /** Linux: the goroutines of Go programs among `pids` (ProcessSample.goroutines), read from their memory. */
+  goroutines?: boolean;
 }

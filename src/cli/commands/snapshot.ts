@@ -10,7 +10,7 @@ import { errStyle, EXIT, write } from '../io';
 export const snapshotCommand: Command = {
   name: 'snapshot',
   summary: 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)',
-  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--json] [--properties] [--stacks]
+  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--json] [--properties] [--stacks] [--goroutines]
 
 Takes one snapshot: the accelerators and every thread of each --pid. Take one while
 healthy and one while hung, then compare them with \`iokit-snap diff\`.
@@ -25,6 +25,7 @@ Options:
   --properties        include the raw property tree of each accelerator
   --stacks            user stacks (macOS; Linux through ptrace)
   --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
+  --goroutines        Linux: the goroutines of Go programs, read from their memory
   --no-accelerators   threads only
   --timeout DUR       give up on a probe after DUR (default 10s)
 `,
@@ -38,6 +39,7 @@ Options:
         properties: { type: 'boolean' },
         stacks: { type: 'boolean' },
         'no-kernel-stacks': { type: 'boolean' },
+        goroutines: { type: 'boolean' },
         'no-accelerators': { type: 'boolean' },
         timeout: { type: 'string' },
       },
@@ -49,6 +51,7 @@ Options:
       includeProperties: values.properties === true,
       accelerators: values['no-accelerators'] !== true,
       threads: { stacks: values.stacks === true, kernelStacks: values['no-kernel-stacks'] !== true },
+      goroutines: values.goroutines === true,
       timeoutMs: typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined,
     });
     const file = outputFile(values.output);
