@@ -20,6 +20,7 @@ import type { Frame, Limitation, Peer, ProcessSample, Snapshot, ThreadSample, Th
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
 import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
+import { goroutineFindings, goroutineWaitKey, lockFrame, lockWaits } from './goroutine-rule';
 import { peerOutcome, type PeerFacts } from './peer-rule';
 import { matchSignature, topFrames, type SignatureMatch } from './signatures';
 import { DEFER, IDLE, isStopped, judgeCase, type Case, type Outcome, type ProcessView, type SpinWindow, type StackState } from './thread-rules';
@@ -135,6 +136,8 @@ class ThreadTrack {
 
 class ProcessTrack {
   tracks = new Map<number, ThreadTrack>();
+  /** Go programs: the goroutines acquiring a lock, by goid: which wait, and since when it was first seen. */
+  goroutineWaits = new Map<number, { key: string; sinceNs: number }>();
   /** The tracks in the order of the last sample, for lookup by position. */
   order: ThreadTrack[] = [];
   constructor(
@@ -610,6 +613,15 @@ export class ProgressTracker {
         eventLoop,
       }, waitKindOf(e !== undefined && restarted(t.blockedIn, e.blockedIn) ? { ...t, blockedIn: e.blockedIn } : t, match));
     }
+    if (p.goroutines !== undefined) {
+      // Go: a goroutine in the same lock wait in both samples has waited since the earlier one.
+      const before = new Map((b?.goroutines ?? []).map((g) => [g.goid, g]));
+      const waits = lockWaits(p, (g) => {
+        const e = before.get(g.goid);
+        return timeKnown && e !== undefined && goroutineWaitKey(e) === goroutineWaitKey(g) ? b!.sampledAtNs : undefined;
+      }, this.stallMs);
+      scratch.findings.push(...goroutineFindings(p, waits));
+    }
     const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     return { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: timeKnown ? dt / 1e6 : 0, ...(b === undefined ? { new: true } : {}) };
   }
@@ -756,11 +768,25 @@ export class ProgressTracker {
     if (proc.tracks.size > threads.length) {
       for (const [tid, track] of proc.tracks) if (track.seen !== seen) proc.tracks.delete(tid);
     }
+    if (p.goroutines !== undefined) this.stepGoroutines(proc, p, discard, scratch);
     const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     proc.lastNs = nowNs;
     const summary: ProcessSummary = { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: fresh ? 0 : dtNs / 1e6 };
     if (fresh && this.generation > 1) summary.new = true;
     return summary;
+  }
+
+  /** Go: follow the goroutines acquiring a lock from sample to sample, and judge them (goroutine-rule.ts). */
+  private stepGoroutines(proc: ProcessTrack, p: ProcessSample, discard: boolean, scratch: Scratch): void {
+    const next = new Map<number, { key: string; sinceNs: number }>();
+    for (const g of p.goroutines ?? []) {
+      if (lockFrame(g) < 0) continue;
+      const key = goroutineWaitKey(g);
+      const known = proc.goroutineWaits.get(g.goid);
+      next.set(g.goid, { key, sinceNs: known !== undefined && known.key === key && !discard ? known.sinceNs : p.sampledAtNs });
+    }
+    proc.goroutineWaits = next;
+    scratch.findings.push(...goroutineFindings(p, lockWaits(p, (g) => next.get(g.goid)?.sinceNs, this.stallMs)));
   }
 
   /** Pass two: the findings of a process's cases, in rule order; returns how many turned out idle. */

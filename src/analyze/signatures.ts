@@ -266,9 +266,9 @@ export const SIGNATURES: readonly Signature[] = [
 
 /** A function name as the rows write it: no C++ parameters or qualifiers, no compiler or ABI suffixes. */
 export function functionName(symbol: string): string {
-  let name = symbol;
-  const paren = name.indexOf('(');
-  if (paren > 0) name = name.slice(0, paren);
+  // A C++ parameter list ends the name ("ObjectMonitor::EnterI(JavaThread*)", "…() const");
+  // Go's receivers are inside it ("sync.(*Mutex).Lock") and stay.
+  let name = symbol.endsWith(')') || symbol.endsWith(') const') ? symbol.replace(/\((?:[^()]|\([^()]*\))*\)(?: const)?$/, '') : symbol;
   // GCC clones (.constprop.0, .isra.0, .part.0, .cold), Go ABI wrappers (.abi0), symbol versions (@GLIBC_2.34).
   return name.replace(/(\.(constprop|isra|part|cold|lto_priv|abi0|abiinternal)(\.\d+)?)+$|@.*$/, '');
 }

@@ -11,7 +11,8 @@ import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from
 import { describeValue } from '../snapshot-schema';
 import { cpuPercent } from '../cpu-share';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
-import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
+import type * as Go from '../runtimes/go';
+import type { Accelerator, GoroutineSample, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
@@ -115,6 +116,35 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
    */
   private readonly peers = new Map<number, number>();
   private samplerTimeoutMs = 0;
+
+  /**
+   * Go programs among the watched: their goroutines, read from their memory each step (a
+   * goroutine blocked on a sync.Mutex is on no thread's stack). Whether a pid is a Go program
+   * is read once; not with detail 'basic' or stacks: false.
+   */
+  private readonly goPrograms = new Map<number, boolean>();
+
+  private async goroutinesOf(pids: number[], limits: Limitation[]): Promise<Map<number, GoroutineSample[]>> {
+    const found = new Map<number, GoroutineSample[]>();
+    if (this.options.detail === 'basic' || this.options.stacks === false || process.platform !== 'linux') return found;
+    const { sampleGoroutines } = require('../runtimes/go') as typeof Go;
+    await Promise.all(
+      pids.map(async (pid) => {
+        if (this.goPrograms.get(pid) === false) return;
+        try {
+          const result = await sampleGoroutines(pid, { timeoutMs: sampleDeadline(this.intervalMs), procRoot: this.options.procRoot });
+          this.goPrograms.set(pid, result.goVersion !== null);
+          if (result.goroutines !== null) found.set(pid, result.goroutines);
+          limits.push(...result.limits);
+        } catch (error) {
+          // Not readable (permission, gone): the threads' own sample says what it can.
+          if (!this.goPrograms.has(pid)) this.goPrograms.set(pid, false);
+          if (this.goPrograms.get(pid) === true) limits.push(limitFromError(`pid ${pid}`, 'goroutines', error));
+        }
+      }),
+    );
+    return found;
+  }
 
   /** A process asked for is still watched (peers alone do not keep a watch going). */
   private watching(): boolean {
@@ -249,11 +279,12 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const processes: ProcessSample[] = [];
     const exited: number[] = [];
     const wantAccelerators = this.options.accelerators !== false;
-    const [threadResults, accelerators] = await Promise.all([
+    const [threadResults, accelerators, goroutines] = await Promise.all([
       Promise.allSettled([...this.samplers.values()].map((s) => s.sample())),
       wantAccelerators
         ? acceleratorsInto(limits, { sysRoot: this.options.sysRoot, timeoutMs: sampleDeadline(this.intervalMs) })
         : Promise.resolve([] as Accelerator[]),
+      this.goroutinesOf([...this.samplers.keys()], limits),
     ]);
     const pids = [...this.samplers.keys()];
     threadResults.forEach((result, i) => {
@@ -263,7 +294,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
         this.seen.add(pid);
         limits.push(...threadLimits);
         const of = this.peers.get(pid);
-        processes.push(of === undefined ? sample : { ...sample, peerOf: of });
+        const gs = goroutines.get(pid);
+        processes.push(of === undefined && gs === undefined ? sample : { ...sample, ...(of !== undefined ? { peerOf: of } : {}), ...(gs !== undefined ? { goroutines: gs } : {}) });
         return;
       }
       const error = toIokitSnapError(result.reason);

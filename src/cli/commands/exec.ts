@@ -266,7 +266,8 @@ run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error
     // only once the command is judged suspect or hung, after the snapshot the verdict came from.
     async function take(pids: number[]): Promise<Snapshot> {
       // peers: a process outside the tree that a thread of it waits on (a database server, the other end of a fifo) is sampled too, and judges that wait.
-      return snapshot({ pids, accelerators, peers: true, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
+      // goroutines: a Go program's goroutines, where its locks are (no thread's stack shows them).
+      return snapshot({ pids, accelerators, peers: true, goroutines: true, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
     }
 
     async function addStacks(hung: Snapshot): Promise<Snapshot> {

@@ -10,7 +10,7 @@ import { errStyle, EXIT, write } from '../io';
 export const snapshotCommand: Command = {
   name: 'snapshot',
   summary: 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)',
-  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--json] [--properties] [--stacks] [--goroutines]
+  usage: `Usage: iokit-snap snapshot [-o FILE] [--pid N]... [--json] [--properties] [--stacks] [--no-peers] [--no-goroutines]
 
 Takes one snapshot: the accelerators and every thread of each --pid. Take one while
 healthy and one while hung, then compare them with \`iokit-snap diff\`.
@@ -25,7 +25,11 @@ Options:
   --properties        include the raw property tree of each accelerator
   --stacks            user stacks (macOS; Linux through ptrace)
   --no-kernel-stacks  Linux: do not read /proc/<pid>/task/<tid>/stack
-  --goroutines        Linux: the goroutines of Go programs, read from their memory
+  --no-goroutines     Linux: do not read the goroutines of Go programs from their memory
+                      (read by default: a goroutine blocked on a sync.Mutex is on no thread's stack)
+  --no-peers          do not also sample the processes at the other end of the pipes and
+                      sockets the threads wait on (sampled by default, marked peerOf: a client
+                      is judged by its server)
   --no-accelerators   threads only
   --timeout DUR       give up on a probe after DUR (default 10s)
 `,
@@ -40,6 +44,8 @@ Options:
         stacks: { type: 'boolean' },
         'no-kernel-stacks': { type: 'boolean' },
         goroutines: { type: 'boolean' },
+        'no-goroutines': { type: 'boolean' },
+        'no-peers': { type: 'boolean' },
         'no-accelerators': { type: 'boolean' },
         timeout: { type: 'string' },
       },
@@ -51,7 +57,8 @@ Options:
       includeProperties: values.properties === true,
       accelerators: values['no-accelerators'] !== true,
       threads: { stacks: values.stacks === true, kernelStacks: values['no-kernel-stacks'] !== true },
-      goroutines: values.goroutines === true,
+      goroutines: values['no-goroutines'] !== true,
+      peers: values['no-peers'] !== true,
       timeoutMs: typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined,
     });
     const file = outputFile(values.output);
