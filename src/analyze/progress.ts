@@ -291,6 +291,25 @@ function admit(tally: Tally, o: PassOne, kind: WaitKind): void {
   });
 }
 
+/**
+ * Pass one's shortcut for the commonest thread of all, an idle one (a park, a sleep, a child
+ * wait, or one that woke within the window): counted as admit() would, without the rest of its
+ * facts being gathered. False when admit() has to see it.
+ */
+function quickIdle(tally: Tally, t: ThreadSample, kind: WaitKind, heldNs: number, stallNs: number, expected: boolean, eventLoop: boolean): boolean {
+  if (isStopped(t) || t.state === 'uninterruptible' || t.state === 'zombie' || t.state === 'halted' || kind === 'lock') return false;
+  if (heldNs < stallNs) {
+    tally.progressing++;
+    return true;
+  }
+  if (expected || isDriverCall(t)) return false;
+  if (kind === 'park' || ((kind === 'sleep' || kind === 'child') && !eventLoop)) {
+    tally.idle++;
+    return true;
+  }
+  return false;
+}
+
 interface Scratch {
   findings: Finding[];
   blockedOnNode: Map<string, { pid: number; thread: ThreadSample }>;
@@ -326,6 +345,26 @@ export class ProgressTracker {
   private previousTimeouts = new Set<string>();
   private transitions = new Map<string, Transition>();
   private generation = 0;
+  /** Pass one's facts of the thread at hand, one object reused for every thread (no allocation for a thread that is fine). */
+  private readonly pass: PassOne = {
+    t: undefined as unknown as ThreadSample,
+    index: 0,
+    main: false,
+    heldNs: 0,
+    waitNs: 0,
+    spin: null,
+    before: 'unknown',
+    stallNs: 0,
+    expectExit: false,
+    match: null,
+    stack: 'none',
+    stackNote: undefined,
+    frames: undefined,
+    peer: undefined,
+    sameBase: false,
+    baseKnown: false,
+    eventLoop: false,
+  };
   /** Whether a watcher takes stacks when asked (examine()); without one, a thread's stack is whatever the sample carries. */
   private examining = false;
   /** Stacks to take, by pid, since the last takeExaminations(). */
@@ -595,23 +634,28 @@ export class ProgressTracker {
         continue;
       }
       const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : null;
-      admit(tally, {
-        t,
-        index: i,
-        main,
-        heldNs,
-        waitNs,
-        spin,
-        before: e?.state ?? t.state,
-        stallNs,
-        expectExit: this.expectExit && p.peerOf === undefined,
-        match,
-        stack: t.stack !== undefined ? 'taken' : 'none',
-        stackNote: t.stack !== undefined ? undefined : NO_STACK,
-        sameBase,
-        baseKnown: e !== undefined && !this.single,
-        eventLoop,
-      }, waitKindOf(e !== undefined && restarted(t.blockedIn, e.blockedIn) ? { ...t, blockedIn: e.blockedIn } : t, match));
+      const kind = waitKindOf(e !== undefined && restarted(t.blockedIn, e.blockedIn) ? { ...t, blockedIn: e.blockedIn } : t, match);
+      const expectExit = this.expectExit && p.peerOf === undefined;
+      if (spin === null && quickIdle(tally, t, kind, heldNs, stallNs, main && expectExit, eventLoop)) continue;
+      const o = this.pass;
+      o.t = t;
+      o.index = i;
+      o.main = main;
+      o.heldNs = heldNs;
+      o.waitNs = waitNs;
+      o.spin = spin;
+      o.before = e?.state ?? t.state;
+      o.stallNs = stallNs;
+      o.expectExit = expectExit;
+      o.match = match;
+      o.stack = t.stack !== undefined ? 'taken' : 'none';
+      o.frames = undefined;
+      o.peer = undefined;
+      o.stackNote = t.stack !== undefined ? undefined : NO_STACK;
+      o.sameBase = sameBase;
+      o.baseKnown = e !== undefined && !this.single;
+      o.eventLoop = eventLoop;
+      admit(tally, o, kind);
     }
     if (p.goroutines !== undefined) {
       // Go: a goroutine in the same lock wait in both samples has waited since the earlier one.
@@ -736,32 +780,28 @@ export class ProgressTracker {
         if (t.state !== 'zombie' && t.state !== 'halted') tally.progressing++;
         continue;
       }
-      const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
-      const sameBase = sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) || restarted(t.blockedIn, track.baseBlocked);
+      const expectExit = this.expectExit && p.peerOf === undefined;
+      if (!spinning && quickIdle(tally, t, track.kind, heldNs, stallNs, main && expectExit, track.eventLoop)) continue;
       const exam = track.exam;
-      admit(
-        tally,
-        {
-          t,
-          index: i,
-          main,
-          heldNs,
-          waitNs,
-          spin: spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait } : null,
-          before: track.before,
-          stallNs,
-          expectExit: this.expectExit && p.peerOf === undefined,
-          match,
-          stack: t.stack !== undefined ? 'taken' : exam === undefined ? 'none' : exam.state,
-          frames: t.stack !== undefined ? undefined : exam?.frames,
-          peer: exam?.peer,
-          stackNote: t.stack !== undefined ? undefined : exam?.note ?? (exam === undefined ? NO_STACK : undefined),
-          sameBase,
-          baseKnown: proc.baseline !== null,
-          eventLoop: track.eventLoop,
-        },
-        track.kind,
-      );
+      const o = this.pass;
+      o.t = t;
+      o.index = i;
+      o.main = main;
+      o.heldNs = heldNs;
+      o.waitNs = waitNs;
+      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait } : null;
+      o.before = track.before;
+      o.stallNs = stallNs;
+      o.expectExit = expectExit;
+      o.match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (exam?.match ?? null);
+      o.stack = t.stack !== undefined ? 'taken' : exam === undefined ? 'none' : exam.state;
+      o.frames = t.stack !== undefined ? undefined : exam?.frames;
+      o.peer = exam?.peer;
+      o.stackNote = t.stack !== undefined ? undefined : exam?.note ?? (exam === undefined ? NO_STACK : undefined);
+      o.sameBase = sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) || restarted(t.blockedIn, track.baseBlocked);
+      o.baseKnown = proc.baseline !== null;
+      o.eventLoop = track.eventLoop;
+      admit(tally, o, track.kind);
     }
     if (wanted !== undefined) this.wanted.set(p.pid, [...(this.wanted.get(p.pid) ?? []), ...wanted]);
     proc.order = nextOrder;
