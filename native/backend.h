@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "model.h"
 
@@ -47,6 +49,9 @@ struct ThreadOptions {
   uint32_t maxStackDepth = 128;
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
   uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
+  // Linux: sample only these threads of the process, in this order, once each; a tid that
+  // is not one of its threads is left out. Unset: every thread. (macOS: filtered in JS.)
+  std::optional<std::vector<uint64_t>> tids;
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:

@@ -112,6 +112,9 @@ struct ThreadRecord {
   uint64_t systemNs = 0;
   std::optional<uint64_t> cpuNs;  // Linux schedstat: ns on CPU, the fine progress measure
   std::optional<uint64_t> runDelayNs;  // Linux schedstat: ns runnable but waiting for a CPU
+  // Linux: ns since the thread last ran, from its sched file's se.exec_start and the
+  // sampling thread's own at the same moment (procfs_thread.h ReadSchedNow); 0 for R.
+  std::optional<uint64_t> offCpuNs;
   std::optional<uint64_t> voluntarySwitches;
   std::optional<uint64_t> involuntarySwitches;
   std::optional<int32_t> suspendCount;

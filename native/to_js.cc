@@ -74,7 +74,7 @@ Napi::Value Optional(Napi::Env env, const std::optional<T>& value) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 13;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs
+constexpr uint32_t kNumberStride = 14;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs offCpuNs
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 constexpr char kBuildThreadsSource[] = R"JS((function (states) {
@@ -87,7 +87,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 13;
+      const n = i * 14;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -98,6 +98,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (states) {
       };
       if (present(numbers[n + 4])) thread.cpuNs = numbers[n + 4];
       if (present(numbers[n + 12])) thread.runDelayNs = numbers[n + 12];
+      if (present(numbers[n + 13])) thread.offCpuNs = numbers[n + 13];
       thread.contextSwitches = present(numbers[n + 5]) ? { voluntary: numbers[n + 5], involuntary: numbers[n + 6] } : null;
       thread.suspendCount = present(numbers[n + 7]) ? numbers[n + 7] : null;
       if (present(numbers[n + 8])) {
@@ -199,6 +200,7 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads,
     n[10] = number(t.pc);
     n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
     n[12] = number(t.runDelayNs);
+    n[13] = number(t.offCpuNs);
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;

@@ -194,6 +194,18 @@ export interface ThreadSample {
   cpuNs?: number;
   /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
   runDelayNs?: number;
+  /**
+   * Linux: ns since the thread last ran on a CPU, from this one sample: the scheduler
+   * clock now minus the clock when it last ran (`se.exec_start` of
+   * /proc/<pid>/task/<tid>/sched, against the sampling thread's own). Good to a few ms
+   * (the clock is per CPU; see docs/ARCHITECTURE.md). 0 for a thread in state running:
+   * Linux's R is also a runnable thread queued for a CPU, which is not waiting on
+   * anything of its own (its wait for a CPU is `runDelayNs`), so it reads 0 too.
+   * Absent at detail 'basic', where the kernel has no sched file (a `limits` entry
+   * names it), and, from a reused sampler (watch, serve), for a thread that ran since
+   * the previous sample: it made progress inside the interval, which its CPU time shows.
+   */
+  offCpuNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
   wchan?: string;
   pc?: number;
@@ -304,6 +316,15 @@ export interface ThreadOptions {
   maxStackDepth?: number;
   /** Sampler: how many fds it may keep open (default: from RLIMIT_NOFILE). */
   maxOpenFiles?: number;
+  /**
+   * Sample only these threads (at most 4,096 thread ids), each once, in the order given:
+   * with `stacks`, the user stacks of just those. A tid that is not (or no longer) a
+   * thread of the process is left out of the result, no error. Linux reads only their
+   * files (the cost grows with the tids, not the process's threads; stacks read the
+   * memory map once). macOS samples every thread and keeps these (a suspend per thread
+   * for stacks all the same).
+   */
+  tids?: number[];
   /** Deadline for the probe, ms (default 10000). */
   timeoutMs?: number;
 }

@@ -113,6 +113,25 @@ std::optional<SchedStat> ParseSchedStat(std::string_view text) {
   return stat;
 }
 
+std::optional<uint64_t> ParseSchedExecStart(std::string_view text) {
+  static constexpr std::string_view kKey = "\nse.exec_start";
+  for (size_t at = text.find(kKey); at != std::string_view::npos; at = text.find(kKey, at + 1)) {
+    std::string_view rest = text.substr(at + kKey.size());
+    SkipSpaces(rest);
+    if (rest.empty() || rest[0] != ':') continue;
+    rest.remove_prefix(1);
+    SkipSpaces(rest);
+    uint64_t ms = 0, fraction = 0;
+    const size_t before = rest.size();
+    if (!ConsumeUnsigned(rest, ms) || before - rest.size() > 12 || rest.empty() || rest[0] != '.') continue;
+    rest.remove_prefix(1);
+    const size_t digits = rest.size();
+    if (!ConsumeUnsigned(rest, fraction) || digits - rest.size() != 6) continue;
+    return ms * 1000000 + fraction;
+  }
+  return std::nullopt;
+}
+
 std::optional<ContextSwitches> ParseContextSwitches(std::string_view status) {
   // Both lines close the file; search from the end. "nonvoluntary_…" contains
   // "voluntary_…", so anchor each key at a line start.

@@ -41,6 +41,13 @@ struct SchedStat {
 };
 std::optional<SchedStat> ParseSchedStat(std::string_view text);
 
+// se.exec_start of /proc/<pid>/task/<tid>/sched, in ns: the scheduler's task clock
+// (rq_clock_task of the CPU it ran on) when the thread last ran or was last accounted
+// while running. The kernel prints it as ms with six decimals ("804995.440366"), which is
+// the exact ns value. The comm in the file's first line cannot forge the line: it holds
+// at most 15 bytes, fewer than "\nse.exec_start :" and a number.
+std::optional<uint64_t> ParseSchedExecStart(std::string_view text);
+
 // The two context-switch lines of /proc/<pid>/task/<tid>/status.
 struct ContextSwitches {
   uint64_t voluntary = 0;

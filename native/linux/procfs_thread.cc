@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "../blocking.h"
 
@@ -61,8 +63,26 @@ const char* FieldOf(TaskFile file) {
     case TaskFile::Syscall: return "blockedIn";
     case TaskFile::Wchan: return "wchan";
     case TaskFile::Stack: return "kernelStack";
+    case TaskFile::Sched: return "offCpuNs";
   }
   return "state";
+}
+
+// The Tgid line of a status file.
+std::optional<uint64_t> TgidOf(std::string_view status) {
+  const size_t at = status.find("\nTgid:");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = status.substr(at + 6);
+  while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
+  uint64_t tgid = 0;
+  if (!ConsumeUnsigned(rest, tgid)) return std::nullopt;
+  return tgid;
+}
+
+[[noreturn]] void ThrowThreadId(int32_t pid, uint64_t tgid) {
+  const std::string process = std::to_string(tgid);
+  throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
+                                ", not a process; sample pid " + process + " instead");
 }
 
 // Reads a file whose absence or denial costs one field, not the thread.
@@ -184,17 +204,29 @@ void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRo
   if (tids.empty() || tids.front() == static_cast<uint64_t>(pid)) return;
   uint64_t tgid = tids.front();
   ReadBuffer buffer;
-  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok) {
-    const size_t at = buffer.text.find("\nTgid:");
-    std::string_view rest = at == std::string_view::npos ? std::string_view() : buffer.text.substr(at + 6);
-    while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
-    ConsumeUnsigned(rest, tgid);
+  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok)
+    tgid = TgidOf(buffer.text).value_or(tgid);
+  if (tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, tgid);
+}
+
+void ChooseThreads(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options, std::vector<char>& scratch,
+                   std::vector<uint64_t>& tids) {
+  if (!options.tids) {
+    ListThreads(pid, dirs, options.procRoot, scratch, tids);
+    return;
   }
-  if (tgid != static_cast<uint64_t>(pid)) {
-    const std::string process = std::to_string(tgid);
-    throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
-                                  ", not a process; sample pid " + process + " instead");
+  ReadBuffer buffer;
+  const ReadResult result = ReadFileAt(dirs.process.get(), "status", buffer);
+  if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, options.procRoot);
+  if (result.outcome == ReadOutcome::Denied) ThrowDenied(pid, ProcPath(options.procRoot, pid, "status"), result.error);
+  if (result.outcome == ReadOutcome::Ok) {
+    const std::optional<uint64_t> tgid = TgidOf(buffer.text);
+    if (tgid && *tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, *tgid);
   }
+  tids.clear();
+  std::unordered_set<uint64_t> seen;
+  for (const uint64_t tid : *options.tids)
+    if (seen.insert(tid).second) tids.push_back(tid);
 }
 
 std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
@@ -266,6 +298,46 @@ std::string EscapeName(std::string_view name) {
     }
   }
   return out;
+}
+
+std::optional<uint64_t> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems) {
+  struct timespec cpu;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);  // accounts this thread up to now (see the header)
+  const std::string path = procRoot + "/thread-self/sched";
+  const ReadResult result = ReadFileAt(AT_FDCWD, path.c_str(), buffer);
+  if (result.outcome == ReadOutcome::Ok) {
+    if (const std::optional<uint64_t> now = ParseSchedExecStart(buffer.text)) return now;
+    problems.schedNowError = EBADMSG;
+  } else if (result.error == ENOENT) {
+    problems.absent[Index(TaskFile::Sched)] = true;
+  } else {
+    problems.schedNowError = result.error != 0 ? result.error : EIO;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems) {
+  if (ReadOptional(reader, TaskFile::Sched, buffer, problems) != Step::Ok) return std::nullopt;
+  const std::optional<uint64_t> execStart = ParseSchedExecStart(buffer.text);
+  if (!execStart) problems.malformed[Index(TaskFile::Sched)] = true;
+  return execStart;
+}
+
+uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs) {
+  return execStartNs != 0 && nowNs > execStartNs ? nowNs - execStartNs : 0;
+}
+
+bool OnCpuOrQueued(ThreadState state) { return state == ThreadState::Running || state == ThreadState::Runnable; }
+
+void AddOffCpu(TaskFileReader& reader, std::optional<uint64_t> nowNs, ReadBuffer& buffer, SampleProblems& problems,
+               ThreadRecord& record) {
+  if (OnCpuOrQueued(record.state)) {
+    record.offCpuNs = 0;
+    return;
+  }
+  if (!nowNs) return;
+  if (const std::optional<uint64_t> execStart = ReadExecStart(reader, buffer, problems))
+    record.offCpuNs = OffCpuSince(*nowNs, *execStart);
 }
 
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
@@ -453,6 +525,7 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
     into.malformed[i] = into.malformed[i] || from.malformed[i];
   }
   if (into.abiError == 0) into.abiError = from.abiError;
+  if (into.schedNowError == 0) into.schedNowError = from.schedNowError;
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -494,6 +567,17 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
     } else if (problems.malformed[i]) {
       limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
     }
+  }
+  const size_t sched = Index(TaskFile::Sched);
+  if (problems.schedNowError != 0 && problems.deniedError[sched] == 0 && !problems.absent[sched] &&
+      problems.failedError[sched] == 0 && !problems.malformed[sched]) {
+    const std::string now = options.procRoot + "/thread-self/sched";
+    limits.push_back({subject, FieldOf(TaskFile::Sched), "EIO",
+                      problems.schedNowError == EBADMSG
+                          ? now + " (the scheduler clock now, which offCpuNs is measured against) has a format iokit-snap does not know"
+                          : "reading " + now + " (the scheduler clock now, which offCpuNs is measured against) failed: " +
+                                ErrorText(problems.schedNowError),
+                      ""});
   }
   if (problems.abiError != 0) {
     const std::string exe = ProcPath(options.procRoot, pid, "exe");

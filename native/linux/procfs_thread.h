@@ -60,6 +60,14 @@ ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot);
 void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot, std::vector<char>& scratch,
                  std::vector<uint64_t>& tids);
 
+// The threads a sample reads: with options.tids, those, once each in the order given
+// (a tid that is not a thread of the process is found so when its files are not there,
+// and left out), after checking the process with one read of its status (ESRCH, EPERM,
+// and EINVAL for a thread id, as ListThreads); the task directory is not listed. Else
+// every thread, by ListThreads.
+void ChooseThreads(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options, std::vector<char>& scratch,
+                   std::vector<uint64_t>& tids);
+
 // The process name: the leader thread's comm (from its stat), else procRoot/<pid>/stat.
 std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
                         const std::vector<ThreadRecord>& threads);
@@ -75,6 +83,7 @@ struct SampleProblems {
   bool absent[kTaskFileCount] = {};      // ENOENT while the thread exists: this kernel lacks the file
   bool malformed[kTaskFileCount] = {};   // a file whose text did not parse
   int abiError = 0;                      // the executable's header could not be read (ETIMEDOUT: in time)
+  int schedNowError = 0;                 // procRoot/thread-self/sched (the clock now) could not be read
   // Whether reading `file` is pointless for the rest of this sample.
   bool denied(TaskFile file) const { return deniedError[static_cast<size_t>(file)] != 0; }
   bool skips(TaskFile file) const {
@@ -130,6 +139,44 @@ enum class ThreadReadStatus {
 ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, const ThreadOptions& options,
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record);
+
+// ---------------------------------------------------------------- off-CPU time
+//
+// How long a thread has been off-CPU, from one sample: se.exec_start in its sched file
+// is the scheduler's task clock (rq_clock_task of the CPU it ran on) when it last ran,
+// and the sampling thread's own se.exec_start, read at the same moment, is that clock
+// now. offCpuNs = now - exec_start. The clock is per CPU: it leaves out the time that
+// CPU spent in interrupts (CONFIG_IRQ_TIME_ACCOUNTING) and stolen by the hypervisor,
+// so two CPUs' clocks drift apart by the difference (11 ms here after 20 minutes, on
+// a 2-CPU VM); a value is good to that drift, not to the ns. Where the thread last ran
+// after `now` was read, the result is 0: never negative, never invented.
+
+// The task clock now, in ns: the calling thread's se.exec_start from
+// procRoot/thread-self/sched, read right after clock_gettime(CLOCK_THREAD_CPUTIME_ID),
+// which makes the kernel account the running caller up to this moment
+// (task_sched_runtime → update_curr sets exec_start to the clock now); without it the
+// value lags by up to a tick. Notes a failure in `problems` (absent: this kernel has
+// no sched files, CONFIG_SCHED_DEBUG before 6.15) and returns nullopt.
+std::optional<uint64_t> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems);
+
+// One thread's se.exec_start through `reader`; nullopt when the file is absent, denied,
+// malformed (noted in `problems`) or the thread is gone.
+std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems);
+
+// now - execStart; 0 when the thread ran after `now` was read, or when exec_start is 0
+// (a task not yet run, or one a wake-up moved to another CPU: the enqueue clears it,
+// and the thread is then queued to run).
+uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs);
+
+// R (on a CPU, or runnable and queued for one: procfs cannot tell which) is not off-CPU
+// by its own wait: its offCpuNs is 0, read from nothing. How long a runnable thread has
+// waited for a CPU is in runDelayNs.
+bool OnCpuOrQueued(ThreadState state);
+
+// The one-shot sample's offCpuNs of `record` (read at full detail, after ReadThread):
+// 0 for R, else from its sched file against `nowNs` (nothing when `nowNs` is unset).
+void AddOffCpu(TaskFileReader& reader, std::optional<uint64_t> nowNs, ReadBuffer& buffer, SampleProblems& problems,
+               ThreadRecord& record);
 
 // strerror_r's text for `error`.
 std::string ErrorText(int error);
