@@ -34,6 +34,8 @@
             "native/linux/procfs_thread.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
+            "native/linux/elf_inflate.cc",
+            "native/linux/elf_gopclntab.cc",
             "native/linux/elf_internals.cc",
             "native/linux/stack_walk.cc",
             "native/linux/user_stacks.cc"
