@@ -32,6 +32,7 @@
             "native/linux/procfs_files.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
+            "native/linux/sched_clock.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
             "native/linux/elf_inflate.cc",

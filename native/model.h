@@ -124,6 +124,7 @@ struct ThreadRecord {
   std::optional<std::vector<FrameRecord>> stack;
   std::optional<std::vector<std::string>> kernelStack;
   bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
+  std::optional<uint32_t> lastCpu;  // Linux stat field 39, the CPU it last ran on (not given to JS)
 };
 
 struct ProcessRecord {

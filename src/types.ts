@@ -197,8 +197,9 @@ export interface ThreadSample {
   /**
    * Linux: ns since the thread last ran on a CPU, from this one sample: the scheduler
    * clock now minus the clock when it last ran (`se.exec_start` of
-   * /proc/<pid>/task/<tid>/sched, against the sampling thread's own). Good to a few ms
-   * (the clock is per CPU; see docs/ARCHITECTURE.md). 0 for a thread in state running:
+   * /proc/<pid>/task/<tid>/sched, against the same clock now, on the CPU it last ran on).
+   * Good to a few ms, and short of the wall time by what its CPU spent in interrupts or
+   * lost to a hypervisor meanwhile (see docs/ARCHITECTURE.md). 0 for a thread in state running:
    * Linux's R is also a runnable thread queued for a CPU, which is not waiting on
    * anything of its own (its wait for a CPU is `runDelayNs`), so it reads 0 too.
    * Absent at detail 'basic', where the kernel has no sched file (a `limits` entry

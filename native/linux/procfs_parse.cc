@@ -81,7 +81,13 @@ std::optional<TaskStat> ParseTaskStat(std::string_view text) {
   if (!ConsumeUnsigned(rest, stat.numThreads)) return stat;
   SkipSpaces(rest);
   // itrealvalue (21), then starttime (22).
-  if (SkipField(rest)) ConsumeUnsigned(rest, stat.startTicks);
+  if (!SkipField(rest) || !ConsumeUnsigned(rest, stat.startTicks)) return stat;
+  SkipSpaces(rest);
+  // vsize (23) … exit_signal (38), then processor (39).
+  for (int field = 23; field <= 38; ++field)
+    if (!SkipField(rest)) return stat;
+  uint64_t processor = 0;
+  if (ConsumeUnsigned(rest, processor) && processor <= UINT32_MAX) stat.processor = static_cast<uint32_t>(processor);
   return stat;
 }
 

@@ -23,6 +23,7 @@ struct TaskStat {
   uint64_t numThreads = 0;  // field 20; in a thread's own stat, its whole group's count
   uint64_t startTicks = 0;  // field 22, starttime: with the tid, which thread this is (tids are reused)
   uint64_t flags = 0;       // field 9, task->flags (PF_*)
+  std::optional<uint32_t> processor;  // field 39: the CPU it last ran on (whose clock its sched times are in)
 };
 // PF_KTHREAD in stat's flags: a kernel thread. It has no user space, so its syscall
 // file shows zeroed user registers ("0 0x0 …"), which is not a call to read(0).

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -300,20 +301,46 @@ std::string EscapeName(std::string_view name) {
   return out;
 }
 
-std::optional<uint64_t> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems) {
-  struct timespec cpu;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);  // accounts this thread up to now (see the header)
+std::optional<SchedClocks> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems) {
   const std::string path = procRoot + "/thread-self/sched";
-  const ReadResult result = ReadFileAt(AT_FDCWD, path.c_str(), buffer);
-  if (result.outcome == ReadOutcome::Ok) {
-    if (const std::optional<uint64_t> now = ParseSchedExecStart(buffer.text)) return now;
-    problems.schedNowError = EBADMSG;
-  } else if (result.error == ENOENT) {
-    problems.absent[Index(TaskFile::Sched)] = true;
-  } else {
-    problems.schedNowError = result.error != 0 ? result.error : EIO;
+  const bool live = procRoot == "/proc" && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  for (int attempt = 0;; ++attempt) {
+    const int before = live ? sched_getcpu() : -1;
+    struct timespec spent;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spent);  // accounts this thread up to now (see the header)
+    const ReadResult result = ReadFileAt(AT_FDCWD, path.c_str(), buffer);
+    const int after = live ? sched_getcpu() : -1;
+    if (result.outcome != ReadOutcome::Ok) {
+      if (result.error == ENOENT) problems.absent[Index(TaskFile::Sched)] = true;
+      else problems.schedNowError = result.error != 0 ? result.error : EIO;
+      return std::nullopt;
+    }
+    const std::optional<uint64_t> now = ParseSchedExecStart(buffer.text);
+    if (!now) {
+      problems.schedNowError = EBADMSG;
+      return std::nullopt;
+    }
+    // Moved to another CPU while reading: which clock it read is not known; again.
+    if (before != after && attempt < 3) continue;
+    SchedClocks clocks;
+    clocks.nowNs = *now;
+    if (live && before == after && before >= 0) AddSkews(before, clocks);
+    else if (live) clocks.cpu = before;  // no skews: only threads of that CPU are measured
+    return clocks;
   }
-  return std::nullopt;
+}
+
+std::optional<uint64_t> OffCpuOn(const SchedClocks& clocks, std::optional<uint32_t> processor, uint64_t execStartNs,
+                                 SampleProblems& problems) {
+  const std::optional<uint64_t> now = clocks.NowOn(processor);
+  if (!now) {
+    if (problems.unknownClockCpu < 0) {
+      problems.unknownClockCpu = *processor;
+      problems.unknownClockOutside = *processor < clocks.allowed.size() && !clocks.allowed[*processor];
+    }
+    return std::nullopt;
+  }
+  return OffCpuSince(*now, execStartNs);
 }
 
 std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems) {
@@ -329,15 +356,15 @@ uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs) {
 
 bool OnCpuOrQueued(ThreadState state) { return state == ThreadState::Running || state == ThreadState::Runnable; }
 
-void AddOffCpu(TaskFileReader& reader, std::optional<uint64_t> nowNs, ReadBuffer& buffer, SampleProblems& problems,
-               ThreadRecord& record) {
+void AddOffCpu(TaskFileReader& reader, const std::optional<SchedClocks>& clocks, ReadBuffer& buffer,
+               SampleProblems& problems, ThreadRecord& record) {
   if (OnCpuOrQueued(record.state)) {
     record.offCpuNs = 0;
     return;
   }
-  if (!nowNs) return;
+  if (!clocks) return;
   if (const std::optional<uint64_t> execStart = ReadExecStart(reader, buffer, problems))
-    record.offCpuNs = OffCpuSince(*nowNs, *execStart);
+    record.offCpuNs = OffCpuOn(*clocks, record.lastCpu, *execStart, problems);
 }
 
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
@@ -345,6 +372,7 @@ void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();
+  record.lastCpu = stat.processor;
 }
 
 void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
@@ -526,6 +554,10 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
   }
   if (into.abiError == 0) into.abiError = from.abiError;
   if (into.schedNowError == 0) into.schedNowError = from.schedNowError;
+  if (into.unknownClockCpu < 0) {
+    into.unknownClockCpu = from.unknownClockCpu;
+    into.unknownClockOutside = from.unknownClockOutside;
+  }
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -578,6 +610,20 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
                           : "reading " + now + " (the scheduler clock now, which offCpuNs is measured against) failed: " +
                                 ErrorText(problems.schedNowError),
                       ""});
+  }
+  if (problems.unknownClockCpu >= 0) {
+    const std::string cpu = "CPU " + std::to_string(problems.unknownClockCpu);
+    const std::string what = "the scheduler clock of " + cpu +
+                             ", which offCpuNs of a thread that last ran there is measured against, could not be read: ";
+    limits.push_back(problems.unknownClockOutside
+                         ? LimitRecord{subject, FieldOf(TaskFile::Sched), "EPERM",
+                                       what + "this process may not run on " + cpu +
+                                           " (its CPU affinity or cpuset); those threads have no offCpuNs",
+                                       "Run iokit-snap where it may use every CPU the target uses (taskset, cpuset)."}
+                         : LimitRecord{subject, FieldOf(TaskFile::Sched), "ETIMEDOUT",
+                                       what + cpu + " did not run the calibration within 100 ms (it is kept busy); "
+                                       "those threads have no offCpuNs",
+                                       ""});
   }
   if (problems.abiError != 0) {
     const std::string exe = ProcPath(options.procRoot, pid, "exe");

@@ -167,6 +167,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
     SchedStat sched{};        // schedstat as of `last`
     uint64_t startTicks = 0;  // stat field 22: with the tid, which thread this is
     std::optional<uint64_t> execStart;  // se.exec_start, read since the thread last ran (see the class comment)
+    std::optional<uint32_t> execStartCpu;  // the CPU whose clock it is in (stat field 39 when read)
     bool hasLast = false;
     bool hasSched = false;
     uint64_t seen = 0;  // the last generation that sampled it
@@ -338,11 +339,13 @@ class ProcfsThreadSampler final : public ThreadSampler {
       procfs::OneShotReader reader(dirs_.task.get(), tid);
       const std::optional<uint64_t> execStart = procfs::ReadExecStart(reader, buffer_, problems);
       if (!execStart) return;
-      out.offCpuNs = procfs::OffCpuSince(*schedNow_, *execStart);
-      if (*execStart != 0) tracked.execStart = execStart;  // 0: queued to run; read again when still
+      out.offCpuNs = procfs::OffCpuOn(*schedNow_, out.lastCpu, *execStart, problems);
+      if (*execStart == 0) return;  // queued to run: read again when still
+      tracked.execStart = execStart;
+      tracked.execStartCpu = out.lastCpu;
       return;
     }
-    out.offCpuNs = procfs::OffCpuSince(*schedNow_, *tracked.execStart);
+    out.offCpuNs = procfs::OffCpuOn(*schedNow_, tracked.execStartCpu, *tracked.execStart, problems);
   }
 
   // Every file the options ask for, through `reader`; at full detail the result
@@ -381,7 +384,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
   std::vector<uint64_t> tids_;  // the last listing, in kernel order, less the tids found gone
   ReadBuffer buffer_;
   std::string statText_;  // this thread's stat text, kept while the other files are read
-  std::optional<uint64_t> schedNow_;  // this sample's scheduler clock (procfs::ReadSchedNow)
+  std::optional<procfs::SchedClocks> schedNow_;  // this sample's scheduler clocks (procfs::ReadSchedNow)
   stacks::StackState stackState_;  // the ELF files user stacks have read, kept between samples
 };
 
@@ -399,7 +402,7 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
   ReadBuffer buffer;
   SampleProblems problems;
   // Read before the threads: one read after `now` can only come out shorter (0 at worst).
-  const std::optional<uint64_t> schedNow =
+  const std::optional<procfs::SchedClocks> schedNow =
       options.detail == ThreadDetail::Full ? procfs::ReadSchedNow(options.procRoot, buffer, problems) : std::nullopt;
   for (const uint64_t tid : tids) {
     procfs::OneShotReader reader(dirs.task.get(), tid);
