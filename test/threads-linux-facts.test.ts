@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { IokitSnapError } from '../src/errors';
 import { binding } from '../src/native';
-import { createThreadSampler, keepThreads, MAX_TIDS, sampleThreads } from '../src/sample';
+import { createThreadSampler, keepThreads, MAX_TIDS, sampleThreads, snapshot } from '../src/sample';
+import { validateSnapshot } from '../src/snapshot-file';
 import { start, startTarget, targetBinary, waitFor } from './helpers/targets';
 import type { ThreadSample } from '../src/types';
 
@@ -46,8 +47,27 @@ function tidsOf(pid: number): number[] {
     .sort((a, b) => a - b);
 }
 
+t.test('a snapshot carries offCpuNs: a non-negative number, optional', (t) => {
+  const thread = { tid: 5, name: 'x', state: 'sleeping', userNs: 0, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: null };
+  const with_ = (fields: Record<string, unknown>) => ({
+    format: 'iokit-snap/1',
+    takenAt: '2026-11-25T10:00:00.000Z',
+    monotonicNs: 1,
+    host: { platform: 'linux', arch: 'x64', osRelease: '6.18.44' },
+    accelerators: [],
+    processes: [{ pid: 5, name: 'x', sampledAtNs: 1, threads: [{ ...thread, ...fields }] }],
+    limits: [],
+  });
+  t.ok(validateSnapshot(with_({ offCpuNs: 2785646119 })), 'a live thread');
+  t.ok(validateSnapshot(with_({ offCpuNs: 0, main: true })), 'with a field that takes the full check');
+  for (const bad of [-1, Number.NaN, '5', null]) {
+    t.throws(() => validateSnapshot(with_({ offCpuNs: bad })), { code: 'EINVAL', message: /offCpuNs.*a non-negative number/ }, `offCpuNs ${String(bad)}`);
+  }
+  t.end();
+});
+
 if (process.platform === 'linux') linuxTests();
-else t.plan(0, 'the procfs sampler is the Linux backend');
+else t.pass('the procfs sampler is the Linux backend');
 
 function linuxTests(): void {
   t.test('offCpuNs: a sleeping thread reads the time it has slept, a thread that keeps waking reads ~0, schedstat agrees', async (t) => {
@@ -225,6 +245,12 @@ function linuxTests(): void {
     t.same((await sampler.sample()).threads.map((x) => x.tid), [b, a], 'the Linux sampler, for comparison');
     const sample = { pid: 1, threads: [{ tid: 3 }, { tid: 1 }, { tid: 2 }] };
     t.same(keepThreads(sample, [2, 3, 2, 9]).threads, [{ tid: 2 }, { tid: 3 }]);
+  });
+
+  t.test('a snapshot of live threads carries offCpuNs and passes its own schema', async (t) => {
+    const target = await start(t, 'sleep');
+    const snap = validateSnapshot(await snapshot({ pids: [target.pid], accelerators: false }));
+    t.ok(snap.processes[0]!.threads[0]!.offCpuNs! >= 0);
   });
 
   t.test('tids: checked before anything is read', async (t) => {
