@@ -46,8 +46,9 @@ std::unique_ptr<Table> Table::Parse(std::vector<uint8_t> bytes, uint64_t textSta
     t.pcTable_ = word(5);
     t.functions_ = word(6);
   } else {
-    // runtime.text as linked; in a PIE its word is filled by a relocation at load time,
-    // so the file may hold 0 there: then the caller's address of it.
+    // runtime.text as linked. In a PIE the word is relocated at load time: Go's linker
+    // writes the link-time address into the file as well, an external linker's RELA
+    // relocation may leave 0 there; then the caller's address of it (.text).
     const uint64_t headerText = word(2);
     t.textStart_ = headerText != 0 ? headerText : textStart;
     t.names_ = word(3);
