@@ -110,8 +110,12 @@ void AddSkews(int cpu, SchedClocks& clocks) {
       table.running = false;  // no thread to be had: the last offsets serve while they may
     }
   }
-  // Wait for a round only within its deadline: one stuck on a busy CPU is not waited for again.
-  if (table.running) {
+  // A round refreshes in the background while the last one's offsets serve; a sample
+  // waits for one only when this CPU has none yet (the process's first samples), and only
+  // within its deadline: one stuck on a busy CPU is not waited for again.
+  const bool known = cpu >= 0 && static_cast<size_t>(cpu) < table.offsets.size() &&
+                     table.offsets[static_cast<size_t>(cpu)] && now - table.offsets[static_cast<size_t>(cpu)]->atNs <= kMaxAgeNs;
+  if (table.running && !known) {
     const uint64_t deadline = table.roundStartedNs + kCalibrationTimeoutNs;
     if (deadline > now)
       table.done.wait_for(lock, std::chrono::nanoseconds(deadline - now), [&table] { return !table.running; });

@@ -12,9 +12,11 @@
 // skew between the two CPUs, which a calibration measures by running a helper thread on
 // each CPU in turn (sched_setaffinity) and reading the clock there against
 // CLOCK_MONOTONIC. The skews move slowly (the difference of two CPUs' interrupt and
-// steal rates), so a calibration serves 2 s; it runs on a thread of its own with a
-// 100 ms deadline, because a CPU kept busy (a real-time spinner) may not run it: the
-// CPUs it has not reached then have no clock, and their threads no offCpuNs.
+// steal rates), so a calibration serves 2 s and is then redone in the background while
+// its offsets serve on (up to 60 s); it runs on a thread of its own, and only the
+// process's first sample waits for it, at most 100 ms, because a CPU kept busy (a
+// real-time spinner) may not run it: the CPUs it has not reached then have no clock,
+// and their threads no offCpuNs.
 #pragma once
 
 #include <cstdint>
@@ -40,9 +42,10 @@ struct SchedClocks {
   std::optional<uint64_t> NowOn(std::optional<uint32_t> processor) const;
 };
 
-// Calibrates when the process-wide table is older than 2 s (waiting at most 100 ms),
-// then fills `clocks.cpu` and `clocks.skewNs` for a sample whose `nowNs` the calling
-// thread read on CPU `cpu`.
+// Starts a calibration when the process-wide table is older than 2 s (waiting for it, at
+// most 100 ms, only when CPU `cpu` has no offset yet), then fills `clocks.cpu`,
+// `clocks.skewNs` and `clocks.allowed` for a sample whose `nowNs` the calling thread read
+// on CPU `cpu`.
 void AddSkews(int cpu, SchedClocks& clocks);
 
 }  // namespace procfs
