@@ -166,25 +166,34 @@ function linuxTests(): void {
     const sampler = createThreadSampler(target.pid);
     t.teardown(() => sampler.close());
     const lostBefore = lostNs();
-    const samples = [await sampler.sample()];
+    // Each sample read its clock somewhere between the call and its return (a loaded
+    // machine may hold the sampling thread anywhere in between): the bounds use those.
+    const samples: Array<{ sample: Awaited<ReturnType<typeof sampler.sample>>; called: number; returned: number }> = [];
+    const take = async () => {
+      const called = nowNs();
+      const sample = await sampler.sample();
+      samples.push({ sample, called, returned: nowNs() });
+    };
+    await take();
     await waitFor(async () => {
-      samples.push(await sampler.sample());
-      return samples.length >= 4 && samples.at(-1)!.sampledAtNs - samples[0]!.sampledAtNs >= 300 * MS;
+      await take();
+      return samples.length >= 4 && samples.at(-1)!.called - samples[0]!.returned >= 300 * MS;
     }, 'four samples 300 ms apart', 20000, 100);
     const lost = lostNs() - lostBefore;
     for (let i = 1; i < samples.length; i++) {
-      const [before, after] = [samples[i - 1]!, samples[i]!];
+      const [first, second] = [samples[i - 1]!, samples[i]!];
+      const [before, after] = [first.sample, second.sample];
       const still = [thread(before.threads, sleeper), thread(after.threads, sleeper)];
       t.equal(still[1]!.cpuNs, still[0]!.cpuNs, `sample ${i}: the sleeper has not run`);
       const grew = still[1]!.offCpuNs! - still[0]!.offCpuNs!;
-      const elapsed = after.sampledAtNs - before.sampledAtNs;
-      t.ok(grew <= elapsed + SLACK_NS && grew >= elapsed - lost - SLACK_NS, `sample ${i}: offCpuNs grew ${grew} ns in ${elapsed} ns`);
+      const [least, most] = [second.called - first.returned, second.returned - first.called];
+      t.ok(grew <= most + SLACK_NS && grew >= least - lost - SLACK_NS, `sample ${i}: offCpuNs grew ${grew} ns, between ${least} and ${most} ns apart`);
       const ticks = [thread(before.threads, target.pid), thread(after.threads, target.pid)];
       if (ticks[1]!.cpuNs !== ticks[0]!.cpuNs) t.notOk('offCpuNs' in ticks[1]!, `sample ${i}: the ticking thread ran, so no offCpuNs`);
       else t.ok(ticks[1]!.offCpuNs! < 250 * MS, `sample ${i}: still for once, and briefly`);
     }
     t.ok(
-      samples.slice(1).some((s) => !('offCpuNs' in thread(s.threads, target.pid))),
+      samples.slice(1).some((s) => !('offCpuNs' in thread(s.sample.threads, target.pid))),
       'the ticking thread ran between samples at least once',
     );
   });
