@@ -34,9 +34,12 @@
             "native/linux/unix_peers.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
+            "native/linux/sched_clock.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
             "native/node/elf_internals_linux.cc",
+            "native/linux/elf_inflate.cc",
+            "native/linux/elf_gopclntab.cc",
             "native/linux/stack_walk.cc",
             "native/linux/user_stacks.cc",
             "native/linux/memory.cc"

@@ -58,11 +58,13 @@ async function main() {
   const floor = compileC(path.join(__dirname, 'floor.c'), 'floor');
   const { child, pid } = await startTarget(target, ['threads', String(THREADS - 1)]);
   try {
-    // The files a default full sample reads: five, plus the kernel stack where readable (root).
+    // The files a default full sample reads: five, the kernel stack where readable (root),
+    // and `sched` (offCpuNs) for a thread that is not R: here every thread sleeps.
     const probe = await sampleThreads(pid);
     if (probe.threads.length !== THREADS) throw new Error(`sampled ${probe.threads.length} threads, expected ${THREADS}`);
+    if (!probe.threads.every((thread) => thread.offCpuNs !== undefined)) throw new Error('a sleeping thread without offCpuNs');
     const fiveFiles = ['stat', 'schedstat', 'status', 'syscall', 'wchan'];
-    const fullFiles = probe.threads[0].kernelStack ? [...fiveFiles, 'stack'] : fiveFiles;
+    const fullFiles = [...fiveFiles, ...(probe.threads[0].kernelStack ? ['stack'] : []), 'sched'];
 
     // Phase 1: the one-shot contenders and the spawned peers, interleaved.
     // Phase 2: the reused sampler alone. While a sampler holds its ~6,000 fds,

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "fd_budget.h"
 #include "model.h"
@@ -51,6 +53,9 @@ struct ThreadOptions {
   // Samplers: the fds they may keep between samples, shared by every sampler of one JS
   // environment (the addon's instance data); null: a budget of this sampler's own.
   std::shared_ptr<FdBudget> fdBudget;
+  // Linux: sample only these threads of the process, in this order, once each; a tid that
+  // is not one of its threads is left out. Unset: every thread. (macOS: filtered in JS.)
+  std::optional<std::vector<uint64_t>> tids;
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:

@@ -118,6 +118,9 @@ struct ThreadRecord {
   uint64_t systemNs = 0;
   std::optional<uint64_t> cpuNs;  // Linux schedstat: ns on CPU, the fine progress measure
   std::optional<uint64_t> runDelayNs;  // Linux schedstat: ns runnable but waiting for a CPU
+  // Linux: ns since the thread last ran, from its sched file's se.exec_start and the
+  // sampling thread's own at the same moment (procfs_thread.h ReadSchedNow); 0 for R.
+  std::optional<uint64_t> offCpuNs;
   std::optional<uint64_t> voluntarySwitches;
   std::optional<uint64_t> involuntarySwitches;
   std::optional<int32_t> suspendCount;
@@ -128,6 +131,7 @@ struct ThreadRecord {
   std::optional<std::vector<std::string>> kernelStack;
   bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
   uint64_t ppid = 0;          // Linux: the parent's pid, from stat (the process's ppid; not given per thread)
+  std::optional<uint32_t> lastCpu;  // Linux stat field 39, the CPU it last ran on (not given to JS)
 };
 
 struct ProcessRecord {

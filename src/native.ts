@@ -66,6 +66,8 @@ export interface NativeInternals {
   elfUnwindRuleAt?(root: string, path: string, addresses: Array<bigint | number>, machine?: ElfMachine): Array<ElfUnwindRule | null>;
   elfAddressOfFileOffset?(root: string, path: string, offsets: Array<bigint | number>, machine?: ElfMachine): Array<bigint | null>;
   elfInfo?(root: string, path: string, machine?: ElfMachine): ElfInfo;
+  /** Linux only: the zlib inflater behind compressed ELF sections; null when it refuses the stream. */
+  inflateZlib?(bytes: Uint8Array, expectedSize: number): Buffer | null;
   [name: string]: unknown;
 }
 

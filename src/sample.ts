@@ -27,7 +27,9 @@ const DEFAULT_ACCELERATOR_TIMEOUT_MS = 5000;
 const DEFAULT_THREAD_TIMEOUT_MS = 10000;
 
 const ACCELERATOR_KEYS = ['includeProperties', 'sysRoot', 'nvml', 'nvmlLibrary', 'timeoutMs', 'callTimeoutMs'] as const;
-const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs'] as const;
+const THREAD_KEYS = ['detail', 'stacks', 'kernelStacks', 'procRoot', 'maxStackDepth', 'maxOpenFiles', 'timeoutMs', 'tids'] as const;
+/** The most thread ids one `tids` option may name. */
+export const MAX_TIDS = 4096;
 const SNAPSHOT_KEYS = [...ACCELERATOR_KEYS, 'pids', 'threads', 'accelerators', 'peers', 'goroutines'] as const;
 /** Processes at the other end of waits that snapshot({ peers: true }) samples, at most. */
 const MAX_PEER_PROCESSES = 16;
@@ -80,10 +82,35 @@ export async function sampleAccelerators(given: AcceleratorOptions = {}): Promis
   return { accelerators, limits: raw.limits };
 }
 
+/** `tids` as given, checked: an array of at most MAX_TIDS positive integers (thread ids), copied. */
+function checkTids(who: string, tids: unknown): number[] | undefined {
+  if (tids === undefined) return undefined;
+  const fits = Array.isArray(tids) && tids.length <= MAX_TIDS && tids.every((tid) => Number.isSafeInteger(tid) && (tid as number) >= 1);
+  if (!fits) {
+    const shown = Array.isArray(tids) && tids.length > MAX_TIDS ? `an array of ${tids.length}` : describeValue(tids);
+    throw new IokitSnapError('EINVAL', `${who}: tids must be an array of at most ${MAX_TIDS} positive integer thread ids, got ${shown}`);
+  }
+  return [...(tids as number[])];
+}
+
+/**
+ * Only the threads `tids` names, each once, in the order given. The Linux backend reads
+ * just those; the macOS backend reads every thread (a task's threads come in one
+ * task_threads call, and each is cheap to inspect, but a stack walk suspends each
+ * thread), so there the sample is cut down here, after the fact.
+ */
+export function keepThreads<T extends { threads: { tid: number }[] }>(sample: T, tids: readonly number[]): T {
+  const byTid = new Map(sample.threads.map((thread) => [thread.tid, thread]));
+  const threads = [...new Set(tids)].flatMap((tid) => byTid.get(tid) ?? []);
+  return { ...sample, threads };
+}
+
 /** The options read once into a plain object (the native glue sees no getters) and the deadline. */
 function threadOptions(who: string, given: unknown, fallbackTimeoutMs = DEFAULT_THREAD_TIMEOUT_MS): { raw: RawThreadOptions; timeoutMs: number } {
   const { timeoutMs, ...options } = readOptions<ThreadOptions>(who, given, THREAD_KEYS);
   const deadline = checkDuration(who, 'timeoutMs', timeoutMs) ?? fallbackTimeoutMs;
+  const tids = checkTids(who, options.tids);
+  if (tids !== undefined) options.tids = tids;
   // Linux user stacks stop threads one at a time within this share of the deadline, so
   // a sample whose stacks run long still comes back, with the rest named in limits.
   const raw: RawThreadOptions = options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)) } : options;
@@ -95,7 +122,13 @@ export async function sampleThreads(pid: number, options: ThreadOptions = {}): P
   checkPid('sampleThreads()', pid);
   const { raw, timeoutMs } = threadOptions('sampleThreads()', options);
   const native = binding();
-  return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`).then(produced);
+  const { tids, ...rest } = raw;
+  if (tids === undefined || native.platform === 'linux') {
+    return withDeadline(() => native.sampleThreads(pid, raw), timeoutMs, `Sampling the threads of pid ${pid}`).then(produced);
+  }
+  // macOS: the backend samples every thread; keep the chosen (see keepThreads).
+  const sample = await withDeadline(() => native.sampleThreads(pid, rest), timeoutMs, `Sampling the threads of pid ${pid}`);
+  return produced(keepThreads(sample, tids));
 }
 
 /** A thread sample the native sampler made: its thread list need not be checked again (src/snapshot-schema.ts). */
@@ -120,7 +153,11 @@ export const SAMPLER_IDLE_RELEASE_MS = 2000;
  */
 export function createThreadSampler(pid: number, options: ThreadOptions = {}): ThreadSampler {
   checkPid('createThreadSampler()', pid);
-  const { raw, timeoutMs } = threadOptions('createThreadSampler()', options);
+  const { raw: given, timeoutMs } = threadOptions('createThreadSampler()', options);
+  // macOS: every thread is sampled and the chosen kept (see keepThreads); Linux reads only those.
+  const { tids, ...rest } = given;
+  const filterTids = tids !== undefined && binding().platform !== 'linux' ? tids : undefined;
+  const raw = filterTids === undefined ? given : rest;
   let opening: Promise<RawThreadSampler> | undefined;
   let closed = false;
   let queue: Promise<unknown> = Promise.resolve();
@@ -195,7 +232,10 @@ export function createThreadSampler(pid: number, options: ThreadOptions = {}): T
   return {
     pid,
     sample() {
-      const turn = queue.then(sampleNow, sampleNow).then(produced);
+      const turn = queue
+        .then(sampleNow, sampleNow)
+        .then((sample) => (filterTids === undefined ? sample : keepThreads(sample, filterTids)))
+        .then(produced);
       queue = turn.catch(() => undefined);
       return turn;
     },

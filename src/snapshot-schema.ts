@@ -83,6 +83,8 @@ const string: Check = (value) => (typeof value === 'string' ? undefined : new Mi
 const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : new Mismatch('true or false', value));
 const number: Check = (value) => (typeof value === 'number' && Number.isFinite(value) ? undefined : new Mismatch('a finite number', value));
 const integer: Check = (value) => (typeof value === 'number' && Number.isSafeInteger(value) ? undefined : new Mismatch('an integer', value));
+const nonNegativeNumber: Check = (value) =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : new Mismatch('a non-negative number', value);
 
 function nullable(check: Check, expected: string): Check {
   return (value) => {
@@ -244,6 +246,7 @@ const thread = object(
   {
     cpuNs: number,
     runDelayNs: number,
+    offCpuNs: nonNegativeNumber,
     wchan: string,
     pc: number,
     stack: arrayOf(frame),
@@ -327,6 +330,7 @@ function threadFits(value: unknown): boolean {
         blocked.peer === undefined)) &&
     (t.cpuNs === undefined || finite(t.cpuNs)) &&
     (t.runDelayNs === undefined || finite(t.runDelayNs)) &&
+    (t.offCpuNs === undefined || (finite(t.offCpuNs) && (t.offCpuNs as number) >= 0)) &&
     (t.wchan === undefined || typeof t.wchan === 'string') &&
     (t.pc === undefined || finite(t.pc)) &&
     (t.stack === undefined || framesFit(t.stack)) &&

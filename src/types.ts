@@ -243,8 +243,16 @@ export interface ThreadSample {
   /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
   runDelayNs?: number;
   /**
-   * How long the thread had not run when it was sampled, ns (Linux: now − se.exec_start of
-   * /proc/<pid>/task/<tid>/sched); absent when not read.
+   * Linux: ns since the thread last ran on a CPU, from this one sample: the scheduler
+   * clock now minus the clock when it last ran (`se.exec_start` of
+   * /proc/<pid>/task/<tid>/sched, against the same clock now, on the CPU it last ran on).
+   * Good to a few ms, and short of the wall time by what its CPU spent in interrupts or
+   * lost to a hypervisor meanwhile (see docs/ARCHITECTURE.md). 0 for a thread in state running:
+   * Linux's R is also a runnable thread queued for a CPU, which is not waiting on
+   * anything of its own (its wait for a CPU is `runDelayNs`), so it reads 0 too.
+   * Absent at detail 'basic', where the kernel has no sched file (a `limits` entry
+   * names it), and, from a reused sampler (watch, serve), for a thread that ran since
+   * the previous sample: it made progress inside the interval, which its CPU time shows.
    */
   offCpuNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
@@ -452,6 +460,15 @@ export interface ThreadOptions {
    * one program share one budget, half of RLIMIT_NOFILE (default: that budget alone).
    */
   maxOpenFiles?: number;
+  /**
+   * Sample only these threads (at most 4,096 thread ids), each once, in the order given:
+   * with `stacks`, the user stacks of just those. A tid that is not (or no longer) a
+   * thread of the process is left out of the result, no error. Linux reads only their
+   * files (the cost grows with the tids, not the process's threads; stacks read the
+   * memory map once). macOS samples every thread and keeps these (a suspend per thread
+   * for stacks all the same).
+   */
+  tids?: number[];
   /** Deadline for the probe, ms (default 10000). */
   timeoutMs?: number;
 }

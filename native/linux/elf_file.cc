@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "elf_cfi.h"
+#include "elf_gopclntab.h"
+#include "elf_inflate.h"
 #include "procfs_files.h"
 
 namespace iokitsnap {
@@ -163,6 +165,9 @@ bool ReadableBy(const struct stat& status, const Reader& reader) {
   if (status.st_gid == reader.gid) return (status.st_mode & S_IRGRP) != 0;
   return (status.st_mode & S_IROTH) != 0;
 }
+// The most one compressed section may inflate to (.debug_frame of a large program is a
+// few MiB; this bounds what a hostile header can make this process allocate).
+constexpr uint64_t kMaxInflatedBytes = uint64_t{256} << 20;
 
 // An ELF64 little-endian file of one machine, its program and section headers.
 class Image {
@@ -195,10 +200,18 @@ class Image {
     if (!Read(offset, size, bytes.data())) bytes.clear();
     return bytes;
   }
-  // The bytes of a section that has them in the file (not SHT_NOBITS, not compressed).
+  // The bytes of a section that has them in the file (not SHT_NOBITS); a section
+  // compressed in place (SHF_COMPRESSED, ELFCOMPRESS_ZLIB: Go's .debug_frame, distributions'
+  // debug files) is inflated, up to kMaxInflatedBytes; other compression (zstd) gives none.
   std::vector<uint8_t> SectionData(const Elf64_Shdr* section) const {
-    if (!section || section->sh_type == SHT_NOBITS || (section->sh_flags & SHF_COMPRESSED)) return {};
-    return ReadBytes(section->sh_offset, section->sh_size);
+    if (!section || section->sh_type == SHT_NOBITS) return {};
+    if (!(section->sh_flags & SHF_COMPRESSED)) return ReadBytes(section->sh_offset, section->sh_size);
+    const std::vector<uint8_t> compressed = ReadBytes(section->sh_offset, section->sh_size);
+    Elf64_Chdr header;
+    if (compressed.size() < sizeof header) return {};
+    memcpy(&header, compressed.data(), sizeof header);
+    if (header.ch_type != ELFCOMPRESS_ZLIB || header.ch_size > kMaxInflatedBytes) return {};
+    return InflateZlib(compressed.data() + sizeof header, compressed.size() - sizeof header, header.ch_size);
   }
 
   const Elf64_Shdr* Section(const char* name) const {
@@ -482,13 +495,30 @@ class ElfFileImpl final : public ElfFile {
     });
     if (symtab_.present()) return symtab_.Lookup(address);
     if (auto symbol = dynsym_.Lookup(address)) return symbol;
-    const Image* debug = Debug();
-    if (!debug) return std::nullopt;
-    std::call_once(debugSymbolsOnce_, [this, debug] { debugSymtab_.Load(*debug, debug->Section(".symtab")); });
-    return debugSymtab_.Lookup(address);
+    if (const Image* debug = Debug()) {
+      std::call_once(debugSymbolsOnce_, [this, debug] { debugSymtab_.Load(*debug, debug->Section(".symtab")); });
+      if (auto symbol = debugSymtab_.Lookup(address)) return symbol;
+    }
+    // A stripped Go program still names its functions in its pclntab (without the .abi0
+    // of assembly functions that .symtab spells).
+    if (const gopclntab::Table* go = Go()) {
+      if (const auto function = go->FunctionAt(address)) {
+        std::string name = go->Name(*function);
+        if (!name.empty()) return Symbol{std::move(name), address - function->entry};
+      }
+    }
+    return std::nullopt;
   }
 
   std::optional<UnwindRule> UnwindRuleAt(uint64_t address) const override {
+    // Go code by its pclntab, before any CFI: the table Go's own traceback trusts, in
+    // every Go binary, and the only one that says where a frame saved the caller's frame
+    // pointer and which functions end a stack (see elf_gopclntab.h).
+    if (const gopclntab::Table* go = Go()) {
+      if (const auto function = go->FunctionAt(address)) {
+        if (auto rule = go->RuleAt(*function, address, machine_)) return rule;
+      }
+    }
     std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
     cfi::Lookup lookup = ehFrame_->RuleAt(address);
     if (lookup.covered) return lookup.rule;
@@ -503,6 +533,7 @@ class ElfFileImpl final : public ElfFile {
   }
 
   bool HasSymbols() const override {
+    if (Go()) return true;
     const Elf64_Shdr* symtab = image_->Section(".symtab");
     const Elf64_Shdr* dynsym = image_->Section(".dynsym");
     if ((symtab && symtab->sh_size > 0) || (dynsym && dynsym->sh_size > 0)) return true;
@@ -512,6 +543,7 @@ class ElfFileImpl final : public ElfFile {
   }
 
   bool HasUnwindInfo() const override {
+    if (Go()) return true;
     std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
     if (!ehFrame_->Empty() || !debugFrame_->Empty()) return true;
     const Image* debug = Debug();
@@ -590,6 +622,20 @@ class ElfFileImpl final : public ElfFile {
                                              cfi::SectionBytes{}, PointerReaderOf(image));
   }
 
+  // The Go function table, read once; nullptr when the file has none.
+  const gopclntab::Table* Go() const {
+    std::call_once(goOnce_, [this] {
+      const Elf64_Shdr* section = image_->Section(".gopclntab");
+      if (!section) section = image_->Section(".data.rel.ro.gopclntab");  // PIE
+      if (!section || section->sh_type != SHT_PROGBITS) return;
+      // runtime.text, where the 1.18+ table's entry offsets start: the .text section in a
+      // Go-linked binary (the table's own header word says so too, except in a PIE).
+      const Elf64_Shdr* text = image_->Section(".text");
+      go_ = gopclntab::Table::Parse(image_->SectionData(section), text ? text->sh_addr : 0);
+    });
+    return go_.get();
+  }
+
   // The separate debug file, found once: by build id, then by .gnu_debuglink.
   const Image* Debug() const {
     std::call_once(debugOnce_, [this] { FindDebugFile(); });
@@ -643,7 +689,8 @@ class ElfFileImpl final : public ElfFile {
   std::unique_ptr<Image> image_;
   std::optional<Reader> reader_;
 
-  mutable std::once_flag symbolsOnce_, debugOnce_, debugSymbolsOnce_, cfiOnce_, debugCfiOnce_;
+  mutable std::once_flag symbolsOnce_, debugOnce_, debugSymbolsOnce_, cfiOnce_, debugCfiOnce_, goOnce_;
+  mutable std::unique_ptr<gopclntab::Table> go_;
   mutable SymbolTable symtab_, dynsym_, debugSymtab_;
   mutable std::unique_ptr<Image> debug_;
   mutable std::string debugPath_;

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "../blocking.h"
 
@@ -72,8 +75,26 @@ const char* FieldOf(TaskFile file) {
     case TaskFile::Syscall: return "blockedIn";
     case TaskFile::Wchan: return "wchan";
     case TaskFile::Stack: return "kernelStack";
+    case TaskFile::Sched: return "offCpuNs";
   }
   return "state";
+}
+
+// The Tgid line of a status file.
+std::optional<uint64_t> TgidOf(std::string_view status) {
+  const size_t at = status.find("\nTgid:");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = status.substr(at + 6);
+  while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
+  uint64_t tgid = 0;
+  if (!ConsumeUnsigned(rest, tgid)) return std::nullopt;
+  return tgid;
+}
+
+[[noreturn]] void ThrowThreadId(int32_t pid, uint64_t tgid) {
+  const std::string process = std::to_string(tgid);
+  throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
+                                ", not a process; sample pid " + process + " instead");
 }
 
 // Reads a file whose absence or denial costs one field, not the thread.
@@ -206,17 +227,29 @@ void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRo
   if (tids.empty() || tids.front() == static_cast<uint64_t>(pid)) return;
   uint64_t tgid = tids.front();
   ReadBuffer buffer;
-  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok) {
-    const size_t at = buffer.text.find("\nTgid:");
-    std::string_view rest = at == std::string_view::npos ? std::string_view() : buffer.text.substr(at + 6);
-    while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
-    ConsumeUnsigned(rest, tgid);
+  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok)
+    tgid = TgidOf(buffer.text).value_or(tgid);
+  if (tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, tgid);
+}
+
+void ChooseThreads(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options, std::vector<char>& scratch,
+                   std::vector<uint64_t>& tids) {
+  if (!options.tids) {
+    ListThreads(pid, dirs, options.procRoot, scratch, tids);
+    return;
   }
-  if (tgid != static_cast<uint64_t>(pid)) {
-    const std::string process = std::to_string(tgid);
-    throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
-                                  ", not a process; sample pid " + process + " instead");
+  ReadBuffer buffer;
+  const ReadResult result = ReadFileAt(dirs.process.get(), "status", buffer);
+  if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, options.procRoot);
+  if (result.outcome == ReadOutcome::Denied) ThrowDenied(pid, ProcPath(options.procRoot, pid, "status"), result.error);
+  if (result.outcome == ReadOutcome::Ok) {
+    const std::optional<uint64_t> tgid = TgidOf(buffer.text);
+    if (tgid && *tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, *tgid);
   }
+  tids.clear();
+  std::unordered_set<uint64_t> seen;
+  for (const uint64_t tid : *options.tids)
+    if (seen.insert(tid).second) tids.push_back(tid);
 }
 
 std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
@@ -290,12 +323,79 @@ std::string EscapeName(std::string_view name) {
   return out;
 }
 
+std::optional<SchedClocks> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems) {
+  const std::string path = procRoot + "/thread-self/sched";
+  const bool live = procRoot == "/proc" && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  for (int attempt = 0;; ++attempt) {
+    const int before = live ? sched_getcpu() : -1;
+    struct timespec spent;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spent);  // accounts this thread up to now (see the header)
+    const ReadResult result = ReadFileAt(AT_FDCWD, path.c_str(), buffer);
+    const int after = live ? sched_getcpu() : -1;
+    if (result.outcome != ReadOutcome::Ok) {
+      if (result.error == ENOENT) problems.absent[Index(TaskFile::Sched)] = true;
+      else problems.schedNowError = result.error != 0 ? result.error : EIO;
+      return std::nullopt;
+    }
+    const std::optional<uint64_t> now = ParseSchedExecStart(buffer.text);
+    if (!now) {
+      problems.schedNowError = EBADMSG;
+      return std::nullopt;
+    }
+    // Moved to another CPU while reading: which clock it read is not known; again.
+    if (before != after && attempt < 3) continue;
+    SchedClocks clocks;
+    clocks.nowNs = *now;
+    if (live && before == after && before >= 0) AddSkews(before, clocks);
+    else if (live) clocks.cpu = before;  // no skews: only threads of that CPU are measured
+    return clocks;
+  }
+}
+
+std::optional<uint64_t> OffCpuOn(const SchedClocks& clocks, std::optional<uint32_t> processor, uint64_t execStartNs,
+                                 SampleProblems& problems) {
+  const std::optional<uint64_t> now = clocks.NowOn(processor);
+  if (!now) {
+    if (problems.unknownClockCpu < 0) {
+      problems.unknownClockCpu = *processor;
+      problems.unknownClockOutside = *processor < clocks.allowed.size() && !clocks.allowed[*processor];
+    }
+    return std::nullopt;
+  }
+  return OffCpuSince(*now, execStartNs);
+}
+
+std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems) {
+  if (ReadOptional(reader, TaskFile::Sched, buffer, problems) != Step::Ok) return std::nullopt;
+  const std::optional<uint64_t> execStart = ParseSchedExecStart(buffer.text);
+  if (!execStart) problems.malformed[Index(TaskFile::Sched)] = true;
+  return execStart;
+}
+
+uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs) {
+  return execStartNs != 0 && nowNs > execStartNs ? nowNs - execStartNs : 0;
+}
+
+bool OnCpuOrQueued(ThreadState state) { return state == ThreadState::Running || state == ThreadState::Runnable; }
+
+void AddOffCpu(TaskFileReader& reader, const std::optional<SchedClocks>& clocks, ReadBuffer& buffer,
+               SampleProblems& problems, ThreadRecord& record) {
+  if (OnCpuOrQueued(record.state)) {
+    record.offCpuNs = 0;
+    return;
+  }
+  if (!clocks) return;
+  if (const std::optional<uint64_t> execStart = ReadExecStart(reader, buffer, problems))
+    record.offCpuNs = OffCpuOn(*clocks, record.lastCpu, *execStart, problems);
+}
+
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
   record.name.emplace(EscapeName(stat.name));
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();
   record.ppid = stat.ppid;
+  record.lastCpu = stat.processor;
 }
 
 void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
@@ -487,6 +587,11 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
     into.malformed[i] = into.malformed[i] || from.malformed[i];
   }
   if (into.abiError == 0) into.abiError = from.abiError;
+  if (into.schedNowError == 0) into.schedNowError = from.schedNowError;
+  if (into.unknownClockCpu < 0) {
+    into.unknownClockCpu = from.unknownClockCpu;
+    into.unknownClockOutside = from.unknownClockOutside;
+  }
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -528,6 +633,31 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
     } else if (problems.malformed[i]) {
       limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
     }
+  }
+  const size_t sched = Index(TaskFile::Sched);
+  if (problems.schedNowError != 0 && problems.deniedError[sched] == 0 && !problems.absent[sched] &&
+      problems.failedError[sched] == 0 && !problems.malformed[sched]) {
+    const std::string now = options.procRoot + "/thread-self/sched";
+    limits.push_back({subject, FieldOf(TaskFile::Sched), "EIO",
+                      problems.schedNowError == EBADMSG
+                          ? now + " (the scheduler clock now, which offCpuNs is measured against) has a format iokit-snap does not know"
+                          : "reading " + now + " (the scheduler clock now, which offCpuNs is measured against) failed: " +
+                                ErrorText(problems.schedNowError),
+                      ""});
+  }
+  if (problems.unknownClockCpu >= 0) {
+    const std::string cpu = "CPU " + std::to_string(problems.unknownClockCpu);
+    const std::string what = "the scheduler clock of " + cpu +
+                             ", which offCpuNs of a thread that last ran there is measured against, could not be read: ";
+    limits.push_back(problems.unknownClockOutside
+                         ? LimitRecord{subject, FieldOf(TaskFile::Sched), "EPERM",
+                                       what + "this process may not run on " + cpu +
+                                           " (its CPU affinity or cpuset); those threads have no offCpuNs",
+                                       "Run iokit-snap where it may use every CPU the target uses (taskset, cpuset)."}
+                         : LimitRecord{subject, FieldOf(TaskFile::Sched), "ETIMEDOUT",
+                                       what + cpu + " did not run the calibration within 100 ms (it is kept busy); "
+                                       "those threads have no offCpuNs",
+                                       ""});
   }
   if (problems.abiError != 0) {
     const std::string exe = ProcPath(options.procRoot, pid, "exe");

@@ -136,6 +136,13 @@ constexpr size_t kDirectoryFds = 3;
 // progress (after the runtime was charged, before the count) during the last
 // full read, and are corrected by the next full read.
 //
+// offCpuNs costs one more file, `sched`, for which no fd is kept: it is read only for
+// a thread that has not run since the previous sample (schedstat's CPU time and
+// timeslice count unchanged) and is not R, once, when it is first seen so (or first
+// seen at all); its se.exec_start is then kept and measured against each sample's
+// clock until the thread runs again. A thread that ran since the previous sample has
+// no offCpuNs in that sample: it was on a CPU within the interval.
+//
 // Threads are known by tid and, against tid reuse, by start time (stat field
 // 22). Their state lives in a map keyed by tid and is looked up there each time;
 // nothing holds on to a thread across samples by position, and a thread not
@@ -167,7 +174,8 @@ class ProcfsThreadSampler final : public ThreadSampler {
     // The task directory is listed again only when the set of threads may have
     // changed: the group's thread count moved, or a thread was found gone (an
     // exit plus a creation keeps the count but shows up as a gone thread).
-    if (ThreadCount() != tids_.size()) Relist();
+    // With chosen tids, the choice is taken again each sample: O(its length), no listing.
+    if (options_.tids || ThreadCount() != tids_.size()) Relist();
     ++generation_;
     ProcessRecord record;
     record.pid = pid_;
@@ -176,6 +184,8 @@ class ProcfsThreadSampler final : public ThreadSampler {
     SampleProblems problems;
     shortfall_ = ReadShortfall();
     shortfall_.budget = budget_->Capacity();
+    schedNow_ = options_.detail == ThreadDetail::Full ? procfs::ReadSchedNow(options_.procRoot, buffer_, problems)
+                                                      : std::nullopt;
     if (SampleListed(problems, record)) {
       // Pick up what replaced them in this same sample (they come last).
       Relist();
@@ -229,6 +239,8 @@ class ProcfsThreadSampler final : public ThreadSampler {
     SampleProblems problems;  // what that read could not get, reported again when reused
     SchedStat sched{};        // schedstat as of `last`
     uint64_t startTicks = 0;  // stat field 22: with the tid, which thread this is
+    std::optional<uint64_t> execStart;  // se.exec_start, read since the thread last ran (see the class comment)
+    std::optional<uint32_t> execStartCpu;  // the CPU whose clock it is in (stat field 39 when read)
     bool hasLast = false;
     bool hasSched = false;
     uint64_t seen = 0;  // the last generation that sampled it
@@ -287,6 +299,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
     }
     tracked.hasLast = false;
     tracked.hasSched = false;
+    tracked.execStart.reset();
   }
 
   // Whether to keep an fd for `file` of a thread (taking it from the budget when so).
@@ -369,7 +382,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
     return stat && stat->numThreads != 0 ? static_cast<size_t>(stat->numThreads) : SIZE_MAX;
   }
 
-  void Relist() { procfs::ListThreads(pid_, dirs_, options_.procRoot, direntScratch_, tids_); }
+  void Relist() { procfs::ChooseThreads(pid_, dirs_, options_, direntScratch_, tids_); }
 
   // Samples the listed threads not sampled yet in this generation; true when one was gone.
   bool SampleListed(SampleProblems& problems, ProcessRecord& record) {
@@ -443,6 +456,12 @@ class ProcfsThreadSampler final : public ThreadSampler {
       }
       // Otherwise ReadThread tries again and records why it failed.
     }
+    // Whether it ran since the previous sample; unknown for a thread seen the first time, or
+    // without a schedstat then or now.
+    const Since since = !sched || !tracked.hasLast || !tracked.hasSched ? Since::Unknown
+                        : sched->cpuNs == tracked.sched.cpuNs && sched->timeslices == tracked.sched.timeslices
+                            ? Since::Still
+                            : Since::Ran;
     if (stat && sched && tracked.hasLast && tracked.hasSched && sched->cpuNs != 0 &&
         sched->cpuNs == tracked.sched.cpuNs && sched->timeslices == tracked.sched.timeslices &&
         procfs::StateFromLetter(stat->stateLetter) == tracked.last.state &&
@@ -451,10 +470,40 @@ class ProcfsThreadSampler final : public ThreadSampler {
       procfs::ApplyStat(*stat, out);  // state, name and times as read now
       tracked.last.name = out.name;    // a rename by another thread, say
       procfs::MergeProblems(tracked.problems, problems);
+      AddOffCpu(tid, tracked, since, problems, out);
       return Try::Ok;
     }
-    return ReadFull(reader, tracked, sched ? &*sched : nullptr,
-                    stat ? std::optional<uint64_t>(stat->startTicks) : std::nullopt, problems, tid, out);
+    const Try result = ReadFull(reader, tracked, sched ? &*sched : nullptr,
+                                stat ? std::optional<uint64_t>(stat->startTicks) : std::nullopt, problems, tid, out);
+    if (result == Try::Ok) AddOffCpu(tid, tracked, since, problems, out);
+    return result;
+  }
+
+  enum class Since { Ran, Still, Unknown };
+
+  // offCpuNs of a thread sampled at full detail (see the class comment): none when it ran
+  // since the previous sample, 0 when R, else now - its kept (or, once, read) exec_start.
+  // A kept exec_start is used only while the thread is known not to have run since it was read.
+  void AddOffCpu(uint64_t tid, Tracked& tracked, Since since, SampleProblems& problems, ThreadRecord& out) {
+    out.offCpuNs.reset();
+    if (since != Since::Still) tracked.execStart.reset();
+    if (since == Since::Ran) return;
+    if (procfs::OnCpuOrQueued(out.state)) {
+      out.offCpuNs = 0;
+      return;
+    }
+    if (!schedNow_) return;
+    if (!tracked.execStart) {
+      procfs::OneShotReader reader(dirs_.task.get(), tid);
+      const std::optional<uint64_t> execStart = procfs::ReadExecStart(reader, buffer_, problems);
+      if (!execStart) return;
+      out.offCpuNs = procfs::OffCpuOn(*schedNow_, out.lastCpu, *execStart, problems);
+      if (*execStart == 0) return;  // queued to run: read again when still
+      tracked.execStart = execStart;
+      tracked.execStartCpu = out.lastCpu;
+      return;
+    }
+    out.offCpuNs = procfs::OffCpuOn(*schedNow_, tracked.execStartCpu, *tracked.execStart, problems);
   }
 
   // Every file the options ask for, through `reader`; at full detail the result
@@ -502,6 +551,7 @@ class ProcfsThreadSampler final : public ThreadSampler {
   std::vector<uint64_t> tids_;  // the last listing, in kernel order, less the tids found gone
   ReadBuffer buffer_;
   std::string statText_;  // this thread's stat text, kept while the other files are read
+  std::optional<procfs::SchedClocks> schedNow_;  // this sample's scheduler clocks (procfs::ReadSchedNow)
   stacks::StackState stackState_;  // the ELF files user stacks have read, kept between samples
 };
 
@@ -511,7 +561,7 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
   const ProcessDirs dirs = procfs::OpenProcessDirs(pid, options.procRoot);
   std::vector<char> scratch;
   std::vector<uint64_t> tids;
-  procfs::ListThreads(pid, dirs, options.procRoot, scratch, tids);
+  procfs::ChooseThreads(pid, dirs, options, scratch, tids);
   ProcessRecord record;
   record.pid = pid;
   record.sampledAtNs = MonotonicNs();
@@ -519,12 +569,18 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
   ReadBuffer buffer;
   SampleProblems problems;
   ReadShortfall shortfall;
+  // Read before the threads: one read after `now` can only come out shorter (0 at worst).
+  const std::optional<procfs::SchedClocks> schedNow =
+      options.detail == ThreadDetail::Full ? procfs::ReadSchedNow(options.procRoot, buffer, problems) : std::nullopt;
   for (const uint64_t tid : tids) {
     procfs::OneShotReader reader(dirs.task.get(), tid);
     ThreadRecord thread;
     thread.tid = tid;
     switch (procfs::ReadThread(reader, dirs, options, nullptr, buffer, problems, thread)) {
-      case ThreadReadStatus::Ok: record.threads.push_back(std::move(thread)); break;
+      case ThreadReadStatus::Ok:
+        if (options.detail == ThreadDetail::Full) procfs::AddOffCpu(reader, schedNow, buffer, problems, thread);
+        record.threads.push_back(std::move(thread));
+        break;
       case ThreadReadStatus::Gone: break;
       case ThreadReadStatus::Unread:
         if (shortfall.unread.empty()) shortfall.unreadError = problems.failedError[static_cast<size_t>(TaskFile::Stat)];
@@ -533,8 +589,8 @@ ProcessRecord SampleThreads(int32_t pid, const ThreadOptions& options) {
       case ThreadReadStatus::Denied: ThrowStatDenied(pid, options, problems.deniedError[static_cast<size_t>(TaskFile::Stat)]);
     }
   }
-  // Every thread vanished: the process exited mid-sample (ListThreads says ESRCH).
-  if (record.threads.empty()) procfs::ListThreads(pid, dirs, options.procRoot, scratch, tids);
+  // Every thread vanished: the process exited mid-sample (ChooseThreads says ESRCH).
+  if (record.threads.empty()) procfs::ChooseThreads(pid, dirs, options, scratch, tids);
   FinishRecord(pid, dirs, options, problems, shortfall, record);
   if (options.stacks) {
     stacks::StackState stackState;

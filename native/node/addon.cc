@@ -78,6 +78,27 @@ std::optional<uint32_t> UintOption(Napi::Object options, const char* key) {
   return static_cast<uint32_t>(number);
 }
 
+// Thread ids to sample: up to kMaxTids positive integers (doubles that hold them exactly).
+constexpr uint32_t kMaxTids = 4096;
+std::optional<std::vector<uint64_t>> TidsOption(Napi::Object options) {
+  Napi::Value value = options.Get("tids");
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  const std::string expected = "option 'tids' must be an array of at most " + std::to_string(kMaxTids) + " positive integer thread ids";
+  if (!value.IsArray()) ThrowInvalid(options.Env(), expected);
+  Napi::Array array = value.As<Napi::Array>();
+  if (array.Length() > kMaxTids) ThrowInvalid(options.Env(), expected);
+  std::vector<uint64_t> tids;
+  tids.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    const double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 1 && number <= 9007199254740991.0) || number != static_cast<double>(static_cast<uint64_t>(number)))
+      ThrowInvalid(options.Env(), expected);
+    tids.push_back(static_cast<uint64_t>(number));
+  }
+  return tids;
+}
+
 int32_t PidArg(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) ThrowInvalid(info.Env(), "pid must be a positive integer");
   double pid = info[0].As<Napi::Number>().DoubleValue();
@@ -109,6 +130,7 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
   if (auto v = UintOption(options, "maxStackDepth")) parsed.maxStackDepth = *v;
   if (auto v = UintOption(options, "maxOpenFiles")) parsed.maxOpenFiles = *v;
   if (auto v = UintOption(options, "stackBudgetMs")) parsed.stackBudgetMs = *v;
+  parsed.tids = TidsOption(options);
   return parsed;
 }
 

@@ -74,7 +74,7 @@ Napi::Value Optional(Napi::Env env, const std::optional<T>& value) {
 // texts, and a small JS function, compiled once per environment, builds the
 // objects at object-literal speed. Numbers go through double exactly as a
 // Napi::Number would; NaN marks "absent" (no real field is NaN).
-constexpr uint32_t kNumberStride = 16;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs futexAddress futexCommand futexValue
+constexpr uint32_t kNumberStride = 17;  // tid state userNs systemNs cpuNs voluntary involuntary suspendCount callNumber fd pc joining runDelayNs offCpuNs futexAddress futexCommand futexValue
 constexpr uint32_t kRefStride = 6;      // name wchan call target (string index, -1: none) kernelFrames userFrames (-1: none)
 
 //
@@ -107,7 +107,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (stateNames) {
     let kernelAt = 0;
     let userAt = 0;
     for (let i = 0; i < count; i++) {
-      const n = i * 16;
+      const n = i * 17;
       const r = i * 6;
       const thread = {
         tid: numbers[n],
@@ -118,6 +118,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (stateNames) {
       };
       if (present(numbers[n + 4])) thread.cpuNs = numbers[n + 4];
       if (present(numbers[n + 12])) thread.runDelayNs = numbers[n + 12];
+      if (present(numbers[n + 13])) thread.offCpuNs = numbers[n + 13];
       thread.contextSwitches = present(numbers[n + 5]) ? { voluntary: numbers[n + 5], involuntary: numbers[n + 6] } : null;
       thread.suspendCount = present(numbers[n + 7]) ? numbers[n + 7] : null;
       if (present(numbers[n + 8])) {
@@ -125,7 +126,7 @@ constexpr char kBuildThreadsSource[] = R"JS((function (stateNames) {
         if (present(numbers[n + 9])) blocked.fd = numbers[n + 9];
         if (refs[r + 3] >= 0) blocked.target = strings[refs[r + 3]];
         if (present(numbers[n + 11])) blocked.joining = numbers[n + 11];
-        if (present(numbers[n + 13])) blocked.futex = { address: numbers[n + 13], op: futexOps[numbers[n + 14]] ?? `op_${numbers[n + 14]}`, value: numbers[n + 15] };
+        if (present(numbers[n + 14])) blocked.futex = { address: numbers[n + 14], op: futexOps[numbers[n + 15]] ?? `op_${numbers[n + 15]}`, value: numbers[n + 16] };
         thread.blockedIn = blocked;
       } else {
         thread.blockedIn = null;
@@ -220,10 +221,11 @@ Napi::Value ThreadsToJs(Napi::Env env, const std::vector<ThreadRecord>& threads,
     n[10] = number(t.pc);
     n[11] = t.blockedIn ? number(t.blockedIn->joining) : kAbsent;
     n[12] = number(t.runDelayNs);
+    n[13] = number(t.offCpuNs);
     const bool futex = t.blockedIn && t.blockedIn->futexAddress && t.blockedIn->futexCommand;
-    n[13] = futex ? static_cast<double>(*t.blockedIn->futexAddress) : kAbsent;
-    n[14] = futex ? static_cast<double>(*t.blockedIn->futexCommand) : kAbsent;
-    n[15] = futex && t.blockedIn->futexExpected ? static_cast<double>(*t.blockedIn->futexExpected) : futex ? 0 : kAbsent;
+    n[14] = futex ? static_cast<double>(*t.blockedIn->futexAddress) : kAbsent;
+    n[15] = futex ? static_cast<double>(*t.blockedIn->futexCommand) : kAbsent;
+    n[16] = futex && t.blockedIn->futexExpected ? static_cast<double>(*t.blockedIn->futexExpected) : futex ? 0 : kAbsent;
     r[0] = strings.Add(t.name);
     r[1] = strings.Add(t.wchan);
     r[2] = t.blockedIn ? strings.Add(t.blockedIn->call) : -1;
