@@ -21,7 +21,9 @@
 //     . this process's own threads: a process cannot ptrace itself;
 //     . the main thread of a child of this process: its ptrace stop would be seen by
 //       the parent's waitpid(pid) (Node's child-process reaping in libuv), which takes
-//       a stop for an exit: the child would be reported gone while it runs.
+//       a stop for an exit: the child would be reported gone while it runs;
+//     . a thread blocked writing or sending (write, sendmsg, splice…): a stop cuts a
+//       partial transfer short (see InTransfer).
 //   The frame pointer is not in that file, so the walk stops at the first frame whose
 //   CFI needs it (a function built with frame pointers); its callers are missing.
 //
@@ -752,6 +754,20 @@ void CaptureAllHeld(int32_t pid, const std::string& procRoot, const std::vector<
 
 // The unheld path: registers from the syscall file, the copy on a thread of its own
 // with a deadline (process_vm_readv waits for the target's mmap lock).
+// A thread blocked writing or sending: a stop there would cut the transfer short. The kernel
+// returns what was written so far when a partial pipe or socket write is interrupted (it is
+// not restarted), and a program that does not loop on short writes loses the rest: seen with
+// a CPython child writing 1 MB to a full pipe, which exited having written 64 KiB.
+bool InTransfer(const ThreadRecord& thread) {
+  if (!thread.blockedIn) return false;
+  static const char* const kTransfers[] = {"write",  "writev",  "pwrite64", "pwritev",    "pwritev2",       "sendto", "sendmsg",
+                                           "sendmmsg", "splice", "tee",      "vmsplice",   "sendfile",       "sendfile64",
+                                           "copy_file_range"};
+  for (const char* call : kTransfers)
+    if (thread.blockedIn->call == call) return true;
+  return false;
+}
+
 void CaptureUnheld(int32_t pid, const std::string& procRoot, const std::vector<Mapping>& maps, Capture& capture) {
   capture.held = false;
   const std::string path = TaskPath(procRoot, pid, capture.tid, "syscall");
@@ -1081,7 +1097,7 @@ void AddUserStacks(int32_t pid, const ThreadOptions& options, StackState& state,
       continue;
     }
     const bool mustNotHold = own || (childLeaderRisk && thread.tid == static_cast<uint64_t>(pid)) ||
-                             thread.state == ThreadState::Uninterruptible;
+                             thread.state == ThreadState::Uninterruptible || InTransfer(thread);
     (mustNotHold ? unheld : held).push_back(i);
   }
 

@@ -24,7 +24,8 @@ export async function examineStacks(tracker: ProgressTracker, options: { procRoo
   const results = await Promise.all(
     requests.map(async ({ pid, tids }): Promise<Examined[]> => {
       try {
-        const sample = await sampleThreads(pid, { stacks: true, kernelStacks: false, procRoot: options.procRoot, timeoutMs: options.timeoutMs });
+        // Only the threads asked for are read and held, one at a time; the others are not touched.
+        const sample = await sampleThreads(pid, { stacks: true, kernelStacks: false, tids, procRoot: options.procRoot, timeoutMs: options.timeoutMs });
         // Who is at the other end of the waits on pipes and sockets (read from /proc/<pid>/fd and /proc/net, bounded).
         findPeers([sample], { procRoot: options.procRoot });
         const byTid = new Map(sample.threads.map((t) => [t.tid, t]));
