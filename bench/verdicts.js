@@ -232,7 +232,7 @@ const CASES = [
     start: (s) => P.startFuseStuckReader(s),
     exec: async (s) => ({ argv: ['cat', (await P.startFuse(s, 'silent')).file] }),
   },
-  { name: 'cat of a fifo nobody writes to', group: 'hung', needs: ['coreutils'], exec: async (s) => ({ argv: ['cat', P.fifoNobodyWrites(s)] }) },
+  { name: 'cat of a fifo nobody opens for writing', group: 'hung', needs: ['coreutils'], exec: async (s) => ({ argv: ['cat', P.fifoNobodyWrites(s)] }) },
   {
     name: 'pipe deadlock: CPython parent waits for a child blocked writing its full stdout pipe',
     group: 'hung',

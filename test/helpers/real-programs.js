@@ -1018,16 +1018,16 @@ async function startPipeDeadlock(scope) {
   return { ...parent, child, pids: [parent.pid, child] };
 }
 
-/** A fifo with a writer that never writes (held open here), for `cat FIFO` to block in read. */
+/**
+ * A fifo nobody opens for writing, for `cat FIFO` to block opening it (wait_for_partner):
+ * no process holds the other end, so nothing can ever come until one opens it. (A fifo held
+ * open by a writer that is alive but silent is a wait on that writer, judged by what it does;
+ * the harness itself would be that writer, a busy process, so it is not the case here.)
+ */
 function fifoNobodyWrites(scope) {
   const dir = scope.tmpdir('fifo');
   const fifo = path.join(dir, 'fifo');
   spawnSync('mkfifo', [fifo]);
-  const fd = fs.openSync(fifo, fs.constants.O_RDWR);
-  scope.defer(
-    async () => fs.closeSync(fd),
-    () => fs.closeSync(fd),
-  );
   return fifo;
 }
 

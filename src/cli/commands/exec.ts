@@ -261,9 +261,10 @@ run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error
       await saver.close();
     }
 
-    // macOS stacks come with every snapshot. Linux stacks stop each thread briefly (ptrace),
-    // which turns a sleep into restart_syscall and an epoll_wait into EINTR: they are taken
-    // only once the command is judged suspect or hung, after the snapshot the verdict came from.
+    // macOS stacks come with every snapshot. Linux stacks stop a thread briefly (ptrace; a
+    // thread blocked writing is read without a stop), which turns a sleep into restart_syscall
+    // and an epoll_wait into EINTR: they are taken after the snapshot a first verdict came from,
+    // and that verdict judged again with them (a futex wait is told by its stack).
     async function take(pids: number[]): Promise<Snapshot> {
       // peers: a process outside the tree that a thread of it waits on (a database server, the other end of a fifo) is sampled too, and judges that wait.
       // goroutines: a Go program's goroutines, where its locks are (no thread's stack shows them).
@@ -331,12 +332,20 @@ run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error
         }
         // It finished after all (while the newcomers were given their baseline, or a snapshot taken): no report.
         if (run.done) return run.exited;
-        const report = compare(baseline, hung, { stallMs, expectExit: true });
+        let report = compare(baseline, hung, { stallMs, expectExit: true });
+        if (report.verdict !== 'hung' && stacks && process.platform !== 'darwin' && !run.done) {
+          // A wait the kernel's view cannot tell (a futex: a pool park, or a JVM monitor in a
+          // deadlock) is judged by its stack: taken now, after the snapshot the verdict came from.
+          hung = await addStacks(hung);
+          report = compare(baseline, hung, { stallMs, expectExit: true });
+        }
         // Only the verdict decides what happens next (see the top of this file).
         const verdict = report.verdict;
         if (verdict !== reported) {
           reported = verdict;
-          if (verdict !== 'healthy' && stacks && process.platform !== 'darwin') hung = await addStacks(hung);
+          if (verdict === 'hung' && hung.processes.every((p) => p.threads.every((th) => th.stack === undefined)) && stacks && process.platform !== 'darwin') {
+            hung = await addStacks(hung);
+          }
           const saved = worthSaving(verdict) ? await saver.save(baseline, hung, report) : null;
           const action = actionFor(verdict, values.kill === true);
           if (action.outcome === 'killed') {
