@@ -89,6 +89,7 @@ class ThreadTrack {
   spinSinceNs = -1;
   spinCpu = 0;
   spinWait = 0;
+  spinPc = -1;
   /** schedstat run delay when last seen: ns runnable but waiting for a CPU. */
   wait: number;
   seen: number;
@@ -619,7 +620,7 @@ export class ProgressTracker {
           if (sameCall && samePc && t.blockedIn !== null && dcpu <= Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * dt)) waitNs = dt;
           // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
           const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
-          if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0 };
+          if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0, pc: e.pc ?? -1 };
         }
         // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
         sameBase = sameCall;
@@ -715,6 +716,7 @@ export class ProgressTracker {
             track.spinSinceNs = track.lastNs;
             track.spinCpu = track.cpu;
             track.spinWait = track.wait;
+            track.spinPc = track.pc;
           }
         } else {
           track.spinSinceNs = -1;
@@ -789,7 +791,7 @@ export class ProgressTracker {
       o.main = main;
       o.heldNs = heldNs;
       o.waitNs = waitNs;
-      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait } : null;
+      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait, pc: track.spinPc } : null;
       o.before = track.before;
       o.stallNs = stallNs;
       o.expectExit = expectExit;
