@@ -770,8 +770,11 @@ export class ProgressTracker {
       // Still for half the window at least: what it waits for (once per wait), and its stack when only a stack can tell.
       if (track.kind === undefined) {
         const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
-        // A restarted wait is still the wait it restarted (track.blocked keeps that call).
-        track.kind = waitKindOf(restarted(t.blockedIn, track.blocked) ? { ...t, blockedIn: track.blocked } : t, match);
+        // A restarted wait is still the wait it restarted (track.blocked keeps that call); the
+        // other end found with its stack counts as the sample's own would (a client's poll).
+        let blocked = restarted(t.blockedIn, track.blocked) ? track.blocked : t.blockedIn;
+        if (blocked !== null && blocked.peer === undefined && track.exam?.peer !== undefined) blocked = { ...blocked, peer: track.exam.peer };
+        track.kind = waitKindOf(blocked === t.blockedIn ? t : { ...t, blockedIn: blocked }, match);
         if (!track.eventLoop && track.kind === 'event') track.eventLoop = true;
       }
       if (this.examining && track.exam === undefined && t.stack === undefined && t.blockedIn !== null && needsStack(track.kind) && t.state !== 'uninterruptible') {
