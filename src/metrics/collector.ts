@@ -20,7 +20,7 @@ import { sampleEvent } from '../analyze/sample-event';
 import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
-import { ProcessSelector, type ProcessSelection } from './selection';
+import { ProcessSelector, type ProcessSelection, type SelectorCount } from './selection';
 
 export type ProbeKind = 'threads' | 'accelerators';
 
@@ -57,6 +57,8 @@ export interface MetricsSampleEvent extends SampleEvent {
   accelerators: Accelerator[];
   limits: Limitation[];
   probes: ProbeTiming[];
+  /** What each selector (--pid, --match, --cgroup) selected for this sample (the collector always sets it). */
+  selection?: SelectorCount[];
 }
 
 export type CollectorEvent = Exclude<WatchEvent, SampleEvent> | MetricsSampleEvent;
@@ -219,7 +221,7 @@ export class Collector extends EventEmitter {
   }
 
   private async step(host: Pick<Host, 'platform'>, discard: Discard | undefined): Promise<void> {
-    const { pids: selected, limits } = await this.selector.select();
+    const { pids: selected, limits, counts } = await this.selector.select();
     this.reconcile(selected);
     const probes: ProbeTiming[] = [];
     const processes: ProcessSample[] = [];
@@ -248,7 +250,7 @@ export class Collector extends EventEmitter {
         const { limits: threadLimits, ...sample } = outcome.value;
         w.seen = true;
         w.backoff.succeeded();
-        limits.push(...threadLimits);
+        for (const limit of threadLimits) limits.push(limit); // a spread would overflow the stack on a huge list
         processes.push(sample);
         return;
       }
@@ -291,7 +293,7 @@ export class Collector extends EventEmitter {
       );
       if (own.some((l) => l.subject === 'accelerators' && l.code === 'ETIMEDOUT')) this.acceleratorBackoff.timedOut();
       else this.acceleratorBackoff.succeeded();
-      limits.push(...own);
+      for (const limit of own) limits.push(limit);
       return accelerators;
     };
 
@@ -306,6 +308,7 @@ export class Collector extends EventEmitter {
       accelerators,
       limits,
       probes,
+      selection: counts,
     });
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
