@@ -15,6 +15,22 @@ export const MAX_NESTING = 4096;
 export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
 
 /**
+ * The most lines a text input may have: more than any real one has (a 256 MB `ioreg -l` or
+ * kernel log has lines of 40 to 100 bytes, a few million of them), and far below the array
+ * length at which V8 aborts the process: `text.split('\n')` on 120 MB of newlines dies with
+ * "FATAL ERROR: invalid array length", which no try/catch sees.
+ */
+export const MAX_INPUT_LINES = 16 * 1024 * 1024;
+
+/**
+ * The longest duration an imported document can prove (a task blocked, a service busy, a
+ * process sampled): ten years. Nothing is blocked longer than its machine has been up, and
+ * no machine that prints these reports has been up that long; a larger figure is a damaged
+ * line ("blocked for more than 246399999999999990000 seconds"), and is not used.
+ */
+export const MAX_DURATION_MS = 10 * 365.25 * 24 * 3600 * 1000;
+
+/**
  * Set `key` on an object built from input as an own data property. A plain assignment of
  * "__proto__" would replace the object's prototype instead of storing the value.
  */

@@ -37,14 +37,14 @@ async function placeNew(temporary: string, target: string): Promise<void> {
   await fs.unlink(temporary);
 }
 
-/** Write text to target as described above; the error, if any, is Node's (code, path). */
-export async function writeFileSafely(target: string, text: string, options: WriteFileOptions = {}): Promise<void> {
+/** Write text (one string, or chunks of a document too large for one) to target as described above; the error, if any, is Node's (code, path). */
+export async function writeFileSafely(target: string, text: string | Iterable<string>, options: WriteFileOptions = {}): Promise<void> {
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(9).toString('hex')}.tmp`);
   const handle = await fs.open(temporary, CREATE_EXCLUSIVE, 0o600);
   let placed = false;
   try {
     try {
-      await handle.writeFile(text);
+      await fs.writeFile(handle, text);
       // The mode a plain write would have given it, now that the content is whole.
       await handle.chmod(0o666 & ~process.umask());
     } finally {

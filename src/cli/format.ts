@@ -26,7 +26,7 @@ const visibleLength = (text: string): number => text.replace(ANSI, '').length;
 
 /** A plain-text table; columns sized to their content, the last column left unpadded. */
 export function table(header: string[], rows: string[][], style: Style): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i]))));
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, visibleLength(r[i])), h.length)); // no spread: rows may outnumber a call's arguments
   const line = (cells: string[]): string =>
     cells
       .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i] - visibleLength(cell))))
@@ -98,7 +98,7 @@ export function stackLines(threads: ThreadSample[], style: Style): string {
       const module = f.module !== null ? `${f.module.slice(f.module.lastIndexOf('/') + 1)}${f.offset !== null ? ` +0x${f.offset.toString(16)}` : ''}` : '';
       return [`  #${i}`, at, paint(style, 'dim', module)];
     });
-    const width = Math.max(...rows.map((r) => r[1].length));
+    const width = rows.reduce((w, r) => Math.max(w, r[1].length), 0);
     text += rows.map((r) => `${r[0].padEnd(5)} ${r[1].padEnd(width)}  ${r[2]}`.trimEnd()).join('\n') + '\n';
   }
   return text;

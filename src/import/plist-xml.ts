@@ -56,7 +56,8 @@ function scalarValue(element: string, text: string, fail: (reason: string) => ne
     }
     case 'real': {
       const trimmed = text.trim();
-      if (REAL.test(trimmed)) return Number(trimmed);
+      // Past a double's range (1e400) it would be Infinity, which JSON cannot hold: kept as written, as nan and inf are.
+      if (REAL.test(trimmed)) return Number.isFinite(Number(trimmed)) ? Number(trimmed) : trimmed;
       // CFPropertyList writes nan, +infinity, -infinity; JSON cannot hold them as numbers.
       if (/^[+-]?(nan|inf|infinity)$/i.test(trimmed)) return trimmed;
       return fail(`<real> holds ${JSON.stringify(trimmed.slice(0, 40))}, not a number`);

@@ -2,10 +2,24 @@
 import { compare } from '../../analyze/compare';
 import { IokitSnapError } from '../../errors';
 import { loadSnapshotOrReport } from '../../import/reports/load';
+import { documentChunks, jsonChunks } from '../../snapshot-file';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
-import { explain } from '../explain';
+import { explainChunks } from '../explain';
 import { EXIT, outStyle, write } from '../io';
+
+/** The same JSON, compared chunk by chunk: two big snapshots are more text than one string holds. */
+function sameDocument(a: unknown, b: unknown): boolean {
+  const left = jsonChunks(a);
+  const right = jsonChunks(b);
+  for (;;) {
+    const x = left.next();
+    const y = right.next();
+    if (x.done || y.done) return x.done === true && y.done === true;
+    // The chunks of one text are cut at the same places (the same pieces, the same sizes), so equal texts give equal chunks.
+    if (x.value !== y.value) return false;
+  }
+}
 
 export const diffCommand: Command = {
   name: 'diff',
@@ -38,7 +52,7 @@ or the same snapshot twice: nothing can have changed between a snapshot and itse
     if (positionals.length !== 2) throw new UsageError('diff takes two snapshot files: the healthy one, then the hung one');
     // Either side may be a report (sample, spindump, crash, lldb, hung_task) instead of a snapshot.
     const [healthy, hung] = await Promise.all(positionals.map((p) => loadSnapshotOrReport(p)));
-    if (healthy.takenAt === hung.takenAt && healthy.monotonicNs === hung.monotonicNs && JSON.stringify(healthy) === JSON.stringify(hung)) {
+    if (healthy.takenAt === hung.takenAt && healthy.monotonicNs === hung.monotonicNs && sameDocument(healthy, hung)) {
       // Nothing can have changed between a snapshot and itself: a verdict would be empty, not healthy.
       const same = positionals[0] === positionals[1] ? `${positionals[0]} twice` : `${positionals[0]} and ${positionals[1]}`;
       throw new IokitSnapError(
@@ -50,8 +64,9 @@ or the same snapshot twice: nothing can have changed between a snapshot and itse
       stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined,
       expectExit: values['expect-exit'] === true,
     });
-    if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
-    else await write(io.stdout, explain(report, outStyle(io), { verbose: values.verbose === true, accelerators: hung.accelerators }));
+    // In pieces: a report of a few hundred thousand findings is more text than one string holds.
+    const chunks = values.json ? documentChunks(report) : explainChunks(report, outStyle(io), { verbose: values.verbose === true, accelerators: hung.accelerators });
+    for (const chunk of chunks) await write(io.stdout, chunk);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

@@ -1,16 +1,13 @@
 /** `iokit-snap explain <report|snapshot>`: judge one report or snapshot on its own, with no baseline. */
 import { explain as judge } from '../../explain';
 import { loadSnapshotOrReport, snapshotFromText } from '../../import/reports/load';
+import { readInputStream } from '../../read-input';
+import { documentChunks } from '../../snapshot-file';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
-import { explain as describe } from '../explain';
+import { explainChunks } from '../explain';
 import { EXIT, outStyle, write } from '../io';
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer | string));
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 export const explainCommand: Command = {
   name: 'explain',
@@ -41,10 +38,12 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. text that is no report)
     });
     if (positionals.length !== 1) throw new UsageError('explain takes one report or snapshot file (or - to read stdin)');
     const source = positionals[0];
-    const snap = source === '-' ? snapshotFromText(await readAll(io.stdin), 'stdin') : await loadSnapshotOrReport(source);
+    // stdin has the size cap a file has.
+    const snap = source === '-' ? snapshotFromText(await readInputStream(io.stdin, 'snapshot or report'), 'stdin') : await loadSnapshotOrReport(source);
     const report = judge(snap, { stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined });
-    if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
-    else await write(io.stdout, describe(report, outStyle(io), { verbose: values.verbose === true }));
+    // In pieces: a report of a few hundred thousand findings is more text than one string holds.
+    const chunks = values.json ? documentChunks(report) : explainChunks(report, outStyle(io), { verbose: values.verbose === true });
+    for (const chunk of chunks) await write(io.stdout, chunk);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

@@ -3,7 +3,7 @@ import { plural } from '../../analyze/format';
 import { importIoreg } from '../../import';
 import { detectReportFormat, importReport } from '../../import/reports';
 import { readInputFile, readInputStream } from '../../read-input';
-import { writeSnapshot } from '../../snapshot-file';
+import { documentChunks, writeSnapshot } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
@@ -16,11 +16,16 @@ function readInput(source: string, io: CliIO): Promise<string> {
   return source === '-' ? readInputStream(io.stdin, 'ioreg output') : readInputFile(source, 'ioreg output');
 }
 
+/** Rows per table: a report of millions of threads is shown as tables of this many, never as one string. */
+const TABLE_ROWS = 10_000;
+
 /** An imported thread report: each process's threads as `iokit-snap threads` shows them. */
 async function showReport(snap: Snapshot, io: CliIO): Promise<number> {
   for (const p of snap.processes) {
     await write(io.stdout, `pid ${p.pid} (${p.name}): ${plural(p.threads.length, 'thread')} from ${snap.source!.format} output\n`);
-    await write(io.stdout, threadTable(p.threads, outStyle(io)));
+    for (let from = 0; from < p.threads.length || from === 0; from += TABLE_ROWS) {
+      await write(io.stdout, threadTable(p.threads.slice(from, from + TABLE_ROWS), outStyle(io)));
+    }
   }
   await write(io.stderr, limitLines(snap.limits.filter((limit) => limit.subject !== 'snapshot' && limit.subject !== 'host'), errStyle(io)));
   return EXIT.ok;
@@ -69,7 +74,8 @@ Options:
       await write(io.stderr, limitLines(snap.limits, errStyle(io)));
     }
     if (values.json) {
-      await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+      // In pieces: the snapshot of a big report is more JSON than one string can hold.
+      for (const chunk of documentChunks(snap)) await write(io.stdout, chunk);
       return EXIT.ok;
     }
     if (typeof values.output === 'string') return EXIT.ok;
