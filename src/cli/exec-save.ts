@@ -9,9 +9,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Report } from '../analyze/types';
-import { writeSnapshot } from '../snapshot-file';
+import { writeDocument, writeSnapshot } from '../snapshot-file';
 import type { Snapshot } from '../types';
-import { writeFileSafely } from '../write-file';
 
 /** statfs(2) magic numbers of Linux file systems that hold kernel state, not files. */
 const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
@@ -115,7 +114,7 @@ export class RunSaver {
     try {
       await this.file('baseline.json', (file, replace) => writeSnapshot(file, baseline, { replace }));
       await this.file('hung.json', (file, replace) => writeSnapshot(file, hung, { replace }));
-      await this.file('report.json', (file, replace) => writeFileSafely(file, JSON.stringify(report, null, 2) + '\n', { replace }));
+      await this.file('report.json', (file, replace) => writeDocument(file, report, { replace })); // in chunks: no string-length limit
       return { dir: this.dir, error: null };
     } catch (error) {
       const e = error as Error & { code?: string; cause?: { code?: string } };

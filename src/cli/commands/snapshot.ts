@@ -1,6 +1,6 @@
 /** `iokit-snap snapshot`: one iokit-snap/1 document, to stdout or a file. */
 import { snapshot } from '../../sample';
-import { writeSnapshot } from '../../snapshot-file';
+import { documentChunks, writeSnapshot } from '../../snapshot-file';
 import { many, parseCommandArgs, parseDuration, parsePid } from '../args';
 import type { Command } from '../command';
 import { paint } from '../format';
@@ -55,7 +55,8 @@ Options:
       await writeSnapshot(values.output, snap);
       await write(io.stderr, `wrote ${values.output}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
     }
-    if (typeof values.output !== 'string' || values.json === true) await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+    // In chunks: a snapshot with stacks of many threads can pass a string's limit.
+    if (typeof values.output !== 'string' || values.json === true) for (const chunk of documentChunks(snap)) await write(io.stdout, chunk);
     await write(io.stderr, limitLines(snap.limits, errStyle(io), currentWording(true)));
     // A --pid that gave no threads at all is an error, as for `iokit-snap threads` (the snapshot is kept all the same).
     const sampled = new Set(snap.processes.map((p) => p.pid));

@@ -1,5 +1,6 @@
 /** `iokit-snap threads <pid>`: every thread of a process, its state and what it is blocked in. */
 import { sampleThreads } from '../../sample';
+import { documentChunks } from '../../snapshot-file';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { cpuPercent, stackLines, threadTable } from '../format';
@@ -54,7 +55,7 @@ Options:
       percent = cpuPercent(first, sample);
     }
     if (values.json) {
-      await write(io.stdout, JSON.stringify(sample, null, 2) + '\n');
+      for (const chunk of documentChunks(sample)) await write(io.stdout, chunk); // in chunks: a sample with stacks can pass a string's limit
       return EXIT.ok;
     }
     await write(io.stdout, `pid ${sample.pid} (${sample.name}): ${sample.threads.length} thread${sample.threads.length === 1 ? '' : 's'}\n`);
