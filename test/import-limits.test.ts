@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
+import plist from 'plist';
 import * as client from 'prom-client';
 import { compare } from '../src/analyze/compare';
 import { acceleratorTable } from '../src/cli/accelerator-table';
@@ -21,9 +22,14 @@ import { explain as describe, explainChunks } from '../src/cli/explain';
 import { stackLines } from '../src/cli/format';
 import { explain } from '../src/explain';
 import { importIoreg } from '../src/import';
+import { parseIoregText } from '../src/import/ioreg-text';
+import { parseIoregValue } from '../src/import/ioreg-value';
 import { splitLines } from '../src/import/lines';
+import { parsePlistXml } from '../src/import/plist-xml';
+import { parseHungTask } from '../src/import/reports/hung-task';
+import { withThreadBudget } from '../src/import/reports/parsed';
 import { importReport } from '../src/import/reports';
-import { MAX_INPUT_BYTES, MAX_INPUT_LINES } from '../src/input-limits';
+import { importedThreadBudget, MAX_IMPORTED_THREADS, MAX_INPUT_BYTES, MAX_INPUT_LINES } from '../src/input-limits';
 import { createMetrics } from '../src/metrics';
 import { readInputFile } from '../src/read-input';
 import type { MetricsSampleEvent } from '../src/metrics/collector';
@@ -151,6 +157,7 @@ t.test('jsonChunks: the text of JSON.stringify(value, null, 2), in pieces, for a
   for (const chunk of [1, 3, 64, 1 << 15]) same(odd, chunk, `odd values, pieces of ${chunk}`);
   // A string longer than a piece is cut between characters, never inside a surrogate pair.
   same({ s: '😀'.repeat(1000) }, 7, 'surrogate pairs across pieces');
+  same({ a: { when: new Date(0), n: 1 } }, 1 << 15, 'a small object holding a Date (toJSON): walked, not stringified whole');
   same('top-level string', 3, 'a string');
   same(42, 3, 'a number');
   same(null, 3, 'null');
@@ -264,4 +271,23 @@ t.test('the text of a report whose notes fill more than a chunk', async (t) => {
   const chunks = [...explainChunks(report, plain)];
   t.ok(chunks.length >= 2, 'more than one piece');
   t.match(chunks.join(''), /note: x{1048576}\n {2}note: the last note\n$/);
+});
+
+t.test('what would not fit in memory is EINVAL: threads past the budget, more lines than a report of its size holds, more values than a dump holds', async (t) => {
+  const lines = big.text(big.hungTask(5, 1, { timestamps: false })).split('\n');
+  t.throws(() => withThreadBudget(() => parseHungTask(lines), 3), { code: 'EINVAL', message: /^line 14: the report lists more than 3 threads or tasks, more than a report of its size can be read with/ });
+  t.equal(withThreadBudget(() => parseHungTask(lines), 5).processes.length, 5, 'within the budget');
+  t.ok(importedThreadBudget(262_144_000, 3_300_000) > 228_000, 'a 250 MB sysrq-w dump of 228,000 tasks fits');
+  t.equal(importedThreadBudget(0, 0), MAX_IMPORTED_THREADS);
+  t.ok(importedThreadBudget(176_000_000, 16_000_000) <= 0, '16 M one-frame lines do not');
+  t.throws(() => importReport('INFO: task a:1 blocked for more than 120 seconds.\n' + '\n'.repeat(12_100_000)), {
+    code: 'EINVAL',
+    message: /^the report has 12100002 lines: more than a report of its size can be read with/,
+  });
+  t.throws(() => parseIoregText('+-o a  <class b>\n'.repeat(3), 16), { code: 'EINVAL', message: /^ioreg input, line 3: the dump holds more than 16 values and registry entries/ });
+  t.throws(() => parseIoregText('+-o a  <class b>\n  {\n    "k" = (1,2,3,4,5,6,7,8,9)\n  }\n', 12), { code: 'EINVAL', message: /^ioreg input, line 3: the dump holds more than 12/ });
+  t.throws(() => parseIoregValue('(1,2,3)', { left: 3 }), { code: 'EINVAL', message: /^not an ioreg value: it holds more than \d+ values, more than any ioreg dump/ });
+  t.same(parseIoregValue('(1,2,3)', { left: 4 }), [1, 2, 3]);
+  t.throws(() => parsePlistXml(plist.build([1, 2, 3]), 4), { message: /: more than 4 values, more than any ioreg dump holds/ });
+  t.same(parsePlistXml(plist.build([1, 2, 3]), 5), [1, 2, 3], 'the array, its items and the plist itself');
 });

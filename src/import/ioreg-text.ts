@@ -17,9 +17,9 @@
  */
 import { IokitSnapError } from '../errors';
 import { splitLines } from './lines';
-import { setOwn } from '../input-limits';
+import { MAX_IMPORTED_VALUES, setOwn } from '../input-limits';
 import type { BusyState, Limitation, PropertyValue } from '../types';
-import { parsePropertyText, ValueSyntaxError } from './ioreg-value';
+import { parsePropertyText, ValueBudgetExceeded, ValueSyntaxError, type ValueBudget } from './ioreg-value';
 import type { ParsedDump, RegistryNode } from './registry-node';
 
 const NODE_LINE = /^([ |]*)\+-o (.*)$/;
@@ -164,7 +164,7 @@ function looksStructural(line: string): boolean {
   return NODE_LINE.test(line) || BLOCK_OPEN.test(line) || BLOCK_CLOSE.test(line) || /^[ |]*"[^"]*" = /.test(line);
 }
 
-export function parseIoregText(input: string): ParsedDump {
+export function parseIoregText(input: string, maxValues = MAX_IMPORTED_VALUES): ParsedDump {
   // Split within the engine's limits (an array of 120 M lines aborts the process), then cleaned in place.
   const lines = splitLines(input.charCodeAt(0) === 0xfeff ? input.slice(1) : input, { loneCR: false, what: 'ioreg input' });
   for (let i = 0; i < lines.length; i++) {
@@ -175,6 +175,14 @@ export function parseIoregText(input: string): ParsedDump {
   let lastContent = lines.length - 1;
   while (lastContent >= 0 && BARS_ONLY.test(lines[lastContent])) lastContent--;
 
+  // One budget of values for the whole dump (a registry entry counts 8): see MAX_IMPORTED_VALUES.
+  const budget: ValueBudget = { left: maxValues };
+  const tooMany = (lineNumber: number): never => {
+    throw new IokitSnapError(
+      'EINVAL',
+      `ioreg input, line ${lineNumber}: the dump holds more than ${maxValues} values and registry entries, more than any ioreg output (and more than fit in memory); capture with \`ioreg -r -d 1 -w 0 -c IOAccelerator\``,
+    );
+  };
   const roots: RegistryNode[] = [];
   const limits: Limitation[] = [];
   const open: { column: number; node: RegistryNode }[] = [];
@@ -182,6 +190,7 @@ export function parseIoregText(input: string): ParsedDump {
   let block: { owner: RegistryNode; line: number } | null = null;
 
   const headless = (lineNumber: number): RegistryNode => {
+    if ((budget.left -= 8) < 0) tooMany(lineNumber);
     const node = emptyNode(lineNumber, false);
     node.properties = {};
     roots.push(node);
@@ -197,6 +206,7 @@ export function parseIoregText(input: string): ParsedDump {
 
     const nodeMatch = NODE_LINE.exec(line);
     if (nodeMatch) {
+      if ((budget.left -= 8) < 0) tooMany(lineNumber);
       if (block) malformed(lineNumber, `\`}\` closing the property block opened at line ${block.line}, before the next node`, line);
       const column = nodeMatch[1].length;
       const node = parseNodeHeader(nodeMatch[2], lineNumber, line, limits);
@@ -234,10 +244,13 @@ export function parseIoregText(input: string): ParsedDump {
     let consumed = index;
     let firstError: ValueSyntaxError | null = null;
     for (;;) {
+      const left = budget.left;
       try {
-        parsed = parsePropertyText(text);
+        parsed = parsePropertyText(text, budget);
         break;
       } catch (caught) {
+        if (caught instanceof ValueBudgetExceeded) tooMany(lineNumber);
+        budget.left = left; // the line is read again, joined to the next: its values count once
         /* c8 ignore next -- the value reader throws only ValueSyntaxError; anything else is a bug to see as is */
         if (!(caught instanceof ValueSyntaxError)) throw caught;
         const error = caught;

@@ -7,7 +7,7 @@
  */
 import { IokitSnapError } from '../../errors';
 import { eachLine, splitLines as splitInputLines } from '../lines';
-import { MAX_DURATION_MS } from '../../input-limits';
+import { importedThreadBudget, MAX_DURATION_MS } from '../../input-limits';
 import { checkSnapshotShape, SchemaMismatch } from '../../snapshot-schema';
 import type { Host, Limitation, ProcessSample, ReportFormat, Snapshot, ThreadSample } from '../../types';
 import { parseCrash } from './crash';
@@ -15,7 +15,7 @@ import { darwinBlockedIn, linuxBlockedIn, stateOf } from './derive';
 import { detectReport } from './detect';
 import { parseHungTask } from './hung-task';
 import { parseLldb } from './lldb';
-import type { ParsedReport, ParsedThread } from './parsed';
+import { withThreadBudget, type ParsedReport, type ParsedThread } from './parsed';
 import { parseSample } from './sample';
 import { parseSpindump } from './spindump';
 
@@ -236,7 +236,11 @@ export function importReport(text: string, options: ImportReportOptions = {}): S
     );
   }
   try {
-    const parsed = PARSERS[detected.format](lines);
+    const threads = importedThreadBudget(text.length, lines.length);
+    if (threads <= 0) {
+      throw new IokitSnapError('EINVAL', `the report has ${lines.length} lines: more than a report of its size can be read with (it would not fit in memory); pass the part about the process you need`);
+    }
+    const parsed = withThreadBudget(() => PARSERS[detected.format](lines), threads);
     parsed.limits = limits.concat(parsed.limits);
     return valid(build(parsed, options));
     /* c8 ignore start -- a safety net: the parsers do not throw (the fuzz test holds them to it) */

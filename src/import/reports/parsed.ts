@@ -3,6 +3,7 @@
  * with their frames in the report's own terms, plus where the report stopped.
  */
 import { IokitSnapError } from '../../errors';
+import { MAX_IMPORTED_THREADS } from '../../input-limits';
 import type { Frame, Limitation, ReportFacts, ReportFormat, ThreadState } from '../../types';
 
 export interface ParsedThread {
@@ -46,7 +47,27 @@ export interface ParsedReport {
   lines: number;
 }
 
+/** The budget of the parse in progress: threads it may still create, of how many (parsing is synchronous). */
+let budget = { left: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY };
+
+/** Run a parse that creates at most `max` threads; the next one is EINVAL naming its line. */
+export function withThreadBudget<T>(parse: () => T, max = MAX_IMPORTED_THREADS): T {
+  const outer = budget;
+  budget = { left: max, max };
+  try {
+    return parse();
+  } finally {
+    budget = outer;
+  }
+}
+
 export function newThread(tid: number, tidIsIndex: boolean, line: number): ParsedThread {
+  if (--budget.left < 0) {
+    throw new IokitSnapError(
+      'EINVAL',
+      `line ${line}: the report lists more than ${budget.max} threads or tasks, more than a report of its size can be read with (they would not fit in memory); pass the part about the process you need`,
+    );
+  }
   return {
     tid,
     tidIsIndex,
