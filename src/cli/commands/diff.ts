@@ -6,7 +6,7 @@ import { documentChunks, jsonChunks } from '../../snapshot-file';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { explainChunks } from '../explain';
-import { EXIT, outStyle, write } from '../io';
+import { EXIT, outStyle, write, writeChunks } from '../io';
 
 /** The same JSON, compared chunk by chunk: two big snapshots are more text than one string holds. */
 function sameDocument(a: unknown, b: unknown): boolean {
@@ -66,7 +66,7 @@ or the same snapshot twice: nothing can have changed between a snapshot and itse
     });
     // In pieces: a report of a few hundred thousand findings is more text than one string holds.
     const chunks = values.json ? documentChunks(report) : explainChunks(report, outStyle(io), { verbose: values.verbose === true, accelerators: hung.accelerators });
-    for (const chunk of chunks) await write(io.stdout, chunk);
+    await writeChunks(io, chunks);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

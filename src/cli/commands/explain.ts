@@ -6,7 +6,7 @@ import { documentChunks } from '../../snapshot-file';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { explainChunks } from '../explain';
-import { EXIT, outStyle, write } from '../io';
+import { EXIT, outStyle, writeChunks } from '../io';
 
 
 export const explainCommand: Command = {
@@ -43,7 +43,7 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. text that is no report)
     const report = judge(snap, { stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined });
     // In pieces: a report of a few hundred thousand findings is more text than one string holds.
     const chunks = values.json ? documentChunks(report) : explainChunks(report, outStyle(io), { verbose: values.verbose === true });
-    for (const chunk of chunks) await write(io.stdout, chunk);
+    await writeChunks(io, chunks);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

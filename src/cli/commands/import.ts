@@ -10,7 +10,7 @@ import type { Command } from '../command';
 import { acceleratorTable } from '../accelerator-table';
 import { threadTable } from '../format';
 import { limitLines } from '../notes';
-import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
+import { errStyle, EXIT, outStyle, write, writeChunks, type CliIO } from '../io';
 
 function readInput(source: string, io: CliIO): Promise<string> {
   return source === '-' ? readInputStream(io.stdin, 'ioreg output') : readInputFile(source, 'ioreg output');
@@ -75,7 +75,7 @@ Options:
     }
     if (values.json) {
       // In pieces: the snapshot of a big report is more JSON than one string can hold.
-      for (const chunk of documentChunks(snap)) await write(io.stdout, chunk);
+      await writeChunks(io, documentChunks(snap));
       return EXIT.ok;
     }
     if (typeof values.output === 'string') return EXIT.ok;

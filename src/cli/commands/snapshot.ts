@@ -5,7 +5,7 @@ import { many, parseCommandArgs, parseDuration, parsePid } from '../args';
 import type { Command } from '../command';
 import { paint } from '../format';
 import { currentWording, limitLines } from '../notes';
-import { errStyle, EXIT, write } from '../io';
+import { errStyle, EXIT, write, writeChunks } from '../io';
 
 export const snapshotCommand: Command = {
   name: 'snapshot',
@@ -56,7 +56,7 @@ Options:
       await write(io.stderr, `wrote ${values.output}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
     }
     // In chunks: a snapshot with stacks of many threads can pass a string's limit.
-    if (typeof values.output !== 'string' || values.json === true) for (const chunk of documentChunks(snap)) await write(io.stdout, chunk);
+    if (typeof values.output !== 'string' || values.json === true) await writeChunks(io, documentChunks(snap));
     await write(io.stderr, limitLines(snap.limits, errStyle(io), currentWording(true)));
     // A --pid that gave no threads at all is an error, as for `iokit-snap threads` (the snapshot is kept all the same).
     const sampled = new Set(snap.processes.map((p) => p.pid));

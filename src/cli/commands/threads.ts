@@ -5,7 +5,7 @@ import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { cpuPercent, stackLines, threadTable } from '../format';
 import { currentWording, limitLines } from '../notes';
-import { errStyle, EXIT, outStyle, write } from '../io';
+import { errStyle, EXIT, outStyle, write, writeChunks } from '../io';
 
 export const threadsCommand: Command = {
   name: 'threads',
@@ -55,7 +55,7 @@ Options:
       percent = cpuPercent(first, sample);
     }
     if (values.json) {
-      for (const chunk of documentChunks(sample)) await write(io.stdout, chunk); // in chunks: a sample with stacks can pass a string's limit
+      await writeChunks(io, documentChunks(sample)); // in chunks: a sample with stacks can pass a string's limit
       return EXIT.ok;
     }
     await write(io.stdout, `pid ${sample.pid} (${sample.name}): ${sample.threads.length} thread${sample.threads.length === 1 ? '' : 's'}\n`);
