@@ -123,6 +123,8 @@ export class ProcessSelector {
   private readonly decided = new Map<number, number[]>();
   /** Processes whose name or command line could not be matched within the budget: not selected, and said so. */
   private readonly givenUp = new Map<number, string>();
+  /** macOS: what `ps` gave for each pid last time and what it matched (null: given up). */
+  private psSeen = new Map<number, { text: string; hits: number[] | null }>();
   /** A command-line read that missed its deadline and has not returned yet. */
   private stuckRead: { pid: number; sinceMs: number } | null = null;
 
@@ -356,11 +358,19 @@ export class ProcessSelector {
           const m = /^\s*(\d+)\s+(.*)$/.exec(line);
           if (m !== null && Number(m[1]) !== process.pid) rows.push({ pid: Number(m[1]), text: m[2] });
         }
+        // Matched once per process and text, as on Linux: a text given up on costs its budget once.
+        const fresh = rows.filter((r) => this.psSeen.get(r.pid)?.text !== r.text);
+        const hitsOf = this.matcher.matchAll(fresh.map((r) => r.text));
+        fresh.forEach((r, i) => this.psSeen.set(r.pid, { text: r.text, hits: hitsOf[i] }));
+        const seen = new Map<number, { text: string; hits: number[] | null }>();
         this.givenUp.clear();
-        this.matcher.matchAll(rows.map((r) => r.text)).forEach((hits, i) => {
-          if (hits === null) this.givenUp.set(rows[i].pid, 'name and arguments');
-          else if (hits.length > 0) matched.set(rows[i].pid, hits);
-        });
+        for (const { pid, text } of rows) {
+          const { hits } = this.psSeen.get(pid)!;
+          seen.set(pid, { text, hits });
+          if (hits === null) this.givenUp.set(pid, 'name and arguments');
+          else if (hits.length > 0) matched.set(pid, hits);
+        }
+        this.psSeen = seen; // pids that left the table are forgotten
         this.givenUpLimits(limits);
         resolve(matched);
       });

@@ -152,7 +152,7 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
   for (const name of ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'idleTimeoutMs', 'maxConnections'] as const) checkPositive(name, options[name]);
   const headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   const requestTimeoutMs = Math.max(headersTimeoutMs, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
-  const maxConnections = Math.floor(options.maxConnections ?? defaultMaxConnections(openFileLimit()));
+  const maxConnections = Math.max(1, Math.floor(options.maxConnections ?? defaultMaxConnections(openFileLimit())));
   const registry = new client.Registry();
   const metrics = new IokitSnapMetrics({ registry, defaultMetrics: true });
   const collector = metrics.watch(options);
