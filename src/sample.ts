@@ -279,7 +279,7 @@ export function limitFromError(subject: string, field: string, error: unknown): 
 export function acceleratorsInto(limits: Limitation[], options: AcceleratorOptions = {}): Promise<Accelerator[]> {
   return sampleAccelerators(options).then(
     (sample) => {
-      limits.push(...sample.limits);
+      for (const l of sample.limits) limits.push(l);
       return sample.accelerators;
     },
     (error: unknown) => {
@@ -322,9 +322,9 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
           options.goroutines === true ? (require('./runtimes/go') as typeof Go).sampleGoroutines(pid, { timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }) : undefined,
         ]).then(
           ([{ limits: threadLimits, ...sample }, go]): ProcessSample | null => {
-            limits.push(...threadLimits);
+            for (const l of threadLimits) limits.push(l);
             if (go !== undefined) {
-              limits.push(...go.limits);
+              for (const l of go.limits) limits.push(l);
               if (go.goVersion !== null) sample.goVersion = go.goVersion;
               if (go.goroutines !== null) sample.goroutines = go.goroutines;
             }
@@ -355,7 +355,7 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
         [...more].slice(0, MAX_PEER_PROCESSES).map(([pid, of]) =>
           sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
             ({ limits: threadLimits, ...sample }): ProcessSample | null => {
-              limits.push(...threadLimits);
+              for (const l of threadLimits) limits.push(l);
               return { ...sample, peerOf: of };
             },
             (error) => {
@@ -370,12 +370,12 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
       }
       for (const p of extra) if (p !== null) sampled.push(p);
       // Again, now that the holders are in the snapshot: `sampled` says so, and their own waits get their peers.
-      limits.push(...findPeers(sampled, { procRoot: threads.raw.procRoot }).limits);
+      for (const l of findPeers(sampled, { procRoot: threads.raw.procRoot }).limits) limits.push(l);
     } else {
-      limits.push(...peerLimits);
+      for (const l of peerLimits) limits.push(l);
     }
   } else {
-    limits.push(...peerLimits);
+    for (const l of peerLimits) limits.push(l);
   }
   const taken: Snapshot = {
     format: 'iokit-snap/1',

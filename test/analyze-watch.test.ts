@@ -501,9 +501,10 @@ t.test('late timer: a window in which this process did not run is discarded', { 
   t.ok(discarded.discarded!.lateMs >= 1000, `late by ${discarded.discarded!.lateMs} ms`);
   t.ok(discarded.discarded!.lateMs < 1700);
   t.same(discarded.findings, [], 'no stall is judged over a window we did not watch');
-  // The windows start again, and the deadlock is found again stallMs later.
+  // The windows start again, and the deadlock is found again: at once where the kernel's
+  // off-CPU clock proves the wait (Linux), else stallMs later.
   const again = await waitFor(() => log.of('sample').slice(index + 1).find((s) => s.verdict === 'hung'), 'hung again', DEADLINE_MS);
-  t.ok(again.monotonicNs - discarded.monotonicNs >= 400e6);
+  t.ok(again.monotonicNs > discarded.monotonicNs);
   t.notOk(
     log.of('sample').slice(index + 1).some((s) => s.discarded),
     'only that one window',

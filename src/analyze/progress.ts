@@ -665,7 +665,7 @@ export class ProgressTracker {
         const e = before.get(g.goid);
         return timeKnown && e !== undefined && goroutineWaitKey(e) === goroutineWaitKey(g) ? b!.sampledAtNs : undefined;
       }, this.stallMs);
-      scratch.findings.push(...goroutineFindings(p, waits));
+      for (const f of goroutineFindings(p, waits)) scratch.findings.push(f);
     }
     const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     return { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: timeKnown ? dt / 1e6 : 0, ...(b === undefined ? { new: true } : {}) };
@@ -760,7 +760,9 @@ export class ProgressTracker {
       }
       nextOrder[i] = track;
       track.lastNs = nowNs;
-      const heldNs = heldFor(t, timeKnown ? nowNs - track.sinceNs : 0);
+      // A discarded window judges nothing, not even with the kernel's own off-CPU clock: the
+      // sample that follows does.
+      const heldNs = discard ? 0 : heldFor(t, timeKnown ? nowNs - track.sinceNs : 0);
       const waitNs = Math.max(timeKnown ? nowNs - track.waitSinceNs : 0, heldNs);
       const spinning = track.spinSinceNs >= 0 && nowNs - track.spinSinceNs >= stallNs;
       if (!spinning && waitNs * 2 < stallNs && !isStopped(t)) {
@@ -831,7 +833,7 @@ export class ProgressTracker {
       next.set(g.goid, { key, sinceNs: known !== undefined && known.key === key && !discard ? known.sinceNs : p.sampledAtNs });
     }
     proc.goroutineWaits = next;
-    scratch.findings.push(...goroutineFindings(p, lockWaits(p, (g) => next.get(g.goid)?.sinceNs, this.stallMs)));
+    for (const f of goroutineFindings(p, lockWaits(p, (g) => next.get(g.goid)?.sinceNs, this.stallMs))) scratch.findings.push(f);
   }
 
   /** Pass two: the findings of a process's cases, in rule order; returns how many turned out idle. */

@@ -31,7 +31,7 @@ export const COMMANDS: Command[] = [
   lazy('accelerators', 'list the GPUs/accelerators and their state (the default command)', () =>
     (require('./commands/accelerators') as typeof import('./commands/accelerators')).acceleratorsCommand,
   ),
-  lazy('threads', 'sample every thread of a process: state, CPU, blocked in, target', () =>
+  lazy('threads', 'sample every thread of a process: state, CPU, blocked in, target (or show a saved snapshot\'s)', () =>
     (require('./commands/threads') as typeof import('./commands/threads')).threadsCommand,
   ),
   lazy('snapshot', 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)', () =>
