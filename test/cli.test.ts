@@ -27,6 +27,10 @@ t.test('--version and --help', async (t) => {
   t.match(commandHelp.stdout, /^Usage: iokit-snap threads <pid>/);
   const flagHelp = await runCli(['snapshot', '--help']);
   t.match(flagHelp.stdout, /^Usage: iokit-snap snapshot/);
+  // After `--` a -h is the command's own (exec -- psql -h HOST): it runs, and its exit status is passed on.
+  const passed = await runCli(['exec', '--no-save', '--no-accelerators', '--timeout', '30s', '--', 'sh', '-c', 'exit 3', 'sh', '-h']);
+  t.equal(passed.code, 3, passed.stderr);
+  t.notMatch(passed.stdout, /^Usage:/);
 });
 
 t.test('usage errors exit 64 and say what was wrong', async (t) => {

@@ -136,7 +136,10 @@ async function dispatch(argv: string[], io: CliIO): Promise<number> {
   }
   const command = named ?? COMMANDS[0];
   const args = named ? rest : argv;
-  if (args.includes('--help') || args.includes('-h')) {
+  // Only before `--`: what follows it is another program's (exec -- psql -h HOST).
+  const end = args.indexOf('--');
+  const own = end < 0 ? args : args.slice(0, end);
+  if (own.includes('--help') || own.includes('-h')) {
     await write(io.stdout, command.usage);
     return EXIT.ok;
   }
