@@ -47,6 +47,10 @@ struct ThreadOptions {
   uint32_t maxStackDepth = 128;
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
   uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
+  // macOS: deadline for asking for the target's task port (task_read_for_pid/task_for_pid,
+  // which for a non-root caller wait on taskgated); 0 waits as long as it takes. The JS
+  // layer passes a share of timeoutMs, so a hung taskgated yields a limit, not a lost sample.
+  uint32_t callTimeoutMs = 2000;
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:
