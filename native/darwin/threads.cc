@@ -254,16 +254,15 @@ TaskPortAnswer AskForTaskPort(int32_t pid) {
   TaskPortAnswer answer;
   if (&task_read_for_pid != nullptr) {  // libsystem_kernel has it from macOS 11.3
     answer.readTried = true;
-    mach_port_name_t port = MACH_PORT_NULL;
+    ScopedMachSendRight port;
     errno = 0;
-    const int result = task_read_for_pid(mach_task_self(), pid, &port);
+    const int result = task_read_for_pid(mach_task_self(), pid, port.receive());
     answer.readError = result == 0 ? 0 : (errno != 0 ? errno : EPERM);
-    if (result == 0 && MACH_PORT_VALID(port)) {
-      answer.port.reset(port);
+    if (result == 0 && port) {
+      answer.port = std::move(port);
       answer.what = "a task read port (task_read_for_pid)";
       return answer;
     }
-    if (MACH_PORT_VALID(port)) mach_port_deallocate(mach_task_self(), port);  // not handed out on failure; defensive
     if (result == 0) answer.noTask = true;
   }
   answer.controlTried = true;
