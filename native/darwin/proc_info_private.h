@@ -22,9 +22,10 @@ constexpr int kProcPidListThreadIds = 28;  // PROC_PIDLISTTHREADIDS
 // structure is API"). bsd/kern/proc_info.c answers it for any process, whoever owns it
 // (NO_CHECK_SAME_USER), and looks among zombies when arg is non-zero. p_uniqueid is
 // given once, at fork (kern_fork.c forkproc: ++nextuniqueid), and kept across exec (the
-// exec copy of the proc takes the original's p_uniqueid); p_idversion is renewed by
-// every exec (kern_exec.c exec_handle_sugid: proc_setpidversion). So the pair tells
-// "the same process" (uniqueid) from "the same process after an exec" (idversion).
+// exec copy of the proc takes the original's p_uniqueid), so it tells "this pid still
+// names the process we sampled" through any number of execs, which give it new tasks;
+// p_idversion is renewed by every exec (kern_exec.c exec_handle_sugid:
+// proc_setpidversion), which tells a sampler that was refused a port to ask again.
 constexpr int kProcPidUniqIdentifierInfo = 17;
 struct ProcUniqIdentifierInfo {
   uint8_t p_uuid[16];

@@ -365,14 +365,13 @@ TaskAccess OpenTask(int32_t pid, const ThreadOptions& options) {
 
 // OpenTask for a process read as `identity`, which is then read again: a port obtained
 // while the pid came to name another process (the call may have waited on taskgated)
-// is not this process's. The identity is updated (an exec may have happened meanwhile).
+// is not this process's.
 TaskAccess OpenPinnedTask(int32_t pid, ProcessIdentity& identity, const ThreadOptions& options) {
   TaskAccess access = OpenTask(pid, options);
   if (access.port && !access.port->isSelf()) {
     ProcessIdentity now = identity;
     ReadUniqueIdentity(pid, now);
     ExpectSameProcess(pid, identity, now);
-    identity = now;
   }
   return access;
 }
@@ -975,9 +974,12 @@ class DarwinThreadSampler : public ThreadSampler {
     if (closed_) throw SnapError("EINVAL", "this thread sampler is closed; create a new one");
     ProcessIdentity now = ReadIdentity(pid_);
     ExpectSameProcess(pid_, identity_, now);
-    // An exec since the last sample gave the process a new task; a request that got no
-    // answer, or found no task yet, is made again.
-    const bool reopen = !now.zombie && (now.idVersion != identity_.idVersion || (!access_.port && access_.askAgain));
+    // Without a port: a request that got no answer, or found no task yet, is made again,
+    // and so is a refused one once the process has exec'd (the new image may allow it:
+    // AMFI judges the target's code signature). With a port, an exec shows when the port
+    // fails, and SampleProcess opens the new task.
+    const bool reopen =
+        !now.zombie && !access_.port && (access_.askAgain || now.idVersion != identity_.idVersion);
     identity_ = now;
     if (reopen) {
       access_ = TaskAccess{};  // gives the old port back first
@@ -994,7 +996,7 @@ class DarwinThreadSampler : public ThreadSampler {
  private:
   int32_t pid_;
   ThreadOptions options_;
-  ProcessIdentity identity_;  // what the pid named when the sampler was opened (and its last exec)
+  ProcessIdentity identity_;  // what the pid named when the sampler was opened (name: at the last sample)
   TaskAccess access_;         // kept between samples; threads are listed anew each time
   bool closed_ = false;
 };

@@ -596,6 +596,40 @@ Scenario ExecDuringSample() {
   return s;
 }
 
+// A sampler refused the task port asks again once the process has exec'd (p_idversion
+// changed): AMFI judges the new image, which may allow it.
+Scenario RefusedThenExec() {
+  Scenario s;
+  s.name = "a refused process execs into an image that allows its task port: the sampler asks again";
+  s.setup = [](Kernel& kernel) {
+    BuildTarget(kernel, kTargetPid);
+    kernel.FindTask(kTargetPid)->taskPortAllowed = false;
+  };
+  s.run = [] {
+    return Capture([](Outcome& outcome) {
+      std::unique_ptr<iokitsnap::ThreadSampler> sampler = iokitsnap::OpenThreadSampler(kTargetPid, Full());
+      outcome.more.push_back(sampler->Sample());
+      Kernel& kernel = Kernel::Get();
+      if (kernel.FindTask(kTargetPid) != nullptr && kernel.FindTask(kTargetPid)->alive) {
+        kernel.Exec(kTargetPid, "Target2").taskPortAllowed = true;
+      }
+      outcome.process = sampler->Sample();
+    });
+  };
+  s.expect = [](const Outcome& outcome, Kernel&, std::vector<std::string>& failures) {
+    ExpectNoError(outcome, failures);
+    if (outcome.threw) return;
+    Expect(FindLimit(outcome.more[0].limits, "blockedIn", "EPERM") != nullptr, "the first sample was refused",
+           failures);
+    const auto* reader = FindThread(outcome, 0x101001);
+    Expect(reader != nullptr && reader->blockedIn && reader->blockedIn->call == "read" &&
+               FindLimit(outcome.process.limits, "blockedIn", "EPERM") == nullptr,
+           "after the exec, the task-port path, got" + Limits(outcome.process.limits), failures);
+  };
+  s.injectFaults = true;
+  return s;
+}
+
 // The process exits and its pid is given to another process before the next sample:
 // that is an exit (ESRCH), on the task-port path and on the libproc path alike.
 Scenario PidReused(bool taskPort) {
@@ -928,7 +962,7 @@ std::vector<Scenario> ThreadScenarios() {
           ConcurrentSelfWalks(), StoppedTask(), SuspendedTask(), Zombie(), Exiting(), OutlivesBudget(),
           SvcInsideFrame(), Sampler(), ExecBetweenSamples(), ExecDuringSample(), PidReused(true), PidReused(false),
           HeldThreadReturned(true), HeldThreadReturned(false), NullToken(), ThreadEndsBeforeItsWalk(),
-          TwoSamplersHoldEachOther(), Rosetta(), TaskgatedHangs(), KernelPid(), ReadPortOnly(), NoTaskYet()};
+          TwoSamplersHoldEachOther(), Rosetta(), TaskgatedHangs(), KernelPid(), ReadPortOnly(), NoTaskYet(), RefusedThenExec()};
 }
 
 }  // namespace harness
