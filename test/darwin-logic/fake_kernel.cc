@@ -184,6 +184,12 @@ void Kernel::ReleaseBlockedCalls() {
   changed.wait(lock, [this] { return blockedCalls == 0; });
 }
 
+void Kernel::LetBlockedCallsReturn() {
+  std::lock_guard<std::mutex> lock(mutex);
+  releaseBlocked = true;
+  changed.notify_all();
+}
+
 int Kernel::BlockedCalls() {
   std::lock_guard<std::mutex> lock(mutex);
   return blockedCalls;

@@ -126,6 +126,7 @@ class Kernel {
   void SetRegistryChanges(int times) { registryChanges_ = times; }
   void ArmFault(uint64_t callIndex, Fault fault);
   void ReleaseBlockedCalls();  // lets real-time blocked calls (IOKit, taskgated) return, then waits for them
+  void LetBlockedCallsReturn();  // the same, without waiting (the watchdog: the run may go on to block again)
   int BlockedCalls();
 
   // ---- what a run left behind

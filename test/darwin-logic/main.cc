@@ -104,9 +104,10 @@ class Watchdog {
       changed_.wait_for(lock, std::chrono::milliseconds(100));
       if (running_ && !fired_ && std::chrono::steady_clock::now() - since_ > kRunLimit) {
         fired_ = true;
-        lock.unlock();
-        fake::Kernel::Get().ReleaseBlockedCalls();
-        lock.lock();
+        // Not ReleaseBlockedCalls: waiting here for the calls to return could miss the
+        // moment (the run may go on, end, and block again in the next run), and then
+        // nothing would watch that run.
+        fake::Kernel::Get().LetBlockedCallsReturn();
       }
       if (running_ && std::chrono::steady_clock::now() - since_ > kAbortLimit) {
         std::printf("not ok - %s: the run has not returned in %lld s (a deadlock in the code under test?); "
@@ -142,11 +143,6 @@ std::vector<std::string> AfterRun(const Scenario& scenario, const Outcome& outco
   // test abandoned them, and their threads then give back what they hold and end.
   kernel.ReleaseBlockedCalls();
   std::vector<std::string> problems;
-  if (outcome.hung) {
-    problems.push_back("the run did not return within 10 s: it waited, with no deadline, for a call that blocks "
-                       "in real time (" + std::to_string(kernel.Calls()) + " calls made)");
-    ++hungRuns;
-  }
   if (baselineThreads > 0) {
     // Wait for exactly that: the abandoned threads to end (5 s at most), then look once.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -165,6 +161,11 @@ std::vector<std::string> AfterRun(const Scenario& scenario, const Outcome& outco
       if (problems.empty() || (!scenario.waitForBlockedCalls && !kernel.BlockedThisRun())) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+  }
+  if (outcome.hung) {
+    problems.push_back("the run did not return within 10 s: it waited, with no deadline, for a call that blocks "
+                       "in real time (" + std::to_string(kernel.Calls()) + " calls made)");
+    ++hungRuns;
   }
   if (outcome.threw) {
     static const char* documented[] = {"ESRCH", "EPERM", "EIO", "ETIMEDOUT", "EAGAIN"};

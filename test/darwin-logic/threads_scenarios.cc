@@ -10,6 +10,7 @@
 #include <mach-o/dyld_images.h>
 #include <mach-o/loader.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -734,11 +735,19 @@ Scenario NullToken() {
     kernel.FindTask(kTargetPid)->tokenNull = true;
   };
   s.run = [] { return Sample(kTargetPid, Stacks()); };
-  s.expect = [](const Outcome& outcome, Kernel&, std::vector<std::string>& failures) {
+  s.expect = [](const Outcome& outcome, Kernel& kernel, std::vector<std::string>& failures) {
     ExpectNoError(outcome, failures);
     bool noStack = !outcome.process.threads.empty();
     for (const auto& thread : outcome.process.threads) noStack = noStack && !thread.stack && !thread.pc;
-    Expect(noStack, "no stack was walked from a task nobody holds", failures);
+    Expect(noStack, "no stack is given", failures);
+    // Nothing is read after the suspension that did not hold: the threads run meanwhile.
+    const auto suspended = std::find(kernel.callLog.begin(), kernel.callLog.end(), "task_suspend2");
+    const bool walked = suspended != kernel.callLog.end() &&
+                        std::any_of(suspended, kernel.callLog.end(), [](const std::string& call) {
+                          return call == "thread_get_state" || call == "mach_vm_read_overwrite";
+                        });
+    Expect(suspended != kernel.callLog.end() && !walked, "no register or stack is read from a task nobody holds",
+           failures);
     Expect(FindLimit(outcome.process.limits, "stack", "ESRCH") != nullptr,
            "a limit says the process is exiting, got" + Limits(outcome.process.limits), failures);
   };
