@@ -73,6 +73,7 @@ void Kernel::Reset() {
   raceSuspends_ = false;
   crossHolds_ = false;
   crossArrivals = 0;
+  crossLanded = 0;
   deadlockBroken = false;
   selfTranslated_ = false;
   blockedThisRun_ = false;
@@ -707,16 +708,25 @@ kern_return_t task_suspend2(task_t taskName, task_suspension_token_t* token) {
   // task.c place_task_hold, then convert_task_suspension_token_to_port: a task that went
   // inactive in between gives success and no token (IP_NULL); nothing is held for us.
   if (task->tokenNull) return KERN_SUCCESS;
-  if (K().crossHolds_ && K().BoundThread() != nullptr) {
+  const bool cross = K().crossHolds_ && K().BoundThread() != nullptr;
+  if (cross) {
     // Two samplers, each about to hold the other: both calls in flight at once (each
-    // waits here for the other to arrive), so both holds land, and each walker parks on
-    // its way back to user space (~Call → ParkIfHeld), held by the other.
+    // waits here for the other to arrive) ...
     ++K().crossArrivals;
     K().changed.notify_all();
     K().changed.wait_for(call.lock, std::chrono::milliseconds(500), [] { return K().crossArrivals >= 2; });
   }
   if (task->heldByUs++ == 0) task->heldSinceNs = K().clockNs_;
   ++K().totals.suspensions;
+  if (cross && K().crossArrivals >= 2) {
+    // ... and in xnu neither returns before its hold has stopped the other's threads
+    // (place_task_hold waits for them), the other walker included, which is in the
+    // kernel: so both holds land, and each walker parks on its way back to user space
+    // (~Call → ParkIfHeld), held by the other.
+    ++K().crossLanded;
+    K().changed.notify_all();
+    K().changed.wait_for(call.lock, std::chrono::milliseconds(500), [] { return K().crossLanded >= 2; });
+  }
   Port port{Port::Kind::Token};
   port.pid = task->pid;
   port.taskSerial = task->serial;

@@ -164,6 +164,7 @@ class Kernel {
   bool raceSuspends_ = false;
   bool crossHolds_ = false;     // two samplers: task_suspend2 calls of bound threads wait for each other
   int crossArrivals = 0;
+  int crossLanded = 0;
   bool deadlockBroken = false;  // a deadlock was reported: nothing parks for the rest of the run
   bool selfTranslated_ = false; // sysctl.proc_translated of the harness "process"
   bool blockedThisRun_ = false;
