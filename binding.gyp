@@ -6,11 +6,12 @@
       "target_name": "iokit_snap",
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "sources": [
-        "native/addon.cc",
-        "native/probe.cc",
-        "native/to_js.cc",
+        "native/node/addon.cc",
+        "native/node/probe.cc",
+        "native/node/to_js.cc",
         "native/blocking.cc",
         "native/darwin_decode.cc",
+        "native/fd_budget.cc",
         "native/backend_unsupported.cc"
       ],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"],
@@ -30,13 +31,18 @@
             "native/linux/nvml_session.cc",
             "native/linux/nvml_context.cc",
             "native/linux/procfs_files.cc",
+            "native/linux/unix_peers.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
+            "native/linux/sched_clock.cc",
             "native/linux/elf_file.cc",
             "native/linux/elf_cfi.cc",
-            "native/linux/elf_internals.cc",
+            "native/node/elf_internals_linux.cc",
+            "native/linux/elf_inflate.cc",
+            "native/linux/elf_gopclntab.cc",
             "native/linux/stack_walk.cc",
-            "native/linux/user_stacks.cc"
+            "native/linux/user_stacks.cc",
+            "native/linux/memory.cc"
           ],
           "libraries": ["-ldl", "-lpthread"]
         }],

@@ -1,22 +1,35 @@
 #!/usr/bin/env node
 /*
- * The analysis over a large synthetic pair, against a peer, in one run (docs/ARCHITECTURE.md, performance budgets):
- *   (a) compare(healthy, hung), 10,000 threads and 100 accelerators,
- *       as 10 processes of 1,000 threads and as one of 10,000        budget: median <= 2 ms
+ * The analysis over large healthy/hung pairs, against a peer, in one run (docs/ARCHITECTURE.md,
+ * performance budgets):
+ *   (a) compare(healthy, hung), 10,000 threads and 100 accelerators, on four pairs:
+ *         real, kernel stacks  built from real snapshot({ pids }) of live processes in known
+ *                              states (as root each thread carries its kernel stack), widened
+ *                              to 10 processes x 1,000 threads (bench/lib/real-pair.js)
+ *         real, user stacks    the same with snapshot({ threads: { stacks: true } })
+ *         synthetic            10 x 1,000 and 1 x 10,000 threads shaped like a hang (below)
+ *                                                                    budget: median <= 1 ms
  *       (p95 is printed too; it holds the garbage collections the peer's allocations cause)
- *   (b) the same pair through microdiff, a generic JSON differ       budget: compare() >= 10x faster
- *   (c) one ProgressTracker.step() (the watch core) over the same 10,000 threads,
- *       on a warmed tracker, fed samples 100 ms apart                budget: median <= 2 ms
+ *   (b) the same pair through microdiff, a generic JSON differ       budget: compare() >= 15x faster
+ *   (c) one ProgressTracker.step() (the watch core) over 10 x 1,000 threads, on a warmed
+ *       tracker, fed samples 100 ms apart, synthetic and real-shaped  budget: median <= 1 ms
+ *       Samples are checked once before they are fed, outside the timed part, as watch()'s
+ *       own are (the library made them); a row beside it shows a step on a hand-built sample
+ *       that the step itself must check first (no budget: the check is paid once per object).
  *   (d) a simulated hour at 10 Hz (36,000 steps) on a 100-thread process: threads
  *       exit and appear, one gets stuck and recovers; heap after gc() every 3,600
  *       steps                                                         budget: growth < 1 MiB
  *
- * The snapshots are synthetic but shaped like a hang: most threads idle in the same
+ * A pair is checked once, by the first compare() (an untimed warm-up call); the cost of that
+ * check (validateSnapshot on a fresh copy of each side) is printed per pair.
+ *
+ * The synthetic snapshots are shaped like a hang: most threads idle in the same
  * wait in both (futex, epoll_wait, poll, clock_nanosleep) with no CPU, a tenth making
  * progress, a few stalled in futex or a pipe read, a few spinning, one in ioctl on
  * /dev/nvidia0, one uninterruptible, one stopped; most accelerators unchanged, a few
  * with a recovery, a dropped power state, a pending power transition, a stalled
- * queue, or a new id for the same device.
+ * queue, or a new id for the same device. The real pairs need Linux (they are skipped,
+ * with a line saying so, elsewhere).
  *
  * Build first:  npm run build
  * Run:          node bench/compare.js [--rounds N] [--peer-rounds N]
@@ -27,7 +40,7 @@
 'use strict';
 const { spawnSync } = require('node:child_process');
 
-if (typeof global.gc !== 'function') {
+if (require.main === module && typeof global.gc !== 'function') {
   const result = spawnSync(process.execPath, [...process.execArgv, '--expose-gc', __filename, ...process.argv.slice(2)], {
     stdio: 'inherit',
   });
@@ -52,9 +65,9 @@ const STEP_NS = 1e8; // the watch samples at 10 Hz
 const HOUR_STEPS = 36000;
 const HOUR_THREADS = 100;
 const HEAP_EVERY = 3600;
-const COMPARE_BUDGET_MS = 2;
-const STEP_BUDGET_MS = 2;
-const PEER_BUDGET = 10;
+const COMPARE_BUDGET_MS = 1;
+const STEP_BUDGET_MS = 1;
+const PEER_BUDGET = 15;
 const HEAP_BUDGET_BYTES = 1024 * 1024;
 
 /* ------------------------------------------------------------------ loading */
@@ -166,7 +179,7 @@ function roles(processes, threadsPer) {
 }
 
 /**
- * A thread record built the way the native sampler's builder builds it (native/addon.cc,
+ * A thread record built the way the native sampler's builder builds it (native/node/to_js.cc,
  * kBuildThreadsSource): the same properties in the same order, optional ones appended,
  * so property access here costs what it costs on real samples.
  */
@@ -532,146 +545,226 @@ function hourAt10Hz(ProgressTracker) {
   return { heap, verdicts, hangs, recoveries, findings, stepMs, newTids: nextTid - pid - HOUR_THREADS, tracked: tracker.trackedThreads };
 }
 
+/* ------------------------------------------------------------------ timings */
+
+/**
+ * compare() on a pair against microdiff on the same pair. Rounds interleave the peer and ours,
+ * after a warm-up round, so a change of load during the run moves both: each round one
+ * microdiff call, then a burst of compare(). Each part starts with calls that are not timed, so
+ * one contender's garbage is collected on the other's untimed call, not charged to its timed
+ * ones. (A forced gc() instead would shrink the young generation and slow the next calls down.)
+ * The first untimed compare() checks the hand-built pair (once per object).
+ */
+function timeCompare(compare, healthy, hung, rounds = ROUNDS, peerRounds = PEER_ROUNDS) {
+  const peerTimes = [];
+  const times = [];
+  const burst = Math.ceil(rounds / peerRounds);
+  let report = null;
+  for (let round = 0; round <= peerRounds; round++) {
+    const record = round > 0;
+    for (let i = 0; i < 2; i++) {
+      const start = process.hrtime.bigint();
+      sink = (sink + microdiff(healthy, hung).length) | 0; // every field of both documents, walked generically
+      if (record && i === 1) peerTimes.push(msSince(start));
+    }
+    if (!compare) continue;
+    const untimed = record ? 5 : 30;
+    for (let i = 0; i < untimed + burst; i++) {
+      const start = process.hrtime.bigint();
+      report = compare(healthy, hung);
+      if (record && i >= untimed) times.push(msSince(start));
+      consume(report);
+    }
+  }
+  return { peer: median(peerTimes), median: compare ? median(times) : null, p95: compare ? p95(times) : null, report };
+}
+
+/** validateSnapshot() of a fresh copy of each side: what the first use of a hand-built pair pays, once. */
+function timeCheck(validateSnapshot, healthy, hung) {
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const a = structuredClone(healthy);
+    const b = structuredClone(hung);
+    const start = process.hrtime.bigint();
+    validateSnapshot(a);
+    validateSnapshot(b);
+    times.push(msSince(start));
+  }
+  return median(times);
+}
+
+/**
+ * One ProgressTracker.step() on a warmed tracker, fed samples `next` makes, 100 ms apart. With
+ * `check`, each sample is checked before it is fed (outside the timed part), as the samples
+ * watch() feeds were made by the library; without, the step checks it.
+ */
+function timeStep(ProgressTracker, first, next, check, rounds = ROUNDS) {
+  const tracker = new ProgressTracker({});
+  let sample = first;
+  const WARM = 60; // 6 s of samples: past the stall threshold (1 s by default), so stalls are being reported
+  for (let i = 0; i < WARM; i++) {
+    if (check) check(sample);
+    consume(tracker.step(sample));
+    sample = next(sample, i);
+  }
+  const times = [];
+  let last;
+  for (let i = 0; i < rounds; i++) {
+    if (check) check(sample);
+    const start = process.hrtime.bigint();
+    last = tracker.step(sample);
+    times.push(msSince(start));
+    consume(last);
+    sample = next(sample, WARM + i); // outside the timed part
+  }
+  return { median: median(times), p95: p95(times), last, seconds: ((WARM + rounds) * STEP_NS) / 1e9 };
+}
+
 /* ---------------------------------------------------------------------- main */
 
-function main() {
-  const rows = [];
-  const pad = (text, width) => String(text).padEnd(width);
-  const num = (value) => (value === null ? '-' : value.toFixed(3)).padStart(10);
-  const print = (row) => {
-    rows.push(row);
-    console.log(
-      `${pad(row.what, 46)}${num(row.median)}${num(row.p95)}${num(row.peer)}   ${pad(row.shown ?? '', 16)}${pad(row.budget, 16)}${row.pass ? 'PASS' : 'MISS'}`,
-    );
-  };
+/**
+ * Each group runs in a process of its own (`--group NAME`), so that no group's objects, garbage
+ * or inline caches are charged to another's timings: a real sample's threads and a synthetic
+ * one's have different shapes, and code that has seen both runs slower on each than a process
+ * that samples one kind of snapshot ever will.
+ */
+const GROUPS = ['real, kernel stacks', 'real, user stacks', 'synthetic, 10 processes x 1,000 threads', 'synthetic, 1 process x 10,000 threads', 'an hour at 10 Hz'];
 
+async function makeGroupPair(group) {
+  if (group.startsWith('synthetic')) {
+    const processes = group.includes('10 processes') ? 10 : 1;
+    return { ...makePair(processes, THREADS / processes), label: group };
+  }
+  const { takeRealPair, widen, nextRealSample } = require('./lib/real-pair');
+  const real = await takeRealPair({ stacks: group.includes('user stacks') });
+  const label = real.kernelStacks ? group : `${group} (no kernel stacks: not root)`;
+  return { ...widen(real, { processes: 10, threadsPer: 1000, accelerators: ACCELERATORS }), label, note: `${real.threads} real threads`, nextRealSample };
+}
+
+/** One group, in this process: its table rows and notes. */
+async function runGroup(group) {
+  const rows = [];
+  const notes = [];
   const built = loadCompare();
   const tracking = loadProgressTracker();
-  if (built.note) console.log(built.note);
+  if (built.note) notes.push(built.note);
+  if (!built.compare) notes.push(`compare(): MISSING: ${built.missing}. Run \`npm run build\` once src/analyze/compare.ts exists.`);
+  if (!tracking.ProgressTracker) notes.push(`ProgressTracker: MISSING: ${tracking.missing}. Run \`npm run build\` once src/analyze/progress.ts exists.`);
+  if (group === 'an hour at 10 Hz') {
+    if (tracking.ProgressTracker) {
+      const start = process.hrtime.bigint();
+      const hour = hourAt10Hz(tracking.ProgressTracker);
+      const wallS = msSince(start) / 1000;
+      const kib = (bytes) => Math.round(bytes / 1024);
+      const from = hour.heap.find((point) => point.step === HEAP_EVERY);
+      const to = hour.heap[hour.heap.length - 1];
+      const growth = to.bytes - from.bytes;
+      const pass = growth < HEAP_BUDGET_BYTES;
+      notes.push(
+        `an hour at 10 Hz, ${HOUR_THREADS} threads: ${HOUR_STEPS.toLocaleString('en')} steps in ${wallS.toFixed(1)} s ` +
+          `(${Math.round(HOUR_STEPS / (hour.stepMs / 1000)).toLocaleString('en')} steps/s in step(), ${((hour.stepMs * 1000) / HOUR_STEPS).toFixed(1)} µs each); ` +
+          `${hour.newTids} threads replaced (${hour.tracked ?? '?'} tracked at the end); verdicts: ${hour.verdicts.healthy} healthy, ` +
+          `${hour.verdicts.suspect} suspect, ${hour.verdicts.hung} hung (${hour.hangs} hangs, ${hour.recoveries} recoveries); ${hour.findings} findings in all`,
+        `  heap after gc() every ${HEAP_EVERY.toLocaleString('en')} steps, KiB: ${hour.heap.map((point) => kib(point.bytes)).join(' ')}`,
+        `  growth from step ${from.step.toLocaleString('en')} to ${to.step.toLocaleString('en')}: ${growth >= 0 ? '+' : ''}${kib(growth)} KiB ` +
+          `(budget < ${kib(HEAP_BUDGET_BYTES)} KiB) ${pass ? 'PASS' : 'MISS'}`,
+      );
+      rows.push({ pass, hidden: true });
+    }
+    return { rows, notes, ok: Boolean(tracking.ProgressTracker) };
+  }
+  const pair = await makeGroupPair(group);
+  const { validateSnapshot } = built.compare ? require('../lib') : {};
+  const timed = timeCompare(built.compare, pair.healthy, pair.hung);
+  if (!built.compare) {
+    rows.push({ what: `microdiff, ${pair.label}`, median: null, p95: null, peer: timed.peer, budget: '-', pass: true });
+    return { rows, notes, ok: false };
+  }
+  const m = timed.median;
+  rows.push({ what: `compare(), ${pair.label}`, median: m, p95: timed.p95, peer: null, budget: `<= ${COMPARE_BUDGET_MS} ms median`, pass: m <= COMPARE_BUDGET_MS });
+  rows.push({
+    what: '  vs microdiff(healthy, hung)',
+    median: m,
+    p95: null,
+    peer: timed.peer,
+    shown: `${(timed.peer / m).toFixed(1)}x faster`,
+    budget: `>= ${PEER_BUDGET}x`,
+    pass: timed.peer / m >= PEER_BUDGET,
+  });
+  rows.push({ what: '  its check, once per object (validateSnapshot x2)', median: timeCheck(validateSnapshot, pair.healthy, pair.hung), p95: null, peer: null, budget: '-', pass: true });
+  notes.push(`${pair.label}${pair.note ? ` (from ${pair.note})` : ''}: verdict ${timed.report.verdict}; ${timed.report.findings.length} findings (${findingKinds(timed.report)})`);
+
+  // (c) one watch step over 10 x 1,000 threads, from the real pair with kernel stacks and from the synthetic 10 x 1,000
+  const steps = group === 'real, kernel stacks' || group.startsWith('synthetic, 10');
+  if (steps && tracking.ProgressTracker) {
+    const kind = group.startsWith('real') ? 'real, kernel stacks' : 'synthetic';
+    const rand = random(3);
+    const next = pair.nextRealSample ? (sample, i) => pair.nextRealSample(sample, pair.role, STEP_NS, i) : (sample) => nextSample(rand, sample, pair.role, STEP_NS);
+    global.gc(); // the pair's compare() garbage, before the steps are timed
+    const step = timeStep(tracking.ProgressTracker, pair.healthy, next, validateSnapshot);
+    rows.push({ what: `ProgressTracker.step(), 10 x 1,000, ${kind}`, median: step.median, p95: step.p95, peer: null, budget: `<= ${STEP_BUDGET_MS} ms median`, pass: step.median <= STEP_BUDGET_MS });
+    notes.push(`watch step (${kind}) after ${step.seconds} s of samples: verdict ${step.last.verdict}; ${step.last.findings.length} findings (${findingKinds(step.last)})`);
+    if (kind === 'synthetic') {
+      const unchecked = timeStep(tracking.ProgressTracker, pair.healthy, next, null, Math.ceil(ROUNDS / 3));
+      rows.push({ what: '  a hand-built sample, checked in the step', median: unchecked.median, p95: unchecked.p95, peer: null, budget: '-', pass: true });
+    }
+  }
+  return { rows, notes, ok: Boolean(tracking.ProgressTracker) };
+}
+
+async function main() {
+  const at = process.argv.indexOf('--group');
+  if (at > 0) {
+    const result = await runGroup(process.argv[at + 1]);
+    process.stdout.write(`RESULT ${JSON.stringify({ ...result, sink })}\n`);
+    return;
+  }
+  const pad = (text, width) => String(text).padEnd(width);
+  const num = (value) => (value === null ? '-' : value.toFixed(3)).padStart(10);
   console.log(
     `iokit-snap compare()/watch step: ${THREADS.toLocaleString('en')} threads, ${ACCELERATORS} accelerators; ` +
-      `${ROUNDS} timed calls per row (peer ${PEER_ROUNDS}); ${os.cpus().length} CPUs, Node ${process.version}, load ${os.loadavg()[0].toFixed(2)}`,
+      `${ROUNDS} timed calls per row (peer ${PEER_ROUNDS}); each group in a process of its own; ${os.cpus().length} CPUs, Node ${process.version}, load ${os.loadavg()[0].toFixed(2)}`,
   );
-  console.log(`${pad('', 46)}${'median ms'.padStart(10)}${'p95 ms'.padStart(10)}${'peer ms'.padStart(10)}   ${pad('ratio', 16)}${pad('budget', 16)}`);
-
-  const layouts = [
-    { label: '10 processes x 1,000 threads', processes: 10, threadsPer: 1000 },
-    { label: '1 process x 10,000 threads', processes: 1, threadsPer: 10000 },
-  ];
-  const pairs = layouts.map((layout) => ({ ...layout, ...makePair(layout.processes, layout.threadsPer) }));
+  const groups = process.platform === 'linux' ? GROUPS : GROUPS.filter((g) => !g.startsWith('real'));
+  if (groups.length < GROUPS.length) console.log('the real pairs are taken with Linux targets (test/targets/target.c): skipped here');
+  console.log(`${pad('', 52)}${'median ms'.padStart(10)}${'p95 ms'.padStart(10)}${'peer ms'.padStart(10)}   ${pad('ratio', 16)}${pad('budget', 16)}`);
   const notes = [];
-  for (const { label, healthy, hung } of pairs) {
-    // Rounds interleave the peer and ours, after a warm-up round, so a change of load
-    // during the run moves both: each round one microdiff call, then a burst of compare().
-    // Each part starts with calls that are not timed, so one contender's garbage is
-    // collected on the other's untimed call, not charged to its timed ones. (A forced
-    // gc() instead would shrink the young generation and slow the next calls down.)
-    const peerTimes = [];
-    const times = [];
-    const burst = Math.ceil(ROUNDS / PEER_ROUNDS);
-    let report = null;
-    for (let round = 0; round <= PEER_ROUNDS; round++) {
-      const record = round > 0;
-      for (let i = 0; i < 2; i++) {
-        const start = process.hrtime.bigint();
-        sink = (sink + microdiff(healthy, hung).length) | 0; // every field of both documents, walked generically
-        if (record && i === 1) peerTimes.push(msSince(start));
-      }
-      if (!built.compare) continue;
-      const untimed = record ? 5 : 30;
-      for (let i = 0; i < untimed + burst; i++) {
-        const start = process.hrtime.bigint();
-        report = built.compare(healthy, hung);
-        if (record && i >= untimed) times.push(msSince(start));
-        consume(report);
-      }
-    }
-    const peer = median(peerTimes);
-    if (!built.compare) {
-      console.log(`${pad(`microdiff, ${label}`, 46)}${num(null)}${num(null)}${num(peer)}`);
+  let ok = true;
+  let checksum = 0;
+  for (const group of groups) {
+    const child = spawnSync(process.execPath, [...process.execArgv, __filename, '--group', group, ...process.argv.slice(2)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 24,
+    });
+    const line = (child.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
+    if (child.status !== 0 || line === undefined) {
+      console.log(`${group}: the group failed (exit ${child.status})`);
+      ok = false;
       continue;
     }
-    const m = median(times);
-    const q = p95(times);
-    print({ what: `compare(), ${label}`, median: m, p95: q, peer: null, budget: `<= ${COMPARE_BUDGET_MS} ms median`, pass: m <= COMPARE_BUDGET_MS });
-    print({
-      what: '  vs microdiff(healthy, hung)',
-      median: m,
-      p95: null,
-      peer,
-      shown: `${(peer / m).toFixed(1)}x faster`,
-      budget: `>= ${PEER_BUDGET}x`,
-      pass: peer / m >= PEER_BUDGET,
-    });
-    notes.push(`${label}: verdict ${report.verdict}; ${report.findings.length} findings (${findingKinds(report)})`);
-  }
-  if (!built.compare) console.log(`compare(): MISSING: ${built.missing}. Run \`npm run build\` once src/analyze/compare.ts exists.`);
-
-  // (c) one watch step over the same 10,000 threads
-  if (tracking.ProgressTracker) {
-    const { healthy, role } = pairs[0];
-    const rand = random(3);
-    const tracker = new tracking.ProgressTracker({});
-    let sample = healthy;
-    const WARM = 60; // 6 s of samples: past the stall threshold (1 s by default), so stalls are being reported
-    for (let i = 0; i < WARM; i++) {
-      consume(tracker.step(sample));
-      sample = nextSample(rand, sample, role, STEP_NS);
+    const result = JSON.parse(line.slice('RESULT '.length));
+    for (const row of result.rows) {
+      ok &&= row.pass;
+      if (row.hidden) continue;
+      console.log(
+        `${pad(row.what, 52)}${num(row.median)}${num(row.p95)}${num(row.peer)}   ${pad(row.shown ?? '', 16)}${pad(row.budget, 16)}${row.budget === '-' ? '' : row.pass ? 'PASS' : 'MISS'}`,
+      );
     }
-    const times = [];
-    let last;
-    for (let i = 0; i < ROUNDS; i++) {
-      const start = process.hrtime.bigint();
-      last = tracker.step(sample);
-      times.push(msSince(start));
-      consume(last);
-      sample = nextSample(rand, sample, role, STEP_NS); // outside the timed part
-    }
-    print({
-      what: 'ProgressTracker.step(), 10 x 1,000 threads',
-      median: median(times),
-      p95: p95(times),
-      peer: null,
-      budget: `<= ${STEP_BUDGET_MS} ms median`,
-      pass: median(times) <= STEP_BUDGET_MS,
-    });
-    notes.push(`watch step after ${((WARM + ROUNDS) * STEP_NS) / 1e9} s of samples: verdict ${last.verdict}; ${last.findings.length} findings (${findingKinds(last)})`);
-  } else {
-    console.log(`ProgressTracker: MISSING: ${tracking.missing}. Run \`npm run build\` once src/analyze/progress.ts exists.`);
+    notes.push(...result.notes);
+    ok &&= result.ok;
+    checksum = (checksum + result.sink) | 0;
   }
   for (const note of notes) console.log(note);
-  pairs.length = 0; // 40,000 threads less on the heap the hour below measures
-
-  // (d) an hour at 10 Hz on a 100-thread process
-  if (tracking.ProgressTracker) {
-    const start = process.hrtime.bigint();
-    const hour = hourAt10Hz(tracking.ProgressTracker);
-    const wallS = msSince(start) / 1000;
-    const kib = (bytes) => Math.round(bytes / 1024);
-    const from = hour.heap.find((point) => point.step === HEAP_EVERY);
-    const to = hour.heap[hour.heap.length - 1];
-    const growth = to.bytes - from.bytes;
-    const pass = growth < HEAP_BUDGET_BYTES;
-    console.log(
-      `an hour at 10 Hz, ${HOUR_THREADS} threads: ${HOUR_STEPS.toLocaleString('en')} steps in ${wallS.toFixed(1)} s ` +
-        `(${Math.round(HOUR_STEPS / (hour.stepMs / 1000)).toLocaleString('en')} steps/s in step(), ${((hour.stepMs * 1000) / HOUR_STEPS).toFixed(1)} µs each); ` +
-        `${hour.newTids} threads replaced (${hour.tracked ?? '?'} tracked at the end); verdicts: ${hour.verdicts.healthy} healthy, ` +
-        `${hour.verdicts.suspect} suspect, ${hour.verdicts.hung} hung (${hour.hangs} hangs, ${hour.recoveries} recoveries); ${hour.findings} findings in all`,
-    );
-    console.log(`  heap after gc() every ${HEAP_EVERY.toLocaleString('en')} steps, KiB: ${hour.heap.map((point) => kib(point.bytes)).join(' ')}`);
-    console.log(
-      `  growth from step ${from.step.toLocaleString('en')} to ${to.step.toLocaleString('en')}: ${growth >= 0 ? '+' : ''}${kib(growth)} KiB ` +
-        `(budget < ${kib(HEAP_BUDGET_BYTES)} KiB) ${pass ? 'PASS' : 'MISS'}`,
-    );
-    rows.push({ pass });
-  }
-  console.log(`(checksum ${sink})`);
-  if (!built.compare || !tracking.ProgressTracker || rows.some((row) => !row.pass)) process.exitCode = 1;
+  console.log(`(checksum ${checksum})`);
+  if (!ok) process.exitCode = 1;
 }
 
-try {
-  main();
-} catch (error) {
-  console.error(error);
-  process.exitCode = 2;
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 2;
+  });
 }
+
+module.exports = { makePair, nextSample, random, timeCompare, timeStep, STEP_NS };

@@ -2,7 +2,9 @@
  * The C floor for sampling a process's threads from procfs: the least a
  * program can do to read the same files, written the obvious way. For each
  * round it lists /proc/PID/task, then for every thread opens, reads and closes
- * /proc/PID/task/TID/FILE for each FILE given, and prints the round's time.
+ * /proc/PID/task/TID/FILE for each FILE given, and prints the round's time. With
+ * `sched` among the files it first reads /proc/thread-self/sched once, as the
+ * sampler does for the clock its offCpuNs is measured against.
  *
  *   floor PID ROUNDS FILE...        e.g. floor 1234 3 stat schedstat status syscall wchan
  *
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +37,15 @@ int main(int argc, char **argv) {
   for (long round = 0; round < rounds; round++) {
     const double start = now_ms();
     long threads = 0, bytes = 0;
+    for (int f = 3; f < argc; f++) {
+      if (strcmp(argv[f], "sched") != 0) continue;
+      const int fd = open("/proc/thread-self/sched", O_RDONLY);
+      if (fd >= 0) {
+        const ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n > 0) bytes += n;
+        close(fd);
+      }
+    }
     snprintf(path, sizeof path, "/proc/%ld/task", pid);
     DIR *task = opendir(path);
     if (task == NULL) {

@@ -9,6 +9,8 @@
  *   (c) createThreadSampler, reused, per sample  vs  the same ps                    budget >= 20x faster
  *       on the idle target, and again on one whose main thread spins (so the
  *       sampler cannot skip the per-thread reads)
+ *   (d) the same reused sampler, CPU time per sample  vs  bench/held-floor.c, the reads it
+ *       must make on fds held open, with pread                                      budget <= 1.3x
  * and the C floor for `stat` alone and for five files, for reference.
  *
  * Build first:  npx node-gyp rebuild && npx tsc -p tsconfig.build.json && node scripts/esm-wrapper.js
@@ -23,6 +25,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { sampleThreads, createThreadSampler } = require('../lib');
 const { compileC, median, msSince, option, settle, startTarget } = require('./lib');
+const { execFileSync: run } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -55,11 +58,13 @@ async function main() {
   const floor = compileC(path.join(__dirname, 'floor.c'), 'floor');
   const { child, pid } = await startTarget(target, ['threads', String(THREADS - 1)]);
   try {
-    // The files a default full sample reads: five, plus the kernel stack where readable (root).
+    // The files a default full sample reads: five, the kernel stack where readable (root),
+    // and `sched` (offCpuNs) for a thread that is not R: here every thread sleeps.
     const probe = await sampleThreads(pid);
     if (probe.threads.length !== THREADS) throw new Error(`sampled ${probe.threads.length} threads, expected ${THREADS}`);
+    if (!probe.threads.every((thread) => thread.offCpuNs !== undefined)) throw new Error('a sleeping thread without offCpuNs');
     const fiveFiles = ['stat', 'schedstat', 'status', 'syscall', 'wchan'];
-    const fullFiles = probe.threads[0].kernelStack ? [...fiveFiles, 'stack'] : fiveFiles;
+    const fullFiles = [...fiveFiles, ...(probe.threads[0].kernelStack ? ['stack'] : []), 'sched'];
 
     // Phase 1: the one-shot contenders and the spawned peers, interleaved.
     // Phase 2: the reused sampler alone. While a sampler holds its ~6,000 fds,
@@ -93,23 +98,38 @@ async function main() {
       times.floorStat.push(floorStatMs);
       times.floorFive.push(floorFiveMs);
     }
-    const samplerMs = async (targetPid) => {
+    const samplerMs = async (targetPid, cpu) => {
       const sampler = createThreadSampler(targetPid);
       await sampler.sample(); // opens and keeps the per-thread files
       const perSample = [];
       for (let round = 0; round <= ROUNDS; round++) {
         await settle();
         const start = process.hrtime.bigint();
+        const startCpu = process.cpuUsage();
         for (let i = 0; i < SAMPLER_BURST; i++) {
           const sample = await sampler.sample();
           if (sample.threads.length !== THREADS) throw new Error('a sample lost threads');
         }
+        const used = process.cpuUsage(startCpu);
         if (round > 0) perSample.push(msSince(start) / SAMPLER_BURST);
+        if (round > 0) cpu?.push((used.user + used.system) / 1000 / SAMPLER_BURST);
       }
       sampler.close();
       return perSample;
     };
-    times.sampler = await samplerMs(pid);
+    times.samplerCpu = [];
+    times.sampler = await samplerMs(pid, times.samplerCpu);
+    // (d) its C floor: the same reads on held fds, CPU time per sample as the kernel accounts it
+    // (bench/lib/rusage.c); each run's opening sample is counted in, as the sampler's was not timed.
+    const heldFloor = compileC(path.join(__dirname, 'held-floor.c'), 'held-floor', ['-O2']);
+    const rusage = compileC(path.join(__dirname, 'lib', 'rusage.c'), 'rusage');
+    times.heldFloorCpu = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      await settle();
+      const out = run(rusage, [heldFloor, '--rounds', String(SAMPLER_BURST), String(pid)], { encoding: 'utf8' });
+      const m = /user_us=(\d+) sys_us=(\d+)/.exec(out);
+      times.heldFloorCpu.push((Number(m[1]) + Number(m[2])) / 1000 / (SAMPLER_BURST + 1));
+    }
     // The same with one thread spinning: the process clock moves every sample,
     // so the sampler re-reads every thread's schedstat (and the spinner's files).
     const busy = await startTarget(target, ['threads', String(THREADS - 1), 'spin']);
@@ -153,6 +173,14 @@ async function main() {
         shown: `${(m.ps / m.sampler).toFixed(1)}x faster`,
         budget: '>= 20x',
         pass: m.ps / m.sampler >= 20,
+      },
+      {
+        what: '  the same, CPU per sample vs C floor (held fds)',
+        ours: m.samplerCpu,
+        peer: m.heldFloorCpu,
+        shown: `${(m.samplerCpu / m.heldFloorCpu).toFixed(2)}x the floor`,
+        budget: '<= 1.3x',
+        pass: m.samplerCpu / m.heldFloorCpu <= 1.3,
       },
       {
         what: '  the same, one of its threads spinning',

@@ -5,9 +5,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "fd_budget.h"
 #include "model.h"
 
 namespace iokitsnap {
@@ -45,12 +48,18 @@ struct ThreadOptions {
   bool kernelStacks = true;    // Linux /proc/<pid>/task/<tid>/stack, when readable
   std::string procRoot = "/proc";
   uint32_t maxStackDepth = 128;
-  uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open (0: derive from RLIMIT_NOFILE)
+  uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open, at most (0: only the shared budget limits it)
   uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
   // macOS: deadline for asking for the target's task port (task_read_for_pid/task_for_pid,
   // which for a non-root caller wait on taskgated); 0 waits as long as it takes. The JS
   // layer passes a share of timeoutMs, so a hung taskgated yields a limit, not a lost sample.
   uint32_t callTimeoutMs = 2000;
+  // Samplers: the fds they may keep between samples, shared by every sampler of one JS
+  // environment (the addon's instance data); null: a budget of this sampler's own.
+  std::shared_ptr<FdBudget> fdBudget;
+  // Linux: sample only these threads of the process, in this order, once each; a tid that
+  // is not one of its threads is left out. Unset: every thread. (macOS: filtered in JS.)
+  std::optional<std::vector<uint64_t>> tids;
 };
 
 // What a backend keeps between the accelerator samples of one JS environment (Linux:
@@ -68,12 +77,16 @@ HostRecord ReadHost();
 uint64_t MonotonicNs();
 
 // Repeated sampling of one process: keeps per-thread handles between samples.
-// Sample() and Close() are never called concurrently on one sampler (the glue serialises them).
+// Sample(), Close() and ReleaseHeld() are never called concurrently on one sampler (the glue serialises them).
 class ThreadSampler {
  public:
   virtual ~ThreadSampler() = default;
   virtual ProcessRecord Sample() = 0;
   virtual void Close() = 0;
+  // Gives back what it keeps between samples (fds), staying usable: the next Sample()
+  // opens again what it needs. For a sampler left idle, so that one its owner forgot to
+  // close holds nothing until a garbage collection finds it.
+  virtual void ReleaseHeld() {}
 };
 std::unique_ptr<ThreadSampler> OpenThreadSampler(int32_t pid, const ThreadOptions& options);
 

@@ -1,5 +1,5 @@
 // Plain C++ records: what a backend returns. No Node-API, no OS headers.
-// Built on a probe thread; turned into JS values only in addon.cc.
+// Built on a probe thread; turned into JS values only in node/to_js.cc.
 #pragma once
 
 #include <cstdint>
@@ -91,7 +91,13 @@ struct BlockedRecord {
   // Linux: a futex wait whose expected value is the tid of a live thread of the same
   // process: how glibc's pthread_join waits (on the joined thread's tid word).
   std::optional<uint64_t> joining;
-  std::optional<uint32_t> futexExpected;  // the value a futex wait expects (not given to JS)
+  std::optional<uint32_t> futexExpected;  // the value a futex wait expects
+  // Linux futex waits: the futex word's address and the command (FUTEX_WAIT 0, FUTEX_WAIT_BITSET 9,
+  // FUTEX_LOCK_PI 6, FUTEX_LOCK_PI2 13, FUTEX_WAIT_REQUEUE_PI 11; futex2's futex_wait as 9), less the
+  // PRIVATE and CLOCK_REALTIME flags. glibc's mutex sleeps in FUTEX_WAIT expecting 2 (locked, with
+  // waiters); its condition variables, semaphores and joins in FUTEX_WAIT_BITSET.
+  std::optional<uint64_t> futexAddress;
+  std::optional<uint32_t> futexCommand;
 };
 
 struct FrameRecord {
@@ -112,6 +118,9 @@ struct ThreadRecord {
   uint64_t systemNs = 0;
   std::optional<uint64_t> cpuNs;  // Linux schedstat: ns on CPU, the fine progress measure
   std::optional<uint64_t> runDelayNs;  // Linux schedstat: ns runnable but waiting for a CPU
+  // Linux: ns since the thread last ran, from its sched file's se.exec_start and the
+  // sampling thread's own at the same moment (procfs_thread.h ReadSchedNow); 0 for R.
+  std::optional<uint64_t> offCpuNs;
   std::optional<uint64_t> voluntarySwitches;
   std::optional<uint64_t> involuntarySwitches;
   std::optional<int32_t> suspendCount;
@@ -121,6 +130,8 @@ struct ThreadRecord {
   std::optional<std::vector<FrameRecord>> stack;
   std::optional<std::vector<std::string>> kernelStack;
   bool kernelThread = false;  // Linux PF_KTHREAD: no user space, so no blockedIn
+  uint64_t ppid = 0;          // Linux: the parent's pid, from stat (the process's ppid; not given per thread)
+  std::optional<uint32_t> lastCpu;  // Linux stat field 39, the CPU it last ran on (not given to JS)
 };
 
 struct ProcessRecord {
@@ -130,6 +141,7 @@ struct ProcessRecord {
   // Linux: the syscall table its calls are named from ("x86_64", "i386", "x32", "arm64",
   // "arm32"), or "kernel" for a kernel thread; unset when not read.
   std::optional<std::string> abi;
+  std::optional<int32_t> ppid;  // Linux: the parent process (from the main thread's stat)
   std::vector<ThreadRecord> threads;
   std::vector<LimitRecord> limits;
 };

@@ -2,8 +2,9 @@
 # Builds the addon with AddressSanitizer (and LeakSanitizer) and runs the tests
 # that exercise the native code's lifetimes under it: thread churn against the
 # reusable sampler, workers terminated inside probes, the fixture sysfs trees, the
-# fixture procRoot, Linux user stacks (ptrace, the stack walk), and the ELF reader on
-# real and mutated ELF files.
+# fixture procRoot, Linux user stacks (ptrace, the tracer process, the stack walk, the
+# files a walk opens), the samplers' fd budget and queue (in processes of their own
+# under a low ulimit -n), and the ELF reader on real and mutated ELF files.
 # Any heap-use-after-free, overflow, double free or leak in the addon fails the run.
 # Linux only; needs gcc's libasan.
 #
@@ -28,7 +29,7 @@ if [ ! -e "$LIBASAN" ]; then
 fi
 TESTS=("$@")
 if [ ${#TESTS[@]} -eq 0 ]; then
-  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts test/threads-linux-stacks.test.ts test/elf-file.test.ts test/elf-fuzz.test.ts)
+  TESTS=(test/threads-churn.test.ts test/worker-termination.test.ts test/accelerators-linux.test.ts test/threads-procroot.test.ts test/threads-linux-stacks.test.ts test/stacks-safety.test.ts test/threads-fd-budget.test.ts test/sample.test.ts test/elf-file.test.ts test/elf-fuzz.test.ts)
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/iokit-snap-asan.XXXXXX")"

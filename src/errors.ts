@@ -1,10 +1,23 @@
 /**
  * The one error type of iokit-snap: a machine-readable `code` and a message that says what to do.
  * ENOENT and EACCES come only from reading a file the caller named (readSnapshot, import),
- * as Node reports them.
+ * as Node reports them; ENOENT, EEXIST, ENOSPC and EROFS from writing one (writeSnapshot).
  */
-export type IokitSnapErrorCode = 'ESRCH' | 'EPERM' | 'EACCES' | 'ENOENT' | 'ENOTSUP' | 'EINVAL' | 'ETIMEDOUT' | 'EIO' | 'EAGAIN';
+export type IokitSnapErrorCode =
+  | 'ESRCH'
+  | 'EPERM'
+  | 'EACCES'
+  | 'ENOENT'
+  | 'ENOTSUP'
+  | 'EINVAL'
+  | 'ETIMEDOUT'
+  | 'EIO'
+  | 'EAGAIN'
+  | 'EEXIST'
+  | 'ENOSPC'
+  | 'EROFS';
 
+/** Every error iokit-snap throws: `code` (the README's table) and a message that says what to do. */
 export class IokitSnapError extends Error {
   override name = 'IokitSnapError';
   readonly code: IokitSnapErrorCode;
@@ -21,7 +34,7 @@ export class IokitSnapError extends Error {
   }
 }
 
-const KNOWN_CODES = new Set<string>(['ESRCH', 'EPERM', 'ENOTSUP', 'EINVAL', 'ETIMEDOUT', 'EIO', 'EAGAIN']);
+const KNOWN_CODES = new Set<string>(['ESRCH', 'EPERM', 'ENOTSUP', 'EINVAL', 'ETIMEDOUT', 'EIO', 'EAGAIN', 'ENOSPC', 'EROFS']);
 
 /** Wrap anything thrown by the binding (or by Node) as an IokitSnapError, keeping what it said. */
 export function toIokitSnapError(error: unknown): IokitSnapError {

@@ -8,7 +8,9 @@
  */
 import { describeWait, waitClass } from './analyze/calls';
 import { formatMs, plural } from './analyze/format';
-import { verdictOf, waitHint } from './analyze/progress';
+import { ProgressTracker, verdictOf, waitHint } from './analyze/progress';
+import { killability } from './analyze/killable';
+import { killWords } from './analyze/thread-rules';
 import type { Evidence, Finding, ProcessSummary, Report, Severity } from './analyze/types';
 import { IokitSnapError } from './errors';
 import { driverEntry, isGpuWait, onDriverPath } from './import/reports/derive';
@@ -20,6 +22,8 @@ export interface ExplainOptions {
 }
 
 const SEVERITY_ORDER: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
+/** Tasks a "wait on one lock" note names by subject; the rest are counted. */
+const MAX_NAMED_WAITERS = 20;
 
 /** The subject compare() writes for a thread. */
 function subjectOf(p: ProcessSample, t: ThreadSample, main: boolean): string {
@@ -93,6 +97,13 @@ function lockChain(p: ProcessSample, t: ThreadSample, byTid: Map<number, { p: Pr
   return `it waits for ${who}${holder.t.name !== null ? ` '${holder.t.name}'` : ''}, which is itself in ${where}${holder.t.blockedBy !== undefined ? ' and waits in turn' : ''}`;
 }
 
+/**
+ * Judge one snapshot on its own, with no healthy baseline: what it proves by itself (an imported
+ * report's sample counts and durations, hung_task's "blocked for more than", lock chains; a live
+ * snapshot proves where threads wait, not for how long). The Report has compare()'s shape.
+ *
+ * @throws IokitSnapError EINVAL when the argument is not a snapshot or stallMs is out of range
+ */
 export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Report {
   const s = snapshot as Partial<Snapshot> | null;
   if (s === null || typeof s !== 'object' || !Array.isArray(s.processes) || !Array.isArray(s.limits) || !Array.isArray(s.accelerators)) {
@@ -101,6 +112,14 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
   const stallMs = options.stallMs ?? 1000;
   if (!(typeof stallMs === 'number' && stallMs >= 0 && Number.isFinite(stallMs))) {
     throw new IokitSnapError('EINVAL', `explain(): stallMs must be a non-negative number, got ${String(options.stallMs)}`);
+  }
+  if (snapshot.source === undefined && snapshot.processes.some((p) => p.threads.some((t) => t.offCpuNs !== undefined))) {
+    // A live snapshot with each thread's off-CPU time proves how long every still thread had sat: the tracker's rules apply.
+    const report = new ProgressTracker({ stallMs }).alone(snapshot);
+    report.notes.unshift(
+      'judged from this one snapshot, with no healthy baseline: how long each thread had been off CPU when it was taken (offCpuNs) is what it proves; a wait is not compared with a healthy one',
+    );
+    return report;
   }
   const findings: Finding[] = [];
   const processes: ProcessSummary[] = [];
@@ -131,7 +150,10 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
       const chain = lockChain(p, t, byTid);
       if (t.blockedIn?.lock !== undefined && t.state === 'uninterruptible') {
         const key = `${t.blockedIn.lock} in ${t.blockedIn.via ?? t.blockedIn.call}`;
-        sameLock.set(key, [...(sameLock.get(key) ?? []), subject]);
+        const waiters = sameLock.get(key);
+        // Pushed, not copied: 200,000 tasks on one lock made copying quadratic (minutes).
+        if (waiters === undefined) sameLock.set(key, [subject]);
+        else waiters.push(subject);
       }
       const path = gpuPath(t);
       if (path !== null) {
@@ -149,7 +171,7 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
         push(
           'uninterruptible',
           t.heldMs != null ? 'critical' : 'warning',
-          `in uninterruptible sleep (D) in ${whereWords(t)} ${held}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)`,
+          `in uninterruptible sleep (D) in ${whereWords(t)} ${held} (the kernel's hung_task rule): ${killWords(killability(t, { reportFormat: p.report?.format }))}`,
         );
         return;
       }
@@ -182,7 +204,10 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
     processes.push(summary);
   }
   for (const [lock, waiters] of sameLock) {
-    if (waiters.length > 1) notes.push(`${plural(waiters.length, 'task')} wait on ${lock}: one holder blocks them all (${waiters.join('; ')})`);
+    if (waiters.length <= 1) continue;
+    // Each waiter is a finding of its own; the note names the first few, not a megabyte of them.
+    const named = waiters.length > MAX_NAMED_WAITERS ? `${waiters.slice(0, MAX_NAMED_WAITERS).join('; ')}; and ${waiters.length - MAX_NAMED_WAITERS} more` : waiters.join('; ');
+    notes.push(`${plural(waiters.length, 'task')} wait on ${lock}: one holder blocks them all (${named})`);
   }
   if (snapshot.source === undefined) notes.push('a live snapshot proves no durations by itself: take two and use diff, or watch');
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));

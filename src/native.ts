@@ -30,6 +30,7 @@ export interface RawProcessSample {
   name: string;
   sampledAtNs: number;
   abi?: ProcessAbi;
+  ppid?: number;
   threads: ThreadSample[];
   limits: Limitation[];
 }
@@ -44,6 +45,8 @@ export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'> & { stackBudgetM
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;
   close(): void;
+  /** Gives back the fds it keeps between samples; it samples on, opening them again. */
+  release(): void;
 }
 
 export interface NativeInternals {
@@ -66,6 +69,8 @@ export interface NativeInternals {
   elfUnwindRuleAt?(root: string, path: string, addresses: Array<bigint | number>, machine?: ElfMachine): Array<ElfUnwindRule | null>;
   elfAddressOfFileOffset?(root: string, path: string, offsets: Array<bigint | number>, machine?: ElfMachine): Array<bigint | null>;
   elfInfo?(root: string, path: string, machine?: ElfMachine): ElfInfo;
+  /** Linux only: the zlib inflater behind compressed ELF sections; null when it refuses the stream. */
+  inflateZlib?(bytes: Uint8Array, expectedSize: number): Buffer | null;
   [name: string]: unknown;
 }
 
@@ -90,8 +95,16 @@ export interface ElfInfo {
   debugFile: string;
 }
 
+/** What readMemory settles with (native/linux/memory.h): every range's bytes end to end, and per range 1 when read whole. */
+export interface RawMemoryRead {
+  bytes: Buffer;
+  read: Buffer;
+}
+
 export interface NativeBinding {
   platform: 'darwin' | 'linux' | 'unsupported';
+  /** Linux: process_vm_readv of `ranges`, (address, length) pairs (src/runtimes/memory.ts checks them); elsewhere it throws ENOTSUP. */
+  readMemory(pid: number, ranges: BigUint64Array): Promise<RawMemoryRead>;
   sampleAccelerators(options: { sysRoot?: string; nvml?: boolean; nvmlLibrary?: string; callTimeoutMs?: number; callBudgetMs?: number }): Promise<RawAcceleratorSample>;
   sampleThreads(pid: number, options: RawThreadOptions): Promise<RawProcessSample>;
   openThreadSampler(pid: number, options: RawThreadOptions): Promise<RawThreadSampler>;

@@ -4,7 +4,7 @@
  * value shown as it is (NaN, a BigInt), never a plain TypeError from reading it.
  */
 import { IokitSnapError } from './errors';
-import { describeValue } from './snapshot-schema';
+import { describeValue } from './describe-value';
 
 /** setTimeout's limit (2^31 − 1 ms, about 24.8 days); past it Node fires at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -1,11 +1,17 @@
-/** readSnapshot / writeSnapshot: the one snapshot format, validated on the way in. */
-import * as fs from 'node:fs/promises';
+/**
+ * readSnapshot / writeSnapshot: the one snapshot format, validated on the way in, and
+ * written in pieces (json-chunks.ts) whatever its size.
+ */
 import { IokitSnapError } from './errors';
+import { documentChunks } from './json-chunks';
 import { readInputFile } from './read-input';
 import { checkSnapshotShape, SchemaMismatch } from './snapshot-schema';
 import type { Snapshot } from './types';
-import { writeFileSafely, type WriteFileOptions } from './write-file';
+import { outputError, writeFileSafely, type WriteFileOptions } from './write-file';
 
+export { documentChunks, jsonChunks } from './json-chunks';
+
+/** The `format` every snapshot carries, and the only one readSnapshot() accepts. */
 export const SNAPSHOT_FORMAT = 'iokit-snap/1';
 
 function invalid(where: string, what: string): never {
@@ -57,18 +63,39 @@ export async function readSnapshot(pathOrText: string): Promise<Snapshot> {
   return parseSnapshot(text, pathOrText);
 }
 
+
+/** Write chunks to a stream, waiting whenever its buffer is full; rejects when the stream fails. */
+async function toStream(stream: NodeJS.WritableStream, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    await new Promise<void>((resolve, reject) => {
+      stream.write(chunk, (error?: Error | null) => (error ? reject(error) : resolve()));
+    });
+  }
+}
+
 /**
- * Write a snapshot as JSON (validated first, written whole). Never writes through a symbolic
- * link at the path; with `replace: false` an existing file there is an error, not replaced.
+ * Write a JSON document (a snapshot, a report) to a path or a stream, in chunks, whatever
+ * its size. A path is written as writeFileSafely writes (never through a link; whole or not
+ * at all); its errors are Node's.
  */
-export async function writeSnapshot(path: string, snapshot: Snapshot, options: WriteFileOptions = {}): Promise<void> {
+export async function writeDocument(target: string | NodeJS.WritableStream, value: unknown, options: WriteFileOptions = {}): Promise<void> {
+  if (typeof target === 'string') await writeFileSafely(target, documentChunks(value), options);
+  else await toStream(target, documentChunks(value));
+}
+
+/**
+ * Write a snapshot as JSON (validated first) to a path or a stream, in chunks (a snapshot too
+ * large for one string is written too). A path is written whole, mode 0600, never through a
+ * symbolic link; with `replace: false` an existing file there is an error (EEXIST), not
+ * replaced. A full disk is ENOSPC, a read-only file system EROFS, a missing directory ENOENT.
+ */
+export async function writeSnapshot(target: string | NodeJS.WritableStream, snapshot: Snapshot, options: WriteFileOptions = {}): Promise<void> {
   validateSnapshot(snapshot);
   try {
-    await writeFileSafely(path, JSON.stringify(snapshot, null, 2) + '\n', options);
+    await writeDocument(target, snapshot, options);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new IokitSnapError(code === 'EACCES' || code === 'EPERM' ? 'EPERM' : 'EINVAL', `cannot write snapshot ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw typeof target === 'string'
+      ? outputError(error, 'snapshot', target)
+      : new IokitSnapError('EIO', `cannot write the snapshot to the stream: ${(error as Error).message}`, { cause: error });
   }
 }

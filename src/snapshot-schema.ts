@@ -8,8 +8,20 @@
  * Unknown fields are allowed (later versions only add fields, and those are optional);
  * a known optional field may be absent but not of another type. Numbers must be finite
  * (JSON reads 1e400 as Infinity), pids and tids integers.
+ *
+ * Checked once per object. The objects that passed (a whole snapshot or tracker sample, and
+ * inside one each thread list and each accelerator) are remembered in WeakSets
+ * (checked-objects.ts), as are those the library made itself (snapshot(), the thread
+ * samplers, sampleAccelerators: markProduced*), and compare() and the tracker do not walk
+ * them again: a sample of 10,000 threads costs one WeakSet lookup per thread list, not a walk
+ * of every field. A caller who changes a remembered object afterwards is not checked again
+ * (see checkStepInputShape); validateSnapshot() always walks everything.
  */
+import { fitAccelerators, fitSnapshots, fitStepInputs, fitThreadLists } from './checked-objects';
+import { describeValue } from './describe-value';
 import { MAX_NESTING } from './input-limits';
+
+export { describeValue };
 
 /**
  * A check returns undefined when the value fits, else a Mismatch whose path segments are
@@ -25,6 +37,27 @@ class Mismatch {
 }
 
 type Check = (value: unknown) => Mismatch | undefined;
+
+/**
+ * False while validateSnapshot() walks a document: then nothing remembered is taken on trust
+ * (a caller may have changed it since), and what passes is remembered again.
+ */
+let trustRemembered = true;
+
+/**
+ * `check`, skipped for an object in `fits` (when trusting); what passes goes into `fits`,
+ * what fails comes out of it (a remembered object that was changed and checked again).
+ */
+function remembered(fits: WeakSet<object>, check: Check): Check {
+  return (value) => {
+    // WeakSet.has and .delete answer false for a primitive; add is reached only for objects.
+    if (trustRemembered && fits.has(value as object)) return undefined;
+    const mismatch = check(value);
+    if (mismatch === undefined) fits.add(value as object);
+    else fits.delete(value as object);
+    return mismatch;
+  };
+}
 
 export class SchemaMismatch extends Error {
   constructor(
@@ -45,22 +78,13 @@ function pathText(segments: (string | number)[]): string {
   return text;
 }
 
-/** How a bad value is shown in a message: its type, or a short literal. */
-export function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing (the field is missing)';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
-  if (typeof value === 'bigint') return `${value}n (a BigInt)`;
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === 'object') return 'an object';
-  return typeof value;
-}
 
 const string: Check = (value) => (typeof value === 'string' ? undefined : new Mismatch('a string', value));
 const boolean: Check = (value) => (typeof value === 'boolean' ? undefined : new Mismatch('true or false', value));
 const number: Check = (value) => (typeof value === 'number' && Number.isFinite(value) ? undefined : new Mismatch('a finite number', value));
 const integer: Check = (value) => (typeof value === 'number' && Number.isSafeInteger(value) ? undefined : new Mismatch('an integer', value));
+const nonNegativeNumber: Check = (value) =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? undefined : new Mismatch('a non-negative number', value);
 
 function nullable(check: Check, expected: string): Check {
   return (value) => {
@@ -177,7 +201,28 @@ const accelerator = object(
 // pc and offset are null where an imported report does not print them (types.ts Frame).
 const frame = object(
   { pc: nullableNumber, module: nullableString, offset: nullableNumber },
-  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number },
+  { symbol: nullableString, symbolOffset: nullableNumber, text: string, unreliable: boolean, samples: number, inlined: boolean },
+);
+
+// A Go goroutine (types.ts GoroutineSample); status is any string, as a thread's state is.
+const goroutine = object(
+  {
+    goid: integer,
+    status: string,
+    waitReason: nullableString,
+    waitSinceNs: nullableNumber,
+    system: boolean,
+    start: nullableString,
+    createdBy: nullable(frame, 'an object'),
+    frames: arrayOf(frame),
+  },
+  { tid: integer },
+);
+
+// kind is any string: a later version may name a new kind of peer.
+const peer = object(
+  { kind: string },
+  { local: string, remote: string, pids: arrayOf(object({ pid: integer, name: string })), sampled: boolean, queued: boolean, inferred: boolean },
 );
 
 const thread = object(
@@ -191,13 +236,17 @@ const thread = object(
     contextSwitches: nullable(object({ voluntary: number, involuntary: number }), 'an object'),
     suspendCount: nullableNumber,
     blockedIn: nullable(
-      object({ call: string, number: number }, { fd: number, target: string, joining: integer, driver: string, via: string, lock: string }),
+      object(
+        { call: string, number: number },
+        { fd: number, target: string, joining: integer, driver: string, via: string, lock: string, futex: object({ address: number, op: string, value: number }), peer },
+      ),
       'an object',
     ),
   },
   {
     cpuNs: number,
     runDelayNs: number,
+    offCpuNs: nonNegativeNumber,
     wchan: string,
     pc: number,
     stack: arrayOf(frame),
@@ -212,11 +261,46 @@ const thread = object(
 );
 
 const finite = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value);
+const nullOrFinite = (value: unknown): boolean => value === null || finite(value);
+const nullOrString = (value: unknown): boolean => value === null || typeof value === 'string';
+
+/** A user-stack frame as the Linux and Mach walkers write it: `frame` less the imported reports' fields. */
+function frameFits(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  const f = value as Record<string, unknown>;
+  return (
+    nullOrFinite(f.pc) &&
+    nullOrString(f.module) &&
+    nullOrFinite(f.offset) &&
+    (f.symbol === undefined || nullOrString(f.symbol)) &&
+    (f.symbolOffset === undefined || nullOrFinite(f.symbolOffset)) &&
+    f.text === undefined &&
+    f.unreliable === undefined &&
+    f.samples === undefined
+  );
+}
+
+function stringsFit(value: unknown): boolean {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false;
+  return true;
+}
+
+function framesFit(value: unknown): boolean {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) if (!frameFits(value[i])) return false;
+  return true;
+}
+
+function futexFits(value: unknown): boolean {
+  return isRecord(value) && finite(value.address) && typeof value.op === 'string' && finite(value.value);
+}
 
 /**
- * The thread check written out by hand: a process may have 10,000 threads and the watch
- * checks every sample. It accepts a subset of what `thread` accepts (rare optional
- * fields send the thread to the full check), so the two cannot disagree on a pass.
+ * The thread check written out by hand: a process may have 10,000 threads, each with a
+ * kernel stack as root and a user stack with --stacks. It accepts a subset of what
+ * `thread` accepts (the imported reports' fields send the thread to the full check), so
+ * the two cannot disagree on a pass.
  */
 function threadFits(value: unknown): boolean {
   if (!isRecord(value)) return false;
@@ -226,12 +310,12 @@ function threadFits(value: unknown): boolean {
   return (
     typeof t.tid === 'number' &&
     Number.isSafeInteger(t.tid) &&
-    (t.name === null || typeof t.name === 'string') &&
+    nullOrString(t.name) &&
     typeof t.state === 'string' &&
     finite(t.userNs) &&
     finite(t.systemNs) &&
     (switches === null || (isRecord(switches) && finite(switches.voluntary) && finite(switches.involuntary))) &&
-    (t.suspendCount === null || finite(t.suspendCount)) &&
+    nullOrFinite(t.suspendCount) &&
     (blocked === null ||
       (isRecord(blocked) &&
         typeof blocked.call === 'string' &&
@@ -239,15 +323,18 @@ function threadFits(value: unknown): boolean {
         (blocked.fd === undefined || finite(blocked.fd)) &&
         (blocked.target === undefined || typeof blocked.target === 'string') &&
         (blocked.joining === undefined || Number.isSafeInteger(blocked.joining)) &&
+        (blocked.futex === undefined || futexFits(blocked.futex)) &&
         blocked.driver === undefined &&
         blocked.via === undefined &&
-        blocked.lock === undefined)) &&
+        blocked.lock === undefined &&
+        blocked.peer === undefined)) &&
     (t.cpuNs === undefined || finite(t.cpuNs)) &&
     (t.runDelayNs === undefined || finite(t.runDelayNs)) &&
+    (t.offCpuNs === undefined || (finite(t.offCpuNs) && (t.offCpuNs as number) >= 0)) &&
     (t.wchan === undefined || typeof t.wchan === 'string') &&
-    t.pc === undefined &&
-    t.stack === undefined &&
-    t.kernelStack === undefined &&
+    (t.pc === undefined || finite(t.pc)) &&
+    (t.stack === undefined || framesFit(t.stack)) &&
+    (t.kernelStack === undefined || stringsFit(t.kernelStack)) &&
     // Imported reports' fields: rare, so they take the full check.
     t.kernelFrames === undefined &&
     t.main === undefined &&
@@ -264,14 +351,14 @@ const reportFacts = object(
 );
 
 const processSample = object(
-  { pid: integer, name: string, sampledAtNs: number, threads: arrayOf(thread, threadFits) },
-  { abi: string, report: reportFacts },
+  { pid: integer, name: string, sampledAtNs: number, threads: remembered(fitThreadLists, arrayOf(thread, threadFits)) },
+  { abi: string, ppid: integer, peerOf: integer, report: reportFacts, goVersion: nullableString, goroutines: arrayOf(goroutine) },
 );
 
 /** What the analysis reads of a sample (ProgressTracker.step): the snapshot less its header. */
 const stepInputFields = {
   monotonicNs: number,
-  accelerators: arrayOf(accelerator),
+  accelerators: arrayOf(remembered(fitAccelerators, accelerator)),
   processes: arrayOf(processSample),
   limits: arrayOf(limitation),
 };
@@ -279,15 +366,42 @@ const stepInputFields = {
 const host = object({ platform: string, arch: string, osRelease: string }, { model: string });
 
 // format is checked by validateSnapshot before this, with a message of its own.
-const snapshotCheck = object({ format: string, takenAt: string, host, ...stepInputFields }, { source: object({ format: string, lines: number }) });
-const stepInputCheck = object(stepInputFields, { host: object({ platform: string }) });
+const snapshotFields = object({ format: string, takenAt: string, host, ...stepInputFields }, { source: object({ format: string, lines: number }) });
+const stepInputObject = object(stepInputFields, { host: object({ platform: string }) });
 
-/** Throws SchemaMismatch at the first field of `value` that is not the iokit-snap/1 model. */
+const rememberedSnapshot = remembered(fitSnapshots, snapshotFields);
+/** A whole snapshot fits a tracker sample too. */
+const snapshotCheck: Check = (value) => {
+  const mismatch = rememberedSnapshot(value);
+  if (mismatch === undefined) fitStepInputs.add(value as object);
+  else fitStepInputs.delete(value as object);
+  return mismatch;
+};
+const stepInputCheck = remembered(fitStepInputs, stepInputObject);
+
+/**
+ * Throws SchemaMismatch at the first field of `value` that is not the iokit-snap/1 model.
+ * Walks the whole document, whatever was remembered of it (validateSnapshot: a caller
+ * asks for a check), and remembers it and its parts when it fits.
+ */
 export function checkSnapshotShape(value: unknown): void {
-  raise(snapshotCheck(value));
+  trustRemembered = false;
+  try {
+    raise(snapshotCheck(value));
+  } finally {
+    trustRemembered = true;
+  }
 }
 
-/** The same for a ProgressTracker sample (host and header optional). */
+/**
+ * The same for a ProgressTracker sample (host and header optional), as compare(), watch()
+ * and the tracker check their arguments: an object that fitted before (checked here or by
+ * validateSnapshot, or made by the library) is not walked again, nor is a thread list or an
+ * accelerator that did. A change made to such an object after it was checked is therefore
+ * not seen: a field of the wrong type put there can make the analysis throw a TypeError or
+ * judge from the wrong value. Change a copy (a new object is checked on first use), or call
+ * validateSnapshot() again after the change.
+ */
 export function checkStepInputShape(value: unknown): void {
   raise(stepInputCheck(value));
 }

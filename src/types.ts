@@ -140,6 +140,8 @@ export interface Frame {
   text?: string;
   /** Linux: a `?` frame, a stale return address the unwinder could not confirm. */
   unreliable?: boolean;
+  /** Go: a call inlined at this pc (no frame of its own; the next frame is the function it was inlined into, same pc). */
+  inlined?: boolean;
   /** sample/spindump: how many samples were in this frame. */
   samples?: number;
 }
@@ -177,6 +179,52 @@ export interface BlockedIn {
    * the joined thread's tid word, expecting its tid; such a wait is judged by that thread.
    */
   joining?: number;
+  /**
+   * Linux futex waits: the futex word's address, the operation (without the PRIVATE and
+   * CLOCK_REALTIME flags: 'wait', 'wait_bitset', 'lock_pi', 'lock_pi2', 'wait_requeue_pi';
+   * futex2's futex_wait reads as 'wait_bitset') and the value it expects. glibc's mutex sleeps in
+   * 'wait' expecting 2 (locked, with waiters), as the Go runtime's own locks do; glibc's condition
+   * variables, semaphores and joins sleep in 'wait_bitset'. Threads on one address wait on one
+   * lock or condition.
+   */
+  futex?: { address: number; op: string; value: number };
+  /** Linux, snapshot(): who is at the other end of the pipe, fifo or socket `target` names (src/peer.ts). */
+  peer?: Peer;
+}
+
+/**
+ * The other end of a pipe, fifo or socket that a thread is blocked on. pipe: the processes
+ * holding the other end (the write end for a reader, the read end for a writer; the
+ * thread's own process when it holds both). tcp: the addresses, and the process owning
+ * the peer socket when that is in this host's (the thread's) network namespace. unix: the
+ * bound path only; /proc does not name the peer (a `limits` entry says so).
+ */
+export interface Peer {
+  kind: 'pipe' | 'tcp' | 'unix';
+  /** tcp: "127.0.0.1:5432", "[::1]:80"; unix: the socket's bound path ("@name" for an abstract one), when bound. */
+  local?: string;
+  /** tcp: the remote address. */
+  remote?: string;
+  /**
+   * The processes found holding the other end: those in the snapshot, or else the first
+   * found outside it (nearest pid first), so an end inherited by more processes may have
+   * holders not listed. Absent when none was found (see `limits`) or none can be (unix, a remote host).
+   */
+  pids?: PeerProcess[];
+  /** Whether all of `pids` were sampled in the same snapshot (their threads are in it). */
+  sampled?: boolean;
+  /** tcp: `pids` hold the listening socket, and the connection waits in its accept queue, not yet accepted. */
+  queued?: boolean;
+  /**
+   * The thread waits in poll or select, which names no fd: this is the other end of its
+   * process's only connection (a client with no listening socket), what it most likely waits on.
+   */
+  inferred?: boolean;
+}
+
+export interface PeerProcess {
+  pid: number;
+  name: string;
 }
 
 export interface ThreadSample {
@@ -194,6 +242,19 @@ export interface ThreadSample {
   cpuNs?: number;
   /** Linux: ns it was runnable but waited for a CPU (schedstat's run delay, field 2). */
   runDelayNs?: number;
+  /**
+   * Linux: ns since the thread last ran on a CPU, from this one sample: the scheduler
+   * clock now minus the clock when it last ran (`se.exec_start` of
+   * /proc/<pid>/task/<tid>/sched, against the same clock now, on the CPU it last ran on).
+   * Good to a few ms, and short of the wall time by what its CPU spent in interrupts or
+   * lost to a hypervisor meanwhile (see docs/ARCHITECTURE.md). 0 for a thread in state running:
+   * Linux's R is also a runnable thread queued for a CPU, which is not waiting on
+   * anything of its own (its wait for a CPU is `runDelayNs`), so it reads 0 too.
+   * Absent at detail 'basic', where the kernel has no sched file (a `limits` entry
+   * names it), and, from a reused sampler (watch, serve), for a thread that ran since
+   * the previous sample: it made progress inside the interval, which its CPU time shows.
+   */
+  offCpuNs?: number;
   /** Linux: the kernel function the thread sleeps in (wchan), when readable. */
   wchan?: string;
   pc?: number;
@@ -232,9 +293,101 @@ export interface ProcessSample {
   sampledAtNs: number;
   /** Linux: which syscall table named its calls (read from its executable's ELF header); absent when not read (detail 'basic'). */
   abi?: ProcessAbi;
+  /** Linux: the parent process's pid (from stat): a wait for a child is judged by the children. */
+  ppid?: number;
+  /**
+   * snapshot({ peers: true }): sampled because a thread of this pid waits on it (it holds the
+   * other end of a pipe or socket). It is judged as a process that is not expected to exit.
+   */
+  peerOf?: number;
   threads: ThreadSample[];
   /** Imported reports: what the report itself says about the sampling and the process. */
   report?: ReportFacts;
+  /** Linux, a Go program: its Go version from the binary ("go1.19.8"), when goroutines were asked for. */
+  goVersion?: string | null;
+  /**
+   * Linux, a Go program, when asked for (`goroutines: true`): its goroutines, read from its
+   * memory (src/runtimes/go.ts). Absent for a program that is not Go, and when they could
+   * not be read (a limit with field `goroutines` says why).
+   */
+  goroutines?: GoroutineSample[];
+}
+
+/**
+ * A goroutine's state (runtime/runtime2.go `_G*`; the `_Gscan` bit, set while the GC scans
+ * it, is left out). `waiting`: parked (gopark) with a wait reason; `runnable`: in a run
+ * queue; `running`: on a thread now; `syscall`: in a system call on its thread;
+ * `preempted`: stopped by the runtime (suspendG); `dead` goroutines are not listed.
+ */
+export type GoroutineStatus =
+  | 'idle'
+  | 'runnable'
+  | 'running'
+  | 'syscall'
+  | 'waiting'
+  | 'moribund'
+  | 'dead'
+  | 'enqueue'
+  | 'copystack'
+  | 'preempted'
+  | 'unknown';
+
+/** One goroutine, as runtime.Stack would print it (`goroutine 7 [semacquire]:` and its frames). */
+export interface GoroutineSample {
+  /** The goroutine id ("goroutine N" in Go's own dumps). */
+  goid: number;
+  status: GoroutineStatus;
+  /**
+   * Why a `waiting` goroutine waits, the runtime's own words (runtime.waitReasonStrings):
+   * "semacquire" (sync.Mutex, RWMutex, WaitGroup and Cond before Go 1.24, which says
+   * "sync.Mutex.Lock", "sync.WaitGroup.Wait", …), "chan receive", "chan send", "select",
+   * "select (no cases)", "IO wait" (the netpoller: a socket read/accept), "sleep",
+   * "GC worker (idle)", "sync.Cond.Wait", "force gc (idle)", … null when not waiting.
+   */
+  waitReason: string | null;
+  /**
+   * Monotonic ns (the clock of ProcessSample.sampledAtNs) from which the runtime knows it
+   * waited: set only when a GC ran while it was blocked (g.waitsince), so a lower bound
+   * of the wait: it waited at least `sampledAtNs − waitSinceNs`. null when unset.
+   */
+  waitSinceNs: number | null;
+  /** A runtime goroutine (its start function is in package runtime, not runtime.main): GC workers, the scavenger, finalizers. runtime.Stack leaves these out. */
+  system: boolean;
+  /** The function it was started with ("main.worker", "net/http.(*conn).serve"); null when it cannot be named. */
+  start: string | null;
+  /** The `go` statement that created it (one frame); null for the main goroutine. */
+  createdBy: Frame | null;
+  /** The thread (Linux tid) it runs on: only for `running` and `syscall` goroutines. */
+  tid?: number;
+  /**
+   * Its frames, innermost first, from the registers the scheduler saved when it parked
+   * (g.sched) along Go's frame pointers; a call inlined at a pc is a frame of its own
+   * (`inlined`), as in runtime.Stack. A deadlocked goroutine reads
+   * runtime.gopark ← runtime.goparkunlock (inlined) ← runtime.semacquire1 ←
+   * sync.runtime_SemacquireMutex ← sync.(*Mutex).lockSlow ← sync.(*Mutex).Lock (inlined)
+   * ← main.worker. Empty for a `running` goroutine (its frames are on its thread's
+   * stack); one frame (its call's) for one in a system call.
+   */
+  frames: Frame[];
+}
+
+export interface GoroutineOptions {
+  /** Goroutines read at most, in creation order (default 20000); the rest is a limit. */
+  maxGoroutines?: number;
+  /** Physical frames per goroutine at most (default 16). */
+  maxFrames?: number;
+  /** Deadline for the whole read, ms (default 5000). */
+  timeoutMs?: number;
+  /** Read this tree instead of /proc (its exe and auxv; memory is always the live process's). */
+  procRoot?: string;
+}
+
+/** sampleGoroutines(): null goroutines for a program that is not Go (no limit) or that could not be read (a limit says why). */
+export interface GoroutineSampleResult {
+  pid: number;
+  goVersion: string | null;
+  goroutines: GoroutineSample[] | null;
+  limits: Limitation[];
 }
 
 /** The formats importReport() reads. */
@@ -302,8 +455,20 @@ export interface ThreadOptions {
   /** Read this tree instead of /proc. */
   procRoot?: string;
   maxStackDepth?: number;
-  /** Sampler: how many fds it may keep open (default: from RLIMIT_NOFILE). */
+  /**
+   * Sampler: how many fds it may keep open, at most. Whatever this says, all the samplers of
+   * one program share one budget, half of RLIMIT_NOFILE (default: that budget alone).
+   */
   maxOpenFiles?: number;
+  /**
+   * Sample only these threads (at most 4,096 thread ids), each once, in the order given:
+   * with `stacks`, the user stacks of just those. A tid that is not (or no longer) a
+   * thread of the process is left out of the result, no error. Linux reads only their
+   * files (the cost grows with the tids, not the process's threads; stacks read the
+   * memory map once). macOS samples every thread and keeps these (a suspend per thread
+   * for stacks all the same).
+   */
+  tids?: number[];
   /** Deadline for the probe, ms (default 10000). */
   timeoutMs?: number;
 }
@@ -324,4 +489,12 @@ export interface SnapshotOptions extends AcceleratorOptions {
   threads?: Omit<ThreadOptions, 'timeoutMs'>;
   /** Skip accelerators (threads only). */
   accelerators?: boolean;
+  /**
+   * Also sample the processes on this host at the other end of the pipes, fifos and sockets
+   * the sampled threads wait on (one step: not their own peers; at most 16), so that a wait on
+   * another process can be judged by that process. Default false.
+   */
+  peers?: boolean;
+  /** Linux: the goroutines of Go programs among `pids` (ProcessSample.goroutines), read from their memory. */
+  goroutines?: boolean;
 }

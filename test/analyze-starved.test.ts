@@ -46,15 +46,21 @@ t.test('three spinners on one CPU: each wanted it the whole time; starved, not m
   t.ok(report.findings.some((f) => f.kind === 'starved'), 'at least one is starved');
   const starved = report.findings.find((f) => f.kind === 'starved');
   if (starved) t.match(starved.message, /waited .* \(\d+%\) for a CPU and ran .* \(\d+%\)/);
-  t.equal(report.verdict, 'suspect');
+  t.not(report.verdict, 'hung', 'a thread that wants a CPU is never hung (a third of one each, less when the machine is loaded: a warning only below 2 %)');
 });
 
 t.test('synthetic: 55% on CPU and 45% waiting is spinning with the wait told; 30% and 70% is starved', async (t) => {
   const at = (ms: number, cpu: number, wait: number) => snap(ms, [proc(100, [thread(100, { state: 'running', cpuNs: cpu, runDelayNs: wait })])]);
   const spin = compare(at(0, 0, 0), at(2000, 1.1e9, 0.9e9), { stallMs: 1000 });
-  t.match(spin.findings, [{ kind: 'spinning', message: /spinning: 1\.1 s of CPU in 2\.0 s \(55%\) and 900 ms \(45%\) waiting for a CPU/ }]);
+  t.match(spin.findings, [{ kind: 'spinning', severity: 'info', message: /busy: 1\.1 s of CPU in 2\.0 s \(55%\) and 900 ms \(45%\) waiting for a CPU/ }]);
   const starved = compare(at(0, 0, 0), at(2000, 0.6e9, 1.4e9), { stallMs: 1000 });
-  t.match(starved.findings, [{ kind: 'starved', severity: 'warning', message: /waited 1\.4 s \(70%\) for a CPU and ran 600 ms \(30%\)/ }]);
+  t.match(starved.findings, [{ kind: 'starved', severity: 'info', message: /waited 1\.4 s \(70%\) for a CPU and ran 600 ms \(30%\)/ }]);
+  t.equal(starved.verdict, 'healthy', 'it runs 30 % of the time: slow, not stuck');
+  const loaded = compare(at(0, 0, 0), at(2000, 0.1e9, 1.9e9), { stallMs: 1000 });
+  t.match(loaded.findings, [{ kind: 'starved', severity: 'info', message: /waited 1\.9 s \(95%\) for a CPU and ran 100 ms \(5%\)/ }], 'a busy thread on a loaded machine');
+  const hardly = compare(at(0, 0, 0), at(2000, 0.02e9, 1.98e9), { stallMs: 1000 });
+  t.match(hardly.findings, [{ kind: 'starved', severity: 'warning', message: /waited 2\.0 s \(99%\) for a CPU and ran 20 ms \(1%\)/ }]);
+  t.equal(hardly.verdict, 'suspect', 'it hardly runs at all');
   const none = compare(at(0, 0, 0), at(2000, 0.6e9, 0.2e9), { stallMs: 1000 });
   t.same(none.findings.filter((f) => f.kind === 'spinning' || f.kind === 'starved'), [], 'a thread that wanted a CPU 40% of the time is neither');
 });

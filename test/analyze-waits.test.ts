@@ -7,8 +7,8 @@
 import t from 'tap';
 import { compare } from '../src/analyze';
 import { ProgressTracker } from '../src/analyze/progress';
-import type { BlockedIn, ThreadSample } from '../src/types';
-import { blocked, findingsOf, proc, snap, thread } from './helpers/analyze';
+import type { BlockedIn, Frame, ThreadSample } from '../src/types';
+import { blocked, findingsOf, frames, lockedOn, proc, snap, thread } from './helpers/analyze';
 
 const futex = blocked('futex', 202);
 const joining = (tid: number): BlockedIn => ({ ...futex, joining: tid });
@@ -27,12 +27,30 @@ t.test('main parked in futex as in the baseline while a worker progresses: not h
   t.match(findingsOf(exec, 100), [{ kind: 'waiting', severity: 'info', message: /as in the baseline, while 1 other thread of the process make progress/ }]);
 });
 
-t.test('main parked in futex while nothing else progresses: critical', async (t) => {
+t.test('main parked in futex while nothing else progresses: judged by its stack', async (t) => {
   // The worker sits in an event wait (not a block, so the process is not "frozen"), and nothing moves.
-  const threads = () => [thread(100, { blockedIn: futex }), thread(101, { blockedIn: blocked('epoll_wait', 232, 4, 'anon_inode:[eventpoll]') })];
-  const report = compare(snap(0, [proc(100, threads())]), snap(2000, [proc(100, threads())]), { stallMs: 1000 });
-  t.equal(report.verdict, 'hung');
-  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /stalled in futex .*nobody releases$/ }]);
+  const pair = (stack?: Frame[]) => {
+    const threads = () => [thread(100, { blockedIn: futex, ...(stack !== undefined ? { stack } : {}) }), thread(101, { blockedIn: blocked('epoll_wait', 232, 4, 'anon_inode:[eventpoll]') })];
+    return [snap(0, [proc(100, threads())]), snap(2000, [proc(100, threads())])] as const;
+  };
+  // No stack: an idle park (a Go M) and a stuck wait look the same: an honest suspect, never hung.
+  const unread = compare(...pair(), { stallMs: 1000 });
+  t.equal(unread.verdict, 'suspect');
+  t.match(findingsOf(unread, 100), [{ kind: 'stalled', severity: 'warning', message: /stalled in futex .*: without its stack \(no stack was taken: take snapshots with --stacks\) an idle park cannot be told from a stuck wait$/ }]);
+  // The stack says it acquires a mutex: the main thread blocked on a lock is hung.
+  const lock = compare(...pair(frames('__lll_lock_wait', 'pthread_mutex_lock', 'main@app')), { stallMs: 1000 });
+  t.equal(lock.verdict, 'hung');
+  t.match(findingsOf(lock, 100), [{ kind: 'stalled', severity: 'critical', message: /^blocked acquiring a lock \(glibc mutex: __lll_lock_wait ← pthread_mutex_lock ← main\) in futex for at least 2\.0 s with no CPU progress/ }]);
+  // The stack says the Go scheduler parked it: the main thread of a Go program is an ordinary M.
+  const goPark = compare(...pair(frames('runtime.futex.abi0@srv', 'runtime.futexsleep@srv', 'runtime.notesleep@srv', 'runtime.stopm@srv', 'runtime.findRunnable@srv')), { stallMs: 1000 });
+  t.equal(goPark.verdict, 'healthy');
+  t.same(findingsOf(goPark, 100), []);
+  // A condition wait no row names, as in the baseline: a daemon's main thread waiting (for shutdown, say) is idle; a command should have finished.
+  const cond = pair(frames('__futex_abstimed_wait_common', 'pthread_cond_wait', 'main@app'));
+  t.equal(compare(...cond, { stallMs: 1000 }).verdict, 'healthy');
+  const exec = compare(...cond, { stallMs: 1000, expectExit: true });
+  t.equal(exec.verdict, 'suspect');
+  t.match(findingsOf(exec, 100), [{ severity: 'warning', message: /\(condition wait: pthread_cond_wait ← main\).*while its other threads wait for events: the command should have finished/ }]);
 });
 
 t.test('main that left its baseline wait for a new blocking one while workers progress: critical (an event loop that stopped serving)', async (t) => {
@@ -45,7 +63,7 @@ t.test('main that left its baseline wait for a new blocking one while workers pr
   tracker.step(at(1000, { blockedIn: futex }, 3));
   const report = tracker.step(at(2000, { blockedIn: futex }, 4));
   t.equal(report.verdict, 'hung');
-  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /left the wait it had in the baseline/ }]);
+  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /^its event loop stopped: it waited for events before and has sat in futex for at least 1\.5 s/ }]);
 });
 
 t.test('a join is judged by the thread it joins', async (t) => {
@@ -60,23 +78,24 @@ t.test('a join is judged by the thread it joins', async (t) => {
   t.equal(report.verdict, 'healthy', 'the worker it joins makes progress');
   t.same(findingsOf(report, 100), []);
 
-  // The joined worker is stuck somewhere new while another thread works: the worker's finding carries it; the join is info.
-  const read = blocked('read', 0, 3, 'pipe:[7]');
+  // The joined worker is stuck on a lock while another thread works: the worker's finding carries it; the join is info.
+  const read: Partial<ThreadSample> = { blockedIn: futex, stack: frames('__lll_lock_wait', 'pthread_mutex_lock', 'work@app') };
   const before = snap(0, [proc(100, [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: blocked('clock_nanosleep', 230) }), thread(102)])]);
-  const after = snap(2000, [proc(100, [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: read }), thread(102, worked())])]);
+  const after = snap(2000, [proc(100, [thread(100, { blockedIn: joining(101) }), thread(101, read), thread(102, worked())])]);
   const stuck = new ProgressTracker({ stallMs: 1000 });
   stuck.setBaseline(before);
   stuck.step(before);
-  stuck.step(snap(500, [proc(100, [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: read }), thread(102, worked({ userNs: 2 }))])]));
+  stuck.step(snap(500, [proc(100, [thread(100, { blockedIn: joining(101) }), thread(101, read), thread(102, worked({ userNs: 2 }))])]));
   const second = stuck.step(after);
-  t.match(findingsOf(second, 100), [{ kind: 'waiting', severity: 'info', message: /joining thread 101 .*which has itself made no progress/ }]);
+  t.match(findingsOf(second, 100), [{ kind: 'waiting', severity: 'info', message: /joining thread 101 .*which is stalled \(warning\): blocked acquiring a lock/ }]);
   t.match(findingsOf(second, 101), [{ kind: 'stalled', severity: 'warning' }]);
 
   // Everything stuck, the join included: a deadlock, and the join says whom it waits for.
-  const frozen = () => [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: futex }), thread(102, { blockedIn: futex })];
+  const frozen = () => [thread(100, { blockedIn: joining(101) }), thread(101, { blockedIn: lockedOn(0x5000) }), thread(102, { blockedIn: lockedOn(0x6000) })];
   const deadlock = compare(snap(0, [proc(100, frozen())]), snap(2000, [proc(100, frozen())]), { stallMs: 1000 });
   t.equal(deadlock.verdict, 'hung');
-  t.match(findingsOf(deadlock, 100), [{ severity: 'critical', message: /joining thread 101; it waits on a lock/ }]);
+  t.match(findingsOf(deadlock, 100), [{ severity: 'info', message: /joining thread 101 .*which is stalled \(critical\): blocked acquiring a lock in futex .*1 other thread of the process waits on locks the same way/ }]);
+  t.match(findingsOf(deadlock, 101), [{ severity: 'critical' }]);
 });
 
 t.test('with expectExit, the count of the threads that progress', async (t) => {

@@ -137,7 +137,19 @@ t.test('deadlock: a hang event from for await names the futex-stalled threads; l
   t.equal(hang.report.verdict, 'hung');
   for (const tid of [target.info.a!, target.info.b!]) {
     const [finding] = findingsOf(hang.report, tid);
-    t.match(finding, { kind: 'stalled', severity: 'critical', ref: { pid: target.pid }, message: /^stalled in futex /, evidence: [{ field: 'blockedIn.call', before: 'futex', after: 'futex' }] }, `thread ${tid}`);
+    t.match(
+      finding,
+      {
+        kind: 'stalled',
+        severity: 'critical',
+        ref: { pid: target.pid },
+        // Its stack is taken (a watch examines a futex wait by its stack, once): a mutex.
+        // A glibc mutex by its futex word (FUTEX_WAIT expecting 2), or by its stack once taken.
+        message: /^blocked acquiring a lock( \(glibc mutex: (__lll_lock_wait ← )?pthread_mutex_lock ← \w+.*\))? in futex for at least/,
+        evidence: [{ field: 'blockedIn.call', before: 'futex', after: 'futex' }],
+      },
+      `thread ${tid}`,
+    );
     t.ok(finding!.durationMs! >= 600);
   }
   t.same(hang.report.findings, before.findings, 'the sample event carries the same findings');
@@ -489,9 +501,10 @@ t.test('late timer: a window in which this process did not run is discarded', { 
   t.ok(discarded.discarded!.lateMs >= 1000, `late by ${discarded.discarded!.lateMs} ms`);
   t.ok(discarded.discarded!.lateMs < 1700);
   t.same(discarded.findings, [], 'no stall is judged over a window we did not watch');
-  // The windows start again, and the deadlock is found again stallMs later.
+  // The windows start again, and the deadlock is found again: at once where the kernel's
+  // off-CPU clock proves the wait (Linux), else stallMs later.
   const again = await waitFor(() => log.of('sample').slice(index + 1).find((s) => s.verdict === 'hung'), 'hung again', DEADLINE_MS);
-  t.ok(again.monotonicNs - discarded.monotonicNs >= 400e6);
+  t.ok(again.monotonicNs > discarded.monotonicNs);
   t.notOk(
     log.of('sample').slice(index + 1).some((s) => s.discarded),
     'only that one window',

@@ -40,7 +40,7 @@ async function execDeadlock(t: Test, extra: string[], env: NodeJS.ProcessEnv = {
 
 function checkUnsaved(t: Test, run: { code: number; stderr: string; pid: number }, why: RegExp): void {
   t.equal(run.code, 2, 'the exit status still says hung');
-  t.match(run.stderr, /HUNG: 3 critical findings/, 'the report still prints');
+  t.match(run.stderr, /HUNG: 2 critical findings/, 'the report still prints');
   t.match(run.stderr, why);
   t.match(run.stderr, new RegExp(`killed pid ${run.pid}`));
   t.notOk(alive(run.pid), '--kill still killed it');
@@ -94,7 +94,7 @@ t.test('exec --save never writes through a planted link: an existing file is ref
   fs.symlinkSync(path.join(tmp, 'dangling-victim'), path.join(dir, 'baseline.json'));
 
   const refused = await execDeadlock(t, ['--save', dir]);
-  checkUnsaved(t, refused, /warning: not saved: EEXIST: .*baseline\.json already exists: pass --force to replace it, or another --save DIR/);
+  checkUnsaved(t, refused, /warning: not saved: EEXIST: .*baseline\.json already exists \(and report\.json\), from another run: pass --force to replace them, or another --save DIR/);
   t.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
   t.notOk(fs.existsSync(path.join(tmp, 'dangling-victim')), 'a dangling link is not followed either');
 
@@ -133,7 +133,7 @@ t.test('snapshot -o and import -o replace a planted link, never the file it poin
   for (const file of [snapshotLink, importLink, planted]) {
     t.ok(fs.lstatSync(file).isFile());
     t.equal(JSON.parse(fs.readFileSync(file, 'utf8')).format, 'iokit-snap/1');
-    t.equal(fs.statSync(file).mode & 0o777, 0o666 & ~process.umask(), 'the mode a plain write gives, once whole');
+    t.equal(fs.statSync(file).mode & 0o777, 0o600, 'private to the user: a snapshot holds stacks and the address-space layout');
   }
 });
 
@@ -156,7 +156,7 @@ t.test('writeSnapshot: the temporary file is not at a name anyone can plant in a
   t.equal(fs.readFileSync(victim, 'utf8'), 'precious\n');
   t.equal(JSON.parse(fs.readFileSync(target, 'utf8')).monotonicNs, 1);
 
-  await t.rejects(writeSnapshot(target, snapshot, { replace: false }), { code: 'EINVAL', message: /EEXIST/ });
+  await t.rejects(writeSnapshot(target, snapshot, { replace: false }), { code: 'EEXIST', message: `cannot write snapshot ${target}: ${target} already exists` });
   await t.rejects(writeFileSafely(path.join(tmp, 'no-such-dir', 'x.json'), '{}'), { code: 'ENOENT' });
   t.same(fs.readdirSync(tmp).filter((name) => name.startsWith('.api.json.') || name.startsWith('.x.json.')), [], 'nothing left behind');
 });
@@ -176,13 +176,36 @@ t.test('the save helpers, one by one: a file where a directory is wanted, a dire
   const saved = await new RunSaver(dir, true, 1).save(snapshot, snapshot, { verdict: 'healthy', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
   t.equal(saved.dir, null);
   t.match(saved.error, /EISDIR/);
+  t.same(fs.readdirSync(dir), ['baseline.json'], 'no temporary file left');
+
+  // hung.json is a directory: baseline.json is placed first, and the outcome says that much was saved.
+  const partly = path.join(tmp, 'partly');
+  fs.mkdirSync(path.join(partly, 'hung.json'), { recursive: true });
+  const part = await new RunSaver(partly, true, 1).save(snapshot, snapshot, { verdict: 'hung', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
+  t.same({ dir: part.dir, files: part.files }, { dir: partly, files: ['baseline.json'] });
+  t.match(part.error, /^EINVAL: cannot write file .*hung\.json: .*is a directory/);
+  // A run that is looked at again (healthy, then hung) replaces its own files, and nothing else's.
+  const again = path.join(tmp, 'again');
+  const saver = new RunSaver(again, false, 1);
+  const healthyReport = { verdict: 'healthy' as const, findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] };
+  t.same((await saver.save(snapshot, snapshot, healthyReport)).files, ['baseline.json', 'hung.json', 'report.json']);
+  const second = await saver.save(snapshot, snapshot, { ...healthyReport, verdict: 'hung' });
+  t.same({ dir: second.dir, error: second.error }, { dir: again, error: null });
+  t.equal(JSON.parse(fs.readFileSync(path.join(again, 'report.json'), 'utf8')).verdict, 'hung');
+  await saver.close();
+  const { savedLine } = await import('../src/cli/commands/exec');
+  t.equal(savedLine(part, { color: false }), `  warning: saved only ${path.join(partly, 'baseline.json')}; the rest not: ${part.error}\n`);
+  t.equal(savedLine({ dir: null, files: [], error: 'EIO: x' }, { color: false }), '  warning: not saved: EIO: x\n');
+  t.equal(savedLine({ dir: '/d', files: ['baseline.json', 'hung.json', 'report.json'], error: null }, { color: false }), '  saved: /d/baseline.json, hung.json, report.json\n');
 
   // Only report.json is there: writing it, not a snapshot, is what is refused.
   const reportOnly = path.join(tmp, 'report-only');
   fs.mkdirSync(reportOnly);
   fs.writeFileSync(path.join(reportOnly, 'report.json'), '{}\n');
   const refused = await new RunSaver(reportOnly, false, 1).save(snapshot, snapshot, { verdict: 'healthy', findings: [], processes: [], accelerators: { before: 0, after: 0 }, windowMs: 0, notes: [] });
-  t.match(refused.error, /^EEXIST: .*report\.json already exists: pass --force/);
+  t.match(refused.error, /^EEXIST: .*report\.json already exists, from another run: pass --force to replace it/);
+  t.same(refused.files, []);
+  t.same(fs.readdirSync(reportOnly), ['report.json'], 'nothing written beside it');
   t.equal(fs.readFileSync(path.join(reportOnly, 'report.json'), 'utf8'), '{}\n');
 
   t.equal(await processIdentity(0x7ffffffe), null, 'no such process: nothing to compare');

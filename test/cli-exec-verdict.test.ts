@@ -16,7 +16,7 @@ const linux = process.platform === 'linux' ? false : 'the test target (test/targ
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-exec-verdict-'));
 t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-t.test('a long healthy command: one report, one save directory; --json says it is waiting', async (t) => {
+t.test('a long healthy command: one report, nothing saved unless --save; --json says it is waiting', async (t) => {
   const ownTmp = path.join(tmp, 'tmpdir');
   fs.mkdirSync(ownTmp);
   const [text, json] = await Promise.all([
@@ -27,17 +27,39 @@ t.test('a long healthy command: one report, one save directory; --json says it i
   t.equal(text.code, 4, text.stderr);
   t.equal(text.stderr.match(/HEALTHY/g)?.length, 1, `reported once: ${text.stderr}`);
   t.equal(text.stderr.match(/still running after/g)?.length, 1);
-  t.match(text.stderr, /making progress: waiting for it to finish \(examined every 700 ms; reported again only if that changes\)/);
-  const dirs = fs.readdirSync(ownTmp).filter((name) => name.startsWith('iokit-snap-exec-'));
-  t.equal(dirs.length, 1, 'one save directory per run');
-  t.same(fs.readdirSync(path.join(ownTmp, dirs[0])).sort(), ['baseline.json', 'hung.json', 'report.json']);
+  t.match(text.stderr, /making progress: waiting for it to finish \(examined every 700 ms; reported again only if the verdict changes\)/);
+  t.notMatch(text.stderr, /saved/, 'a healthy run without --save keeps nothing, and says nothing of it');
+  t.same(fs.readdirSync(ownTmp), [], 'no iokit-snap-exec-* folder left in the temporary directory');
 
   t.equal(json.code, 0, json.stderr);
   const lines = json.stderr.trim().split('\n').map((line) => JSON.parse(line));
   t.equal(lines.length, 1, 'one JSON line per change of verdict');
   t.equal(lines[0].report.verdict, 'healthy');
   t.equal(lines[0].outcome, 'waiting');
-  t.equal(lines[0].saved, path.join(tmp, 'json'));
+  t.equal(lines[0].saved, path.join(tmp, 'json'), '--save DIR: saved whatever the verdict');
+  t.same(fs.readdirSync(path.join(tmp, 'json')).sort(), ['baseline.json', 'hung.json', 'report.json']);
+});
+
+t.test('--no-save keeps nothing, even of a hung command; --save with --no-save, or --save -, is a usage error', { skip: linux }, async (t) => {
+  const ownTmp = path.join(tmp, 'no-save-tmpdir');
+  fs.mkdirSync(ownTmp);
+  const run = await spawnCli(['exec', '--json', '--no-save', '--kill', '--timeout', '1s', '--no-accelerators', '--', await targetBinary(), 'deadlock'], {
+    env: { TMPDIR: ownTmp },
+  });
+  t.equal(run.code, 2, run.stderr);
+  const last = JSON.parse(run.stderr.trim().split('\n').pop()!);
+  t.equal(last.report.verdict, 'hung');
+  t.equal(last.saved, null);
+  t.notOk('saveError' in last, 'not a failure: nothing was to be saved');
+  t.same(fs.readdirSync(ownTmp), []);
+  for (const argv of [
+    ['exec', '--no-save', '--save', path.join(tmp, 'x'), '--', 'true'],
+    ['exec', '--save', '-', '--', 'true'],
+  ]) {
+    const usage = await spawnCli(argv);
+    t.equal(usage.code, 64, usage.stderr);
+    t.match(usage.stderr, /^iokit-snap exec: --save /);
+  }
 });
 
 t.test('a wrapper script that exec()s the real program: a new baseline, not a finding; left running, and --json says so', { skip: linux }, async (t) => {
@@ -56,6 +78,10 @@ t.test('a wrapper script that exec()s the real program: a new baseline, not a fi
   t.equal(last.outcome, 'left-running');
   t.doesNotThrow(() => process.kill(last.pid, 0), 'still running');
   const stalled = last.report.findings.filter((f: { kind: string; subject: string }) => f.kind === 'stalled' && f.subject.includes('(target)'));
-  t.equal(stalled.length, 3, 'the three deadlocked threads of the program');
+  t.equal(stalled.length, 2, 'the two deadlocked threads of the program');
+  t.ok(
+    last.report.findings.some((f: { kind: string; subject: string; message: string }) => f.kind === 'waiting' && f.subject.includes('(main)') && /^joining thread \d+/.test(f.message)),
+    'and its main thread, which joins one of them',
+  );
   t.notOk(last.report.findings.some((f: { subject: string }) => f.subject.includes('(shim)') || f.subject.includes('(sh)')), 'nothing about the shell it was');
 });

@@ -56,7 +56,7 @@ t.test('explain <snapshot.json> reads saved snapshots too; errors and usage', as
   fs.writeFileSync(junk, 'this is not a report\n');
   const bad = await runCliWithStdin(['explain', junk]);
   t.equal(bad.code, 1);
-  t.match(bad.stderr, /iokit-snap explain: EINVAL: .*junk\.txt: not valid JSON/);
+  t.match(bad.stderr, /iokit-snap explain: EINVAL: .*junk\.txt: not recognised, none of the documents iokit-snap reads\. It reads an iokit-snap\/1 snapshot/);
   const missing = await runCliWithStdin(['explain', path.join(tmp, 'nope.txt')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /cannot read snapshot or report/);

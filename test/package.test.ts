@@ -47,6 +47,9 @@ t.test('the package declares what a consumer needs', async (t) => {
   t.ok(fs.existsSync(path.join(root, pkg.types)), 'type declarations are built');
   for (const entry of ['binding.gyp', 'native/', 'lib/', 'bin/', 'prebuilds/']) t.ok(pkg.files.includes(entry), `files has ${entry}`);
   t.equal(pkg.license, 'MIT');
+  t.match(pkg.repository, { type: 'git', url: /^git\+https:\/\/github\.com\/[\w-]+\/iokit-snap\.git$/ }, 'where the README\'s links resolve on npmjs.com');
+  t.equal(pkg.homepage, `${pkg.repository.url.replace(/^git\+|\.git$/g, '')}#readme`);
+  t.equal(pkg.bugs.url, `${pkg.repository.url.replace(/^git\+|\.git$/g, '')}/issues`);
   const license = fs.readFileSync(path.join(root, 'LICENSE'), 'utf8');
   t.match(license, /^MIT License\n\nCopyright \(c\) 2026 iokit-snap contributors\n/, 'LICENSE is the MIT licence package.json names');
 });
@@ -80,8 +83,56 @@ t.test('the tarball holds what a user needs and nothing else', async (t) => {
   for (const source of sources) t.ok(files.includes(source), `has ${source} (the build from source needs it)`);
   const headers = fs.readdirSync(path.join(root, 'native'), { recursive: true, encoding: 'utf8' }).filter((f) => /\.(h|inc)$/.test(f));
   for (const header of headers) t.ok(files.includes(`native/${header}`), `has native/${header}`);
-  const unwanted = files.filter((f) => /^(src|test|bench|scripts|docs|build|node_modules|\.github|\.ci)\/|^tsconfig|\.map$|\.md$(?<!^README\.md)|\.tgz$/.test(f));
-  t.same(unwanted, [], 'no TypeScript sources, tests, benchmarks, build scripts, docs, tsconfig or source maps');
+  const unwanted = files.filter((f) => f !== 'src/analyze/README.md' && /^(src|test|bench|scripts|build|node_modules|\.github|\.ci)\/|^tsconfig|\.map$|\.tgz$/.test(f));
+  t.same(unwanted, [], 'no TypeScript sources, tests, benchmarks, build scripts, tsconfig or source maps');
+  for (const shipped of ['docs/ARCHITECTURE.md', 'docs/metrics.md', 'examples/prometheus.yml', 'src/analyze/README.md', 'native/darwin/NOTES.md']) {
+    t.ok(files.includes(shipped), `has ${shipped}, which the docs point at`);
+  }
+  // Every relative link in a shipped Markdown file resolves inside the package, as npm installs it.
+  for (const doc of files.filter((f) => f.endsWith('.md'))) {
+    const text = fs.readFileSync(path.join(root, doc), 'utf8');
+    for (const match of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+      if (/^[a-z]+:/.test(match[1])) continue;
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(doc), match[1])).replace(/\/$/, '');
+      t.ok(files.some((f) => f === target || f.startsWith(`${target}/`)), `${doc} → ${match[1]} is in the package`);
+    }
+  }
+  // And every file the commands' help sends a reader to.
+  const { COMMANDS } = await import('../src/cli/main');
+  for (const command of COMMANDS) {
+    for (const match of command.usage.matchAll(/\b((?:docs|examples)\/[\w./-]+\.\w+)/g)) t.ok(files.includes(match[1]), `${command.name} --help → ${match[1]} is in the package`);
+  }
   const prebuilds = files.filter((f) => f.startsWith('prebuilds/'));
   t.same(prebuilds.filter((f) => !/^prebuilds\/(linux|darwin)-(x64|arm64)\/iokit-snap\.node$/.test(f)), [], 'prebuilds holds only addons, in prebuildify\'s layout');
+});
+
+t.test('every value the package exports has a doc comment in its .d.ts, which is what an editor shows', async (t) => {
+  const ts = await import('typescript');
+  // The declarations as built (`npm run build`), parsed only: fast, and what a consumer gets.
+  const documented = new Set<string>();
+  const declared = new Set<string>();
+  const files = fs.readdirSync(path.join(root, 'lib'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.d.ts'));
+  for (const file of files) {
+    const source = ts.createSourceFile(file, fs.readFileSync(path.join(root, 'lib', file), 'utf8'), ts.ScriptTarget.ES2022, true);
+    for (const statement of source.statements) {
+      const exported = ts.canHaveModifiers(statement) && ts.getModifiers(statement)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+      if (!exported) continue;
+      const names = ts.isVariableStatement(statement)
+        ? statement.declarationList.declarations.map((d) => d.name.getText(source))
+        : ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement)
+          ? [statement.name?.getText(source) ?? '']
+          : [];
+      const docs = ts.getJSDocCommentsAndTags(statement).length > 0;
+      for (const name of names) {
+        declared.add(name);
+        if (docs) documented.add(name);
+      }
+    }
+  }
+  const values = Object.keys(await import(path.join(root, 'lib', 'index.js')));
+  t.ok(values.length >= 20, `${values.length} values exported`);
+  for (const name of values) {
+    t.ok(declared.has(name), `${name} is declared`);
+    t.ok(documented.has(name), `${name} has a doc comment`);
+  }
 });

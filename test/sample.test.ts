@@ -2,16 +2,17 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { IokitSnapError } from '../src/errors';
 import { createThreadSampler, monotonicNs, readHost, sampleAccelerators, sampleThreads, snapshot } from '../src/sample';
 import { validateSnapshot } from '../src/snapshot-file';
+import { waitFor } from './helpers/targets';
 
 const linux = process.platform === 'linux' ? false : 'the /proc sampler is the Linux backend';
 
 t.test('bad arguments are EINVAL before anything is read', async (t) => {
   const einval = async (promise: Promise<unknown> | (() => unknown), pattern: RegExp) => {
-    const error = await (typeof promise === 'function' ? Promise.resolve().then(promise) : promise).catch((e) => e);
+    const error = (await (typeof promise === 'function' ? Promise.resolve().then(promise) : promise).catch((e: unknown) => e)) as IokitSnapError;
     t.type(error, IokitSnapError);
     t.equal(error.code, 'EINVAL');
     t.match(error.message, pattern);
@@ -62,6 +63,13 @@ t.test('a sampler closed while it is still opening never samples', { skip: linux
   const error = await pending.catch((e) => e);
   t.equal(error.code, 'EINVAL');
   t.match(error.message, /closed/);
+  // Closed once its sample waits for the open (a native probe: never done within a microtask).
+  const late = createThreadSampler(process.pid);
+  const waiting = late.sample();
+  await Promise.resolve();
+  late.close();
+  const lateError = await waiting.catch((e) => e);
+  t.equal(lateError.code, 'EINVAL');
 });
 
 t.test('a sampler of a process that does not exist rejects ESRCH, and close() after that is quiet', { skip: linux }, async (t) => {
@@ -138,6 +146,102 @@ t.test('a probe that really hangs (a fifo nobody writes, as a wedged /proc would
     .sampleThreads(4242, { procRoot: ${JSON.stringify(root)}, timeoutMs: 200 }).catch((e) => console.log(e.code));`;
   const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20000 });
   t.equal(out.trim(), 'ETIMEDOUT');
+});
+
+/**
+ * A procRoot with process 4242 and its threads 4242 and 4243, whose stat is a fifo: a sample
+ * blocks in opening it until unblock() gives it a writer (and puts a regular file in its
+ * place, so that later samples read at once), as a wedged /proc read would block. Its
+ * samplers keep no fds (maxOpenFiles 3: its directories only): a fifo cannot be re-read by pread.
+ */
+function wedgedThread(t: Test): { root: string; unblock(): Promise<void> } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-wedged-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const stat = (tid: number) => `${tid} (wedged) S 1 4242 4242 0 -1 4194304 0 0 0 0 1 2 0 0 20 0 2 0 1000 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n`;
+  for (const tid of [4242, 4243]) fs.mkdirSync(path.join(root, '4242', 'task', String(tid)), { recursive: true });
+  fs.writeFileSync(path.join(root, '4242', 'stat'), stat(4242));
+  fs.writeFileSync(path.join(root, '4242', 'status'), 'Name:\twedged\nTgid:\t4242\n');
+  fs.writeFileSync(path.join(root, '4242', 'task', '4242', 'stat'), stat(4242));
+  const fifo = path.join(root, '4242', 'task', '4243', 'stat');
+  execFileSync('mkfifo', [fifo]);
+  return {
+    root,
+    async unblock() {
+      // A writer opens at once only while a reader waits in its open: the blocked sample.
+      const writer = await waitFor(() => {
+        try {
+          return fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+        } catch {
+          return undefined;
+        }
+      }, 'the sample to wait in its open of the fifo');
+      fs.writeFileSync(`${fifo}.new`, stat(4243));
+      fs.renameSync(`${fifo}.new`, fifo);
+      fs.writeSync(writer, stat(4243));
+      fs.closeSync(writer);
+    },
+  };
+}
+
+t.test('two samples at once on one sampler: the second waits its turn, with a deadline of its own (not ETIMEDOUT)', { skip: linux }, async (t) => {
+  const wedged = wedgedThread(t);
+  const sampler = createThreadSampler(4242, { procRoot: wedged.root, detail: 'basic', timeoutMs: 20000, maxOpenFiles: 3 });
+  t.teardown(() => sampler.close());
+  const first = sampler.sample();
+  const second = sampler.sample();
+  await wedged.unblock();
+  const [a, b] = await Promise.all([first, second]);
+  t.same(
+    a.threads.map((thread) => thread.tid).sort(),
+    [4242, 4243],
+  );
+  t.same(
+    b.threads.map((thread) => thread.tid).sort(),
+    [4242, 4243],
+    'the second sample, taken after the first',
+  );
+  t.ok(b.sampledAtNs > a.sampledAtNs);
+});
+
+t.test('a sample whose predecessor passed its deadline waits for it, within its own deadline, and says so', { skip: linux }, async (t) => {
+  const wedged = wedgedThread(t);
+  const sampler = createThreadSampler(4242, { procRoot: wedged.root, detail: 'basic', timeoutMs: 400, maxOpenFiles: 3 });
+  t.teardown(() => sampler.close());
+  const stuck = await sampler.sample().catch((e) => e);
+  t.equal(stuck.code, 'ETIMEDOUT');
+  t.match(stuck.message, /Sampling the threads of pid 4242 did not return within 400 ms/);
+  const waited = await sampler.sample().catch((e) => e);
+  t.equal(waited.code, 'ETIMEDOUT');
+  t.match(waited.message, /the previous sample of pid 4242, abandoned at its deadline, has still not returned/);
+  const third = sampler.sample();
+  await wedged.unblock();
+  t.same(
+    (await third).threads.map((thread) => thread.tid).sort(),
+    [4242, 4243],
+    'once it returns, the next sample is taken',
+  );
+  sampler.close();
+  const closed = await sampler.sample().catch((e) => e);
+  t.equal(closed.code, 'EINVAL');
+});
+
+t.test('a sampler left idle gives back its fds, and samples on', { skip: linux }, async (t) => {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const kept = () => fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(`/proc/${child.pid}/`);
+    } catch {
+      return false;
+    }
+  }).length;
+  const sampler = createThreadSampler(child.pid!);
+  t.teardown(() => sampler.close());
+  await sampler.sample();
+  t.ok(kept() > 0, 'it keeps fds between samples');
+  await waitFor(() => kept() === 0, 'the idle sampler to let its fds go', 10000);
+  t.equal((await sampler.sample()).threads.length, 1, 'and samples again');
+  t.ok(kept() > 0);
 });
 
 t.test('host facts', async (t) => {

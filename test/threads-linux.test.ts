@@ -111,8 +111,10 @@ function linuxTests(): void {
       const s = await sampleThreads(target.pid);
       const a = threadOf(s, target.info.a!);
       const b = threadOf(s, target.info.b!);
-      return a?.blockedIn?.call === 'futex' && b?.blockedIn?.call === 'futex' && a.state === 'sleeping' && b.state === 'sleeping' && s;
-    }, 'threads a and b in futex');
+      // The target says it is ready before its main thread calls pthread_join: wait for that too.
+      const main = threadOf(s, target.pid);
+      return a?.blockedIn?.call === 'futex' && b?.blockedIn?.call === 'futex' && main?.blockedIn?.call === 'futex' && a.state === 'sleeping' && b.state === 'sleeping' && s;
+    }, 'threads a and b in futex, and main in its join');
     t.equal(sample.threads.length, 3, 'main, a and b');
     for (const tid of [target.info.a!, target.info.b!]) {
       const thread = threadOf(sample, tid)!;

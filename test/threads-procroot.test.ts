@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { createThreadSampler, sampleThreads } from '../src/sample';
 
 const CAPTURE = path.join(__dirname, 'fixtures', 'procfs', 'clock-nanosleep');
-const FILES = ['stat', 'schedstat', 'status', 'syscall', 'wchan', 'stack'] as const;
+const FILES = ['stat', 'schedstat', 'status', 'syscall', 'wchan', 'stack', 'sched'] as const;
 type TaskFileName = (typeof FILES)[number];
 const NS_PER_TICK = 1e7; // USER_HZ is 100 on every Linux ABI
 const NR: Record<string, Record<string, number>> = {
@@ -61,6 +61,9 @@ function fakeProc(
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-proc-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.chmodSync(root, 0o755);
+  // The reader's own sched file: the scheduler clock "now" for offCpuNs (/proc/thread-self is a link to it in /proc).
+  fs.mkdirSync(path.join(root, 'thread-self'));
+  fs.copyFileSync(path.join(CAPTURE, '..', 'thread-self-sched'), path.join(root, 'thread-self', 'sched'));
   const pid = threads[0]!.tid;
   const processDir = path.join(root, String(pid));
   fs.mkdirSync(path.join(processDir, 'fd'), { recursive: true });
@@ -89,6 +92,28 @@ function syscallLine(nr: number, arg0: number): string {
 }
 
 const nr = NR[process.arch] ?? NR.x64!;
+
+/** The captured sched file with se.exec_start set to `ns`, printed as the kernel does ("%14Ld.%06ld", ms). */
+function schedText(ns: bigint, file = path.join(CAPTURE, 'sched')): string {
+  const value = `${ns / 1000000n}.${String(ns % 1000000n).padStart(6, '0')}`;
+  return fs.readFileSync(file, 'utf8').replace(/^(se\.exec_start\s+:\s+)[\d.]+$/m, (_, key: string) => key + value.padStart(14 + 7));
+}
+/** se.exec_start of the captures: the target's (asleep) and the reader's (now), 2785.646119 ms apart. */
+const CAPTURED_EXEC_START = 1449398232578n;
+const CAPTURED_NOW = 1452183878697n;
+
+/** The second sample of a fresh sampler, its threads in tid order. */
+async function sampleAfterTwo(pid: number, procRoot: string) {
+  const sampler = createThreadSampler(pid, { procRoot });
+  try {
+    await sampler.sample();
+    const sample = await sampler.sample();
+    sample.threads.sort((a, b) => a.tid - b.tid);
+    return sample;
+  } finally {
+    sampler.close();
+  }
+}
 
 /** A sample with its threads in tid order (a fixture tree lists in any order). */
 async function sampleTree(pid: number, options: Parameters<typeof sampleThreads>[1]) {
@@ -317,6 +342,120 @@ function procRootTests(): void {
     fs.writeFileSync(path.join(dir, 'stat'), statLine({ tid: 4600 }, 2));
     const fifth = await sampler.sample();
     t.same(fifth.threads.map((x) => x.tid).sort(), [4600, 4602]);
+  });
+
+  t.test('offCpuNs: the clock now less se.exec_start; 0 for R, for a thread that ran after now, and for exec_start 0', async (t) => {
+    const proc = fakeProc(t, [
+      { tid: 4800 },
+      { tid: 4801, state: 'R', files: { syscall: 'running\n', sched: null } },
+      { tid: 4802, files: { sched: schedText(CAPTURED_NOW + 5000n) } },
+      { tid: 4803, state: 'D', files: { sched: schedText(0n) } },
+      { tid: 4804, state: 'T', files: { sched: schedText(CAPTURED_NOW - 7n) } },
+    ]);
+    const sample = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.same(sample.limits, [], 'R reads no sched file: none is missed');
+    t.same(
+      sample.threads.map((x) => x.offCpuNs),
+      [Number(CAPTURED_NOW - CAPTURED_EXEC_START), 0, 0, 0, 7],
+    );
+    t.equal(sample.threads[0]!.offCpuNs, 2785646119, 'the captured sleep: 2785.646119 ms');
+    const basic = await sampleTree(proc.pid, { procRoot: proc.root, detail: 'basic' });
+    t.ok(basic.threads.every((x) => !('offCpuNs' in x)), 'detail basic reads no sched file');
+  });
+
+  t.test('offCpuNs limits: one per process, never an invented number', async (t) => {
+    const cases: Array<[string, (root: string, taskDir: (tid: number) => string) => void, RegExp, string]> = [
+      ['no sched files at all (before 6.15, without CONFIG_SCHED_DEBUG)', (root, dir) => {
+        fs.rmSync(path.join(root, 'thread-self'), { recursive: true });
+        fs.rmSync(path.join(dir(4900), 'sched'));
+        fs.rmSync(path.join(dir(4901), 'sched'));
+      }, /task\/\*\/sched does not exist on this kernel/, 'ENOTSUP'],
+      ['the threads have none', (_root, dir) => {
+        fs.rmSync(path.join(dir(4900), 'sched'));
+        fs.rmSync(path.join(dir(4901), 'sched'));
+      }, /task\/\*\/sched does not exist on this kernel/, 'ENOTSUP'],
+      ['a malformed sched file', (_root, dir) => fs.writeFileSync(path.join(dir(4901), 'sched'), 'se.exec_start : soon\n'), /sched has a format iokit-snap does not know/, 'EIO'],
+      ['a malformed clock', (root) => fs.writeFileSync(path.join(root, 'thread-self', 'sched'), 'x (1, #threads: 1)\n'), /thread-self\/sched \(the scheduler clock now.*format iokit-snap does not know/, 'EIO'],
+      ['a clock that cannot be read', (root) => {
+        fs.rmSync(path.join(root, 'thread-self', 'sched'));
+        fs.mkdirSync(path.join(root, 'thread-self', 'sched'));
+      }, /reading .*thread-self\/sched \(the scheduler clock now.*failed: Is a directory/, 'EIO'],
+    ];
+    for (const [label, breakIt, reason, code] of cases) {
+      const proc = fakeProc(t, [{ tid: 4900 }, { tid: 4901 }, { tid: 4902, state: 'R', files: { syscall: 'running\n' } }]);
+      breakIt(proc.root, proc.taskDir);
+      for (const sample of [await sampleTree(proc.pid, { procRoot: proc.root }), await sampleAfterTwo(proc.pid, proc.root)]) {
+        t.match(sample.limits, [{ subject: `pid ${proc.pid}`, field: 'offCpuNs', code, reason }], label);
+        t.equal(sample.limits.length, 1, `${label}: one limit`);
+        t.equal(sample.threads[2]!.offCpuNs, 0, `${label}: R needs no file`);
+        if (label !== 'a malformed sched file') t.notOk('offCpuNs' in sample.threads[0]!, `${label}: no number`);
+        t.notOk('offCpuNs' in sample.threads[1]!, `${label}: no number`);
+      }
+    }
+  });
+
+  t.test('the sampler keeps se.exec_start while a thread stays still, has none for one that ran, and holds no fd for it', async (t) => {
+    const proc = fakeProc(t, [{ tid: 5000 }, { tid: 5001, state: 'R', files: { syscall: 'running\n' } }]);
+    const clock = path.join(proc.root, 'thread-self', 'sched');
+    const self = path.join(CAPTURE, '..', 'thread-self-sched');
+    const sched = path.join(proc.taskDir(5000), 'sched');
+    const sampler = createThreadSampler(proc.pid, { procRoot: proc.root });
+    t.teardown(() => sampler.close());
+    const off = async () => {
+      const sample = await sampler.sample();
+      sample.threads.sort((a, b) => a.tid - b.tid);
+      t.same(sample.limits, []);
+      t.equal(sample.threads[1]!.offCpuNs, 0, 'R: 0');
+      return sample.threads[0]!.offCpuNs;
+    };
+    const slept = Number(CAPTURED_NOW - CAPTURED_EXEC_START);
+    t.equal(await off(), slept, 'first seen: read');
+    // The clock moves on; the thread's file changes too, but its schedstat does not: not read again.
+    fs.writeFileSync(clock, schedText(CAPTURED_NOW + 1000000000n, self));
+    fs.writeFileSync(sched, schedText(CAPTURED_EXEC_START + 500000000n));
+    t.equal(await off(), slept + 1e9, 'still: the kept exec_start against the new clock');
+    const held = fs.readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    t.notOk(held.some((target) => target.endsWith('/sched')), 'no fd kept on a sched file');
+    t.ok(held.some((target) => target.endsWith(`${proc.taskDir(5000)}/schedstat`)), 'while schedstat is kept');
+    fs.writeFileSync(path.join(proc.taskDir(5000), 'schedstat'), '6741000 13661911 3\n');
+    t.equal(await off(), undefined, 'it ran since the previous sample: no offCpuNs');
+    fs.writeFileSync(clock, schedText(CAPTURED_NOW + 2000000000n, self));
+    t.equal(await off(), slept + 1.5e9, 'still again: read once more');
+    fs.writeFileSync(sched, 'garbage\n');
+    t.equal(await off(), slept + 1.5e9, 'and kept');
+  });
+
+  t.test('a sampler without schedstat cannot tell a thread that ran: it reads sched every sample', async (t) => {
+    const proc = fakeProc(t, [{ tid: 5200, files: { schedstat: null } }]);
+    const sampler = createThreadSampler(proc.pid, { procRoot: proc.root });
+    t.teardown(() => sampler.close());
+    t.equal((await sampler.sample()).threads[0]!.offCpuNs, Number(CAPTURED_NOW - CAPTURED_EXEC_START));
+    fs.writeFileSync(path.join(proc.taskDir(5200), 'sched'), schedText(CAPTURED_NOW - 1000n));
+    const second = await sampler.sample();
+    t.equal(second.threads[0]!.offCpuNs, 1000, 'read again');
+    t.match(second.limits, [{ field: 'cpuNs', code: 'ENOTSUP' }]);
+  });
+
+  t.test('tids: the other threads are not read at all', async (t) => {
+    const proc = fakeProc(t, [
+      { tid: 5100 },
+      { tid: 5101, files: { stat: 'garbage\n' } },
+      { tid: 5102, state: 'R', files: { syscall: 'running\n' } },
+      { tid: 5103, files: { status: 'nonsense\n' } },
+    ]);
+    const whole = await sampleTree(proc.pid, { procRoot: proc.root });
+    t.same(whole.limits.map((l) => l.field).sort(), ['contextSwitches', 'state'], 'every thread read: 5101 and 5103 cost limits');
+    const sample = await sampleThreads(proc.pid, { procRoot: proc.root, tids: [5102, 5100, 5999] });
+    t.same(sample.threads.map((x) => x.tid), [5102, 5100], 'in the order given; 5999 is no thread here');
+    t.same(sample.limits, [], 'nothing of 5101 (bad stat) or 5103 (bad status) was read');
+    const good = await sampleThreads(proc.pid, { procRoot: proc.root, tids: [5100] });
+    t.equal(good.name, 'target', 'the name from the process stat when its leader is not chosen');
   });
 
   t.test('without ptrace access: syscall denied, wchan given, one limit with the way to grant it', async (t) => {

@@ -11,15 +11,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <vector>
 
 #include "elf_cfi.h"
+#include "elf_gopclntab.h"
+#include "elf_inflate.h"
 #include "procfs_files.h"
 
 namespace iokitsnap {
@@ -28,10 +34,150 @@ namespace {
 
 using procfs::ScopedFd;
 
+// ---------------------------------------------------------------- opening files
+//
+// This runs as root in a process that another user's process points at files: its maps
+// names them, its root holds them, its debug links lead on from them. Nothing is opened
+// for reading by path: a path is resolved to an O_PATH handle (which opens nothing: no
+// device is opened, no fifo blocks), checked (a regular file; the right one), and only
+// that inode is then opened for reading, through /proc/self/fd.
+
+#ifndef SYS_openat2
+#define SYS_openat2 437  // the same number on every Linux ABI
+#endif
+struct OpenHow {  // struct open_how (linux/openat2.h)
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+constexpr uint64_t kResolveNoMagicLinks = 0x02;
+constexpr uint64_t kResolveInRoot = 0x10;
+
+// An O_PATH handle on `path` under `root` ("": our own root; else a directory taken as the
+// root, its symlinks resolved inside it where openat2 exists, Linux 5.6).
+int OpenPathIn(const std::string& root, const std::string& given, int* error) {
+  const std::string path = given.empty() ? "." : given;  // the root itself
+  if (root.empty()) {
+    const int fd = open(path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) *error = errno;
+    return fd;
+  }
+  ScopedFd rootFd(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootFd) {
+    *error = errno;
+    return -1;
+  }
+  OpenHow how{O_PATH | O_CLOEXEC, 0, kResolveInRoot | kResolveNoMagicLinks};
+  int fd = static_cast<int>(syscall(SYS_openat2, rootFd.get(), path.c_str(), &how, sizeof how));
+  // ENOSYS: an older kernel; EPERM: a seccomp filter that predates openat2.
+  if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+    size_t skip = 0;
+    while (skip < path.size() && path[skip] == '/') ++skip;
+    fd = openat(rootFd.get(), skip == path.size() ? "." : path.c_str() + skip, O_PATH | O_CLOEXEC);
+  }
+  if (fd < 0) *error = errno;
+  return fd;
+}
+
+// The inode an O_PATH handle names, opened for reading.
+int ReopenForReading(int pathFd, int* error) {
+  const std::string self = "/proc/self/fd/" + std::to_string(pathFd);
+  const int fd = open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) *error = errno;
+  return fd;
+}
+
+// "fd:01" → the dev_t it names; nullopt when it does not parse.
+std::optional<dev_t> DeviceOf(const std::string& text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  unsigned long major = 0, minor = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i == colon) continue;
+    const char c = text[i];
+    const int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (digit < 0) return std::nullopt;
+    unsigned long& part = i < colon ? major : minor;
+    if (part > 0xfffff) return std::nullopt;
+    part = part * 16 + static_cast<unsigned long>(digit);
+  }
+  return makedev(major, minor);
+}
+
+// Btrfs reports a subvolume's own device in stat, overlayfs its own, while maps shows the
+// device of the file system (the layer) the pages come from.
+bool StatShowsAnotherDevice(int fd) {
+  struct statfs fs {};
+  if (fstatfs(fd, &fs) != 0) return false;
+  constexpr unsigned long kBtrfs = 0x9123683e, kOverlay = 0x794c7630;
+  return static_cast<unsigned long>(fs.f_type) == kBtrfs || static_cast<unsigned long>(fs.f_type) == kOverlay;
+}
+
+// Whether the handle names the object of the maps line. Device and inode must match;
+// where the file system reports another device in stat, the inode alone does, but only
+// for a reader no more privileged than anyone (not root): what it opens it could open anyway.
+bool IsMappedObject(int pathFd, const struct stat& status, const MappedObject& object) {
+  if (status.st_ino != object.inode) return false;
+  const std::optional<dev_t> device = DeviceOf(object.device);
+  if (device && status.st_dev == *device) return true;
+  return geteuid() != 0 && StatShowsAnotherDevice(pathFd);
+}
+
+// Who the process that maps a file runs as (fsuid, fsgid from its status), for reading
+// only the debug files it could read itself.
+struct Reader {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+std::optional<Reader> ReaderOf(const std::string& processDir) {
+  procfs::ReadBuffer buffer;
+  if (procfs::ReadFileAt(AT_FDCWD, (processDir + "/status").c_str(), buffer).outcome != procfs::ReadOutcome::Ok)
+    return std::nullopt;
+  // "Uid:\treal\teffective\tsaved\tfs": the fs one is what file access checks.
+  auto fsField = [&](const char* key) -> std::optional<uint64_t> {
+    const size_t at = buffer.text.find(key);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = buffer.text.substr(at + std::strlen(key));
+    uint64_t value = 0;
+    for (int field = 0; field < 4; ++field) {
+      while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+      if (rest.empty() || rest.front() < '0' || rest.front() > '9') return std::nullopt;
+      value = 0;
+      while (!rest.empty() && rest.front() >= '0' && rest.front() <= '9') {
+        value = value * 10 + static_cast<uint64_t>(rest.front() - '0');
+        rest.remove_prefix(1);
+      }
+    }
+    return value;
+  };
+  const std::optional<uint64_t> uid = fsField("\nUid:");
+  const std::optional<uint64_t> gid = fsField("\nGid:");
+  if (!uid || !gid) return std::nullopt;
+  return Reader{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid)};
+}
+
+// By the mode bits (root reads anything; supplementary groups are not known here, so
+// a file only such a group may read is refused: the cautious side).
+bool ReadableBy(const struct stat& status, const Reader& reader) {
+  if (reader.uid == 0) return true;
+  if (status.st_uid == reader.uid) return (status.st_mode & S_IRUSR) != 0;
+  if (status.st_gid == reader.gid) return (status.st_mode & S_IRGRP) != 0;
+  return (status.st_mode & S_IROTH) != 0;
+}
+// The most one compressed section may inflate to (.debug_frame of a large program is a
+// few MiB; this bounds what a hostile header can make this process allocate).
+constexpr uint64_t kMaxInflatedBytes = uint64_t{256} << 20;
+
 // An ELF64 little-endian file of one machine, its program and section headers.
 class Image {
  public:
-  static std::unique_ptr<Image> Open(const std::string& fullPath, Machine machine, int* error);
+  // `root` and `path` as OpenPathIn takes them; `reader`: refuse (EACCES) a file that
+  // user could not read.
+  static std::unique_ptr<Image> Open(const std::string& root, const std::string& path, Machine machine, int* error,
+                                     const std::optional<Reader>& reader = std::nullopt);
+  // A handle already resolved and checked, opened here for reading.
+  static std::unique_ptr<Image> FromPath(int pathFd, Machine machine, int* error);
 
   // Exactly `size` bytes at `offset`, or false (out of the file, or a short read).
   bool Read(uint64_t offset, uint64_t size, void* out) const {
@@ -54,10 +200,18 @@ class Image {
     if (!Read(offset, size, bytes.data())) bytes.clear();
     return bytes;
   }
-  // The bytes of a section that has them in the file (not SHT_NOBITS, not compressed).
+  // The bytes of a section that has them in the file (not SHT_NOBITS); a section
+  // compressed in place (SHF_COMPRESSED, ELFCOMPRESS_ZLIB: Go's .debug_frame, distributions'
+  // debug files) is inflated, up to kMaxInflatedBytes; other compression (zstd) gives none.
   std::vector<uint8_t> SectionData(const Elf64_Shdr* section) const {
-    if (!section || section->sh_type == SHT_NOBITS || (section->sh_flags & SHF_COMPRESSED)) return {};
-    return ReadBytes(section->sh_offset, section->sh_size);
+    if (!section || section->sh_type == SHT_NOBITS) return {};
+    if (!(section->sh_flags & SHF_COMPRESSED)) return ReadBytes(section->sh_offset, section->sh_size);
+    const std::vector<uint8_t> compressed = ReadBytes(section->sh_offset, section->sh_size);
+    Elf64_Chdr header;
+    if (compressed.size() < sizeof header) return {};
+    memcpy(&header, compressed.data(), sizeof header);
+    if (header.ch_type != ELFCOMPRESS_ZLIB || header.ch_size > kMaxInflatedBytes) return {};
+    return InflateZlib(compressed.data() + sizeof header, compressed.size() - sizeof header, header.ch_size);
   }
 
   const Elf64_Shdr* Section(const char* name) const {
@@ -116,21 +270,38 @@ class Image {
   std::vector<char> sectionNames_;
 };
 
-std::unique_ptr<Image> Image::Open(const std::string& fullPath, Machine machine, int* error) {
-  auto image = std::make_unique<Image>();
-  // O_NONBLOCK: a fifo or a device at this path must not block the open.
-  image->fd_.reset(open(fullPath.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!image->fd_) {
-    *error = errno;
-    return nullptr;
+std::unique_ptr<Image> Image::Open(const std::string& root, const std::string& path, Machine machine, int* error,
+                                   const std::optional<Reader>& reader) {
+  ScopedFd pathFd(OpenPathIn(root, path, error));
+  if (!pathFd) return nullptr;
+  if (reader) {
+    struct stat status;
+    if (fstat(pathFd.get(), &status) != 0) {
+      *error = errno;
+      return nullptr;
+    }
+    if (S_ISREG(status.st_mode) && !ReadableBy(status, *reader)) {
+      *error = EACCES;
+      return nullptr;
+    }
   }
+  return FromPath(pathFd.get(), machine, error);
+}
+
+std::unique_ptr<Image> Image::FromPath(int pathFd, Machine machine, int* error) {
   struct stat status;
-  if (fstat(image->fd_.get(), &status) != 0) {
+  if (fstat(pathFd, &status) != 0) {
     *error = errno;
     return nullptr;
   }
+  if (!S_ISREG(status.st_mode)) {  // a device, a fifo, a directory: never opened
+    *error = kNotRegular;
+    return nullptr;
+  }
+  auto image = std::make_unique<Image>();
+  image->fd_.reset(ReopenForReading(pathFd, error));
+  if (!image->fd_) return nullptr;
   *error = EINVAL;
-  if (!S_ISREG(status.st_mode)) return nullptr;
   image->size_ = static_cast<uint64_t>(status.st_size);
   Elf64_Ehdr header;
   if (!image->Read(0, sizeof header, &header)) return nullptr;
@@ -307,8 +478,11 @@ std::string DirectoryOf(const std::string& path) { return path.substr(0, path.rf
 
 class ElfFileImpl final : public ElfFile {
  public:
-  ElfFileImpl(std::string root, std::string path, Machine machine, std::unique_ptr<Image> image)
-      : root_(std::move(root)), path_(std::move(path)), machine_(machine), image_(std::move(image)) {}
+  // `root`: where its debug file is looked for (as OpenPathIn takes it); `reader`: the user
+  // whose process maps it, when a debug file must be one that user could read.
+  ElfFileImpl(std::string root, std::string path, Machine machine, std::unique_ptr<Image> image,
+              std::optional<Reader> reader = std::nullopt)
+      : root_(std::move(root)), path_(std::move(path)), machine_(machine), image_(std::move(image)), reader_(reader) {}
 
   std::optional<uint64_t> AddressOfFileOffset(uint64_t fileOffset) const override {
     return image_->AddressOfFileOffset(fileOffset);
@@ -321,13 +495,30 @@ class ElfFileImpl final : public ElfFile {
     });
     if (symtab_.present()) return symtab_.Lookup(address);
     if (auto symbol = dynsym_.Lookup(address)) return symbol;
-    const Image* debug = Debug();
-    if (!debug) return std::nullopt;
-    std::call_once(debugSymbolsOnce_, [this, debug] { debugSymtab_.Load(*debug, debug->Section(".symtab")); });
-    return debugSymtab_.Lookup(address);
+    if (const Image* debug = Debug()) {
+      std::call_once(debugSymbolsOnce_, [this, debug] { debugSymtab_.Load(*debug, debug->Section(".symtab")); });
+      if (auto symbol = debugSymtab_.Lookup(address)) return symbol;
+    }
+    // A stripped Go program still names its functions in its pclntab (without the .abi0
+    // of assembly functions that .symtab spells).
+    if (const gopclntab::Table* go = Go()) {
+      if (const auto function = go->FunctionAt(address)) {
+        std::string name = go->Name(*function);
+        if (!name.empty()) return Symbol{std::move(name), address - function->entry};
+      }
+    }
+    return std::nullopt;
   }
 
   std::optional<UnwindRule> UnwindRuleAt(uint64_t address) const override {
+    // Go code by its pclntab, before any CFI: the table Go's own traceback trusts, in
+    // every Go binary, and the only one that says where a frame saved the caller's frame
+    // pointer and which functions end a stack (see elf_gopclntab.h).
+    if (const gopclntab::Table* go = Go()) {
+      if (const auto function = go->FunctionAt(address)) {
+        if (auto rule = go->RuleAt(*function, address, machine_)) return rule;
+      }
+    }
     std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
     cfi::Lookup lookup = ehFrame_->RuleAt(address);
     if (lookup.covered) return lookup.rule;
@@ -342,6 +533,7 @@ class ElfFileImpl final : public ElfFile {
   }
 
   bool HasSymbols() const override {
+    if (Go()) return true;
     const Elf64_Shdr* symtab = image_->Section(".symtab");
     const Elf64_Shdr* dynsym = image_->Section(".dynsym");
     if ((symtab && symtab->sh_size > 0) || (dynsym && dynsym->sh_size > 0)) return true;
@@ -351,6 +543,7 @@ class ElfFileImpl final : public ElfFile {
   }
 
   bool HasUnwindInfo() const override {
+    if (Go()) return true;
     std::call_once(cfiOnce_, [this] { LoadOwnCfi(); });
     if (!ehFrame_->Empty() || !debugFrame_->Empty()) return true;
     const Image* debug = Debug();
@@ -362,6 +555,8 @@ class ElfFileImpl final : public ElfFile {
     Debug();
     return debugPath_;
   }
+
+  size_t HeldFds() const override { return 1 + (debug_ ? 1 : 0); }
 
  private:
   cfi::PointerReader PointerReaderOf(const Image& image) const {
@@ -427,6 +622,20 @@ class ElfFileImpl final : public ElfFile {
                                              cfi::SectionBytes{}, PointerReaderOf(image));
   }
 
+  // The Go function table, read once; nullptr when the file has none.
+  const gopclntab::Table* Go() const {
+    std::call_once(goOnce_, [this] {
+      const Elf64_Shdr* section = image_->Section(".gopclntab");
+      if (!section) section = image_->Section(".data.rel.ro.gopclntab");  // PIE
+      if (!section || section->sh_type != SHT_PROGBITS) return;
+      // runtime.text, where the 1.18+ table's entry offsets start: the .text section in a
+      // Go-linked binary (the table's own header word says so too, except in a PIE).
+      const Elf64_Shdr* text = image_->Section(".text");
+      go_ = gopclntab::Table::Parse(image_->SectionData(section), text ? text->sh_addr : 0);
+    });
+    return go_.get();
+  }
+
   // The separate debug file, found once: by build id, then by .gnu_debuglink.
   const Image* Debug() const {
     std::call_once(debugOnce_, [this] { FindDebugFile(); });
@@ -444,7 +653,7 @@ class ElfFileImpl final : public ElfFile {
       }
       const std::string candidate = "/usr/lib/debug/.build-id/" + hex.substr(0, 2) + "/" + hex.substr(2) + ".debug";
       int error = 0;
-      auto debug = Image::Open(root_ + candidate, machine_, &error);
+      auto debug = Image::Open(root_, candidate, machine_, &error, reader_);
       if (debug && debug->BuildId() == buildId) return Accept(std::move(debug), candidate);
     }
     const Elf64_Shdr* link = image_->Section(".gnu_debuglink");
@@ -464,7 +673,7 @@ class ElfFileImpl final : public ElfFile {
          {directory + "/" + name, directory + "/.debug/" + name, "/usr/lib/debug" + directory + "/" + name}) {
       if (candidate == path_) continue;  // the file itself
       int error = 0;
-      auto debug = Image::Open(root_ + candidate, machine_, &error);
+      auto debug = Image::Open(root_, candidate, machine_, &error, reader_);
       uint32_t actual = 0;
       if (debug && FileCrc32(*debug, &actual) && actual == crc) return Accept(std::move(debug), candidate);
     }
@@ -478,8 +687,10 @@ class ElfFileImpl final : public ElfFile {
   std::string path_;
   Machine machine_;
   std::unique_ptr<Image> image_;
+  std::optional<Reader> reader_;
 
-  mutable std::once_flag symbolsOnce_, debugOnce_, debugSymbolsOnce_, cfiOnce_, debugCfiOnce_;
+  mutable std::once_flag symbolsOnce_, debugOnce_, debugSymbolsOnce_, cfiOnce_, debugCfiOnce_, goOnce_;
+  mutable std::unique_ptr<gopclntab::Table> go_;
   mutable SymbolTable symtab_, dynsym_, debugSymtab_;
   mutable std::unique_ptr<Image> debug_;
   mutable std::string debugPath_;
@@ -491,9 +702,100 @@ class ElfFileImpl final : public ElfFile {
 std::unique_ptr<ElfFile> ElfFile::Open(const std::string& root, const std::string& path, Machine machine, int* error) {
   int ignored = 0;
   if (!error) error = &ignored;
-  auto image = Image::Open(root + path, machine, error);
+  auto image = Image::Open(root, path, machine, error);
   if (!image) return nullptr;
   return std::make_unique<ElfFileImpl>(root, path, machine, std::move(image));
+}
+
+std::unique_ptr<ElfFile> ElfFile::OpenMapped(const MappedObject& object, Machine machine, int* error) {
+  int ignored = 0;
+  if (!error) error = &ignored;
+  const std::string processRoot = object.processDir + "/root";
+  // Which root the maps path is a path in: ours (a chrooted process's files, which we
+  // reach) or the process's own (a container in another mount namespace).
+  struct Candidate {
+    const std::string& root;
+    bool ours;
+  };
+  const std::string ourRoot;
+  std::vector<Candidate> candidates;
+  if (!object.path.empty() && object.path[0] == '/') candidates.push_back({ourRoot, true});
+  candidates.push_back({processRoot, false});
+  auto resolve = [&](const Candidate& candidate, int* why) -> ScopedFd {
+    ScopedFd fd(OpenPathIn(candidate.root, object.path, why));
+    if (!fd) return fd;
+    struct stat status;
+    if (fstat(fd.get(), &status) != 0) {
+      *why = errno;
+      return ScopedFd();
+    }
+    if (!IsMappedObject(fd.get(), status, object)) {
+      *why = S_ISREG(status.st_mode) ? kNotTheMappedFile : kNotRegular;
+      return ScopedFd();
+    }
+    return fd;
+  };
+
+  // The mapping itself: what the process maps, whatever its path now names. The kernel
+  // lets only CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE) follow these links.
+  char range[48];
+  snprintf(range, sizeof range, "/map_files/%llx-%llx", static_cast<unsigned long long>(object.start),
+           static_cast<unsigned long long>(object.end));
+  int mappedError = 0;
+  ScopedFd handle(open((object.processDir + range).c_str(), O_PATH | O_CLOEXEC));
+  if (!handle) mappedError = errno;
+  const Candidate* found = nullptr;
+  if (handle) {
+    struct stat status;
+    if (fstat(handle.get(), &status) != 0) {
+      *error = errno;
+      return nullptr;
+    }
+    if (!S_ISREG(status.st_mode)) {  // a device or anything else mapped: never opened
+      *error = kNotRegular;
+      return nullptr;
+    }
+    if (!IsMappedObject(handle.get(), status, object)) {  // the range maps something else now
+      *error = kNotTheMappedFile;
+      return nullptr;
+    }
+    for (const Candidate& candidate : candidates) {
+      int why = 0;
+      if (resolve(candidate, &why)) {
+        found = &candidate;
+        break;
+      }
+    }
+  } else {
+    // Not root (EPERM), or the range is no longer mapped (ENOENT): the paths, checked.
+    int why = mappedError == ENOENT ? ENOENT : 0;
+    for (const Candidate& candidate : candidates) {
+      int candidateError = 0;
+      handle = resolve(candidate, &candidateError);
+      if (handle) {
+        found = &candidate;
+        break;
+      }
+      // The most telling reason: the wrong file over a missing one.
+      if (why == 0 || why == ENOENT) why = candidateError;
+    }
+    if (!handle) {
+      *error = why != 0 ? why : ENOENT;
+      return nullptr;
+    }
+  }
+  auto image = Image::FromPath(handle.get(), machine, error);
+  if (!image) return nullptr;
+  // Its debug file: under the root its path was found in (the process's when neither
+  // names it now), and only one its user could read, unless that user is us.
+  std::optional<Reader> reader = ReaderOf(object.processDir);
+  if (!reader) {
+    if (geteuid() == 0) reader = Reader{65534, 65534};  // unknown: what anyone may read
+  } else if (reader->uid == geteuid()) {
+    reader.reset();  // we are that user: the kernel checks as much
+  }
+  return std::make_unique<ElfFileImpl>(found != nullptr && found->ours ? std::string() : processRoot, object.path,
+                                       machine, std::move(image), reader);
 }
 
 }  // namespace elf

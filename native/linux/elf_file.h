@@ -10,6 +10,9 @@
 // (symbol tables, CFI, the debug file) is loaded once, under std::call_once.
 #pragma once
 
+#include <errno.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,16 +50,40 @@ struct Symbol {
   uint64_t offset = 0;  // bytes from the symbol's start to the address asked for
 };
 
+// A file as one line of a process's maps shows it: what the stack walk opens.
+struct MappedObject {
+  std::string processDir;  // "/proc/<pid>" of the process that maps it
+  uint64_t start = 0;      // the mapping's range, which names it under map_files/
+  uint64_t end = 0;
+  std::string device;      // "fd:01" (major:minor, hex)
+  uint64_t inode = 0;
+  std::string path;        // as maps shows it: from our root when the file is reachable from
+                           // it (a chrooted process), else from the process's own root
+};
+
+// The errno for a file at the mapped path that is not the mapped object (another device
+// or inode: replaced since, or a link the process placed), and for one that is not a
+// regular file (a device, a fifo: never opened for reading).
+constexpr int kNotTheMappedFile = ESTALE;
+constexpr int kNotRegular = ENODEV;
+
 class ElfFile {
  public:
-  // Opens `path` below `root` (root + path; `root` is "" or a process's root such as
-  // "/proc/123/root", so a containerised process's files are found in its own mount
-  // namespace) and reads its headers (pread into the heap, never mmap: a file truncated
-  // while mapped would raise SIGBUS in this process). A separate debug file is looked for under the
-  // same root. Returns nullptr and sets `*error` (an errno; EINVAL: not an ELF file of
-  // `machine`) when it cannot.
+  // Opens `path` below `root` (root + path; `root` is "" or a directory taken as the
+  // root) and reads its headers (pread into the heap, never mmap: a file truncated
+  // while mapped would raise SIGBUS in this process). Only a regular file is opened for
+  // reading (a device or fifo at that path is looked at through O_PATH, never opened). A
+  // separate debug file is looked for under the same root. Returns nullptr and sets
+  // `*error` (an errno; EINVAL: not an ELF file of `machine`) when it cannot.
   static std::unique_ptr<ElfFile> Open(const std::string& root, const std::string& path, Machine machine,
                                        int* error);
+  // Opens the object a process maps, never a path that process controls: as root, the
+  // mapping itself (<processDir>/map_files/<start>-<end>); otherwise, or where that is
+  // refused, the path from our root, then from the process's root (<processDir>/root,
+  // symlinks kept inside it), taken only when its device and inode are those of the
+  // maps line. Its separate debug file is looked for under whichever root the path was
+  // found in, and read only when the process's own user could read it.
+  static std::unique_ptr<ElfFile> OpenMapped(const MappedObject& object, Machine machine, int* error);
   virtual ~ElfFile() = default;
 
   // The ELF virtual address of the byte at `fileOffset`, through the PT_LOAD segments;
@@ -79,6 +106,8 @@ class ElfFile {
   virtual bool HasUnwindInfo() const = 0;
   // The separate debug file used, as the target sees it ("" when none).
   virtual const std::string& DebugFile() const = 0;
+  // The fds it holds open (the file, and its debug file once found).
+  virtual size_t HeldFds() const = 0;
 };
 
 }  // namespace elf

@@ -29,6 +29,7 @@ const char* TaskFileName(TaskFile file) {
     case TaskFile::Syscall: return "syscall";
     case TaskFile::Wchan: return "wchan";
     case TaskFile::Stack: return "stack";
+    case TaskFile::Sched: return "sched";
   }
   return "stat";
 }

@@ -48,8 +48,9 @@ class ScopedFd {
 
 // The per-thread files, in the order a sampler that keeps fds gives them out:
 // schedstat first, because it decides whether the others need reading at all.
-enum class TaskFile : uint8_t { Schedstat, Stat, Status, Syscall, Wchan, Stack };
-constexpr size_t kTaskFileCount = 6;
+// `sched` (se.exec_start, for offCpuNs) comes last: a sampler never keeps an fd for it.
+enum class TaskFile : uint8_t { Schedstat, Stat, Status, Syscall, Wchan, Stack, Sched };
+constexpr size_t kTaskFileCount = 7;
 const char* TaskFileName(TaskFile file);
 
 enum class ReadOutcome : uint8_t {

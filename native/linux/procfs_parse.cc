@@ -81,7 +81,13 @@ std::optional<TaskStat> ParseTaskStat(std::string_view text) {
   if (!ConsumeUnsigned(rest, stat.numThreads)) return stat;
   SkipSpaces(rest);
   // itrealvalue (21), then starttime (22).
-  if (SkipField(rest)) ConsumeUnsigned(rest, stat.startTicks);
+  if (!SkipField(rest) || !ConsumeUnsigned(rest, stat.startTicks)) return stat;
+  SkipSpaces(rest);
+  // vsize (23) … exit_signal (38), then processor (39).
+  for (int field = 23; field <= 38; ++field)
+    if (!SkipField(rest)) return stat;
+  uint64_t processor = 0;
+  if (ConsumeUnsigned(rest, processor) && processor <= UINT32_MAX) stat.processor = static_cast<uint32_t>(processor);
   return stat;
 }
 
@@ -111,6 +117,25 @@ std::optional<SchedStat> ParseSchedStat(std::string_view text) {
   SkipSpaces(text);
   if (!ConsumeUnsigned(text, stat.timeslices)) return std::nullopt;
   return stat;
+}
+
+std::optional<uint64_t> ParseSchedExecStart(std::string_view text) {
+  static constexpr std::string_view kKey = "\nse.exec_start";
+  for (size_t at = text.find(kKey); at != std::string_view::npos; at = text.find(kKey, at + 1)) {
+    std::string_view rest = text.substr(at + kKey.size());
+    SkipSpaces(rest);
+    if (rest.empty() || rest[0] != ':') continue;
+    rest.remove_prefix(1);
+    SkipSpaces(rest);
+    uint64_t ms = 0, fraction = 0;
+    const size_t before = rest.size();
+    if (!ConsumeUnsigned(rest, ms) || before - rest.size() > 12 || rest.empty() || rest[0] != '.') continue;
+    rest.remove_prefix(1);
+    const size_t digits = rest.size();
+    if (!ConsumeUnsigned(rest, fraction) || digits - rest.size() != 6) continue;
+    return ms * 1000000 + fraction;
+  }
+  return std::nullopt;
 }
 
 std::optional<ContextSwitches> ParseContextSwitches(std::string_view status) {

@@ -23,6 +23,7 @@ struct TaskStat {
   uint64_t numThreads = 0;  // field 20; in a thread's own stat, its whole group's count
   uint64_t startTicks = 0;  // field 22, starttime: with the tid, which thread this is (tids are reused)
   uint64_t flags = 0;       // field 9, task->flags (PF_*)
+  std::optional<uint32_t> processor;  // field 39: the CPU it last ran on (whose clock its sched times are in)
 };
 // PF_KTHREAD in stat's flags: a kernel thread. It has no user space, so its syscall
 // file shows zeroed user registers ("0 0x0 …"), which is not a call to read(0).
@@ -40,6 +41,13 @@ struct SchedStat {
   uint64_t timeslices = 0;  // pcount: how many times the task got a CPU
 };
 std::optional<SchedStat> ParseSchedStat(std::string_view text);
+
+// se.exec_start of /proc/<pid>/task/<tid>/sched, in ns: the scheduler's task clock
+// (rq_clock_task of the CPU it ran on) when the thread last ran or was last accounted
+// while running. The kernel prints it as ms with six decimals ("804995.440366"), which is
+// the exact ns value. The comm in the file's first line cannot forge the line: it holds
+// at most 15 bytes, fewer than "\nse.exec_start :" and a number.
+std::optional<uint64_t> ParseSchedExecStart(std::string_view text);
 
 // The two context-switch lines of /proc/<pid>/task/<tid>/status.
 struct ContextSwitches {

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "../blocking.h"
 
@@ -37,6 +40,18 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                   "open", error);
 }
 
+// Why `path` (procRoot, <pid> or <pid>/task) did not open. ESRCH only when it is not
+// there: a process we ran out of fds (or memory) to open is not a process that exited.
+[[noreturn]] void ThrowOpenError(int32_t pid, const std::string& procRoot, const std::string& path, int error) {
+  if (error == EACCES || error == EPERM) ThrowDenied(pid, path, error);
+  if (IsOutOfFds(error)) ThrowOutOfFds(pid, path, error);
+  if (error == ENOENT || error == ESRCH || error == ENOTDIR) ThrowNoProcess(pid, procRoot);
+  throw SnapError("EIO",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " + ErrorText(error) +
+                      ". The process was not sampled, not found gone; sample again.",
+                  "open", error);
+}
+
 // `procRoot/pid` does not open: the process is gone, or hidden from us by hidepid.
 [[noreturn]] void ThrowMissing(int32_t pid, const std::string& procRoot, int error) {
   // kill(pid, 0) tells "exists" (0, or EPERM for another user's process) from "gone".
@@ -47,8 +62,7 @@ int OpenDirectory(int dirFd, const char* path, int flags, int* error) {
                         "process owner, or as a member of the group given by /proc's gid= mount option.",
                     "open", error);
   }
-  if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid), error);
-  ThrowNoProcess(pid, procRoot);
+  ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid), error);
 }
 
 constexpr size_t Index(TaskFile file) { return static_cast<size_t>(file); }
@@ -61,8 +75,26 @@ const char* FieldOf(TaskFile file) {
     case TaskFile::Syscall: return "blockedIn";
     case TaskFile::Wchan: return "wchan";
     case TaskFile::Stack: return "kernelStack";
+    case TaskFile::Sched: return "offCpuNs";
   }
   return "state";
+}
+
+// The Tgid line of a status file.
+std::optional<uint64_t> TgidOf(std::string_view status) {
+  const size_t at = status.find("\nTgid:");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = status.substr(at + 6);
+  while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
+  uint64_t tgid = 0;
+  if (!ConsumeUnsigned(rest, tgid)) return std::nullopt;
+  return tgid;
+}
+
+[[noreturn]] void ThrowThreadId(int32_t pid, uint64_t tgid) {
+  const std::string process = std::to_string(tgid);
+  throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
+                                ", not a process; sample pid " + process + " instead");
 }
 
 // Reads a file whose absence or denial costs one field, not the thread.
@@ -96,7 +128,7 @@ Step ReadOptional(TaskFileReader& reader, TaskFile file, ReadBuffer& buffer, Sam
 // thread has exited (its exe link is gone with its mm), from this thread's own exe.
 void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) {
   ProcessAbi& abi = dirs.abi;
-  if (abi.state != ProcessAbi::State::NotRead) return;
+  if (abi.state != ProcessAbi::State::NotRead || IsOutOfFds(problems.abiError)) return;
   unsigned char header[20];
   size_t got = 0;
   int error = ReadHeadWithDeadline(dirs.process.get(), "exe", header, sizeof header, &got, kAbiReadTimeoutMs);
@@ -109,6 +141,10 @@ void EnsureAbi(const ProcessDirs& dirs, uint64_t tid, SampleProblems& problems) 
   if (found) {
     abi.abi = *found;
     abi.state = ProcessAbi::State::Read;
+    return;
+  }
+  if (IsOutOfFds(error)) {  // not the executable's fault: read it again next time
+    problems.abiError = error;
     return;
   }
   abi.state = ProcessAbi::State::Unreadable;
@@ -149,23 +185,30 @@ void ThrowNoProcess(int32_t pid, const std::string& procRoot) {
   throw SnapError("ESRCH", message, "open", ESRCH);
 }
 
+bool IsOutOfFds(int error) { return error == EMFILE || error == ENFILE; }
+
+void ThrowOutOfFds(int32_t pid, const std::string& path, int error) {
+  throw SnapError("EAGAIN",
+                  "cannot open " + path + " to sample pid " + std::to_string(pid) + ": " +
+                      (error == ENFILE ? "the system has no file descriptor left (ENFILE)"
+                                       : "this process has all its file descriptors in use (EMFILE, RLIMIT_NOFILE " +
+                                             std::to_string(FdBudget::SoftLimit()) + ")") +
+                      ". The process was not sampled, not found gone. Close files or samplers, or raise the limit "
+                      "(ulimit -n), and sample again.",
+                  "open", error);
+}
+
 ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot) {
   ProcessDirs dirs;
   int error = 0;
   dirs.root.reset(OpenDirectory(AT_FDCWD, procRoot.c_str(), O_PATH, &error));
-  if (!dirs.root) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, procRoot, error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.root) ThrowOpenError(pid, procRoot, procRoot, error);
   char name[24];
   dirs.process.reset(OpenDirectory(dirs.root.get(), FormatEntryPath(name, static_cast<uint64_t>(pid), nullptr),
                                    O_PATH, &error));
   if (!dirs.process) ThrowMissing(pid, procRoot, error);
   dirs.task.reset(OpenDirectory(dirs.process.get(), "task", O_RDONLY, &error));
-  if (!dirs.task) {
-    if (error == EACCES || error == EPERM) ThrowDenied(pid, ProcPath(procRoot, pid, "task"), error);
-    ThrowNoProcess(pid, procRoot);
-  }
+  if (!dirs.task) ThrowOpenError(pid, procRoot, ProcPath(procRoot, pid, "task"), error);
   return dirs;
 }
 
@@ -184,17 +227,29 @@ void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRo
   if (tids.empty() || tids.front() == static_cast<uint64_t>(pid)) return;
   uint64_t tgid = tids.front();
   ReadBuffer buffer;
-  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok) {
-    const size_t at = buffer.text.find("\nTgid:");
-    std::string_view rest = at == std::string_view::npos ? std::string_view() : buffer.text.substr(at + 6);
-    while (!rest.empty() && (rest[0] == '\t' || rest[0] == ' ')) rest.remove_prefix(1);
-    ConsumeUnsigned(rest, tgid);
+  if (ReadFileAt(dirs.process.get(), "status", buffer).outcome == ReadOutcome::Ok)
+    tgid = TgidOf(buffer.text).value_or(tgid);
+  if (tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, tgid);
+}
+
+void ChooseThreads(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options, std::vector<char>& scratch,
+                   std::vector<uint64_t>& tids) {
+  if (!options.tids) {
+    ListThreads(pid, dirs, options.procRoot, scratch, tids);
+    return;
   }
-  if (tgid != static_cast<uint64_t>(pid)) {
-    const std::string process = std::to_string(tgid);
-    throw SnapError("EINVAL", std::to_string(pid) + " is a thread of process " + process +
-                                  ", not a process; sample pid " + process + " instead");
+  ReadBuffer buffer;
+  const ReadResult result = ReadFileAt(dirs.process.get(), "status", buffer);
+  if (result.outcome == ReadOutcome::Gone) ThrowNoProcess(pid, options.procRoot);
+  if (result.outcome == ReadOutcome::Denied) ThrowDenied(pid, ProcPath(options.procRoot, pid, "status"), result.error);
+  if (result.outcome == ReadOutcome::Ok) {
+    const std::optional<uint64_t> tgid = TgidOf(buffer.text);
+    if (tgid && *tgid != static_cast<uint64_t>(pid)) ThrowThreadId(pid, *tgid);
   }
+  tids.clear();
+  std::unordered_set<uint64_t> seen;
+  for (const uint64_t tid : *options.tids)
+    if (seen.insert(tid).second) tids.push_back(tid);
 }
 
 std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
@@ -268,11 +323,79 @@ std::string EscapeName(std::string_view name) {
   return out;
 }
 
+std::optional<SchedClocks> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems) {
+  const std::string path = procRoot + "/thread-self/sched";
+  const bool live = procRoot == "/proc" && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  for (int attempt = 0;; ++attempt) {
+    const int before = live ? sched_getcpu() : -1;
+    struct timespec spent;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spent);  // accounts this thread up to now (see the header)
+    const ReadResult result = ReadFileAt(AT_FDCWD, path.c_str(), buffer);
+    const int after = live ? sched_getcpu() : -1;
+    if (result.outcome != ReadOutcome::Ok) {
+      if (result.error == ENOENT) problems.absent[Index(TaskFile::Sched)] = true;
+      else problems.schedNowError = result.error != 0 ? result.error : EIO;
+      return std::nullopt;
+    }
+    const std::optional<uint64_t> now = ParseSchedExecStart(buffer.text);
+    if (!now) {
+      problems.schedNowError = EBADMSG;
+      return std::nullopt;
+    }
+    // Moved to another CPU while reading: which clock it read is not known; again.
+    if (before != after && attempt < 3) continue;
+    SchedClocks clocks;
+    clocks.nowNs = *now;
+    if (live && before == after && before >= 0) AddSkews(before, clocks);
+    else if (live) clocks.cpu = before;  // no skews: only threads of that CPU are measured
+    return clocks;
+  }
+}
+
+std::optional<uint64_t> OffCpuOn(const SchedClocks& clocks, std::optional<uint32_t> processor, uint64_t execStartNs,
+                                 SampleProblems& problems) {
+  const std::optional<uint64_t> now = clocks.NowOn(processor);
+  if (!now) {
+    if (problems.unknownClockCpu < 0) {
+      problems.unknownClockCpu = *processor;
+      problems.unknownClockOutside = *processor < clocks.allowed.size() && !clocks.allowed[*processor];
+    }
+    return std::nullopt;
+  }
+  return OffCpuSince(*now, execStartNs);
+}
+
+std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems) {
+  if (ReadOptional(reader, TaskFile::Sched, buffer, problems) != Step::Ok) return std::nullopt;
+  const std::optional<uint64_t> execStart = ParseSchedExecStart(buffer.text);
+  if (!execStart) problems.malformed[Index(TaskFile::Sched)] = true;
+  return execStart;
+}
+
+uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs) {
+  return execStartNs != 0 && nowNs > execStartNs ? nowNs - execStartNs : 0;
+}
+
+bool OnCpuOrQueued(ThreadState state) { return state == ThreadState::Running || state == ThreadState::Runnable; }
+
+void AddOffCpu(TaskFileReader& reader, const std::optional<SchedClocks>& clocks, ReadBuffer& buffer,
+               SampleProblems& problems, ThreadRecord& record) {
+  if (OnCpuOrQueued(record.state)) {
+    record.offCpuNs = 0;
+    return;
+  }
+  if (!clocks) return;
+  if (const std::optional<uint64_t> execStart = ReadExecStart(reader, buffer, problems))
+    record.offCpuNs = OffCpuOn(*clocks, record.lastCpu, *execStart, problems);
+}
+
 void ApplyStat(const TaskStat& stat, ThreadRecord& record) {
   record.name.emplace(EscapeName(stat.name));
   record.state = StateFromLetter(stat.stateLetter);
   record.userNs = stat.utimeTicks * NsPerClockTick();
   record.systemNs = stat.stimeTicks * NsPerClockTick();
+  record.ppid = stat.ppid;
+  record.lastCpu = stat.processor;
 }
 
 void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const ThreadOptions& options,
@@ -296,7 +419,15 @@ void ApplySyscall(const SyscallLine& line, LinuxAbi abi, int taskDirFd, const Th
   const bool futex = blocked.call == "futex" || blocked.call == "futex_time64";
   const uint64_t command = line.args[1] & 0x7f;
   if (futex && (command == 0 || command == 9)) blocked.futexExpected = static_cast<uint32_t>(line.args[2]);
-  if (blocked.call == "futex_wait") blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
+  if (futex && (command == 0 || command == 9 || command == 6 || command == 11 || command == 13)) {
+    blocked.futexAddress = line.args[0];
+    blocked.futexCommand = static_cast<uint32_t>(command);
+  }
+  if (blocked.call == "futex_wait") {
+    blocked.futexExpected = static_cast<uint32_t>(line.args[1]);
+    blocked.futexAddress = line.args[0];
+    blocked.futexCommand = 9;
+  }
   record.blockedIn = std::move(blocked);
 }
 
@@ -319,6 +450,9 @@ std::optional<LinuxAbi> AbiFromElfHeader(const unsigned char* bytes, size_t size
 
 void CompleteProcess(const ProcessDirs& dirs, ProcessRecord& record) {
   record.abi = AbiName(dirs);
+  for (const ThreadRecord& thread : record.threads) {
+    if (thread.tid == static_cast<uint64_t>(record.pid) && thread.ppid != 0) record.ppid = static_cast<int32_t>(thread.ppid);
+  }
   for (ThreadRecord& thread : record.threads) {
     if (!thread.blockedIn || !thread.blockedIn->futexExpected) continue;
     const uint64_t expected = *thread.blockedIn->futexExpected;
@@ -366,7 +500,7 @@ ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, con
       return ThreadReadStatus::Denied;
     case ReadOutcome::Failed:
       if (problems.failedError[Index(TaskFile::Stat)] == 0) problems.failedError[Index(TaskFile::Stat)] = statRead.error;
-      return ThreadReadStatus::Gone;
+      return ThreadReadStatus::Unread;
   }
   const auto stat = ParseTaskStat(buffer.text);
   if (!stat) {
@@ -453,6 +587,11 @@ void MergeProblems(const SampleProblems& from, SampleProblems& into) {
     into.malformed[i] = into.malformed[i] || from.malformed[i];
   }
   if (into.abiError == 0) into.abiError = from.abiError;
+  if (into.schedNowError == 0) into.schedNowError = from.schedNowError;
+  if (into.unknownClockCpu < 0) {
+    into.unknownClockCpu = from.unknownClockCpu;
+    into.unknownClockOutside = from.unknownClockOutside;
+  }
 }
 
 void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblems& problems,
@@ -494,6 +633,31 @@ void AppendLimits(int32_t pid, const ThreadOptions& options, const SampleProblem
     } else if (problems.malformed[i]) {
       limits.push_back({subject, FieldOf(file), "EIO", path + " has a format iokit-snap does not know", ""});
     }
+  }
+  const size_t sched = Index(TaskFile::Sched);
+  if (problems.schedNowError != 0 && problems.deniedError[sched] == 0 && !problems.absent[sched] &&
+      problems.failedError[sched] == 0 && !problems.malformed[sched]) {
+    const std::string now = options.procRoot + "/thread-self/sched";
+    limits.push_back({subject, FieldOf(TaskFile::Sched), "EIO",
+                      problems.schedNowError == EBADMSG
+                          ? now + " (the scheduler clock now, which offCpuNs is measured against) has a format iokit-snap does not know"
+                          : "reading " + now + " (the scheduler clock now, which offCpuNs is measured against) failed: " +
+                                ErrorText(problems.schedNowError),
+                      ""});
+  }
+  if (problems.unknownClockCpu >= 0) {
+    const std::string cpu = "CPU " + std::to_string(problems.unknownClockCpu);
+    const std::string what = "the scheduler clock of " + cpu +
+                             ", which offCpuNs of a thread that last ran there is measured against, could not be read: ";
+    limits.push_back(problems.unknownClockOutside
+                         ? LimitRecord{subject, FieldOf(TaskFile::Sched), "EPERM",
+                                       what + "this process may not run on " + cpu +
+                                           " (its CPU affinity or cpuset); those threads have no offCpuNs",
+                                       "Run iokit-snap where it may use every CPU the target uses (taskset, cpuset)."}
+                         : LimitRecord{subject, FieldOf(TaskFile::Sched), "ETIMEDOUT",
+                                       what + cpu + " did not run the calibration within 100 ms (it is kept busy); "
+                                       "those threads have no offCpuNs",
+                                       ""});
   }
   if (problems.abiError != 0) {
     const std::string exe = ProcPath(options.procRoot, pid, "exe");

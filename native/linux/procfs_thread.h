@@ -13,6 +13,7 @@
 #include "../blocking.h"
 #include "procfs_files.h"
 #include "procfs_parse.h"
+#include "sched_clock.h"
 
 namespace iokitsnap {
 namespace procfs {
@@ -54,11 +55,23 @@ ProcessDirs OpenProcessDirs(int32_t pid, const std::string& procRoot);
 
 // The ESRCH every path gives for a process that is not (or no longer) there.
 [[noreturn]] void ThrowNoProcess(int32_t pid, const std::string& procRoot);
+// EMFILE/ENFILE: this process has no fd left to open `path` with. Never ESRCH: the
+// process sampled may well be there.
+bool IsOutOfFds(int error);
+[[noreturn]] void ThrowOutOfFds(int32_t pid, const std::string& path, int error);
 
 // The tids of the process, in kernel order. ESRCH once the process is gone;
 // EINVAL when `pid` is a thread of another process.
 void ListThreads(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot, std::vector<char>& scratch,
                  std::vector<uint64_t>& tids);
+
+// The threads a sample reads: with options.tids, those, once each in the order given
+// (a tid that is not a thread of the process is found so when its files are not there,
+// and left out), after checking the process with one read of its status (ESRCH, EPERM,
+// and EINVAL for a thread id, as ListThreads); the task directory is not listed. Else
+// every thread, by ListThreads.
+void ChooseThreads(int32_t pid, const ProcessDirs& dirs, const ThreadOptions& options, std::vector<char>& scratch,
+                   std::vector<uint64_t>& tids);
 
 // The process name: the leader thread's comm (from its stat), else procRoot/<pid>/stat.
 std::string ProcessName(int32_t pid, const ProcessDirs& dirs, const std::string& procRoot,
@@ -75,6 +88,9 @@ struct SampleProblems {
   bool absent[kTaskFileCount] = {};      // ENOENT while the thread exists: this kernel lacks the file
   bool malformed[kTaskFileCount] = {};   // a file whose text did not parse
   int abiError = 0;                      // the executable's header could not be read (ETIMEDOUT: in time)
+  int schedNowError = 0;                 // procRoot/thread-self/sched (the clock now) could not be read
+  int64_t unknownClockCpu = -1;          // a CPU whose clock skew is unknown (offCpuNs of its threads not given)
+  bool unknownClockOutside = false;      // … because this process may not run on it
   // Whether reading `file` is pointless for the rest of this sample.
   bool denied(TaskFile file) const { return deniedError[static_cast<size_t>(file)] != 0; }
   bool skips(TaskFile file) const {
@@ -118,6 +134,8 @@ enum class ThreadReadStatus {
   Ok,
   Gone,    // vanished mid-read (or its stat is unusable): skip it
   Denied,  // even stat is refused: the process is unreadable for us
+  Unread,  // its stat could not be read for another reason (EMFILE: no fd left), noted in
+           // problems.failedError: the thread exists, and the caller must say it was not read
 };
 
 // Reads what `options` asks for of one thread into `record`. `knownSched`, when
@@ -130,6 +148,49 @@ enum class ThreadReadStatus {
 ThreadReadStatus ReadThread(TaskFileReader& reader, const ProcessDirs& dirs, const ThreadOptions& options,
                             const SchedStat* knownSched, ReadBuffer& buffer, SampleProblems& problems,
                             ThreadRecord& record);
+
+// ---------------------------------------------------------------- off-CPU time
+//
+// How long a thread has been off-CPU, from one sample: se.exec_start in its sched file
+// is the scheduler's task clock (rq_clock_task of the CPU it ran on, stat field 39)
+// when it last ran, and the same clock now comes from the sampling thread's own
+// se.exec_start, read at the start of the sample, plus the skew between its CPU and
+// the thread's (sched_clock.h). offCpuNs = now - exec_start. That clock leaves out the
+// time its CPU spent in interrupts and stolen by a hypervisor, so offCpuNs is at most
+// the wall time since the thread last ran, less by that share. Where the thread ran
+// after `now` was read, the result is 0: never negative, never invented.
+
+// The task clocks now: the calling thread's se.exec_start from
+// procRoot/thread-self/sched, read right after clock_gettime(CLOCK_THREAD_CPUTIME_ID),
+// which makes the kernel account the running caller up to this moment
+// (task_sched_runtime → update_curr sets exec_start to the clock now; without it the
+// value lags by up to a tick), with the skews of the other CPUs when procRoot is /proc
+// and the machine has more than one. Notes a failure in `problems` (absent: this
+// kernel has no sched files, CONFIG_SCHED_DEBUG before 6.15) and returns nullopt.
+std::optional<SchedClocks> ReadSchedNow(const std::string& procRoot, ReadBuffer& buffer, SampleProblems& problems);
+
+// One thread's se.exec_start through `reader`; nullopt when the file is absent, denied,
+// malformed (noted in `problems`) or the thread is gone.
+std::optional<uint64_t> ReadExecStart(TaskFileReader& reader, ReadBuffer& buffer, SampleProblems& problems);
+
+// now - execStart; 0 when the thread ran after `now` was read, or when exec_start is 0
+// (a task not yet run, or one a wake-up moved to another CPU: the enqueue clears it,
+// and the thread is then queued to run).
+uint64_t OffCpuSince(uint64_t nowNs, uint64_t execStartNs);
+// The same against the clock of the CPU the thread last ran on; nullopt (and noted in
+// `problems`) when that CPU's skew is unknown.
+std::optional<uint64_t> OffCpuOn(const SchedClocks& clocks, std::optional<uint32_t> processor, uint64_t execStartNs,
+                                 SampleProblems& problems);
+
+// R (on a CPU, or runnable and queued for one: procfs cannot tell which) is not off-CPU
+// by its own wait: its offCpuNs is 0, read from nothing. How long a runnable thread has
+// waited for a CPU is in runDelayNs.
+bool OnCpuOrQueued(ThreadState state);
+
+// The one-shot sample's offCpuNs of `record` (read at full detail, after ReadThread):
+// 0 for R, else from its sched file against `nowNs` (nothing when `nowNs` is unset).
+void AddOffCpu(TaskFileReader& reader, const std::optional<SchedClocks>& clocks, ReadBuffer& buffer,
+               SampleProblems& problems, ThreadRecord& record);
 
 // strerror_r's text for `error`.
 std::string ErrorText(int error);

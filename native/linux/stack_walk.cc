@@ -125,12 +125,20 @@ const elf::ElfFile* ModuleCache::Get(const Mapping& mapping, int* error) {
   auto it = files_.find(key);
   if (it == files_.end()) {
     Entry entry;
-    entry.file = elf::ElfFile::Open(root_, mapping.path, machine_, &entry.error);
+    entry.file = elf::ElfFile::OpenMapped(
+        elf::MappedObject{processDir_, mapping.start, mapping.end, mapping.device, mapping.inode, mapping.path}, machine_,
+        &entry.error);
     if (entry.file == nullptr && entry.error == 0) entry.error = EINVAL;
     it = files_.emplace(key, std::move(entry)).first;
   }
   *error = it->second.error;
   return it->second.file.get();
+}
+
+size_t ModuleCache::HeldFds() const {
+  size_t held = 0;
+  for (const auto& entry : files_) held += entry.second.file ? entry.second.file->HeldFds() : 0;
+  return held;
 }
 
 bool StackCopy::ReadWord(uint64_t address, uint64_t* value) const {

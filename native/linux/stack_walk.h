@@ -39,20 +39,23 @@ bool IsFileMapping(const Mapping& mapping);
 
 // The ELF files of one process's mappings, opened on first need and kept for the
 // sample (or, in a sampler, for as long as the same file is mapped), keyed by device,
-// inode and path. `root` is where the process's files are ("/proc/<pid>/root").
+// inode and path. `processDir` is the process's /proc directory ("/proc/<pid>"): each
+// file is the mapped object itself (see elf::ElfFile::OpenMapped), never a path the
+// process controls.
 class ModuleCache {
  public:
-  ModuleCache(std::string root, elf::Machine machine) : root_(std::move(root)), machine_(machine) {}
+  ModuleCache(std::string processDir, elf::Machine machine) : processDir_(std::move(processDir)), machine_(machine) {}
   // The file behind `mapping`, or nullptr (and *error, once per file) when it cannot be read.
   const elf::ElfFile* Get(const Mapping& mapping, int* error);
-  void SetRoot(std::string root) { root_ = std::move(root); }
+  // The fds its files hold open.
+  size_t HeldFds() const;
 
  private:
   struct Entry {
     std::unique_ptr<elf::ElfFile> file;
     int error = 0;
   };
-  std::string root_;
+  std::string processDir_;
   elf::Machine machine_;
   std::map<std::string, Entry> files_;  // "device inode path"
 };

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "../backend.h"
 #include "stack_walk.h"
@@ -16,6 +17,7 @@ namespace stacks {
 // What a sampler keeps between samples: the ELF files already read.
 struct StackState {
   std::unique_ptr<ModuleCache> modules;
+  std::string modulesDir;  // the /proc directory `modules` opens files through
 };
 
 // Fills `stack` for the threads of `record` (a sample of `pid` just taken, read from

@@ -1,7 +1,9 @@
 /**
  * What compare(), watch() and the ProgressTracker check on the way in: options (each
  * read once, so a throwing getter is EINVAL too) and snapshots against the whole model,
- * so no TypeError can come out of the rules on a document the caller built by hand.
+ * so no TypeError can come out of the rules on a document the caller built by hand. A
+ * snapshot is checked once per object: one checked before, or made by the library
+ * (snapshot(), the samplers), is not walked again (src/snapshot-schema.ts).
  */
 import { IokitSnapError } from '../errors';
 import { checkBoolean, checkDuration, checkNonNegative, readOptions } from '../options';
@@ -19,7 +21,7 @@ export function checkCompareOptions(who: string, options: unknown): CompareOptio
   return checked;
 }
 
-/** A snapshot (or a tracker sample: host optional) the rules can read; EINVAL at its first bad field. */
+/** A snapshot (or a tracker sample: host optional) the rules can read; EINVAL at its first bad field. Checked once per object. */
 export function checkSnapshotArgument(who: string, value: unknown, which: string): void {
   try {
     checkStepInputShape(value);

@@ -3,58 +3,109 @@
  * pair and for a live stream.
  *
  * watch() keeps a track per thread: what it waited in, its CPU time and context switches
- * when last seen, and since when none of that changed. A step is one pass over the new
- * sample, O(threads), with no allocation for a thread that is fine; memory holds one track
- * per live thread, never the history. compare(healthy, hung) makes the same judgement from
- * the two samples directly, pairing threads by position when the order matches (it nearly
- * always does) and by tid otherwise, without building tracks at all.
+ * when last seen, since when none of that changed, and since when it has sat in the same
+ * wait (waking and waiting again included). A step is one pass over the new sample,
+ * O(threads), with no allocation for a thread that is fine; memory holds one track per live
+ * thread, never the history. compare(healthy, hung) makes the same judgement from the two
+ * samples directly, pairing threads by position when the order matches (it nearly always
+ * does) and by tid otherwise, without building tracks at all.
+ *
+ * Pass one settles most threads: progressing, or idle by the kind of their wait. The rest
+ * are cases for pass two, the ordered rules of thread-rules.ts. A wait whose meaning only a
+ * stack can tell is examined by its stack: in a snapshot taken with stacks, from the stack;
+ * in a watch, the tracker asks for the stacks of such threads (takeExaminations) and the
+ * watcher hands them back (examined), once per wait.
  */
-import type { BlockedIn, Limitation, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
+import type { Frame, Limitation, Peer, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, describeWait, isDriverCall, kernelWaitHint, sameWait, waitClass } from './calls';
-import { formatCpu, formatMs } from './format';
-import type { CompareOptions, Evidence, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
+import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
+import { goroutineFindings, goroutineWaitKey, lockFrame, lockWaits } from './goroutine-rule';
+import { peerOutcome, type PeerFacts } from './peer-rule';
+import { matchSignature, topFrames, type SignatureMatch } from './signatures';
+import { DEFER, IDLE, isStopped, judgeCase, type Case, type Outcome, type ProcessView, type SpinWindow, type StackState } from './thread-rules';
+import type { CompareOptions, Finding, ProcessSummary, Report, Severity, Verdict } from './types';
+import { needsStack, waitKindOf, type WaitKind } from './wait-kind';
+
+export { waitHint } from './thread-rules';
 
 export const DEFAULT_STALL_MS = 1000;
 export const DEFAULT_SPIN_RATIO = 0.9;
+
+/**
+ * CPU a thread may use waking up and waiting again in the same wait without that counting as
+ * leaving it (a JVM monitor waiter re-parks every second, a timed condition wait times out and
+ * waits again): 2 % of the time in the wait, at least 2 ms.
+ */
+const REWAIT_CPU_SHARE = 0.02;
+
+/** Why a case has no stack when nobody took one. */
+const NO_STACK = 'no stack was taken: take snapshots with --stacks';
+const REWAIT_CPU_MIN_NS = 2e6;
 
 /** What step() needs of a sample: a Snapshot, or the parts of one a watcher has. */
 export type StepInput = Pick<Snapshot, 'monotonicNs' | 'processes' | 'accelerators' | 'limits'> & {
   host?: Pick<Snapshot['host'], 'platform'>;
 };
 
-/** Where a thread's current window began, as the rules need it. */
-interface Prior {
-  /** The state in the earlier sample (evidence). */
-  before: ThreadState;
-  /** Since when nothing changed. */
-  sinceNs: number;
-  /** Since when it has wanted a CPU the whole time (-1: not), and its CPU time and run delay then. */
-  spinSinceNs: number;
-  spinCpu: number;
-  spinWait: number;
+/** A stack a watcher took for the tracker: what it says, or why there is none. */
+export interface Examined {
+  pid: number;
+  tid: number;
+  /** The stack, or null when it could not be taken (then `reason` says why). */
+  stack: Frame[] | null;
+  reason?: string;
+  /** Who is at the other end of its wait, when it waits on a pipe or socket and that was found. */
+  peer?: Peer;
 }
 
-class ThreadTrack implements Prior {
+/** What the tracker asks a watcher to take: the stacks of these threads of a process. */
+export interface ExaminationRequest {
+  pid: number;
+  tids: number[];
+}
+
+interface Examination {
+  match: SignatureMatch | null;
+  state: 'taken' | 'failed' | 'pending';
+  note?: string;
+  /** The innermost frames from the matching one, for the finding. */
+  frames?: string;
+  /** Who is at the other end of the wait. */
+  peer?: Peer;
+}
+
+class ThreadTrack {
   state: ThreadState;
   before: ThreadState;
   cpu: number;
   voluntary: number;
   involuntary: number;
   pc: number;
-  blocked: BlockedIn | null;
+  blocked: ThreadSample['blockedIn'];
   wchan: string | undefined;
   sinceNs: number;
   lastNs: number;
   spinSinceNs = -1;
   spinCpu = 0;
   spinWait = 0;
+  spinPc = -1;
   /** schedstat run delay when last seen: ns runnable but waiting for a CPU. */
   wait: number;
   seen: number;
+  /** Since when it has sat in the same wait, waking and waiting again included, and its CPU time then. */
+  waitSinceNs: number;
+  waitCpu: number;
+  /** It has been seen waiting for events: an event loop. */
+  eventLoop: boolean;
+  /** What its stack said of the current wait (undefined: not asked). */
+  exam: Examination | undefined = undefined;
+  /** The current wait's kind, once worked out (undefined: not yet, or the wait changed). */
+  kind: WaitKind | undefined = undefined;
+  /** Its stack was just taken: the next wake-up in the same wait was caused by that, not by progress. */
+  absorb = false;
   /** Where it waited in the baseline (or when first seen): the waits that count as idle. */
-  readonly baseBlocked: BlockedIn | null;
+  readonly baseBlocked: ThreadSample['blockedIn'];
   readonly baseWchan: string | undefined;
 
   constructor(
@@ -75,14 +126,19 @@ class ThreadTrack implements Prior {
     this.wchan = t.wchan;
     this.sinceNs = nowNs;
     this.lastNs = nowNs;
+    this.waitSinceNs = nowNs;
+    this.waitCpu = this.cpu;
     this.baseBlocked = base.blockedIn;
     this.baseWchan = base.wchan;
+    this.eventLoop = isEventWait(base) || isEventWait(t);
     this.seen = seen;
   }
 }
 
 class ProcessTrack {
   tracks = new Map<number, ThreadTrack>();
+  /** Go programs: the goroutines acquiring a lock, by goid: which wait, and since when it was first seen. */
+  goroutineWaits = new Map<number, { key: string; sinceNs: number }>();
   /** The tracks in the order of the last sample, for lookup by position. */
   order: ThreadTrack[] = [];
   constructor(
@@ -94,16 +150,19 @@ class ProcessTrack {
   ) {}
 }
 
-/** What pass one makes of a thread. */
-const NONE = 0;
-const IDLE = 1;
-/** No progress in a blocking call: counts toward "the whole process is stuck". */
-const STILL = 2;
-const OTHER = 3;
-/** An event wait: idle when it is where the thread waited in the baseline, else a candidate. */
-const EVENT = 4;
-/** No progress, in a call nobody could read (a 'basic' sample, no permission): it cannot tell idle from stuck. */
-const UNKNOWN = 5;
+function isEventWait(t: ThreadSample): boolean {
+  return t.blockedIn !== null && waitClass(t.blockedIn.call) === 'event';
+}
+
+function isRunning(t: ThreadSample): boolean {
+  return t.state === 'running' || t.state === 'runnable';
+}
+
+/** No progress for this long: the window of the samples, or the kernel's off-CPU time when it says more. */
+function heldFor(t: ThreadSample, windowNs: number): number {
+  const off = t.offCpuNs;
+  return off !== undefined && off > windowNs && !isRunning(t) ? off : windowNs;
+}
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
 
@@ -125,109 +184,138 @@ export function sortFindings(findings: Finding[]): Finding[] {
   );
 }
 
-function threadSubject(p: ProcessSample, t: ThreadSample, main: boolean): string {
-  return `pid ${p.pid} (${p.name}) thread ${t.tid}${t.name !== null ? ` '${t.name}'` : ''}${main ? ' (main)' : ''}`;
-}
-
-/** What the wait means, in words a person can act on. */
-export function waitHint(thread: ThreadSample): string {
-  const kernel = kernelWaitHint(thread);
-  if (kernel !== null) return kernel;
-  const call = thread.blockedIn!.call;
-  const target = thread.blockedIn?.target;
-  if (/futex|psynch|ulock|semwait|sem_wait|semaphore_|lock/.test(call)) return 'it waits on a lock or condition that nobody releases';
-  if (/^(read|readv|pread64|preadv2?|recv\w*|read_nocancel|pread_nocancel|recvmsg_nocancel|recvfrom_nocancel)$/.test(call)) {
-    return `it waits for input${target !== undefined ? ` on ${target}` : ''} that does not come; find the other end`;
-  }
-  if (/^(write|writev|pwrite64|send\w*|write_nocancel)$/.test(call)) {
-    return `it waits to write${target !== undefined ? ` to ${target}` : ''}: the reader is not reading`;
-  }
-  if (/^(open|openat|openat2|stat|newfstatat|statx|fsync|fdatasync|flock|fcntl)$/.test(call)) {
-    return 'it waits on the filesystem (a lock, or a slow or unreachable mount)';
-  }
-  return 'it waits for something that does not happen';
-}
-
-function isStopped(t: ThreadSample): boolean {
-  return t.state === 'stopped' || (t.suspendCount !== null && t.suspendCount > 0);
-}
+/** A case less what pass two fills in: kept per candidate between the passes. */
+type Pending = Omit<Case, 'p' | 'nowNs'>;
 
 /**
- * Pass one: is the thread a candidate for a finding? Cheap for the common case (it made
- * progress, or not for long enough); the call is classified only for threads that sat still.
- */
-function triage(t: ThreadSample, main: boolean, heldNs: number, spinNs: number, stallNs: number, expectExit: boolean): number {
-  if (spinNs >= stallNs || isStopped(t)) return OTHER;
-  if (heldNs < stallNs || t.state === 'zombie' || t.state === 'halted') return NONE;
-  if (t.state === 'uninterruptible') return STILL;
-  if (t.blockedIn === null) return UNKNOWN;
-  const cls = waitClass(t.blockedIn.call);
-  if (cls === 'block') return STILL; // driver calls (ioctl, the IOKit trap) are blocking calls too
-  if (cls === 'event' && t.stack !== undefined && isDriverCall(t)) return STILL; // mach_msg under IOConnectCallMethod
-  if (main && expectExit) return OTHER;
-  return cls === 'event' ? EVENT : IDLE;
-}
-
-/**
- * A worker with no progress in a blocking call where it sat in the baseline is an idle pool
- * thread — unless every thread of the process is stuck. That is known only at the end of the
- * pass, but it is impossible as soon as one thread is not stuck (`still` < threads seen), which
- * in a live process is nearly always at the first thread: then it is settled here, without
- * building anything.
- */
-function idleWorker(t: ThreadSample, sameBase: boolean, still: number, index: number): boolean {
-  return sameBase && still < index + 1 && t.state !== 'uninterruptible' && !isDriverCall(t);
-}
-
-/** The candidates of one process, between pass one and pass two. */
-class Candidates {
-  index: number[] = [];
-  prior: Prior[] = [];
-  sameBase: boolean[] = [];
-  push(i: number, prior: Prior, sameBase: boolean): void {
-    this.index.push(i);
-    this.prior.push(prior);
-    this.sameBase.push(sameBase);
-  }
-}
-
-/**
- * Pass one's count for a process, shared by compare() and watch() so both settle a triaged
- * thread the same way: idle here where they can, a candidate for pass two otherwise.
+ * Pass one's count for a process, shared by compare() and watch() so both settle a thread
+ * the same way: idle here where they can, a case for pass two otherwise.
  */
 class Tally {
-  /** Threads with no progress in a blocking call: all of them means the process is stuck. */
+  /** Threads still in a blocking wait (not an event wait, sleep, park or peer): all of them means nothing can wake the rest. */
   still = 0;
   idle = 0;
-  /** Threads that progressed within the stall window (changed, or spun): work that a waiting thread may be waiting for. */
+  /** Threads that progressed within the stall window: work that a waiting thread may be waiting for. */
   progressing = 0;
-  readonly candidates = new Candidates();
+  /** Threads in a lock acquisition for the stall window. */
+  lockWaiters = 0;
+  /** Still threads that entered their wait after the baseline: the process was doing something, then stopped. */
+  movedIn = 0;
+  readonly cases: Pending[] = [];
+}
 
-  /** True when the thread is a candidate; the caller then adds it with its prior. */
-  admit(code: number, t: ThreadSample, main: boolean, index: number, sameBase: boolean): boolean {
-    if (code === NONE) {
-      if (t.state !== 'zombie' && t.state !== 'halted') this.progressing++;
-      return false;
-    }
-    if (code === OTHER && !isStopped(t) && (t.state === 'running' || t.state === 'runnable')) this.progressing++;
-    if (code === IDLE || (code === EVENT && sameBase)) {
-      this.idle++;
-      return false;
-    }
-    if (code === STILL) {
-      this.still++;
-      if (!main && idleWorker(t, sameBase, this.still, index)) {
-        this.idle++;
-        return false;
+interface PassOne {
+  t: ThreadSample;
+  index: number;
+  main: boolean;
+  heldNs: number;
+  waitNs: number;
+  spin: SpinWindow | null;
+  before: ThreadState;
+  stallNs: number;
+  expectExit: boolean;
+  match: SignatureMatch | null;
+  stack: StackState;
+  stackNote: string | undefined;
+  frames?: string;
+  peer?: Peer;
+  sameBase: boolean;
+  baseKnown: boolean;
+  eventLoop: boolean;
+}
+
+/**
+ * Pass one for a thread that sat in its wait for the stall window (or spun, or is stopped):
+ * idle (counted), or a case for pass two. Cheap for the common idle thread: one lookup of its
+ * wait's kind.
+ */
+function admit(tally: Tally, o: PassOne, kind: WaitKind): void {
+  const t = o.t;
+  if (o.heldNs < o.stallNs && t.state !== 'zombie' && t.state !== 'halted') tally.progressing++;
+  const spinning = o.spin !== null;
+  if (!spinning && !isStopped(t)) {
+    if (t.state === 'zombie' || t.state === 'halted') return;
+    // Woke and waited again within the window: progress, unless what it waits for is a lock (a re-parking monitor waiter).
+    if (o.heldNs < o.stallNs && kind !== 'lock') return;
+    // D state, or a call into a GPU driver (a mach_msg under IOKit included): judged whatever the wait's kind.
+    if (t.state === 'uninterruptible' || isDriverCall(t)) tally.still++;
+    else {
+      if (!o.sameBase && kind !== 'park' && kind !== 'sleep' && kind !== 'child' && kind !== 'event' && kind !== 'peer') tally.movedIn++;
+      switch (kind) {
+        case 'park':
+          if (!(o.main && o.expectExit)) return void tally.idle++;
+          break;
+        case 'sleep':
+        case 'child':
+          if (!o.eventLoop && !(o.main && o.expectExit)) return void tally.idle++;
+          break;
+        case 'event':
+          if (!(o.main && o.expectExit) && (o.sameBase || o.match?.signature.kind === 'event')) return void tally.idle++;
+          break;
+        case 'lock':
+          tally.still++;
+          tally.lockWaiters++;
+          break;
+        case 'join':
+        case 'condition':
+        case 'io':
+        case 'block':
+          tally.still++;
+          // A worker where it waited in the baseline is an idle pool thread, unless every thread
+          // is stuck; that is impossible once one thread was not, known here without building anything.
+          if (!o.main && o.sameBase && kind !== 'join' && tally.still < o.index + 1) return void tally.idle++;
+          break;
+        case 'unknown':
+          if (!o.main && o.sameBase) return void tally.idle++;
+          break;
+        case 'peer':
+          break;
       }
     }
+  }
+  tally.cases.push({
+    t,
+    main: o.main,
+    heldMs: o.heldNs / 1e6,
+    waitMs: o.waitNs / 1e6,
+    before: o.before,
+    spin: o.spin,
+    kind,
+    match: o.match,
+    stack: o.stack,
+    stackNote: o.stackNote,
+    frames: o.frames,
+    peer: o.peer,
+    sameBase: o.sameBase,
+    baseKnown: o.baseKnown,
+    eventLoop: o.eventLoop,
+  });
+}
+
+/**
+ * Pass one's shortcut for the commonest thread of all, an idle one (a park, a sleep, a child
+ * wait, or one that woke within the window): counted as admit() would, without the rest of its
+ * facts being gathered. False when admit() has to see it.
+ */
+function quickIdle(tally: Tally, t: ThreadSample, kind: WaitKind, heldNs: number, stallNs: number, expected: boolean, eventLoop: boolean): boolean {
+  if (isStopped(t) || t.state === 'uninterruptible' || t.state === 'zombie' || t.state === 'halted' || kind === 'lock') return false;
+  if (heldNs < stallNs) {
+    tally.progressing++;
     return true;
   }
+  if (expected || isDriverCall(t)) return false;
+  if (kind === 'park' || ((kind === 'sleep' || kind === 'child') && !eventLoop)) {
+    tally.idle++;
+    return true;
+  }
+  return false;
 }
 
 interface Scratch {
   findings: Finding[];
   blockedOnNode: Map<string, { pid: number; thread: ThreadSample }>;
+  /** Waits on another process, judged once every process of the sample has been. */
+  deferred: Case[];
 }
 
 /** Threads inside a driver call on a device node, by node (a read or poll on the same node waits for an event, not for the device). */
@@ -237,6 +325,11 @@ function noteNode(t: ThreadSample, pid: number, scratch: Scratch): void {
   if (blocked.target.startsWith('/dev/') && !scratch.blockedOnNode.has(blocked.target)) scratch.blockedOnNode.set(blocked.target, { pid, thread: t });
 }
 
+/**
+ * The rules behind compare() and watch(), kept between samples: step() takes the next sample
+ * and returns the Report for the window since the previous one (each thread's progress held
+ * in one small record per live thread); between() compares two snapshots.
+ */
 export class ProgressTracker {
   readonly stallMs: number;
   readonly spinRatio: number;
@@ -253,6 +346,30 @@ export class ProgressTracker {
   private previousTimeouts = new Set<string>();
   private transitions = new Map<string, Transition>();
   private generation = 0;
+  /** Pass one's facts of the thread at hand, one object reused for every thread (no allocation for a thread that is fine). */
+  private readonly pass: PassOne = {
+    t: undefined as unknown as ThreadSample,
+    index: 0,
+    main: false,
+    heldNs: 0,
+    waitNs: 0,
+    spin: null,
+    before: 'unknown',
+    stallNs: 0,
+    expectExit: false,
+    match: null,
+    stack: 'none',
+    stackNote: undefined,
+    frames: undefined,
+    peer: undefined,
+    sameBase: false,
+    baseKnown: false,
+    eventLoop: false,
+  };
+  /** Whether a watcher takes stacks when asked (examine()); without one, a thread's stack is whatever the sample carries. */
+  private examining = false;
+  /** Stacks to take, by pid, since the last takeExaminations(). */
+  private wanted = new Map<number, number[]>();
 
   constructor(given: CompareOptions = {}) {
     const options = checkCompareOptions('ProgressTracker', given);
@@ -269,12 +386,62 @@ export class ProgressTracker {
     this.acceleratorHistory = [{ ns: Number.NEGATIVE_INFINITY, accelerators: baseline.accelerators }];
   }
 
+  /**
+   * The caller takes stacks when asked: a thread whose wait only a stack can tell, still for
+   * half the stall window, is listed by takeExaminations() once per wait, and judged from the
+   * stack handed back to examined(). Until then its judgement waits (it is not a finding yet).
+   */
+  examine(): void {
+    this.examining = true;
+  }
+
+  /** The stacks to take now (each thread once per wait), at most `limit` threads a process; the rest are asked for next time. */
+  takeExaminations(limit = Number.POSITIVE_INFINITY): ExaminationRequest[] {
+    const requests: ExaminationRequest[] = [];
+    for (const [pid, tids] of this.wanted) {
+      if (tids.length <= limit) {
+        requests.push({ pid, tids });
+        this.wanted.delete(pid);
+      } else {
+        requests.push({ pid, tids: tids.slice(0, limit) });
+        this.wanted.set(pid, tids.slice(limit));
+      }
+    }
+    return requests;
+  }
+
+  /**
+   * Stacks taken for takeExaminations(): each counts for the wait the thread is in now.
+   * Returns the processes found at the other end of those waits, which the caller may sample
+   * too (as peers: a wait on them is judged by them).
+   */
+  examined(results: Examined[]): Map<number, number> {
+    const peers = new Map<number, number>();
+    for (const r of results) {
+      for (const holder of r.peer?.pids ?? []) if (!this.processes.has(holder.pid) && !peers.has(holder.pid)) peers.set(holder.pid, r.pid);
+      const track = this.processes.get(r.pid)?.tracks.get(r.tid);
+      if (track === undefined || track.exam?.state !== 'pending') continue;
+      if (r.stack === null) {
+        track.exam = { match: null, state: 'failed', note: r.reason ?? 'the stack could not be taken' };
+      } else {
+        const match = r.stack.length > 0 ? matchSignature(r.stack) : null;
+        track.exam = { match, state: 'taken', frames: topFrames(r.stack.slice(match?.frame ?? 0), 3), ...(r.stack.length === 0 ? { note: 'the stack was empty' } : {}) };
+      }
+      track.kind = undefined;
+      if (r.peer !== undefined) track.exam.peer = r.peer;
+      // Taking the stack may have woken it (a ptrace stop): a wake-up in the same wait right after is ours, not progress.
+      track.absorb = true;
+    }
+    return peers;
+  }
+
   /** Forget what was seen (not the baseline): the next step starts every window again. */
   reset(): void {
     this.processes.clear();
     this.acceleratorHistory = [];
     this.previousNs = null;
     this.transitions.clear();
+    this.wanted.clear();
   }
 
   /** How many threads it keeps a track for (memory is this, not history). */
@@ -291,7 +458,7 @@ export class ProgressTracker {
   step(sample: StepInput, discard = false): Report {
     checkSnapshotArgument('ProgressTracker.step()', sample, 'the sample');
     const seen = ++this.generation;
-    const scratch: Scratch = { findings: [], blockedOnNode: new Map() };
+    const scratch: Scratch = { findings: [], blockedOnNode: new Map(), deferred: [] };
     const summaries: ProcessSummary[] = [];
     const darwin = sample.host?.platform === 'darwin';
     const present = new Set<number>();
@@ -303,6 +470,7 @@ export class ProgressTracker {
       if (present.has(pid)) continue;
       summaries.push(goneSummary(pid, track.name));
       this.processes.delete(pid);
+      this.wanted.delete(pid);
     }
     return this.finish(sample, summaries, scratch);
   }
@@ -312,7 +480,7 @@ export class ProgressTracker {
    * Used on a fresh tracker only.
    */
   between(earlier: StepInput, later: StepInput): Report {
-    const scratch: Scratch = { findings: [], blockedOnNode: new Map() };
+    const scratch: Scratch = { findings: [], blockedOnNode: new Map(), deferred: [] };
     const summaries: ProcessSummary[] = [];
     const darwin = later.host?.platform === 'darwin';
     const before = new Map<number, ProcessSample>();
@@ -330,6 +498,7 @@ export class ProgressTracker {
   }
 
   private finish(sample: StepInput, summaries: ProcessSummary[], scratch: Scratch): Report {
+    this.resolvePeers(scratch, summaries);
     const findings = scratch.findings;
     const windowMs = this.previousNs === null ? null : (sample.monotonicNs - this.previousNs) / 1e6;
     // The newest earlier sample at least stallMs old, else the oldest there is.
@@ -388,11 +557,27 @@ export class ProgressTracker {
     this.previousTimeouts = now;
   }
 
+  /**
+   * explain() of a live snapshot: judge it on its own, from what it proves by itself, which is
+   * how long each thread had been off CPU (offCpuNs). No baseline: nothing left a known wait.
+   */
+  alone(sample: StepInput): Report {
+    this.single = true;
+    try {
+      return this.between(sample, sample);
+    } finally {
+      this.single = false;
+    }
+  }
+
+  /** Set while alone() judges one sample against itself. */
+  private single = false;
+
   /** compare(): one process of the later sample against the same pid in the earlier one. */
   private pairProcess(b: ProcessSample | undefined, p: ProcessSample, darwin: boolean, scratch: Scratch): ProcessSummary {
     const nowNs = p.sampledAtNs;
     const dt = b === undefined ? 0 : nowNs - b.sampledAtNs;
-    const timeKnown = dt > 0;
+    const timeKnown = dt > 0 && Number.isFinite(dt);
     const stallNs = this.stallMs * 1e6;
     const spinNs = this.spinRatio * dt;
     const earlier = b === undefined ? [] : b.threads;
@@ -409,38 +594,80 @@ export class ProgressTracker {
         byTid ??= new Map(earlier.map((x) => [x.tid, x]));
         e = byTid.get(t.tid);
       }
-      if (e === undefined) {
-        // No baseline for it: only what one sample shows.
-        if (isStopped(t)) tally.candidates.push(i, { before: t.state, sinceNs: nowNs, spinSinceNs: -1, spinCpu: cpuOf(t), spinWait: 0 }, true);
+      const cpu = cpuOf(t);
+      let heldNs = 0;
+      let waitNs = 0;
+      let spin: SpinWindow | null = null;
+      let sameBase = true;
+      let eventLoop = isEventWait(t);
+      if (e !== undefined) {
+        const before = cpuOf(e);
+        const dcpu = cpu - before;
+        if (dcpu > 0) cpuNs += dcpu;
+        const samePc = t.pc === undefined || e.pc === undefined || t.pc === e.pc;
+        const sameCall = sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan) || restarted(t.blockedIn, e.blockedIn);
+        const unchanged =
+          dcpu === 0 &&
+          t.state === e.state &&
+          samePc &&
+          (t.contextSwitches === null || e.contextSwitches === null
+            ? t.contextSwitches === e.contextSwitches
+            : t.contextSwitches.voluntary === e.contextSwitches.voluntary && t.contextSwitches.involuntary === e.contextSwitches.involuntary) &&
+          sameCall;
+        if (timeKnown) {
+          heldNs = unchanged ? dt : 0;
+          // The same wait, waking and waiting again with next to no CPU: how a timed park re-parks.
+          if (sameCall && samePc && t.blockedIn !== null && dcpu <= Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * dt)) waitNs = dt;
+          // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
+          const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
+          if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0, pc: e.pc ?? -1 };
+        }
+        // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
+        sameBase = sameCall;
+        eventLoop = isEventWait(e) || (e.stack !== undefined && matchSignature(e.stack)?.signature.kind === 'event');
+      } else if (!isStopped(t) && t.offCpuNs === undefined) {
+        continue; // no baseline for it and no off-CPU time: only what one sample shows (stopped)
+      }
+      heldNs = heldFor(t, heldNs);
+      waitNs = Math.max(waitNs, heldNs);
+      if (spin === null && waitNs < stallNs && !isStopped(t)) {
+        if (t.state !== 'zombie' && t.state !== 'halted') tally.progressing++;
         continue;
       }
-      const cpu = cpuOf(t);
-      const before = cpuOf(e);
-      const dcpu = cpu - before;
-      if (dcpu > 0) cpuNs += dcpu;
-      const samePc = t.pc === undefined || e.pc === undefined || t.pc === e.pc;
-      const unchanged =
-        dcpu === 0 &&
-        t.state === e.state &&
-        samePc &&
-        (t.contextSwitches === null || e.contextSwitches === null
-          ? t.contextSwitches === e.contextSwitches
-          : t.contextSwitches.voluntary === e.contextSwitches.voluntary && t.contextSwitches.involuntary === e.contextSwitches.involuntary) &&
-        sameWait(t.blockedIn, t.wchan, e.blockedIn, e.wchan);
-      const held = timeKnown && unchanged ? dt : 0;
-      // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
-      const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
-      const spun = timeKnown && (t.state === 'running' || t.state === 'runnable') && dcpu + Math.max(dwait, 0) >= spinNs && samePc ? dt : 0;
-      // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
-      if (tally.admit(triage(t, main, held, spun, stallNs, this.expectExit), t, main, i, true)) {
-        tally.candidates.push(
-          i,
-          { before: e.state, sinceNs: nowNs - held, spinSinceNs: spun > 0 ? nowNs - spun : -1, spinCpu: before, spinWait: e.runDelayNs ?? 0 },
-          true,
-        );
-      }
+      const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : null;
+      const kind = waitKindOf(e !== undefined && restarted(t.blockedIn, e.blockedIn) ? { ...t, blockedIn: e.blockedIn } : t, match);
+      const expectExit = this.expectExit && p.peerOf === undefined;
+      if (spin === null && quickIdle(tally, t, kind, heldNs, stallNs, main && expectExit, eventLoop)) continue;
+      const o = this.pass;
+      o.t = t;
+      o.index = i;
+      o.main = main;
+      o.heldNs = heldNs;
+      o.waitNs = waitNs;
+      o.spin = spin;
+      o.before = e?.state ?? t.state;
+      o.stallNs = stallNs;
+      o.expectExit = expectExit;
+      o.match = match;
+      o.stack = t.stack !== undefined ? 'taken' : 'none';
+      o.frames = undefined;
+      o.peer = undefined;
+      o.stackNote = t.stack !== undefined ? undefined : NO_STACK;
+      o.sameBase = sameBase;
+      o.baseKnown = e !== undefined && !this.single;
+      o.eventLoop = eventLoop;
+      admit(tally, o, kind);
     }
-    const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
+    if (p.goroutines !== undefined) {
+      // Go: a goroutine in the same lock wait in both samples has waited since the earlier one.
+      const before = new Map((b?.goroutines ?? []).map((g) => [g.goid, g]));
+      const waits = lockWaits(p, (g) => {
+        const e = before.get(g.goid);
+        return timeKnown && e !== undefined && goroutineWaitKey(e) === goroutineWaitKey(g) ? b!.sampledAtNs : undefined;
+      }, this.stallMs);
+      for (const f of goroutineFindings(p, waits)) scratch.findings.push(f);
+    }
+    const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     return { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: timeKnown ? dt / 1e6 : 0, ...(b === undefined ? { new: true } : {}) };
   }
 
@@ -460,294 +687,220 @@ export class ProgressTracker {
     const order = proc.order;
     const nextOrder: ThreadTrack[] = new Array<ThreadTrack>(p.threads.length);
     let cpuNs = 0;
+    let wanted: number[] | undefined;
     const threads = p.threads;
     for (let i = 0; i < threads.length; i++) {
       const t = threads[i];
       noteNode(t, p.pid, scratch);
       const main = darwin ? i === 0 : t.tid === p.pid;
       let track = i < order.length && order[i].tid === t.tid ? order[i] : proc.tracks.get(t.tid);
+      const cpu = cpuOf(t);
       if (track === undefined) {
-        track = new ThreadTrack(t.tid, t, nowNs, proc.baseline?.get(t.tid) ?? t, seen);
+        const base = proc.baseline?.get(t.tid);
+        track = new ThreadTrack(t.tid, t, nowNs, base ?? t, seen);
         proc.tracks.set(t.tid, track);
-        nextOrder[i] = track;
-        if (isStopped(t)) tally.candidates.push(i, track, true);
-        continue;
+      } else {
+        track.seen = seen;
+        track.before = track.state;
+        const voluntary = t.contextSwitches === null ? -1 : t.contextSwitches.voluntary;
+        const involuntary = t.contextSwitches === null ? -1 : t.contextSwitches.involuntary;
+        const pc = t.pc ?? -1;
+        const dcpu = cpu - track.cpu;
+        if (dcpu > 0) cpuNs += dcpu;
+        // Wanted a CPU the whole time: CPU time plus time runnable but waiting for a CPU grew at
+        // ≥ spinRatio of wall time, running, at the same pc when known (spinning, or starved).
+        const wait = t.runDelayNs ?? 0;
+        const dwait = wait - track.wait;
+        if (timeKnown && isRunning(t) && dcpu + Math.max(dwait, 0) >= this.spinRatio * (nowNs - track.lastNs) && (pc === -1 || track.pc === -1 || pc === track.pc)) {
+          if (track.spinSinceNs < 0) {
+            track.spinSinceNs = track.lastNs;
+            track.spinCpu = track.cpu;
+            track.spinWait = track.wait;
+            track.spinPc = track.pc;
+          }
+        } else {
+          track.spinSinceNs = -1;
+        }
+        track.wait = wait;
+        const sameCall = sameWait(t.blockedIn, t.wchan, track.blocked, track.wchan) || restarted(t.blockedIn, track.blocked);
+        // The wake-up our own stack walk caused (a ptrace stop): the same wait, next to no CPU. Not progress.
+        const ours = track.absorb && sameCall && t.state === track.state && pc === track.pc && dcpu <= REWAIT_CPU_MIN_NS;
+        track.absorb = false;
+        if (ours) {
+          track.cpu = cpu;
+          track.waitCpu = cpu;
+          track.voluntary = voluntary;
+          track.involuntary = involuntary;
+        } else if (
+          discard ||
+          dcpu !== 0 ||
+          t.state !== track.state ||
+          voluntary !== track.voluntary ||
+          involuntary !== track.involuntary ||
+          pc !== track.pc ||
+          !sameCall
+        ) {
+          // A new wait, or the same one left with real CPU work in between: its wait clock and its examination start again.
+          if (discard || !sameCall || pc !== track.pc || t.blockedIn === null || cpu - track.waitCpu > Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * (nowNs - track.waitSinceNs))) {
+            track.waitSinceNs = nowNs;
+            track.waitCpu = cpu;
+            track.exam = undefined;
+            track.kind = undefined;
+          }
+          track.sinceNs = nowNs;
+          track.state = t.state;
+          track.cpu = cpu;
+          track.voluntary = voluntary;
+          track.involuntary = involuntary;
+          track.pc = pc;
+          // Only on change: keeping the older, equal object lets each sample die young.
+          track.blocked = t.blockedIn;
+          track.wchan = t.wchan;
+        }
       }
       nextOrder[i] = track;
-      track.seen = seen;
-      track.before = track.state;
-      const cpu = cpuOf(t);
-      const voluntary = t.contextSwitches === null ? -1 : t.contextSwitches.voluntary;
-      const involuntary = t.contextSwitches === null ? -1 : t.contextSwitches.involuntary;
-      const pc = t.pc ?? -1;
-      const dcpu = cpu - track.cpu;
-      if (dcpu > 0) cpuNs += dcpu;
-      // Wanted a CPU the whole time: CPU time plus time runnable but waiting for a CPU grew at
-      // ≥ spinRatio of wall time, running, at the same pc when known (spinning, or starved).
-      const wait = t.runDelayNs ?? 0;
-      const dwait = wait - track.wait;
-      if (
-        timeKnown &&
-        (t.state === 'running' || t.state === 'runnable') &&
-        dcpu + Math.max(dwait, 0) >= this.spinRatio * (nowNs - track.lastNs) &&
-        (pc === -1 || track.pc === -1 || pc === track.pc)
-      ) {
-        if (track.spinSinceNs < 0) {
-          track.spinSinceNs = track.lastNs;
-          track.spinCpu = track.cpu;
-          track.spinWait = track.wait;
-        }
-      } else {
-        track.spinSinceNs = -1;
-      }
-      track.wait = wait;
-      if (
-        discard ||
-        dcpu !== 0 ||
-        t.state !== track.state ||
-        voluntary !== track.voluntary ||
-        involuntary !== track.involuntary ||
-        pc !== track.pc ||
-        !sameWait(t.blockedIn, t.wchan, track.blocked, track.wchan)
-      ) {
-        track.sinceNs = nowNs;
-        track.state = t.state;
-        track.cpu = cpu;
-        track.voluntary = voluntary;
-        track.involuntary = involuntary;
-        track.pc = pc;
-        // Only on change: keeping the older, equal object lets each sample die young.
-        track.blocked = t.blockedIn;
-        track.wchan = t.wchan;
-      }
       track.lastNs = nowNs;
-      const held = timeKnown ? nowNs - track.sinceNs : 0;
-      const spun = track.spinSinceNs >= 0 ? nowNs - track.spinSinceNs : 0;
-      const code = triage(t, main, held, spun, stallNs, this.expectExit);
-      const sameBase = code === STILL || code === EVENT || code === UNKNOWN ? sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) : false;
-      if (tally.admit(code, t, main, i, sameBase)) tally.candidates.push(i, track, sameBase);
+      // A discarded window judges nothing, not even with the kernel's own off-CPU clock: the
+      // sample that follows does.
+      const heldNs = discard ? 0 : heldFor(t, timeKnown ? nowNs - track.sinceNs : 0);
+      const waitNs = Math.max(timeKnown ? nowNs - track.waitSinceNs : 0, heldNs);
+      const spinning = track.spinSinceNs >= 0 && nowNs - track.spinSinceNs >= stallNs;
+      if (!spinning && waitNs * 2 < stallNs && !isStopped(t)) {
+        if (t.state !== 'zombie' && t.state !== 'halted') tally.progressing++;
+        continue;
+      }
+      // Still for half the window at least: what it waits for (once per wait), and its stack when only a stack can tell.
+      if (track.kind === undefined) {
+        const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
+        // A restarted wait is still the wait it restarted (track.blocked keeps that call); the
+        // other end found with its stack counts as the sample's own would (a client's poll).
+        let blocked = restarted(t.blockedIn, track.blocked) ? track.blocked : t.blockedIn;
+        if (blocked !== null && blocked.peer === undefined && track.exam?.peer !== undefined) blocked = { ...blocked, peer: track.exam.peer };
+        track.kind = waitKindOf(blocked === t.blockedIn ? t : { ...t, blockedIn: blocked }, match);
+        if (!track.eventLoop && track.kind === 'event') track.eventLoop = true;
+      }
+      if (this.examining && track.exam === undefined && t.stack === undefined && t.blockedIn !== null && needsStack(track.kind) && t.state !== 'uninterruptible') {
+        track.exam = { match: null, state: 'pending' };
+        (wanted ??= []).push(t.tid);
+      }
+      if (!spinning && waitNs < stallNs && !isStopped(t)) {
+        if (t.state !== 'zombie' && t.state !== 'halted') tally.progressing++;
+        continue;
+      }
+      const expectExit = this.expectExit && p.peerOf === undefined;
+      if (!spinning && quickIdle(tally, t, track.kind, heldNs, stallNs, main && expectExit, track.eventLoop)) continue;
+      const exam = track.exam;
+      const o = this.pass;
+      o.t = t;
+      o.index = i;
+      o.main = main;
+      o.heldNs = heldNs;
+      o.waitNs = waitNs;
+      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait, pc: track.spinPc } : null;
+      o.before = track.before;
+      o.stallNs = stallNs;
+      o.expectExit = expectExit;
+      o.match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (exam?.match ?? null);
+      o.stack = t.stack !== undefined ? 'taken' : exam === undefined ? 'none' : exam.state;
+      o.frames = t.stack !== undefined ? undefined : exam?.frames;
+      o.peer = exam?.peer;
+      o.stackNote = t.stack !== undefined ? undefined : exam?.note ?? (exam === undefined ? NO_STACK : undefined);
+      o.sameBase = sameWait(t.blockedIn, t.wchan, track.baseBlocked, track.baseWchan) || restarted(t.blockedIn, track.baseBlocked);
+      o.baseKnown = proc.baseline !== null;
+      o.eventLoop = track.eventLoop;
+      admit(tally, o, track.kind);
     }
+    if (wanted !== undefined) this.wanted.set(p.pid, [...(this.wanted.get(p.pid) ?? []), ...wanted]);
     proc.order = nextOrder;
     if (proc.tracks.size > threads.length) {
       for (const [tid, track] of proc.tracks) if (track.seen !== seen) proc.tracks.delete(tid);
     }
-    const idle = tally.idle + this.judgeAll(p, tally, darwin, nowNs, scratch.findings);
+    if (p.goroutines !== undefined) this.stepGoroutines(proc, p, discard, scratch);
+    const idle = tally.idle + this.judgeProcess(p, tally, nowNs, scratch);
     proc.lastNs = nowNs;
     const summary: ProcessSummary = { pid: p.pid, name: p.name, threads: threads.length, idle, cpuNs, windowMs: fresh ? 0 : dtNs / 1e6 };
     if (fresh && this.generation > 1) summary.new = true;
     return summary;
   }
 
-  /** Pass two: the findings of the candidates; returns how many turned out idle. */
-  private judgeAll(p: ProcessSample, tally: Tally, darwin: boolean, nowNs: number, out: Finding[]): number {
-    const c = tally.candidates;
-    // Frozen: every thread sat still in a blocking call; nothing in the process can wake the rest.
-    const frozen = p.threads.length > 0 && tally.still === p.threads.length;
-    let idle = 0;
-    for (let k = 0; k < c.index.length; k++) {
-      const i = c.index[k];
-      const t = p.threads[i];
-      const main = darwin ? i === 0 : t.tid === p.pid;
-      if (this.judge(p, t, main, c.prior[k], nowNs, frozen, c.sameBase[k], tally, out)) idle++;
+  /** Go: follow the goroutines acquiring a lock from sample to sample, and judge them (goroutine-rule.ts). */
+  private stepGoroutines(proc: ProcessTrack, p: ProcessSample, discard: boolean, scratch: Scratch): void {
+    const next = new Map<number, { key: string; sinceNs: number }>();
+    for (const g of p.goroutines ?? []) {
+      if (lockFrame(g) < 0) continue;
+      const key = goroutineWaitKey(g);
+      const known = proc.goroutineWaits.get(g.goid);
+      next.set(g.goid, { key, sinceNs: known !== undefined && known.key === key && !discard ? known.sinceNs : p.sampledAtNs });
     }
+    proc.goroutineWaits = next;
+    for (const f of goroutineFindings(p, lockWaits(p, (g) => next.get(g.goid)?.sinceNs, this.stallMs))) scratch.findings.push(f);
+  }
+
+  /** Pass two: the findings of a process's cases, in rule order; returns how many turned out idle. */
+  private judgeProcess(p: ProcessSample, tally: Tally, nowNs: number, scratch: Scratch): number {
+    const cases = tally.cases;
+    if (cases.length === 0) {
+      this.peerFacts.set(p.pid, { progressing: tally.progressing, waitsForChild: mainWaitsForChild(p) });
+      return 0;
+    }
+    const view: ProcessView = {
+      stallMs: this.stallMs,
+      expectExit: this.expectExit && p.peerOf === undefined,
+      frozen: p.threads.length > 0 && tally.still === p.threads.length,
+      progressing: tally.progressing,
+      lockWaiters: tally.lockWaiters,
+      movedIn: tally.movedIn,
+      outcomes: new Map(),
+    };
+    let idle = 0;
+    const settle = (pending: Pending): void => {
+      const c = pending as Case;
+      c.p = p;
+      c.nowNs = nowNs;
+      // Waiting for the stack that tells: judged when it comes (the next sample).
+      const outcome: Outcome = c.stack === 'pending' && needsStack(c.kind) && c.t.state !== 'uninterruptible' && !isDriverCall(c.t) && !isStopped(c.t) && c.spin === null ? IDLE : judgeCase(c, view);
+      view.outcomes.set(c.t.tid, outcome);
+      if (outcome === IDLE) idle++;
+      else if (outcome === DEFER) scratch.deferred.push(c);
+      else scratch.findings.push(outcome);
+    };
+    // A join is judged by the thread it joins: those first.
+    for (const c of cases) if (c.kind !== 'join') settle(c);
+    for (const c of cases) if (c.kind === 'join') settle(c);
+    this.peerFacts.set(p.pid, { progressing: tally.progressing, waitsForChild: mainWaitsForChild(p) });
     return idle;
   }
 
-  /** One candidate's finding; true when it turned out idle (a worker parked where it was in the baseline). */
-  private judge(
-    p: ProcessSample,
-    t: ThreadSample,
-    main: boolean,
-    prior: Prior,
-    nowNs: number,
-    frozen: boolean,
-    sameBase: boolean,
-    tally: Tally,
-    out: Finding[],
-  ): boolean {
-    const subject = threadSubject(p, t, main);
-    const ref = { pid: p.pid, tid: t.tid };
-    const heldMs = (nowNs - prior.sinceNs) / 1e6;
-    const cpu = cpuOf(t);
-    const push = (kind: Finding['kind'], severity: Severity, message: string, evidence: Evidence[], durationMs: number): false => {
-      out.push({ kind, severity, subject, ref, message, evidence, durationMs });
-      return false;
-    };
-    const stillEvidence = (): Evidence[] => {
-      const call = t.blockedIn === null ? null : t.blockedIn.call;
-      const evidence: Evidence[] = [
-        { field: 'blockedIn.call', before: call, after: call },
-        { field: 'cpuNs', before: cpu, after: cpu },
-        { field: 'state', before: prior.before, after: t.state },
-      ];
-      if (t.contextSwitches !== null) {
-        evidence.push({ field: 'contextSwitches.voluntary', before: t.contextSwitches.voluntary, after: t.contextSwitches.voluntary });
-      }
-      if (t.blockedIn?.target !== undefined) evidence.push({ field: 'blockedIn.target', before: t.blockedIn.target, after: t.blockedIn.target });
-      if (t.wchan !== undefined) evidence.push({ field: 'wchan', before: t.wchan, after: t.wchan });
-      return evidence;
-    };
-    const noProgress = `no CPU progress${t.contextSwitches !== null ? ' and no context switches' : ''}`;
+  /** Per process of the sample being judged: what a wait on it needs to know. */
+  private peerFacts = new Map<number, PeerFacts>();
 
-    if (isStopped(t)) {
-      const byState = t.state === 'stopped';
-      const long = heldMs >= this.stallMs;
-      return push(
-        'stopped',
-        long ? 'critical' : 'warning',
-        byState
-          ? `stopped${long ? ` for ${formatMs(heldMs)}` : ''} (SIGSTOP, job control or a debugger): it runs again only after SIGCONT (kill -CONT ${p.pid})`
-          : `suspended (suspend count ${t.suspendCount})${long ? ` for ${formatMs(heldMs)}` : ''}: a debugger or another task holds it; it runs again only when resumed`,
-        [
-          { field: 'state', before: prior.before, after: t.state },
-          { field: 'suspendCount', before: t.suspendCount, after: t.suspendCount },
-        ],
-        heldMs,
-      );
+  /** Waits on another process, judged by that process now that every process of the sample has been. */
+  private resolvePeers(scratch: Scratch, summaries: ProcessSummary[]): void {
+    if (scratch.deferred.length === 0) {
+      this.peerFacts.clear();
+      return;
     }
-    if (prior.spinSinceNs >= 0 && nowNs - prior.spinSinceNs >= this.stallMs * 1e6) {
-      const spanMs = (nowNs - prior.spinSinceNs) / 1e6;
-      const used = cpu - prior.spinCpu;
-      const runDelay = t.runDelayNs ?? 0;
-      const waited = runDelay - prior.spinWait;
-      const percent = (ns: number) => Math.round((ns / (spanMs * 1e6)) * 100);
-      if (waited * 2 >= spanMs * 1e6) {
-        return push(
-          'starved',
-          'warning',
-          `starved of CPU: runnable for ${formatMs(spanMs)} but waited ${formatCpu(waited)} (${percent(waited)}%) for a CPU and ran ${formatCpu(used)} (${percent(
-            used,
-          )}%): other work holds its CPUs (load, a CPU affinity mask, a real-time thread, or CPU limits of its cgroup)`,
-          [
-            { field: 'runDelayNs', before: prior.spinWait, after: runDelay },
-            { field: 'cpuNs', before: prior.spinCpu, after: cpu },
-            { field: 'state', before: prior.before, after: t.state },
-          ],
-          spanMs,
-        );
+    // (judgeProcess records every process, including those with no case of their own.)
+    const hungBy = new Map<number, Finding>();
+    for (const f of scratch.findings) if (f.severity === 'critical' && f.ref.pid !== undefined && !hungBy.has(f.ref.pid)) hungBy.set(f.ref.pid, f);
+    const cpuBy = new Map(summaries.map((s) => [s.pid, s.cpuNs]));
+    for (const c of scratch.deferred) {
+      const outcome = peerOutcome(c, this.stallMs, this.expectExit && c.p.peerOf === undefined, hungBy, cpuBy, this.peerFacts);
+      if (outcome !== IDLE) scratch.findings.push(outcome);
+      else {
+        const summary = summaries.find((s) => s.pid === c.p.pid);
+        if (summary !== undefined) summary.idle++;
       }
-      const queued = waited > 0 ? ` and ${formatCpu(waited)} (${percent(waited)}%) waiting for a CPU` : '';
-      return push(
-        'spinning',
-        'warning',
-        `spinning: ${formatCpu(used)} of CPU in ${formatMs(spanMs)} (${percent(used)}%)${queued}${
-          t.pc !== undefined ? ` at the same pc 0x${t.pc.toString(16)}` : ''
-        }, never blocking: a busy loop, a spin-wait (on a GPU fence?) or a long computation`,
-        [
-          { field: 'cpuNs', before: prior.spinCpu, after: cpu },
-          { field: 'state', before: prior.before, after: t.state },
-          ...(waited > 0 ? [{ field: 'runDelayNs', before: prior.spinWait, after: runDelay }] : []),
-          ...(t.pc !== undefined ? [{ field: 'pc', before: t.pc, after: t.pc }] : []),
-        ],
-        spanMs,
-      );
     }
-    const where = describeWait(t);
-    if (isDriverCall(t)) {
-      return push(
-        'blocked-in-driver',
-        'critical',
-        `blocked in the GPU driver: ${where} for at least ${formatMs(heldMs)} with ${noProgress}${
-          t.state === 'uninterruptible' ? ', uninterruptible' : ''
-        }; the driver did not complete the request (check the kernel log: dmesg, or log show --predicate 'sender == "AGXFirmware"')`,
-        stillEvidence(),
-        heldMs,
-      );
-    }
-    if (t.state === 'uninterruptible') {
-      return push(
-        'uninterruptible',
-        'critical',
-        `in uninterruptible sleep (D) in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: it cannot be killed until the kernel call returns (the kernel's hung_task rule)${
-          kernelWaitHint(t) !== null ? `; ${kernelWaitHint(t)}` : ''
-        }`,
-        stillEvidence(),
-        heldMs,
-      );
-    }
-    const cls = waitClass(t.blockedIn === null ? null : t.blockedIn.call);
-    if (cls === 'event') {
-      const expected = main && this.expectExit;
-      return push(
-        'waiting',
-        expected ? 'warning' : 'info',
-        expected
-          ? `waits for events in ${where} for at least ${formatMs(heldMs)}, but the command should have finished${
-              /^mach_msg/.test(t.blockedIn!.call) ? ' (on macOS also how IOConnectCallMethod waits for a driver: take stacks to tell)' : ''
-            }`
-          : `waits for events in ${where} for at least ${formatMs(heldMs)}; it was not parked there in the baseline`,
-        [{ field: 'blockedIn.call', before: null, after: t.blockedIn!.call }],
-        heldMs,
-      );
-    }
-    if (cls === 'sleep' || cls === 'child') {
-      return push(
-        'waiting',
-        'info',
-        cls === 'sleep'
-          ? `sleeping in ${where} for at least ${formatMs(heldMs)}: a timed sleep, it wakes by itself`
-          : `waits for a child process in ${where} for at least ${formatMs(heldMs)}: the child decides (see its findings)`,
-        [{ field: 'blockedIn.call', before: t.blockedIn!.call, after: t.blockedIn!.call }],
-        heldMs,
-      );
-    }
-    if (t.blockedIn === null) {
-      // Nobody could read the call: idle and stuck look the same, so this never makes a hang.
-      if (!main && sameBase) return true;
-      return push(
-        'stalled',
-        main ? 'warning' : 'info',
-        `no progress for at least ${formatMs(heldMs)} in ${where}: the call is unknown (sample with detail "full", or with permission to read the thread), so an idle wait cannot be told from a stuck one`,
-        stillEvidence(),
-        heldMs,
-      );
-    }
-    // A blocking call with no progress.
-    const joined = t.blockedIn.joining;
-    if (joined !== undefined && joined !== t.tid && !frozen) {
-      // pthread_join: judged by the joined thread, as a parent waiting for a child is.
-      const stuck = joinedIsStuck(p, tally, joined);
-      if (!stuck) return true; // the joined thread works, or is idle where it was: the join waits for it
-      return push(
-        'waiting',
-        'info',
-        `joining thread ${joined} for at least ${formatMs(heldMs)} (pthread_join): it waits for that thread to exit, which has itself made no progress (see its finding)`,
-        [{ field: 'blockedIn.joining', before: joined, after: joined }],
-        heldMs,
-      );
-    }
-    const othersProgress = tally.progressing > 0;
-    if (!frozen && sameBase && (!main || othersProgress)) {
-      // Parked where it was in the baseline while other threads of the process progress: it
-      // waits for their work (a pool thread between jobs, a main thread waiting for its workers).
-      if (!main || !this.expectExit) return true;
-      return push(
-        'waiting',
-        'info',
-        `waits in ${where} for at least ${formatMs(heldMs)}, as in the baseline, while ${tally.progressing} other thread${
-          tally.progressing === 1 ? '' : 's'
-        } of the process make progress: it waits for their work (a join, or a condition a worker will signal); the command is still working`,
-        [{ field: 'blockedIn.call', before: t.blockedIn.call, after: t.blockedIn.call }],
-        heldMs,
-      );
-    }
-    const severity: Severity = main || frozen ? 'critical' : 'warning';
-    const why =
-      (joined !== undefined ? `joining thread ${joined}; ` : '') +
-      (frozen && !main
-        ? `${waitHint(t)}; no thread of the process made progress`
-        : main && !sameBase
-          ? `${waitHint(t)}; it left the wait it had in the baseline for this one`
-          : waitHint(t));
-    return push('stalled', severity, `stalled in ${where} for at least ${formatMs(heldMs)} with ${noProgress}: ${why}`, stillEvidence(), heldMs);
+    this.peerFacts.clear();
   }
+
 }
 
-/** Is the joined thread itself stuck: a candidate for a finding in this pass (not progressing, not idle)? */
-function joinedIsStuck(p: ProcessSample, tally: Tally, tid: number): boolean {
-  const c = tally.candidates;
-  for (let k = 0; k < c.index.length; k++) if (p.threads[c.index[k]].tid === tid) return true;
-  return false;
+/** Its main thread (tid = pid; on macOS the first) waits for a child process. */
+function mainWaitsForChild(p: ProcessSample): boolean {
+  const main = p.threads.find((t) => t.tid === p.pid) ?? p.threads[0];
+  return main?.blockedIn !== undefined && main.blockedIn !== null && waitClass(main.blockedIn.call) === 'child';
 }
 
 function goneSummary(pid: number, name: string): ProcessSummary {

@@ -130,6 +130,12 @@ export interface WatchOptions extends CompareOptions {
   /** Linux: read this tree instead of /proc, and this one instead of /sys (tests). */
   procRoot?: string;
   sysRoot?: string;
+  /**
+   * Take the user stack of a thread whose wait only a stack can tell (a futex, an epoll inside
+   * a library), once per wait, to judge it by what it waits for (default true; never with
+   * detail 'basic'). false: judge by the kernel's view alone.
+   */
+  stacks?: boolean;
 }
 
 /** Emitted after every sample. */
@@ -145,10 +151,10 @@ export interface SampleEvent {
   /** Set when this window was thrown away because our own timer fired late (asleep, stopped, overloaded). */
   discarded?: { reason: string; lateMs: number };
   /**
-   * watch(): each thread's %CPU since the previous sample of its process, busiest first.
-   * Empty on the first sample; a thread not in the previous sample is left out.
+   * Each thread's %CPU since the previous sample of its process, busiest first. Empty on the
+   * first sample; a thread not in the previous sample is left out.
    */
-  cpu?: ThreadCpu[];
+  cpu: ThreadCpu[];
 }
 
 /** A thread's share of one CPU over the last interval, as top's %CPU (100 = one CPU all the time). */

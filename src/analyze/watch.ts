@@ -11,15 +11,19 @@ import { checkBoolean, checkDuration, checkPid, MAX_TIMER_MS, readOptions } from
 import { describeValue } from '../snapshot-schema';
 import { cpuPercent } from '../cpu-share';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
-import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
+import type * as Go from '../runtimes/go';
+import type { Accelerator, GoroutineSample, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { HangAnnouncer } from './hang-announcer';
 import { LateTimerGuard, type Discard } from './late-timer';
+import { examineStacks } from './examine';
 import { ProgressTracker } from './progress';
 import { sampleEvent } from './sample-event';
 import type { Report, ThreadCpu, WatchEvent, WatchOptions } from './types';
 
 const DEFAULT_INTERVAL_MS = 500;
+/** Processes a watch follows because watched threads wait on them, at most. */
+const MAX_PEERS = 16;
 const DEFAULT_WATCH_STALL_MS = 5000;
 /** How many undelivered events an iterator keeps before dropping the oldest sample events. */
 const QUEUE_LIMIT = 256;
@@ -43,6 +47,7 @@ const WATCH_KEYS = [
   'signal',
   'procRoot',
   'sysRoot',
+  'stacks',
 ] as const;
 
 /** The options, read once into a plain object and checked: EINVAL naming the option. */
@@ -53,6 +58,7 @@ function checkWatchOptions(given: unknown): WatchOptions {
   checkDuration('watch()', 'intervalMs', options.intervalMs);
   checkDuration('watch()', 'timeoutMs', options.timeoutMs);
   checkBoolean('watch()', 'accelerators', options.accelerators);
+  checkBoolean('watch()', 'stacks', options.stacks);
   if (options.detail !== undefined && options.detail !== 'basic' && options.detail !== 'full') {
     throw new IokitSnapError('EINVAL', `watch(): detail must be 'basic' or 'full', got ${describeValue(options.detail)}`);
   }
@@ -103,6 +109,52 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
   private readonly seen = new Set<number>();
   /** Each process's latest sample, for its threads' %CPU over the next interval. */
   private readonly previous = new Map<number, ProcessSample>();
+  /**
+   * Processes sampled because a watched thread waits on them (the other end of its pipe or
+   * socket), by the pid that waits on them: a wait on another process is judged by it. At most
+   * MAX_PEERS; they are not reported when they exit.
+   */
+  private readonly peers = new Map<number, number>();
+  private samplerTimeoutMs = 0;
+
+  /**
+   * Go programs among the watched: their goroutines, read from their memory each step (a
+   * goroutine blocked on a sync.Mutex is on no thread's stack). Whether a pid is a Go program
+   * is read once; not with detail 'basic' or stacks: false.
+   */
+  private readonly goPrograms = new Map<number, boolean>();
+
+  private async goroutinesOf(pids: number[], limits: Limitation[]): Promise<Map<number, GoroutineSample[]>> {
+    const found = new Map<number, GoroutineSample[]>();
+    if (this.options.detail === 'basic' || this.options.stacks === false || process.platform !== 'linux') return found;
+    const { sampleGoroutines } = require('../runtimes/go') as typeof Go;
+    await Promise.all(
+      pids.map(async (pid) => {
+        if (this.goPrograms.get(pid) === false) return;
+        try {
+          const result = await sampleGoroutines(pid, { timeoutMs: sampleDeadline(this.intervalMs), procRoot: this.options.procRoot });
+          this.goPrograms.set(pid, result.goVersion !== null);
+          if (result.goroutines !== null) found.set(pid, result.goroutines);
+          for (const l of result.limits) limits.push(l);
+        } catch (error) {
+          // Not readable (permission, gone): the threads' own sample says what it can.
+          if (!this.goPrograms.has(pid)) this.goPrograms.set(pid, false);
+          if (this.goPrograms.get(pid) === true) limits.push(limitFromError(`pid ${pid}`, 'goroutines', error));
+        }
+      }),
+    );
+    return found;
+  }
+
+  /** A process asked for is still watched (peers alone do not keep a watch going). */
+  private watching(): boolean {
+    for (const pid of this.samplers.keys()) if (!this.peers.has(pid)) return true;
+    return false;
+  }
+
+  private newSampler(pid: number): ThreadSampler {
+    return createThreadSampler(pid, { detail: this.options.detail ?? 'full', kernelStacks: false, procRoot: this.options.procRoot, timeoutMs: this.samplerTimeoutMs });
+  }
 
   constructor(given: WatchOptions) {
     super();
@@ -114,13 +166,10 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     this.tracker = new ProgressTracker({ stallMs: this.stallMs, spinRatio: options.spinRatio, expectExit: options.expectExit });
     this.announcer = new HangAnnouncer(this.stallMs);
     if (options.baseline !== undefined) this.tracker.setBaseline(options.baseline);
+    if (options.stacks !== false && options.detail !== 'basic') this.tracker.examine();
     const timeoutMs = options.timeoutMs ?? sampleDeadline(this.intervalMs);
-    for (const pid of pids) {
-      this.samplers.set(
-        pid,
-        createThreadSampler(pid, { detail: options.detail ?? 'full', kernelStacks: false, procRoot: options.procRoot, timeoutMs }),
-      );
-    }
+    this.samplerTimeoutMs = timeoutMs;
+    for (const pid of pids) this.samplers.set(pid, this.newSampler(pid));
     if (options.signal !== undefined) {
       if (options.signal.aborted) this.closed = true;
       else options.signal.addEventListener('abort', () => this.close(), { once: true });
@@ -202,7 +251,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     }
     const guard = new LateTimerGuard(this.intervalMs);
     try {
-      while (!this.closed && this.samplers.size > 0) {
+      while (!this.closed && this.watching()) {
         const startMono = monotonicNs();
         const discard = guard.check(startMono, Date.now());
         try {
@@ -212,7 +261,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
           this.publish({ type: 'error', ...this.stamp(), error: toIokitSnapError(error) });
         }
         const delay = guard.next(startMono, monotonicNs(), Date.now());
-        if (this.closed || this.samplers.size === 0) break;
+        if (this.closed || !this.watching()) break;
         await this.sleep(delay);
       }
     } finally {
@@ -230,11 +279,12 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const processes: ProcessSample[] = [];
     const exited: number[] = [];
     const wantAccelerators = this.options.accelerators !== false;
-    const [threadResults, accelerators] = await Promise.all([
+    const [threadResults, accelerators, goroutines] = await Promise.all([
       Promise.allSettled([...this.samplers.values()].map((s) => s.sample())),
       wantAccelerators
         ? acceleratorsInto(limits, { sysRoot: this.options.sysRoot, timeoutMs: sampleDeadline(this.intervalMs) })
         : Promise.resolve([] as Accelerator[]),
+      this.goroutinesOf([...this.samplers.keys()], limits),
     ]);
     const pids = [...this.samplers.keys()];
     threadResults.forEach((result, i) => {
@@ -242,8 +292,10 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       if (result.status === 'fulfilled') {
         const { limits: threadLimits, ...sample } = result.value;
         this.seen.add(pid);
-        limits.push(...threadLimits);
-        processes.push(sample);
+        for (const l of threadLimits) limits.push(l);
+        const of = this.peers.get(pid);
+        const gs = goroutines.get(pid);
+        processes.push(of === undefined && gs === undefined ? sample : { ...sample, ...(of !== undefined ? { peerOf: of } : {}), ...(gs !== undefined ? { goroutines: gs } : {}) });
         return;
       }
       const error = toIokitSnapError(result.reason);
@@ -254,6 +306,8 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       this.samplers.get(pid)?.close();
       this.samplers.delete(pid);
       this.previous.delete(pid);
+      // A peer followed on our own initiative is dropped quietly: it was not asked for.
+      if (this.peers.delete(pid)) return;
       if (error.code === 'ESRCH' && this.seen.has(pid)) exited.push(pid);
       else this.publish({ type: 'error', ...this.stamp(), error });
     });
@@ -265,6 +319,12 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+    const peers = await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: sampleDeadline(this.intervalMs) });
+    for (const [pid, of] of peers) {
+      if (this.closed || this.samplers.has(pid) || this.peers.size >= MAX_PEERS) continue;
+      this.peers.set(pid, of);
+      this.samplers.set(pid, this.newSampler(pid));
+    }
   }
 
   /** Each thread's %CPU since the previous sample of its process, busiest first; these samples become the previous ones. */

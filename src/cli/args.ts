@@ -41,8 +41,11 @@ function usageMessage(error: NodeJS.ErrnoException, argv: string[]): string {
   }
 }
 
-/** Strict parse: unknown options and missing values are usage errors that name the option. */
-export function parseCommandArgs(argv: string[], options: OptionSpec, allowPositionals = true): ParsedArgs {
+/**
+ * Strict parse: unknown options, missing values and (unless the command takes some) any
+ * argument that is not an option are usage errors that name it.
+ */
+export function parseCommandArgs(argv: string[], options: OptionSpec, allowPositionals = false): ParsedArgs {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals, strict: true });
     return { values: values as ParsedArgs['values'], positionals };
@@ -80,4 +83,12 @@ export function parsePid(text: string, option = 'pid'): number {
 /** The values of a repeatable (`multiple: true`) string option. */
 export function many(value: ParsedArgs['values'][string]): string[] {
   return ((value ?? []) as unknown[]).map(String);
+}
+
+/**
+ * The file of `-o FILE`, or null for stdout: no -o, or `-o -` (as `-` reads stdin where a
+ * command reads a file). A file named "-" is still reachable as ./-.
+ */
+export function outputFile(value: ParsedArgs['values'][string]): string | null {
+  return typeof value === 'string' && value !== '-' ? value : null;
 }

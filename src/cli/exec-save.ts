@@ -1,17 +1,20 @@
 /**
  * Where `iokit-snap exec` keeps its evidence: one directory per run, created without ever
  * looping (one mkdir per missing level, never Node's recursive mkdir, which spins for ever
- * under /proc), never on the kernel's pseudo file systems, and files that are never written
- * through a link someone else planted (see write-file.ts). A save that fails is a warning:
- * the caller prints the report and acts on it all the same.
+ * under /proc), never on the kernel's pseudo file systems, never through a symbolic link at
+ * --save DIR, and files that are never written through a link someone else planted (see
+ * write-file.ts). The three files of a save belong together: all are written before any takes
+ * its name, and none is written beside an older run's, so a full disk or a folder from an
+ * earlier run never leaves a new baseline.json next to an old hung.json. A save that fails is
+ * a warning: the caller prints the report and acts on it all the same.
  */
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Report } from '../analyze/types';
-import { writeSnapshot } from '../snapshot-file';
+import { documentChunks, validateSnapshot } from '../snapshot-file';
 import type { Snapshot } from '../types';
-import { writeFileSafely } from '../write-file';
+import { outputError, prepareFile, type PreparedFile } from '../write-file';
 
 /** statfs(2) magic numbers of Linux file systems that hold kernel state, not files. */
 const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
@@ -23,6 +26,9 @@ const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
   [0x74726163, 'tracefs'],
   [0x73636673, 'securityfs'],
 ]);
+
+/** The files of one save, in the order they are written and placed. */
+export const SAVED_FILES = ['baseline.json', 'hung.json', 'report.json'] as const;
 
 function failure(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
@@ -36,14 +42,23 @@ async function refusePseudoFileSystem(existing: string, wanted: string): Promise
   }
 }
 
-/** Create dir and any missing parents, one level at a time, refusing kernel file systems. */
+/**
+ * Create dir and any missing parents, one level at a time, refusing kernel file systems and
+ * a symbolic link at dir itself (a link planted in a shared directory would send the files
+ * wherever it points; the parents are the user's own path and may be links, as /tmp is on macOS).
+ */
 export async function makeDirectory(dir: string): Promise<void> {
   const wanted = path.resolve(dir);
   const missing: string[] = [];
   let existing = wanted;
   for (;;) {
     try {
-      if (!(await fs.stat(existing)).isDirectory()) throw failure('ENOTDIR', `${existing} is not a directory`);
+      const stat = existing === wanted ? await fs.lstat(existing) : await fs.stat(existing);
+      if (stat.isSymbolicLink()) {
+        const to = await fs.readlink(existing);
+        throw failure('ELOOP', `${existing} is a symbolic link (to ${to}), and --save does not follow one: give the directory itself`);
+      }
+      if (!stat.isDirectory()) throw failure('ENOTDIR', `${existing} is not a directory`);
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -57,16 +72,51 @@ export async function makeDirectory(dir: string): Promise<void> {
   for (const level of missing) await fs.mkdir(level, { mode: 0o700 });
 }
 
+/**
+ * The save directory, held open: on Linux its files are reached through /proc/self/fd/N, the
+ * directory that was checked, so swapping a link in at its path afterwards changes nothing.
+ */
+class HeldDirectory {
+  private constructor(
+    readonly shown: string,
+    private readonly handle: fs.FileHandle,
+  ) {}
+
+  static async open(dir: string): Promise<HeldDirectory> {
+    try {
+      return new HeldDirectory(dir, await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW));
+      /* c8 ignore start -- a link or file swapped in between the check and the open (a race no test can win on purpose) */
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOTDIR') throw failure('ELOOP', `${dir} was replaced by a symbolic link or a file while it was being prepared: not saved there`);
+      throw error;
+    }
+    /* c8 ignore stop */
+  }
+
+  /** The path through which to reach a file in the directory. */
+  reach(name: string): string {
+    /* c8 ignore next -- macOS has no /proc: the checked path itself */
+    return process.platform === 'linux' ? path.join('/proc/self/fd', String(this.handle.fd), name) : path.join(this.shown, name);
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
 export interface SaveOutcome {
-  /** The directory the files are in, or null when saving failed. */
+  /** The directory the files are in; null when none of them was saved. */
   dir: string | null;
+  /** The files this save placed in dir: all three, none, or (a failure part way) the first ones. */
+  files: string[];
   /** What went wrong, for a warning; null when all three files were written. */
   error: string | null;
 }
 
 /** The save directory of one exec run and the files iokit-snap wrote there. */
 export class RunSaver {
-  private dir: string | null = null;
+  private dir: HeldDirectory | null = null;
   /** Files this run wrote, which a later examination of the same run may replace. */
   private readonly written = new Set<string>();
 
@@ -80,48 +130,91 @@ export class RunSaver {
     private readonly pid: number,
   ) {}
 
-  private async directory(): Promise<string> {
+  private async directory(): Promise<HeldDirectory> {
     if (this.dir !== null) return this.dir;
+    let dir: string;
     if (this.requested !== undefined) {
       await makeDirectory(this.requested);
-      this.dir = this.requested;
+      dir = this.requested;
     } else {
       const tmp = os.tmpdir();
       try {
-        this.dir = await fs.mkdtemp(path.join(tmp, `iokit-snap-exec-${this.pid}-`));
+        dir = await fs.mkdtemp(path.join(tmp, `iokit-snap-exec-${this.pid}-`));
       } catch (error) {
         const e = error as NodeJS.ErrnoException;
         /* c8 ignore next -- mkdtemp's errors always carry a code */
         throw failure(e.code ?? 'EIO', `cannot create a directory in ${tmp} (${e.message}): set TMPDIR to a writable directory, or pass --save DIR`);
       }
     }
+    this.dir = await HeldDirectory.open(dir);
     return this.dir;
   }
 
-  private async file(name: string, write: (file: string, replace: boolean) => Promise<void>): Promise<void> {
-    const file = path.join(await this.directory(), name);
-    try {
-      await write(file, this.force || this.written.has(name));
-    } catch (error) {
-      const e = (error as { cause?: NodeJS.ErrnoException }).cause ?? (error as NodeJS.ErrnoException);
-      if (e.code === 'EEXIST') throw failure('EEXIST', `${file} already exists: pass --force to replace it, or another --save DIR`);
-      throw error;
-    }
-    this.written.add(name);
+  /** The files of a run that is not this one: a new save beside them would make a mismatched set. */
+  private async others(dir: HeldDirectory): Promise<string[]> {
+    if (this.force) return [];
+    const present = await Promise.all(
+      SAVED_FILES.map((name) =>
+        this.written.has(name)
+          ? false
+          : fs.lstat(dir.reach(name)).then(
+              () => true,
+              () => false,
+            ),
+      ),
+    );
+    return SAVED_FILES.filter((_, i) => present[i]);
   }
 
-  /** Save the pair and the report; never throws. */
+  /** Save the pair and the report: all three or none (a failure part way is said); never throws. */
   async save(baseline: Snapshot, hung: Snapshot, report: Report): Promise<SaveOutcome> {
+    const placed: string[] = [];
+    const prepared: PreparedFile[] = [];
+    let dir: HeldDirectory | null = null;
     try {
-      await this.file('baseline.json', (file, replace) => writeSnapshot(file, baseline, { replace }));
-      await this.file('hung.json', (file, replace) => writeSnapshot(file, hung, { replace }));
-      await this.file('report.json', (file, replace) => writeFileSafely(file, JSON.stringify(report, null, 2) + '\n', { replace }));
-      return { dir: this.dir, error: null };
+      dir = await this.directory();
+      const others = await this.others(dir);
+      if (others.length > 0) {
+        throw failure(
+          'EEXIST',
+          `${path.join(dir.shown, others[0])} already exists${others.length > 1 ? ` (and ${others.slice(1).join(', ')})` : ''}, from another run: pass --force to replace ${
+            others.length > 1 ? 'them' : 'it'
+          }, or another --save DIR`,
+        );
+      }
+      // In chunks: a document too large for one string is written too.
+      const texts = [documentChunks(validateSnapshot(baseline)), documentChunks(validateSnapshot(hung)), documentChunks(report)];
+      for (const [i, name] of SAVED_FILES.entries()) {
+        try {
+          prepared.push(await prepareFile(dir.reach(name), texts[i]));
+        } catch (error) {
+          throw outputError(error, 'file', path.join(dir.shown, name));
+        }
+      }
+      for (const [i, name] of SAVED_FILES.entries()) {
+        try {
+          await prepared[i].place({ replace: this.force || this.written.has(name) });
+        } catch (error) {
+          /* c8 ignore next 2 -- a file put there since the check above, by someone else: a race no test can win on purpose */
+          const e = error as NodeJS.ErrnoException;
+          if (e.code === 'EEXIST') throw failure('EEXIST', `${path.join(dir.shown, name)} already exists: pass --force to replace it, or another --save DIR`);
+          throw outputError(error, 'file', path.join(dir.shown, name));
+        }
+        this.written.add(name);
+        placed.push(name);
+      }
+      return { dir: dir.shown, files: placed, error: null };
     } catch (error) {
-      const e = error as Error & { code?: string; cause?: { code?: string } };
-      /* c8 ignore next 2 -- every error here has a code (Node's, ours, or writeSnapshot's cause), and says it */
-      const code = e.cause?.code ?? e.code ?? 'EIO';
-      return { dir: null, error: e.message.includes(code) ? e.message : `${code}: ${e.message}` };
+      await Promise.all(prepared.map((file) => file.discard()));
+      // Every error here has a code: ours (failure()), Node's, or an IokitSnapError's.
+      const e = error as Error & { code: string };
+      return { dir: placed.length > 0 ? dir!.shown : null, files: placed, error: e.message.startsWith(`${e.code}:`) ? e.message : `${e.code}: ${e.message}` };
     }
+  }
+
+  /** Let the directory go (the run is over). */
+  async close(): Promise<void> {
+    await this.dir?.close();
+    this.dir = null;
   }
 }

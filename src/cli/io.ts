@@ -15,8 +15,16 @@ export interface CliIO {
   outputClosed?: AbortSignal;
 }
 
+/** This process's streams; stdin is created only when a command reads it (creating it loads Node's stream code for its kind). */
 export function processIO(): CliIO {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    get stdin() {
+      return process.stdin;
+    },
+    env: process.env,
+  };
 }
 
 export function outStyle(io: CliIO): Style {
@@ -40,6 +48,17 @@ export function write(stream: NodeJS.WritableStream, text: string): Promise<void
     // The callback runs once the chunk is handed on, or with the error when the stream fails.
     target.write(text, () => resolve());
   });
+}
+
+/**
+ * Write a document in pieces (documentChunks, explainChunks), each flushed before the next
+ * is made; stops making them once stdout is closed (`| head` needs no more of a 1 GB JSON).
+ */
+export async function writeChunks(io: CliIO, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (io.outputClosed?.aborted === true || (io.stdout as Writable).destroyed === true) return;
+    await write(io.stdout, chunk);
+  }
 }
 
 /** The reader of a pipe went away (EPIPE), or the stream was already torn down. */

@@ -4,29 +4,57 @@ import * as path from 'node:path';
 import { toIokitSnapError } from '../errors';
 import { UsageError } from './args';
 import type { Command } from './command';
-import { acceleratorsCommand } from './commands/accelerators';
-import { diffCommand } from './commands/diff';
-import { execCommand } from './commands/exec';
-import { explainCommand } from './commands/explain';
-import { importCommand } from './commands/import';
-import { snapshotCommand } from './commands/snapshot';
-import { serveCommand } from './commands/serve';
-import { threadsCommand } from './commands/threads';
-import { watchCommand } from './commands/watch';
 import { paint } from './format';
 import { errStyle, EXIT, isClosedOutput, processIO, write, type CliIO } from './io';
 
+/**
+ * A command whose module is loaded when it runs or its help is shown, not before: `iokit-snap
+ * --help` loads no command, and `iokit-snap threads PID` only the threads command (not the
+ * importers, the analysis, prom-client…). `name` and `summary` are here so the overview needs
+ * no module; test/cli-start.test.ts checks they are the module's own.
+ */
+function lazy(name: string, summary: string, load: () => Command): Command {
+  let loaded: Command | undefined;
+  const command = (): Command => (loaded ??= load());
+  return {
+    name,
+    summary,
+    get usage() {
+      return command().usage;
+    },
+    run: (argv, io) => command().run(argv, io),
+  };
+}
+
 /** Every command; the first is the default. Register a new command with one entry here. */
 export const COMMANDS: Command[] = [
-  acceleratorsCommand,
-  threadsCommand,
-  snapshotCommand,
-  diffCommand,
-  watchCommand,
-  execCommand,
-  importCommand,
-  explainCommand,
-  serveCommand,
+  lazy('accelerators', 'list the GPUs/accelerators and their state (the default command)', () =>
+    (require('./commands/accelerators') as typeof import('./commands/accelerators')).acceleratorsCommand,
+  ),
+  lazy('threads', 'sample every thread of a process: state, CPU, blocked in, target (or show a saved snapshot\'s)', () =>
+    (require('./commands/threads') as typeof import('./commands/threads')).threadsCommand,
+  ),
+  lazy('snapshot', 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)', () =>
+    (require('./commands/snapshot') as typeof import('./commands/snapshot')).snapshotCommand,
+  ),
+  lazy('diff', 'compare a healthy snapshot with a hung one: the verdict and the findings', () =>
+    (require('./commands/diff') as typeof import('./commands/diff')).diffCommand,
+  ),
+  lazy('watch', 'watch processes live; report when they hang and when they recover', () =>
+    (require('./commands/watch') as typeof import('./commands/watch')).watchCommand,
+  ),
+  lazy('exec', 'run a command; if it outlives --timeout, explain where it hangs', () =>
+    (require('./commands/exec') as typeof import('./commands/exec')).execCommand,
+  ),
+  lazy('import', 'read ioreg output, or a sample/spindump/crash/lldb/hung_task report, and show it like a live run', () =>
+    (require('./commands/import') as typeof import('./commands/import')).importCommand,
+  ),
+  lazy('explain', 'judge one report (sample, spindump, crash, lldb, hung_task) or snapshot on its own', () =>
+    (require('./commands/explain') as typeof import('./commands/explain')).explainCommand,
+  ),
+  lazy('serve', 'a Prometheus exporter: /metrics for the accelerators and the watched processes', () =>
+    (require('./commands/serve') as typeof import('./commands/serve')).serveCommand,
+  ),
 ];
 
 function version(): string {
@@ -75,7 +103,10 @@ function guardOutput(io: CliIO): { io: CliIO; failure: () => number | null } {
   // Never removed: a stream's 'error' event can come after the command has returned.
   io.stdout.on('error', onStdoutError);
   io.stderr.on('error', onStderrError);
-  return { io: { ...io, outputClosed: closed.signal }, failure: () => failure };
+  // The fields copied as they are (a getter stays a getter: stdin is created only when read).
+  const guarded = Object.defineProperties({}, Object.getOwnPropertyDescriptors(io)) as CliIO;
+  guarded.outputClosed = closed.signal;
+  return { io: guarded, failure: () => failure };
 }
 
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {

@@ -16,11 +16,12 @@ import { IokitSnapError, toIokitSnapError } from '../errors';
 import { HangAnnouncer } from '../analyze/hang-announcer';
 import { LateTimerGuard, type Discard } from '../analyze/late-timer';
 import { ProgressTracker } from '../analyze/progress';
+import { examineStacks } from '../analyze/examine';
 import { sampleEvent } from '../analyze/sample-event';
 import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
-import { ProcessSelector, type ProcessSelection } from './selection';
+import { ProcessSelector, type ProcessSelection, type SelectorCount } from './selection';
 
 export type ProbeKind = 'threads' | 'accelerators';
 
@@ -39,6 +40,8 @@ export interface CollectorOptions extends ProcessSelection {
   accelerators?: boolean;
   /** 'full' (default) reads what each thread is blocked in; 'basic' only state and CPU time. */
   detail?: 'basic' | 'full';
+  /** Take the stack of a thread whose wait only a stack can tell, once per wait (default true; see watch()). */
+  stacks?: boolean;
   /** Deadline of each probe, ms (default max(2000, 4 × intervalMs)). */
   timeoutMs?: number;
   /** Linux: read these trees instead of /proc and /sys, and this NVML library (tests). */
@@ -49,14 +52,16 @@ export interface CollectorOptions extends ProcessSelection {
   cgroupRoot?: string;
 }
 
-/** A watch() sample event with what a metric needs. */
-export interface MetricsSampleEvent extends SampleEvent {
+/** A watch() sample event with what a metric needs (per-process CPU from the report, not each thread's %CPU). */
+export interface MetricsSampleEvent extends Omit<SampleEvent, 'cpu'> {
   processes: ProcessSample[];
   /** The analysis's summary of each process (names, CPU over the window). */
   report: Report;
   accelerators: Accelerator[];
   limits: Limitation[];
   probes: ProbeTiming[];
+  /** What each selector (--pid, --match, --cgroup) selected for this sample (the collector always sets it). */
+  selection?: SelectorCount[];
 }
 
 export type CollectorEvent = Exclude<WatchEvent, SampleEvent> | MetricsSampleEvent;
@@ -102,6 +107,11 @@ interface Watched {
   refused: boolean;
 }
 
+/**
+ * The sampling loop of `serve` and createMetrics().watch(): an EventEmitter of watch()'s events
+ * ('sample' with what a metric needs, 'hang', 'recover', 'exit', 'error') over a selection of
+ * processes asked again every interval. close() stops it; `done` resolves once it has stopped.
+ */
 export class Collector extends EventEmitter {
   readonly intervalMs: number;
   readonly stallMs: number;
@@ -133,6 +143,8 @@ export class Collector extends EventEmitter {
     this.timeoutMs = options.timeoutMs ?? Math.max(2000, 4 * this.intervalMs);
     this.acceleratorBackoff = new Backoff(Math.max(30_000, 4 * this.timeoutMs));
     this.tracker = new ProgressTracker({ stallMs: this.stallMs });
+    // Waits only a stack can tell (a futex, an epoll inside a library) are judged by their stacks, taken once per wait.
+    if (options.stacks !== false && options.detail !== 'basic') this.tracker.examine();
     this.announcer = new HangAnnouncer(this.stallMs);
     this.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
   }
@@ -219,7 +231,7 @@ export class Collector extends EventEmitter {
   }
 
   private async step(host: Pick<Host, 'platform'>, discard: Discard | undefined): Promise<void> {
-    const { pids: selected, limits } = await this.selector.select();
+    const { pids: selected, limits, counts } = await this.selector.select();
     this.reconcile(selected);
     const probes: ProbeTiming[] = [];
     const processes: ProcessSample[] = [];
@@ -248,7 +260,7 @@ export class Collector extends EventEmitter {
         const { limits: threadLimits, ...sample } = outcome.value;
         w.seen = true;
         w.backoff.succeeded();
-        limits.push(...threadLimits);
+        for (const limit of threadLimits) limits.push(limit); // a spread would overflow the stack on a huge list
         processes.push(sample);
         return;
       }
@@ -291,7 +303,7 @@ export class Collector extends EventEmitter {
       );
       if (own.some((l) => l.subject === 'accelerators' && l.code === 'ETIMEDOUT')) this.acceleratorBackoff.timedOut();
       else this.acceleratorBackoff.succeeded();
-      limits.push(...own);
+      for (const limit of own) limits.push(limit);
       return accelerators;
     };
 
@@ -306,9 +318,11 @@ export class Collector extends EventEmitter {
       accelerators,
       limits,
       probes,
+      selection: counts,
     });
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);
     for (const pid of exited) this.publish({ type: 'exit', at, monotonicNs: now, pid });
+    await examineStacks(this.tracker, { procRoot: this.options.procRoot, timeoutMs: this.timeoutMs });
   }
 }

@@ -11,6 +11,7 @@
  * and fixed vocabularies only (no tid, no message text): at most one series per
  * (process, finding kind).
  */
+import * as fs from 'node:fs';
 import * as client from 'prom-client';
 import { cpuOf } from '../analyze/calls';
 import type { Finding, Severity } from '../analyze/types';
@@ -40,6 +41,10 @@ function pidOfSubject(subject: string): number | null {
   return m === null ? null : Number(m[1]);
 }
 
+/**
+ * iokit-snap's Prometheus metrics in a prom-client registry (the default one unless given):
+ * watch() starts a Collector whose samples update them; scrapes read the latest sample.
+ */
 export class IokitSnapMetrics {
   readonly registry: client.Registry;
   private readonly g: ReturnType<typeof defineMetrics>;
@@ -61,7 +66,7 @@ export class IokitSnapMetrics {
       throw new IokitSnapError('EINVAL', 'the iokit-snap metrics are already registered in this registry: call createMetrics() once per registry and keep the result');
     }
     this.g = defineMetrics(this.registry, () => this.lastSampleMs, () => this.render());
-    if (options.defaultMetrics === true) client.collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics === true) registerDefaultMetrics(this.registry);
   }
 
   /**
@@ -95,6 +100,11 @@ export class IokitSnapMetrics {
     g.samples.inc();
     if (event.discarded !== undefined) g.discarded.inc();
     g.lastSample.set(this.lastSampleMs / 1000);
+    if (event.selection !== undefined) {
+      // A handful of series (one per selector given), replaced whole: a selector's count can only be its latest.
+      g.selectorProcesses.reset();
+      for (const c of event.selection) g.selectorProcesses.set({ kind: c.kind, selector: c.selector }, c.processes);
+    }
     for (const probe of event.probes) {
       g.probeDuration.observe({ probe: probe.probe }, probe.seconds);
       if (probe.timedOut) g.probeTimeouts.inc({ probe: probe.probe });
@@ -158,7 +168,9 @@ export class IokitSnapMetrics {
       const name = this.names.get(pid) ?? 'unknown';
       const labels = { pid: String(pid), name };
       const findings = byPid.get(pid) ?? [];
-      g.verdict.set(labels, Math.max(0, ...findings.map((f) => VERDICT_OF[f.severity])));
+      let verdict = 0; // a loop, not Math.max(...): a process may have more findings than a call takes arguments
+      for (const f of findings) verdict = Math.max(verdict, VERDICT_OF[f.severity]);
+      g.verdict.set(labels, verdict);
       for (const [kind, { n, severity }] of tally(findings)) g.findings.set({ ...labels, kind, severity }, n);
     }
     g.watched.set(processes.length);
@@ -173,7 +185,9 @@ export class IokitSnapMetrics {
       const id = f.ref.accelerator;
       if (id === undefined) continue;
       if (f.kind === 'power-transition' && f.severity !== 'info') stuck.add(id);
-      findings.set(id, [...(findings.get(id) ?? []), f]);
+      const list = findings.get(id);
+      if (list === undefined) findings.set(id, [f]);
+      else list.push(f);
     }
     for (const a of event.accelerators) {
       const labels = { accelerator: a.id };
@@ -187,6 +201,45 @@ export class IokitSnapMetrics {
 }
 
 type Gauges = ReturnType<typeof defineMetrics>;
+
+/** How old the process_open_fds count may be: counting is a listing of /proc/self/fd. */
+const OPEN_FDS_MAX_AGE_MS = 60_000;
+
+/**
+ * prom-client's default metrics (the exporter's own CPU, memory, event loop), with two costs
+ * cut that an exporter holding thousands of fds pays on every scrape or all the time
+ * (bench/agent.js): the event-loop delay is sampled once a second, not every 10 ms (100
+ * wake-ups a second cost an idle exporter about as much CPU as all its /proc reads), and
+ * process_open_fds is counted at most once a minute (a listing of /proc/self/fd: about 4 µs
+ * per fd, and the thread samplers keep a few per watched thread).
+ */
+function registerDefaultMetrics(registry: client.Registry): void {
+  client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
+  const counted = registry.getSingleMetric('process_open_fds');
+  /* c8 ignore next -- prom-client counts open fds on Linux only */
+  if (counted === undefined) return;
+  registry.removeSingleMetric('process_open_fds');
+  let countedAt = Number.NEGATIVE_INFINITY;
+  let count = 0;
+  new client.Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors (counted at most once a minute).',
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      if (now - countedAt >= OPEN_FDS_MAX_AGE_MS) {
+        try {
+          count = fs.readdirSync('/proc/self/fd').length - 1; // less the one the listing used
+          countedAt = now;
+          /* c8 ignore next 3 -- /proc/self/fd is always there on Linux; prom-client's own gives up the same way */
+        } catch {
+          return;
+        }
+      }
+      this.set(count);
+    },
+  });
+}
 
 /** One process of a sample, as counts: threads per state and per call class (THREAD_STATES, CALL_CLASSES order). */
 interface ProcessCounts {
@@ -296,6 +349,11 @@ function defineMetrics(registry: client.Registry, lastSampleMs: () => number, re
       collect: render,
     }),
     accelerators: gauge('accelerators', 'Accelerators found in the latest sample.'),
+    selectorProcesses: gauge(
+      'selector_processes',
+      'Processes each selector selects now (kind: pid, match or cgroup; selector: as given). 0 is a selector that matches nothing: a pid that is not there, a pattern no process matches, a cgroup that does not exist or is empty.',
+      ['kind', 'selector'],
+    ),
     // processes
     threads: gauge('process_threads', 'Threads of a watched process by scheduler state.', [...proc, 'state']),
     blocked: gauge(

@@ -10,7 +10,7 @@
  */
 import type { Finding, Report } from '../../src/analyze/types';
 import { monotonicNs, snapshot } from '../../src/sample';
-import type { Accelerator, BlockedIn, Host, ProcessSample, Snapshot, ThreadSample } from '../../src/types';
+import type { Accelerator, BlockedIn, Frame, Host, ProcessSample, Snapshot, ThreadSample } from '../../src/types';
 import { waitFor } from './targets';
 
 export const LINUX: Host = { platform: 'linux', arch: 'x64', osRelease: '6.8.0' };
@@ -50,6 +50,19 @@ export function accelerator(over: Partial<Accelerator> = {}): Accelerator {
     queues: null,
     ...over,
   };
+}
+
+/** A thread blocked acquiring a glibc mutex as the kernel shows it: FUTEX_WAIT on a word holding 2 (locked, with waiters). */
+export function lockedOn(address = 0x5000): BlockedIn {
+  return { call: 'futex', number: 202, futex: { address, op: 'wait', value: 2 } };
+}
+
+/** A user stack of named frames, innermost first, as the Linux sampler gives it: "pthread_mutex_lock@libc.so.6". */
+export function frames(...symbols: string[]): Frame[] {
+  return symbols.map((s, i) => {
+    const [symbol, module] = s.split('@');
+    return { pc: 0x1000 + i * 0x10, module: module === undefined ? '/usr/lib/x86_64-linux-gnu/libc.so.6' : `/usr/lib/${module}`, offset: 0x100 + i, symbol, symbolOffset: 4 };
+  });
 }
 
 export function blocked(call: string, number = 0, fd?: number, target?: string): BlockedIn {

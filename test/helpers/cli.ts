@@ -26,8 +26,10 @@ export function runCli(
   tty = false,
   signals?: NodeJS.EventEmitter,
   onStart?: (streams: CliStreams) => void,
+  /** The terminal's width, as a TTY's stdout.columns says it. */
+  columns?: number,
 ): Promise<CliRun> {
-  return inProcess(argv, { env, tty, signals, onStart });
+  return inProcess(argv, { env, tty, signals, onStart, columns });
 }
 
 /** Run the CLI in-process with `input` as its stdin, in an empty environment, without a TTY. */
@@ -37,9 +39,9 @@ export function runCliWithStdin(argv: string[], input = ''): Promise<CliRun> {
 
 async function inProcess(
   argv: string[],
-  options: { env: NodeJS.ProcessEnv; tty: boolean; input?: string; signals?: NodeJS.EventEmitter; onStart?: (streams: CliStreams) => void },
+  options: { env: NodeJS.ProcessEnv; tty: boolean; input?: string; signals?: NodeJS.EventEmitter; onStart?: (streams: CliStreams) => void; columns?: number },
 ): Promise<CliRun> {
-  const stdout = Object.assign(new PassThrough(), { isTTY: options.tty });
+  const stdout = Object.assign(new PassThrough(), { isTTY: options.tty }, options.columns !== undefined ? { columns: options.columns } : {});
   const stderr = Object.assign(new PassThrough(), { isTTY: options.tty });
   const stdin = Object.assign(new PassThrough(), { isTTY: false });
   let out = '';

@@ -34,7 +34,8 @@ export type TargetMode =
   | 'orphan-fifo-reader'
   | 'join-sleeper'
   | 'fifo-opener'
-  | 'latin1-names';
+  | 'latin1-names'
+  | 'tick';
 
 export interface Target {
   /** The target process (for vfork-parent and zombie, the parent). */

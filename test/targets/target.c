@@ -25,6 +25,8 @@
  *   fifo-opener PATH   opens the fifo PATH for reading while nobody has it open: blocks in openat
  *   latin1-names       two threads named "caf\xe9" and "caf\xe8" (Latin-1, not UTF-8), and
  *                      one "a\\b" (a backslash)
+ *   tick               the main thread wakes every 2 ms (it runs, briefly, all the time);
+ *                      a worker (sleeper=TID) sleeps in clock_nanosleep
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -329,6 +331,25 @@ static int run_latin1_names(void) {
   sleep_forever();
 }
 
+/* ---------------------------------------------------------------- tick */
+
+static void *lone_sleeper(void *arg) {
+  *(volatile pid_t *)arg = current_tid();
+  sleep_forever();
+}
+
+__attribute__((noreturn)) static void run_tick(void) {
+  static volatile pid_t sleeper_tid;
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, lone_sleeper, (void *)&sleeper_tid) != 0) die("pthread_create");
+  struct timespec tick = {0, 2 * 1000 * 1000};
+  while (sleeper_tid == 0) nanosleep(&tick, NULL);
+  char extra[64];
+  snprintf(extra, sizeof extra, "sleeper=%d", (int)sleeper_tid);
+  ready(extra);
+  for (;;) nanosleep(&tick, NULL);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   /* Die with the test (or benchmark) that started us, even if it crashes. */
@@ -351,9 +372,10 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "join-sleeper") == 0) return run_join_sleeper();
   if (strcmp(mode, "fifo-opener") == 0 && argc > 2) return run_fifo_opener(argv[2]);
   if (strcmp(mode, "latin1-names") == 0) return run_latin1_names();
+  if (strcmp(mode, "tick") == 0) run_tick();
   fprintf(stderr,
           "usage: target sleep | fifo-reader PATH | deadlock | spin | threads N [spin] | rename NAME |\n"
           "              vfork-parent | epoll-idle | poll-idle | zombie | orphan-fifo-reader PATH |\n"
-          "              join-sleeper | fifo-opener PATH | latin1-names\n");
+          "              join-sleeper | fifo-opener PATH | latin1-names | tick\n");
   return 2;
 }

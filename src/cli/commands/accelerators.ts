@@ -5,6 +5,7 @@ import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { acceleratorTable, type AcceleratorTableOptions } from '../accelerator-table';
 import { openPciNames } from '../pci-names';
+import { paint } from '../format';
 import { limitLines } from '../notes';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
@@ -45,17 +46,24 @@ Options:
     });
     const timeoutMs = typeof values.timeout === 'string' ? parseDuration(values.timeout, '--timeout') : undefined;
     const sysRoot = values['sys-root'] as string | undefined;
+    // Checked in both modes, so that a bad --pci-ids is the same usage error with --json.
+    const tableOptions = pciNamesOption(values['pci-ids']);
     if (values.json) {
       const snap = await snapshot({ includeProperties: values.properties === true, sysRoot, timeoutMs });
       await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
-      return EXIT.ok;
+      // A probe that failed whole is in the snapshot's limits; it is the failure the table reports
+      // as an error, and gets the same status (the snapshot is printed all the same).
+      const failed = snap.limits.find((l) => l.subject === 'accelerators' && l.field === 'accelerators');
+      if (failed === undefined) return EXIT.ok;
+      await write(io.stderr, `${paint(errStyle(io), 'red', `iokit-snap accelerators: ${failed.code}:`)} ${failed.reason}\n`);
+      return EXIT.error;
     }
     // The table reads PCI ids and VRAM totals from the raw properties.
     const sample = await sampleAccelerators({ sysRoot, timeoutMs, includeProperties: true });
     if (sample.accelerators.length === 0) {
       await write(io.stdout, 'No accelerators found on this machine.\n');
     } else {
-      await write(io.stdout, acceleratorTable(sample.accelerators, outStyle(io), pciNamesOption(values['pci-ids'])));
+      await write(io.stdout, acceleratorTable(sample.accelerators, outStyle(io), tableOptions));
     }
     await write(io.stderr, limitLines(sample.limits, errStyle(io)));
     return EXIT.ok;

@@ -4,10 +4,17 @@
  * The command gets our stdio and its exit status is ours. Soon after it starts we take a
  * baseline of its process tree and the accelerators; at the timeout we take the hung
  * snapshot (with stacks where the platform allows), compare the two, print which threads
- * are stuck in what and for how long, and save both snapshots. A command that is slow but
- * making progress is left to finish; one that is hung makes us exit 2, killed with --kill.
+ * are stuck in what and for how long, and save what is worth keeping.
+ *
+ * What exec does is decided by the report's verdict alone (src/analyze decides the verdict),
+ * so a change of the rules never changes what exec does with a verdict:
+ *   healthy  left to finish, looked at again every --timeout; its exit status is ours
+ *   suspect  reported, left to finish all the same; its exit status is ours
+ *   hung     we exit 2 at once: the command is left running, or killed with --kill
+ * --timeout is when to look, never a deadline: nothing but a hung verdict ends the wait.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compare } from '../../analyze/compare';
@@ -22,12 +29,13 @@ import type { Command } from '../command';
 import { RunSaver, type SaveOutcome } from '../exec-save';
 import { explain } from '../explain';
 import { errStyle, EXIT, write } from '../io';
-import { paint } from '../format';
+import { paint, type Style } from '../format';
 import { changedPrograms, identities } from '../process-identity';
 
 const OPTIONS = {
   timeout: { type: 'string' },
   save: { type: 'string' },
+  'no-save': { type: 'boolean' },
   force: { type: 'boolean' },
   kill: { type: 'boolean' },
   stall: { type: 'string' },
@@ -84,6 +92,50 @@ function start(command: string[]): Promise<Run | { error: NodeJS.ErrnoException 
   });
 }
 
+/**
+ * Why the command could not be started, in the `iokit-snap exec: CODE: message` form, and the
+ * status a shell gives for it: 127 when there is nothing to run, 126 when it cannot be run.
+ */
+export async function startFailure(program: string, error: NodeJS.ErrnoException): Promise<{ status: number; code: string; message: string }> {
+  const name = JSON.stringify(program);
+  const searched = !program.includes('/');
+  if (error.code === 'ENOENT') {
+    if (searched) return { status: 127, code: 'ENOENT', message: `cannot run ${name}: no such command in PATH (check the name, or give its path)` };
+    const head = await fs.readFile(program).then(
+      (bytes) => bytes.subarray(0, 256).toString('latin1'),
+      () => null,
+    );
+    if (head === null) return { status: 127, code: 'ENOENT', message: `cannot run ${name}: no such file (check the path)` };
+    // The file is there: what is missing is the interpreter its #! line names (or, for a binary, its loader).
+    const interpreter = /^#!\s*(\S+)/.exec(head)?.[1];
+    return {
+      status: 127,
+      code: 'ENOENT',
+      message: `cannot run ${name}: ${
+        interpreter !== undefined ? `its interpreter ${interpreter} (from its #! line) does not exist` : 'the program loader it needs does not exist (built for another system?)'
+      }`,
+    };
+  }
+  if (error.code === 'EACCES') {
+    const directory = await fs.stat(program).then(
+      (stat) => stat.isDirectory(),
+      () => false,
+    );
+    const why = directory ? 'it is a directory' : 'permission denied: it is not executable (chmod +x), or it is on a file system mounted noexec';
+    return { status: 126, code: 'EACCES', message: `cannot run ${name}: ${why}` };
+  }
+  /* c8 ignore next 2 -- other failures of execve (E2BIG, ENOMEM, ETXTBSY…): said as they are */
+  return { status: 126, code: 'EIO', message: `cannot run ${name}: ${error.message}` };
+}
+
+/** What became of a save, in one line of the report: where, or what was not saved and why. */
+export function savedLine(saved: SaveOutcome, style: Style): string {
+  const warning = paint(style, 'yellow', 'warning:');
+  if (saved.error === null) return `  saved: ${path.join(saved.dir!, saved.files[0])}, ${saved.files.slice(1).join(', ')}\n`;
+  if (saved.files.length === 0) return `  ${warning} not saved: ${saved.error}\n`;
+  return `  ${warning} saved only ${saved.files.map((f) => path.join(saved.dir!, f)).join(', ')}; the rest not: ${saved.error}\n`;
+}
+
 /** Resolves with the exit status if the command exits within ms, else with null. */
 async function exitWithin(run: Run, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -92,8 +144,22 @@ async function exitWithin(run: Run, ms: number): Promise<number | null> {
   return result;
 }
 
-/** What exec did about the command after an examination; in the JSON line as `outcome`. */
+/**
+ * What exec did about the command after an examination; in the JSON line as `outcome`.
+ * healthy and suspect: 'waiting'; hung: 'killed' (--kill) or 'left-running'.
+ */
 export type ExecOutcome = 'waiting' | 'killed' | 'left-running';
+
+/**
+ * What exec does with a verdict, and nothing else decides it: healthy and suspect wait for
+ * the command (its exit status becomes ours); hung ends the wait with status 2, killing the
+ * command only with --kill.
+ */
+export function actionFor(verdict: Verdict, kill: boolean): { outcome: ExecOutcome; exitStatus: number | null } {
+  // null: the command's own, once it exits.
+  if (verdict !== 'hung') return { outcome: 'waiting', exitStatus: null };
+  return { outcome: kill ? 'killed' : 'left-running', exitStatus: EXIT.hung };
+}
 
 export const execCommand: Command = {
   name: 'exec',
@@ -105,33 +171,44 @@ exit status. Soon after it starts, iokit-snap takes a baseline snapshot of its
 process tree and the accelerators. If it is still running after --timeout, a
 second snapshot is taken (with stacks where the platform allows) and compared
 with the baseline: which threads are stuck, in what call, for how long, and what
-the accelerators did. The report goes to stderr, and both snapshots are saved.
-A command that is slow but making progress is left to finish: it is examined
-again every --timeout, and reported again only when the verdict changes. A hung
-one makes iokit-snap exit 2, and --kill ends it. When the command exec()s another
-program (a wrapper script), the new program gets a baseline of its own.
+the accelerators did. The report goes to stderr. --timeout is when to look, not
+a deadline: what happens next depends on the verdict alone.
+
+  healthy   making progress: left to finish, looked at again every --timeout
+  suspect   reported, and left to finish all the same (never killed)
+  hung      iokit-snap exits 2 at once; the command is left running, or
+            killed with --kill
+
+A verdict is reported again only when it changes. When the command exec()s
+another program (a wrapper script), the new program gets a baseline of its own.
 
 Options:
-  --timeout DUR       how long the command may run before it is examined (default 10s)
-  --save DIR          save baseline.json, hung.json and report.json in DIR
-                      (default: a new directory under ${os.tmpdir()}); one per run
+  --timeout DUR       when to examine the command (default 10s); again every DUR
+  --kill              kill the command's process tree when it is hung (only then)
+  --save DIR          save baseline.json, hung.json and report.json in DIR (mode
+                      0600), whatever the verdict; DIR must not be a symbolic link
+                      (default: a suspect or hung verdict is saved in a new
+                      directory under ${os.tmpdir()}, a healthy one not at all)
+  --no-save           save nothing
   --force             replace those files when DIR already has them (else not saved)
-  --kill              kill the command's process tree when it is hung
   --stall DUR         no progress for DUR counts as stalled (default: 1s, at most half the timeout)
   --json              the report as one JSON line on stderr instead of the explanation,
-                      with "outcome": "waiting", "killed" or "left-running"
+                      with "outcome": "waiting" (healthy or suspect), "killed" or
+                      "left-running" (hung)
   --verbose           show every info finding
   --no-accelerators   do not sample the accelerators
   --no-stacks         do not take user stacks (macOS: in every snapshot; Linux:
-                      once the command is judged hung, each thread stopped
-                      briefly by ptrace, after the snapshot the verdict came from)
+                      once the command is judged suspect or hung, each thread
+                      stopped briefly by ptrace, after the snapshot the verdict
+                      came from)
 
 A snapshot that cannot be saved is a warning: the report is printed and acted on
 all the same. Durations take a unit: 500ms, 10s, 2m, 1h.
 
-Exit status: the command's own (128 + N when killed by signal N); 2 when it was
-hung or suspect after the timeout (left running unless --kill); 126 or 127 when it
-cannot be started; 1 on an iokit-snap error; 64 on a usage error.
+Exit status: the command's own (128 + N when killed by signal N) when it finishes,
+healthy or suspect; 2 when it was hung (left running, or killed with --kill);
+127 when there is nothing to run (no such command or file), 126 when it cannot be
+run (not executable, a directory); 1 on an iokit-snap error; 64 on a usage error.
 `,
   async run(argv, io) {
     const { ours, command } = splitCommand(argv);
@@ -145,21 +222,22 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
     const stacks = values['no-stacks'] !== true;
     const style = errStyle(io);
 
+    const saveDir = typeof values.save === 'string' ? values.save : undefined;
+    if (saveDir === '-') throw new UsageError('--save takes a directory (it holds three files), not - (stdout)');
+    if (saveDir !== undefined && values['no-save'] === true) throw new UsageError('--save and --no-save: give one of them');
+
     const started = await start(command);
     if ('error' in started) {
-      const code = started.error.code === 'ENOENT' ? 127 : 126;
-      await write(
-        io.stderr,
-        `iokit-snap exec: cannot run ${JSON.stringify(command[0])}: ${
-          code === 127 ? 'command not found (check the name and PATH)' : started.error.message
-        }\n`,
-      );
-      return code;
+      const failed = await startFailure(command[0], started.error);
+      await write(io.stderr, `${paint(style, 'red', `iokit-snap exec: ${failed.code}:`)} ${failed.message}\n`);
+      return failed.status;
     }
     const run = started;
     const pid = run.child.pid!;
     const startedAt = Date.now();
-    const saver = new RunSaver(typeof values.save === 'string' ? values.save : undefined, values.force === true, pid);
+    const saver = new RunSaver(saveDir, values.force === true, pid);
+    /** Save a report's evidence? Given --save, always; else what is not healthy; never with --no-save. */
+    const worthSaving = (verdict: Verdict): boolean => values['no-save'] !== true && (saveDir !== undefined || verdict !== 'healthy');
     // Terminal signals reach the command directly (same process group); pass on the ones sent only to us.
     const forward = (signal: NodeJS.Signals): void => {
       if (!run.done) run.child.kill(signal);
@@ -180,13 +258,17 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
       /* c8 ignore stop */
       for (const s of forwarded) signals.off(s, forward);
       signals.off('SIGINT', ignore);
+      await saver.close();
     }
 
-    // macOS stacks come with every snapshot. Linux stacks stop each thread briefly (ptrace),
-    // which turns a sleep into restart_syscall and an epoll_wait into EINTR: they are taken
-    // only once the command is judged hung, after the snapshot the verdict came from.
+    // macOS stacks come with every snapshot. Linux stacks stop a thread briefly (ptrace; a
+    // thread blocked writing is read without a stop), which turns a sleep into restart_syscall
+    // and an epoll_wait into EINTR: they are taken after the snapshot a first verdict came from,
+    // and that verdict judged again with them (a futex wait is told by its stack).
     async function take(pids: number[]): Promise<Snapshot> {
-      return snapshot({ pids, accelerators, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
+      // peers: a process outside the tree that a thread of it waits on (a database server, the other end of a fifo) is sampled too, and judges that wait.
+      // goroutines: a Go program's goroutines, where its locks are (no thread's stack shows them).
+      return snapshot({ pids, accelerators, peers: true, goroutines: true, threads: { stacks: stacks && process.platform === 'darwin', kernelStacks: true } });
     }
 
     async function addStacks(hung: Snapshot): Promise<Snapshot> {
@@ -223,6 +305,9 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
           programs = await identities(await processTree(pid));
           baseline = await take([...programs.keys()]);
           baselineAt = Date.now();
+          // A snapshot that took long (a loaded machine) must not leave less than a stall between the two looks:
+          // a thread stuck all along would then not have been stuck "for a stall", and the verdict would flap.
+          deadline = Math.max(deadline, baselineAt + stallMs + 50);
         }
         const atDeadline = await exitWithin(run, Math.max(0, deadline - Date.now()));
         if (atDeadline !== null) return atDeadline;
@@ -247,32 +332,32 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
         }
         // It finished after all (while the newcomers were given their baseline, or a snapshot taken): no report.
         if (run.done) return run.exited;
-        const report = compare(baseline, hung, { stallMs, expectExit: true });
-        const healthy = report.verdict === 'healthy';
-        if (healthy && reported === 'healthy') {
-          // Still making progress: said once already.
-          baseline = hung;
-          programs = now;
-          baselineAt = Date.now();
-          deadline = baselineAt + timeoutMs;
-          continue;
+        let report = compare(baseline, hung, { stallMs, expectExit: true });
+        if (report.verdict !== 'hung' && stacks && process.platform !== 'darwin' && !run.done) {
+          // A wait the kernel's view cannot tell (a futex: a pool park, or a JVM monitor in a
+          // deadlock) is judged by its stack: taken now, after the snapshot the verdict came from.
+          hung = await addStacks(hung);
+          report = compare(baseline, hung, { stallMs, expectExit: true });
         }
-        reported = report.verdict;
-        if (!healthy && stacks && process.platform !== 'darwin') hung = await addStacks(hung);
-        const saved = await saver.save(baseline, hung, report);
-        const deepestFirst = tree.slice().reverse();
-        let outcome: ExecOutcome;
-        if (healthy) outcome = 'waiting';
-        else if (values.kill) {
-          for (const p of deepestFirst) killQuietly(p);
-          await run.exited;
-          outcome = 'killed';
-        } else {
-          run.child.unref();
-          outcome = 'left-running';
+        // Only the verdict decides what happens next (see the top of this file).
+        const verdict = report.verdict;
+        if (verdict !== reported) {
+          reported = verdict;
+          if (verdict === 'hung' && hung.processes.every((p) => p.threads.every((th) => th.stack === undefined)) && stacks && process.platform !== 'darwin') {
+            hung = await addStacks(hung);
+          }
+          const saved = worthSaving(verdict) ? await saver.save(baseline, hung, report) : null;
+          const action = actionFor(verdict, values.kill === true);
+          if (action.outcome === 'killed') {
+            for (const p of tree.slice().reverse()) killQuietly(p);
+            await run.exited;
+          } else if (action.outcome === 'left-running') {
+            run.child.unref();
+          }
+          await tell(report, hung, saved, action.outcome, tree.length);
+          if (action.exitStatus !== null) return action.exitStatus;
         }
-        await tell(report, hung, saved, outcome, tree.length);
-        if (!healthy) return EXIT.hung;
+        // Healthy or suspect: said once already, or just now; left to finish, looked at again later.
         baseline = hung;
         programs = now;
         baselineAt = Date.now();
@@ -280,22 +365,33 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
       }
     }
 
-    async function tell(report: Report, hung: Snapshot, saved: SaveOutcome, outcome: ExecOutcome, processes: number): Promise<void> {
+    async function tell(report: Report, hung: Snapshot, saved: SaveOutcome | null, outcome: ExecOutcome, processes: number): Promise<void> {
       const ranForMs = Date.now() - startedAt;
       if (values.json) {
-        const line = { command, pid, ranForMs, saved: saved.dir, ...(saved.error !== null ? { saveError: saved.error } : {}), outcome, report };
+        const line = {
+          command,
+          pid,
+          ranForMs,
+          saved: saved?.dir ?? null,
+          ...(saved !== null && saved.error !== null ? { saveError: saved.error } : {}),
+          outcome,
+          report,
+        };
         await write(io.stderr, JSON.stringify(line) + '\n');
         return;
       }
       let text =
         `\n${paint(style, 'bold', `iokit-snap exec: ${shown(command)} (pid ${pid}) still running after ${formatMs(ranForMs)}`)}\n` +
-        explain(report, style, { verbose: values.verbose === true, accelerators: hung.accelerators });
-      text +=
-        saved.dir !== null
-          ? `  saved: ${path.join(saved.dir, 'baseline.json')}, hung.json, report.json\n`
-          : `  ${paint(style, 'yellow', 'warning:')} not saved: ${saved.error}\n`;
+        explain(report, style, {
+          verbose: values.verbose === true,
+          accelerators: hung.accelerators,
+          snapshot: hung,
+          ...(saved !== null && saved.files.includes('hung.json') ? { snapshotFile: path.join(saved.dir!, 'hung.json') } : {}),
+        });
+      if (saved !== null) text += savedLine(saved, style);
       if (outcome === 'waiting') {
-        text += `  making progress: waiting for it to finish (examined every ${formatMs(timeoutMs)}; reported again only if that changes)\n\n`;
+        const why = report.verdict === 'healthy' ? 'making progress' : 'suspect, not hung';
+        text += `  ${why}: waiting for it to finish (examined every ${formatMs(timeoutMs)}; reported again only if the verdict changes)\n\n`;
       } else if (outcome === 'killed') {
         text += `  killed pid ${pid}${processes > 1 ? ` and ${processes - 1} process(es) it started` : ''}\n`;
       } else {
@@ -303,5 +399,6 @@ cannot be started; 1 on an iokit-snap error; 64 on a usage error.
       }
       await write(io.stderr, text);
     }
+
   },
 };

@@ -7,7 +7,7 @@ import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../
 import type { Command } from '../command';
 import { explain } from '../explain';
 import { dash, paint } from '../format';
-import { EXIT, outStyle, write } from '../io';
+import { errStyle, EXIT, outStyle, write } from '../io';
 
 /** How many threads the status line gives a %CPU: the busiest, so that it stays one line. */
 const CPU_SHOWN = 3;
@@ -17,6 +17,15 @@ function cpuPart(cpu: ThreadCpu[] | undefined): string {
   if (cpu === undefined || cpu.length === 0) return '';
   const shown = cpu.slice(0, CPU_SHOWN).map((c) => `${c.percent.toFixed(1)} tid ${c.tid} (${dash(c.name)})`);
   return `; %CPU ${shown.join(', ')}${cpu.length > CPU_SHOWN ? `, +${cpu.length - CPU_SHOWN} more` : ''}`;
+}
+
+/** A line cut to fit `columns` (a terminal's width), so that a redraw never leaves wrapped pieces behind. */
+export function fitted(line: string, columns: number | undefined): string {
+  // The last column is left free: a line that fills it wraps the cursor on some terminals.
+  // Counted in code points, so that a thread name is never cut inside a character.
+  const points = [...line];
+  if (columns === undefined || columns < 2 || points.length < columns) return line;
+  return `${points.slice(0, columns - 2).join('')}…`;
 }
 
 /** The live status line on a terminal. */
@@ -51,9 +60,14 @@ Options:
   --no-accelerators    threads only
   --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
 
-On a terminal a live status line shows the state and the busiest threads' %CPU
-over the last interval; hangs and recoveries are printed as they happen. Exit status: 0; 2 when it stopped while a process was hung; 1 when a
-process could not be watched (no such process, no permission).
+On a terminal a live status line, cut to the terminal's width, shows the state and
+the busiest threads' %CPU over the last interval; hangs and recoveries are printed
+as they happen, and a one-line summary when it stops (Ctrl-C, --for, all exited).
+Elsewhere (a log, a pipe) a line each time the verdict changes, and the summary.
+
+A process that cannot be sampled at the start (no such process, no permission) is
+an error before any status line: nothing is watched. Exit status: 0; 2 when it
+stopped while a process was hung; 1 when a process could not be watched.
 `,
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -66,7 +80,7 @@ process could not be watched (no such process, no permission).
       json: { type: 'boolean' },
       'no-accelerators': { type: 'boolean' },
       basic: { type: 'boolean' },
-    });
+    }, true);
     const pids = [...many(values.pid), ...positionals].map((p) => parsePid(p, '--pid'));
     if (pids.length === 0) throw new UsageError('watch needs a process: --pid N');
     const duration = (name: string): number | undefined =>
@@ -96,12 +110,20 @@ process could not be watched (no such process, no permission).
     let hung = false;
     let failed = false;
     let statusShown = false;
+    /** Processes that could not be sampled at the start: an error, not a watch (and never "healthy"). */
+    const startErrors: Extract<WatchEvent, { type: 'error' }>[] = [];
     const clearStatus = async (): Promise<void> => {
       if (statusShown) await write(io.stdout, '\r\u001b[K');
       statusShown = false;
     };
     try {
       for await (const event of watcher as AsyncIterable<WatchEvent>) {
+        // The first step publishes each process it could not sample, then its sample.
+        if (samples === 0 && event.type === 'error') {
+          startErrors.push(event);
+          continue;
+        }
+        if (startErrors.length > 0) break;
         if (event.type === 'sample') samples++;
         if (event.type === 'hang') hangs++;
         if (event.type === 'hang') hung = true;
@@ -112,7 +134,7 @@ process could not be watched (no such process, no permission).
           await write(io.stdout, JSON.stringify(line) + '\n');
         } else if (event.type === 'sample') {
           if (live) {
-            await write(io.stdout, `\r\u001b[K${statusLine(event, pids, samples)}`);
+            await write(io.stdout, `\r\u001b[K${fitted(statusLine(event, pids, samples), io.stdout.columns)}`);
             statusShown = true;
           } else if (event.verdict !== verdict && event.discarded === undefined) {
             // Not a terminal (a log, a pipe): a line each time the verdict changes, not one per sample.
@@ -125,6 +147,7 @@ process could not be watched (no such process, no permission).
           else if (event.type === 'recover') {
             await write(io.stdout, `${event.at} ${paint(style, 'green', 'RECOVERED')} after ${formatMs(event.hungForMs)}\n`);
           } else if (event.type === 'exit') await write(io.stdout, `${event.at} pid ${event.pid} exited\n`);
+          /* c8 ignore next -- a process readable at the start that stops being so (a setuid exec): not to be made as root */
           else await write(io.stderr, `${event.at} iokit-snap watch: ${event.error.code}: ${event.error.message}\n`);
         }
         if (hung && values['exit-on-hang']) break;
@@ -138,7 +161,15 @@ process could not be watched (no such process, no permission).
       io.outputClosed?.removeEventListener('abort', stop);
       await clearStatus();
     }
-    if (!live && !values.json && !io.outputClosed?.aborted) {
+    if (startErrors.length > 0) {
+      for (const event of startErrors) {
+        if (values.json) await write(io.stdout, JSON.stringify({ ...event, error: { code: event.error.code, message: event.error.message } }) + '\n');
+        await write(io.stderr, `${paint(errStyle(io), 'red', `iokit-snap watch: ${event.error.code}:`)} ${event.error.message}\n`);
+      }
+      return EXIT.error;
+    }
+    // A summary when it stops, on a terminal too (after the status line is erased): Ctrl-C, --for, every process gone.
+    if (!values.json && !io.outputClosed?.aborted) {
       /* c8 ignore next -- watch() samples at once: no sample only when stopped in its first milliseconds */
       const atEnd = verdict === null ? 'no sample taken' : `${verdict === 'healthy' ? verdict : verdict.toUpperCase()} at the end`;
       const ending = `${atEnd}${failed ? ', and a process could not be watched (see stderr)' : ''}`;

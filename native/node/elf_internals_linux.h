@@ -5,7 +5,7 @@
 
 namespace iokitsnap {
 
-// Adds elfSymbolAt, elfUnwindRuleAt, elfAddressOfFileOffset and elfInfo to `internals`.
+// Adds elfSymbolAt, elfUnwindRuleAt, elfAddressOfFileOffset, elfInfo and inflateZlib to `internals`.
 void AddElfInternals(Napi::Env env, Napi::Object internals);
 
 }  // namespace iokitsnap

@@ -1,15 +1,16 @@
-// Test hooks over ElfFile (see elf_internals.h). Each call opens the file, answers
+// Test hooks over ElfFile (see elf_internals_linux.h). Each call opens the file, answers
 // for a whole array of addresses (so a test over thousands of symbols opens it once)
 // and closes it. Errors are thrown with `code` (ENOENT, EINVAL...) like the addon's.
-#include "elf_internals.h"
+#include "elf_internals_linux.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include <string>
 
-#include "../to_js.h"
-#include "elf_file.h"
+#include "to_js.h"
+#include "../linux/elf_file.h"
+#include "../linux/elf_inflate.h"
 
 namespace iokitsnap {
 namespace {
@@ -130,6 +131,19 @@ void AddElfInternals(Napi::Env env, Napi::Object internals) {
       out.Set(i, address ? Napi::BigInt::New(info.Env(), *address) : info.Env().Null());
     }
     return out;
+  }));
+  // inflateZlib(bytes, expectedSize) → Buffer, or null when InflateZlib refuses the stream.
+  internals.Set("inflateZlib", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber())
+      throw MakeError(info.Env(), "EINVAL", "expected (bytes: Uint8Array, expectedSize: number)");
+    Napi::TypedArray array = info[0].As<Napi::TypedArray>();
+    if (array.TypedArrayType() != napi_uint8_array) throw MakeError(info.Env(), "EINVAL", "bytes must be a Uint8Array");
+    const double expected = info[1].As<Napi::Number>().DoubleValue();
+    if (!(expected >= 0 && expected <= 1 << 30)) throw MakeError(info.Env(), "EINVAL", "expectedSize out of range");
+    const auto* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    const std::vector<uint8_t> out = elf::InflateZlib(bytes, array.ByteLength(), static_cast<size_t>(expected));
+    if (out.empty() && expected != 0) return info.Env().Null();
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), out.data(), out.size());
   }));
   internals.Set("elfInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     auto file = OpenArg(info, 2);

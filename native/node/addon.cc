@@ -10,13 +10,19 @@
 #include <string>
 #include <utility>
 
-#include "backend.h"
-#include "blocking.h"
-#include "darwin_decode.h"
+#include "../backend.h"
+#include "../blocking.h"
+#include "../darwin_decode.h"
 #include "probe.h"
 #include "to_js.h"
 #ifdef __linux__
-#include "linux/elf_internals.h"
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "../linux/unix_peers.h"
+#include "elf_internals_linux.h"
+#include "../linux/memory.h"
 #endif
 
 namespace iokitsnap {
@@ -28,6 +34,9 @@ struct AddonData {
   Napi::FunctionReference samplerConstructor;
   JsBuilders builders;
   std::shared_ptr<AcceleratorContext> acceleratorContext = NewAcceleratorContext();
+  // The fds every thread sampler of this environment may keep between samples, together
+  // (see fd_budget.h); a sampler holds it too, so it may outlive the environment.
+  std::shared_ptr<FdBudget> fdBudget = std::make_shared<FdBudget>();
 };
 
 AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
@@ -69,6 +78,27 @@ std::optional<uint32_t> UintOption(Napi::Object options, const char* key) {
   return static_cast<uint32_t>(number);
 }
 
+// Thread ids to sample: up to kMaxTids positive integers (doubles that hold them exactly).
+constexpr uint32_t kMaxTids = 4096;
+std::optional<std::vector<uint64_t>> TidsOption(Napi::Object options) {
+  Napi::Value value = options.Get("tids");
+  if (value.IsUndefined() || value.IsNull()) return std::nullopt;
+  const std::string expected = "option 'tids' must be an array of at most " + std::to_string(kMaxTids) + " positive integer thread ids";
+  if (!value.IsArray()) ThrowInvalid(options.Env(), expected);
+  Napi::Array array = value.As<Napi::Array>();
+  if (array.Length() > kMaxTids) ThrowInvalid(options.Env(), expected);
+  std::vector<uint64_t> tids;
+  tids.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    const double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 1 && number <= 9007199254740991.0) || number != static_cast<double>(static_cast<uint64_t>(number)))
+      ThrowInvalid(options.Env(), expected);
+    tids.push_back(static_cast<uint64_t>(number));
+  }
+  return tids;
+}
+
 int32_t PidArg(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) ThrowInvalid(info.Env(), "pid must be a positive integer");
   double pid = info[0].As<Napi::Number>().DoubleValue();
@@ -101,6 +131,7 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
   if (auto v = UintOption(options, "maxOpenFiles")) parsed.maxOpenFiles = *v;
   if (auto v = UintOption(options, "stackBudgetMs")) parsed.stackBudgetMs = *v;
   if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
+  parsed.tids = TidsOption(options);
   return parsed;
 }
 
@@ -131,6 +162,42 @@ Napi::Value MonotonicNsJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(MonotonicNs()));
 }
 
+// readMemory(pid, ranges): src/runtimes/memory.ts checks and splits; this reads
+// (native/linux/memory.h). Linux only: macOS would need task_for_pid, which is not
+// granted to an unsigned tool; there it is ENOTSUP.
+Napi::Value ReadMemoryJs(const Napi::CallbackInfo& info) {
+#ifdef __linux__
+  int32_t pid = PidArg(info);
+  // The ranges as one BigUint64Array of (address, length) pairs: 10,000 ranges as JS objects
+  // cost more to read through Node-API than the read itself.
+  if (info.Length() < 2 || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
+    ThrowInvalid(info.Env(), "ranges must be a BigUint64Array of (address, length) pairs");
+  Napi::TypedArrayOf<uint64_t> pairs = info[1].As<Napi::TypedArrayOf<uint64_t>>();
+  if (pairs.ElementLength() % 2 != 0) ThrowInvalid(info.Env(), "ranges must hold (address, length) pairs");
+  if (pairs.ElementLength() / 2 > memory::kMaxRanges)
+    ThrowInvalid(info.Env(), "at most " + std::to_string(memory::kMaxRanges) + " ranges per call");
+  std::vector<memory::Range> ranges(pairs.ElementLength() / 2);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    ranges[i].address = pairs[2 * i];
+    ranges[i].length = pairs[2 * i + 1];
+  }
+  return StartProbe<memory::ReadRecord>(
+      info.Env(), [pid, ranges = std::move(ranges)] { return memory::ReadMemory(pid, ranges); },
+      [](Napi::Env env, memory::ReadRecord& record) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, record.bytes.data(), record.bytes.size()));
+        std::vector<uint8_t> read(record.read.begin(), record.read.end());
+        result.Set("read", Napi::Buffer<uint8_t>::Copy(env, read.data(), read.size()));
+        return result;
+      });
+#else
+  throw MakeError(info.Env(), "ENOTSUP",
+                  "reading another process's memory is implemented on Linux only (process_vm_readv); on this platform "
+                  "Go goroutines cannot be read");
+#endif
+}
+
 // ---------------------------------------------------------------- ThreadSampler
 
 // Shared between the JS object and the probe threads that use it, so a close()
@@ -148,6 +215,7 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     return DefineClass(env, "ThreadSampler", {
         InstanceMethod<&ThreadSamplerWrap::Sample>("sample"),
         InstanceMethod<&ThreadSamplerWrap::Close>("close"),
+        InstanceMethod<&ThreadSamplerWrap::Release>("release"),
     });
   }
 
@@ -174,10 +242,12 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     {
       std::lock_guard<std::mutex> lock(box_->mutex);
       if (box_->closed) throw MakeError(info.Env(), "EINVAL", "this thread sampler is closed; create a new one");
+      // createThreadSampler (src/sample.ts) queues its samples: only a caller of the raw
+      // binding gets here, or one whose last sample passed its deadline.
       if (box_->busy)
-        throw MakeError(info.Env(), "ETIMEDOUT",
-                        "the previous sample of this process has not returned yet; the target or the kernel may be "
-                        "hung. Wait for it, or close this sampler and open a new one");
+        throw MakeError(info.Env(), "EAGAIN",
+                        "a sample of this sampler is still in flight, and one runs at a time: wait for it before "
+                        "taking the next. If it passed its deadline, the target or the kernel may be hung");
       box_->busy = true;
     }
     std::shared_ptr<SamplerBox> box = box_;
@@ -211,12 +281,21 @@ class ThreadSamplerWrap : public Napi::ObjectWrap<ThreadSamplerWrap> {
     return info.Env().Undefined();
   }
 
+  // Gives back the fds it keeps (the JS layer calls it on a sampler left idle); it samples
+  // on, opening them again. A sample in flight keeps them: that sampler is not idle.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    if (!box_->busy && box_->sampler) box_->sampler->ReleaseHeld();
+    return info.Env().Undefined();
+  }
+
   std::shared_ptr<SamplerBox> box_;
 };
 
 Napi::Value OpenThreadSamplerJs(const Napi::CallbackInfo& info) {
   int32_t pid = PidArg(info);
   ThreadOptions options = ParseThreadOptions(OptionsArg(info, 1));
+  options.fdBudget = DataOf(info.Env()).fdBudget;
   return StartProbe<std::shared_ptr<SamplerBox>>(
       info.Env(),
       [pid, options] {
@@ -311,6 +390,33 @@ Napi::Object Internals(Napi::Env env) {
   return internals;
 }
 
+#ifdef __linux__
+// unixSocketPeers(inodes: number[]): number[] — the peer inode of each (0: none known).
+Napi::Value UnixSocketPeersJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) ThrowInvalid(env, "unixSocketPeers(inodes): expected an array of socket inodes");
+  Napi::Array given = info[0].As<Napi::Array>();
+  std::vector<uint64_t> inodes;
+  for (uint32_t i = 0; i < given.Length(); ++i) {
+    Napi::Value value = given.Get(i);
+    if (!value.IsNumber()) ThrowInvalid(env, "unixSocketPeers(inodes): every inode must be a number");
+    inodes.push_back(static_cast<uint64_t>(value.As<Napi::Number>().DoubleValue()));
+  }
+  std::unordered_map<uint64_t, uint64_t> peers;
+  try {
+    peers = linux_net::UnixSocketPeers(std::unordered_set<uint64_t>(inodes.begin(), inodes.end()));
+  } catch (const SnapError& error) {
+    throw MakeError(env, error.code(), error.what(), error.syscall(), error.kern());
+  }
+  Napi::Array result = Napi::Array::New(env, inodes.size());
+  for (uint32_t i = 0; i < inodes.size(); ++i) {
+    auto it = peers.find(inodes[i]);
+    result.Set(i, Napi::Number::New(env, it == peers.end() ? 0 : static_cast<double>(it->second)));
+  }
+  return result;
+}
+#endif
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->samplerConstructor = Napi::Persistent(ThreadSamplerWrap::Define(env));
@@ -319,9 +425,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sampleAccelerators", Napi::Function::New(env, SampleAcceleratorsJs, "sampleAccelerators"));
   exports.Set("sampleThreads", Napi::Function::New(env, SampleThreadsJs, "sampleThreads"));
   exports.Set("openThreadSampler", Napi::Function::New(env, OpenThreadSamplerJs, "openThreadSampler"));
+  exports.Set("readMemory", Napi::Function::New(env, ReadMemoryJs, "readMemory"));
   exports.Set("readHost", Napi::Function::New(env, ReadHostJs, "readHost"));
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNsJs, "monotonicNs"));
   exports.Set("internals", Internals(env));
+#ifdef __linux__
+  // Synchronous: one netlink dump of the kernel's unix socket table, which touches no process.
+  exports.Set("unixSocketPeers", Napi::Function::New(env, UnixSocketPeersJs, "unixSocketPeers"));
+#endif
 #if defined(__APPLE__)
   exports.Set("platform", "darwin");
 #elif defined(__linux__)

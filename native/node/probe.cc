@@ -13,7 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "backend.h"
+#include "../backend.h"
 #include "to_js.h"
 
 namespace iokitsnap {

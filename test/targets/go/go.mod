@@ -1,0 +1,3 @@
+module iokit-snap/test/targets/go
+
+go 1.19
