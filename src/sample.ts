@@ -113,7 +113,11 @@ function threadOptions(who: string, given: unknown, fallbackTimeoutMs = DEFAULT_
   if (tids !== undefined) options.tids = tids;
   // Linux user stacks stop threads one at a time within this share of the deadline, so
   // a sample whose stacks run long still comes back, with the rest named in limits.
-  const raw: RawThreadOptions = options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)) } : options;
+  // macOS asks for the task port within this share (a non-root caller waits on taskgated,
+  // which can hang): a hung taskgated yields the libproc view with a limit, not a timeout.
+  const callTimeoutMs = Math.max(1, Math.floor(Math.min(deadline * 0.3, 2000)));
+  const raw: RawThreadOptions =
+    options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)), callTimeoutMs } : { ...options, callTimeoutMs };
   return { raw, timeoutMs: deadline };
 }
 
