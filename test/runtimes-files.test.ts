@@ -299,3 +299,48 @@ t.test('pclntab headers of formats not read', async (t) => {
   t.equal(await GoPclntab.open(reader(Buffer.alloc(10)), 0, 0, 0), null, 'too short');
   t.equal(await GoPclntab.open(reader(header(0xfffffff1, 8, 100)), 0, 0, 0), null, 'a function table past the end');
 });
+
+t.test('DWARF: the rarer shapes a real file has, and truncated tables', async (t) => {
+  // A v2–v4 unit with an address size of its own (2: AVR, MSP430; 1 is legal too): DW_FORM_addr
+  // reads that many bytes, and in v2 DW_FORM_ref_addr is address-sized as well.
+  const small = (version: number, addressSize: number, dies: number[]) => {
+    const body = [...u16(version), ...u32(0), addressSize, ...dies];
+    return [...u32(body.length), ...body];
+  };
+  const abbrevs = Buffer.from([
+    ...abbrev(1, 0x11, true, [[0x03, 0x08]]), // compile unit: name only (no language: read as Go)
+    ...abbrev(2, 0x13, true, [[0x03, 0x0e], [0x01, 0x01]]), // struct: name (strp), low_pc (addr); no byte_size
+    ...abbrev(3, 0x0d, false, [[0x03, 0x08], [0x38, 0x0b], [0x49, 0x10]]), // member: type by ref_addr
+    ...abbrev(4, 0x16, false, [[0x03, 0x08], [0x49, 0x13]]), // typedef: type by ref4
+    ...abbrev(5, 0x11, false, [[0x03, 0x08]]), // a unit with no children
+    0,
+  ]);
+  const strings = Buffer.from('\0runtime.g\0runtime.m'); // the last name without its NUL: it ends with the section
+  // Unit 1 (v2, 2-byte addresses): runtime.g { a: ref_addr → typedef → ref4 past every unit; b: → a null DIE }.
+  // Offsets from the unit's start (a v2 header is 11 bytes): the typedef at 11 + 23, the
+  // struct's closing 0 at 11 + 22.
+  const dies2 = [
+    1, ...str('u'), // 0: compile unit
+    2, ...u32(1), ...u16(0x1234), // 3: struct runtime.g
+    3, ...str('a'), 0, ...u16(11 + 23), // 10: member a → the typedef
+    3, ...str('b'), 8, ...u16(11 + 22), // 16: member b → the null entry
+    0, // 22
+    4, ...str('t'), ...u32(0x7fff), // 23: typedef t → past every unit
+    0, // 30
+  ];
+  // Unit 2 (v3, 1-byte addresses): runtime.m by a strp that runs to the end of .debug_str; unit 3: no children.
+  const dies3 = [1, ...str('v'), 2, ...u32(11), 0x42, 0, 0];
+  const info = Buffer.from([...small(2, 2, dies2), ...small(3, 1, dies3), ...small(4, 8, [5, ...str('w')])]);
+  const facts = readDwarfFacts(info, abbrevs, strings, new Set(['runtime.g', 'runtime.m']), []);
+  const g = facts.structs.get('runtime.g')!;
+  t.equal(g.size, null, 'a struct without DW_AT_byte_size');
+  t.match(g.members.get('a'), { offset: 0, size: null, typeName: 't' }, 'a typedef whose type is in no unit: named, not sized');
+  t.match(g.members.get('b'), { offset: 8, size: null, typeName: null }, 'a type reference to a null entry');
+  t.ok(facts.structs.has('runtime.m'), 'a name read through .debug_str to its end');
+  // Without .debug_str, or with an offset past it, a strp name is not known.
+  t.equal(readDwarfFacts(info, abbrevs, null, new Set(['runtime.g']), []).structs.size, 0, 'no .debug_str: no names by strp');
+  t.equal(readDwarfFacts(info, abbrevs, Buffer.from('\0'), new Set(['runtime.g']), []).structs.size, 0, 'a strp past .debug_str');
+  // Abbreviation tables cut short inside a ULEB128 or an implicit constant's SLEB128.
+  t.throws(() => readDwarfFacts(info, Buffer.from([0x81]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: uleb128 past the end/ });
+  t.throws(() => readDwarfFacts(info, Buffer.from([1, 0x11, 1, 0x0b, 0x21, 0x80]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: sleb128 past the end/ });
+});
