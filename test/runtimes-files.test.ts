@@ -344,3 +344,48 @@ t.test('DWARF: the rarer shapes a real file has, and truncated tables', async (t
   t.throws(() => readDwarfFacts(info, Buffer.from([0x81]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: uleb128 past the end/ });
   t.throws(() => readDwarfFacts(info, Buffer.from([1, 0x11, 1, 0x0b, 0x21, 0x80]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: sleb128 past the end/ });
 });
+
+t.test('ELF: symbol tables and section headers that point past what they have', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-elf-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const budget = () => new ReadBudget(performance.now() + 10000, 1 << 20);
+  // .symtab (Elf64_Sym: name u32, info u8, other u8, shndx u16, value u64, size u64) linked
+  // to .strtab (section 2), whose last name has no NUL: one symbol named there, one past it.
+  const sym = (name: number, value: number) => {
+    const b = Buffer.alloc(24);
+    b.writeUInt32LE(name, 0);
+    b[4] = 0x12; // STB_GLOBAL, STT_FUNC
+    b.writeBigUInt64LE(BigInt(value), 8);
+    b.writeBigUInt64LE(16n, 16);
+    return b;
+  };
+  const strtab = Buffer.from('\0main.a\0main.end');
+  const symtab = Buffer.concat([Buffer.alloc(24), sym(1, 0x1000), sym(8, 0x2000), sym(500, 0x3000)]);
+  const bytes = elf([{ name: '.symtab', type: 2, data: symtab }, { name: '.strtab', type: 3, data: strtab }]);
+  const shoff = Number(bytes.readBigUInt64LE(40));
+  bytes.writeUInt32LE(2, shoff + 64 + 40); // .symtab's sh_link: .strtab
+  const file = await ElfFile.open(elfFile(dir, 'symbols', bytes), budget());
+  t.teardown(() => file.close());
+  t.same((await file.symbols(() => true, 1024))!.map((s) => [s.name, s.value]), [['main.a', 0x1000], ['main.end', 0x2000]], 'a name that ends with the table; none for a name offset past it');
+  t.equal((await file.read(bytes.length - 4, 64)).length, 4, 'fewer bytes at the end of the file');
+
+  // sh_link of .symtab names no section: no symbols to read.
+  const unlinked = Buffer.from(bytes);
+  unlinked.writeUInt32LE(40, shoff + 64 + 40);
+  const lost = await ElfFile.open(elfFile(dir, 'unlinked', unlinked), budget());
+  t.teardown(() => lost.close());
+  t.equal(await lost.symbols(() => true, 1024), null, 'a symbol table whose string table is not there');
+
+  // The section-name table (the last header) runs past the end of the file.
+  const names = Buffer.from(bytes);
+  names.writeBigUInt64LE(1n << 40n, shoff + 3 * 64 + 32);
+  await t.rejects(ElfFile.open(elfFile(dir, 'names', names), budget()), { code: 'ENOTSUP', message: /has no readable section names/ });
+
+  // SHF_COMPRESSED whose header (Elf64_Chdr: type, reserved, size, alignment) declares more than is read.
+  const chdr = Buffer.alloc(24);
+  chdr.writeUInt32LE(1, 0);
+  chdr.writeBigUInt64LE(1000n, 8);
+  const big = await ElfFile.open(elfFile(dir, 'big', elf([{ name: '.debug_info', flags: 0x800, data: Buffer.concat([chdr, deflateSync(Buffer.alloc(1000))]) }])), budget());
+  t.teardown(() => big.close());
+  await t.rejects(big.sectionBytes(big.section('.debug_info')!, 100), { code: 'ENOTSUP', message: /inflates to 1000 bytes, more than the 100 read/ });
+});
