@@ -12,6 +12,7 @@ import { deflateSync } from 'node:zlib';
 import { readDwarfFacts } from '../src/runtimes/dwarf';
 import { ElfFile, ReadBudget } from '../src/runtimes/elf-file';
 import { GoPclntab } from '../src/runtimes/gopclntab';
+import { forgetGoBinaries, goBinary } from '../src/runtimes/go-binary';
 
 const uleb = (n: number): number[] => {
   const out: number[] = [];
@@ -388,4 +389,108 @@ t.test('ELF: symbol tables and section headers that point past what they have', 
   const big = await ElfFile.open(elfFile(dir, 'big', elf([{ name: '.debug_info', flags: 0x800, data: Buffer.concat([chdr, deflateSync(Buffer.alloc(1000))]) }])), budget());
   t.teardown(() => big.close());
   await t.rejects(big.sectionBytes(big.section('.debug_info')!, 100), { code: 'ENOTSUP', message: /inflates to 1000 bytes, more than the 100 read/ });
+});
+
+/**
+ * What go-binary.ts reads from a Go executable, in files built here with the layouts Go's
+ * linker writes: .go.buildinfo ("\xff Go buildinf:", pointer size, flags; from Go 1.18 the
+ * version inline as a uvarint-prefixed string at 32 (flag 2), before that a pointer at 16
+ * to runtime.buildVersion's string header { ptr, len }), a pcHeader at .gopclntab and
+ * runtime.firstmoduledata in .noptrdata (pclntab, funcnametab slice, …, noptrbss,
+ * enoptrbss, …, rodata, gofunc), as src/runtime/symtab.go lays them out.
+ */
+t.test('Go executables: versions, moduledata and what is missing, in files built by the layout', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-gobin-'));
+  t.teardown(() => {
+    forgetGoBinaries();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const budget = () => new ReadBudget(performance.now() + 10000, 1 << 24);
+  let n = 0;
+  const analyse = async (bytes: Buffer) => (await goBinary(elfFile(dir, `go${n++}`, bytes), budget())).binary!;
+  const word = (...values: number[]) => Buffer.concat(values.map((v) => Buffer.from(u64(v))));
+  const MAGIC = '\xff Go buildinf:';
+  const inline = (version: string, ptrSize = 8) => Buffer.concat([Buffer.from(MAGIC, 'latin1'), Buffer.from([ptrSize, 2]), Buffer.alloc(16), Buffer.from(uleb(version.length)), Buffer.from(version)]);
+  const pointer = (at: number, flags = 0, ptrSize = 8) => Buffer.concat([Buffer.from(MAGIC, 'latin1'), Buffer.from([ptrSize, flags]), word(at, 0)]);
+  const buildinfo = (data: Buffer) => ({ name: '.go.buildinfo', data, addr: 0x500000 });
+
+  t.equal((await analyse(elf([buildinfo(inline('go1.21.4'))]))).version, 'go1.21.4', 'Go 1.18+: inline');
+  t.equal((await analyse(elf([buildinfo(inline('devel go1.22-abc'))]))).version, 'devel go1.22-abc', 'a development toolchain');
+  t.equal((await analyse(elf([buildinfo(inline('java1.8'))]))).version, null, 'not a Go version');
+  t.equal((await analyse(elf([buildinfo(Buffer.from('not build info, not at all, no'.padEnd(40)))]))).version, null, 'no magic');
+  t.equal((await analyse(elf([{ name: '.gopclntab', data: Buffer.alloc(8), addr: 0x900000 }]))).version, null, 'no .go.buildinfo (Go before 1.13)');
+
+  // Before Go 1.18: .go.buildinfo → runtime.buildVersion (in .data) → the bytes (in .rodata).
+  const old = (header: Buffer, version = 'go1.17.13', extra: { name: string; data: Buffer; addr: number }[] = []) =>
+    elf([buildinfo(header), { name: '.data', data: word(0x700000, version.length), addr: 0x600000 }, { name: '.rodata', data: Buffer.from(version), addr: 0x700000 }, ...extra]);
+  t.equal((await analyse(old(pointer(0x600000)))).version, 'go1.17.13', 'Go 1.13–1.17: through a string header');
+  t.equal((await analyse(old(pointer(0x600000, 1)))).version, null, 'big-endian');
+  t.equal((await analyse(old(pointer(0x600000, 0, 4)))).version, null, '32-bit pointers');
+  t.equal((await analyse(old(pointer(0x123)))).version, null, 'a header pointer to no section');
+  t.equal((await analyse(old(pointer(0x600008)))).version, null, 'a string header pointer into .data: its bytes point nowhere');
+  t.equal((await analyse(old(pointer(0x600000), ''))).version, null, 'an empty version');
+  t.equal((await analyse(old(pointer(0x600000), 'x'.repeat(65)))).version, null, 'a version longer than any');
+  t.equal((await analyse(old(pointer(0x600000), 'gcc-13.2'))).version, null, 'not a Go version');
+  // The string header in a section whose bytes end with the file.
+  const short = old(pointer(0x800000), 'go1.17', [{ name: '.tail', data: Buffer.alloc(16), addr: 0x800000 }]);
+  short.writeBigUInt64LE(BigInt(short.length - 8), Number(short.readBigUInt64LE(40)) + 4 * 64 + 24);
+  t.equal((await analyse(short)).version, null, 'a string header cut by the end of the file');
+
+  // No symbols, no pclntab, no DWARF: why goroutines cannot be read.
+  const bare = await analyse(old(pointer(0x600000)));
+  t.match(bare, { machine: 'x64', pie: false, allgs: null, layout: null, pclntab: null, waitReasons: null, unreadable: /stripped.*pclntab is not in a format read here/ });
+  const arm = await analyse(elf([buildinfo(inline('go1.21.4'))], (h) => h.writeUInt16LE(183, 18)));
+  t.equal(arm.machine, 'arm64', 'EM_AARCH64');
+  const riscv = await analyse(elf([buildinfo(inline('go1.21.4'))], (h) => h.writeUInt16LE(243, 18)));
+  t.match(riscv, { machine: null, unreadable: /ELF machine 243; goroutines are read on x86-64 and arm64 only/ });
+
+  // A symbol table: without runtime.allgs; with it but no DWARF; with DWARF that has no runtime.g.
+  const symtab = (names: string[]) => {
+    const strings = Buffer.from(`\0${names.map((s) => `${s}\0`).join('')}`);
+    let at = 1;
+    const entries = names.map((name) => {
+      const e = Buffer.alloc(24);
+      e.writeUInt32LE(at, 0);
+      at += name.length + 1;
+      e.writeBigUInt64LE(0x600100n, 8);
+      e.writeBigUInt64LE(8n, 16);
+      return e;
+    });
+    return [{ name: '.symtab', type: 2, data: Buffer.concat([Buffer.alloc(24), ...entries]) }, { name: '.strtab', type: 3, data: strings }];
+  };
+  const linked = (bytes: Buffer, symtabIndex: number) => {
+    bytes.writeUInt32LE(symtabIndex + 1, Number(bytes.readBigUInt64LE(40)) + symtabIndex * 64 + 40); // sh_link: the next section
+    return bytes;
+  };
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['main.main'])]), 2)), { unreadable: /^runtime\.allgs is not in the symbol table/ });
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['runtime.allgs'])]), 2)), { allgs: 0x600100, unreadable: /^the program has no DWARF/ });
+  const goUnit = Buffer.from(unit(4, [1, ...str('main'), 0x16, 0]));
+  const goAbbrev = Buffer.from([...abbrev(1, 0x11, true, [[0x03, 0x08], [0x13, 0x0b]]), 0]);
+  const dwarf = [{ name: '.debug_info', data: goUnit }, { name: '.debug_abbrev', data: goAbbrev }, { name: '.debug_str', data: Buffer.from('\0') }];
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['runtime.allgs']), ...dwarf]), 2)), { layout: null, unreadable: /^the DWARF of the program does not describe runtime\.g/ });
+
+  // runtime.firstmoduledata without symbols: the word in .noptrdata equal to the pclntab's
+  // address, then funcnametab's (pclntab + pcHeader.funcnameOffset); gofunc after rodata.
+  const pcHeader = Buffer.alloc(72);
+  pcHeader.writeUInt32LE(0xfffffff0, 0);
+  pcHeader[6] = 1;
+  pcHeader[7] = 8;
+  pcHeader.writeBigUInt64LE(1n, 8);
+  pcHeader.writeBigUInt64LE(0x80n, 32); // funcnameOffset
+  pcHeader.writeBigUInt64LE(0x48n, 64); // pclnOffset: the functab right after
+  const pcln = Buffer.concat([pcHeader, Buffer.alloc(64)]);
+  const rodata = { name: '.rodata', data: Buffer.alloc(64), addr: 0x700000 };
+  const noptrbss = { name: '.noptrbss', type: 8, data: Buffer.alloc(0), addr: 0xb00000, size: 0x100 };
+  const module = (fields: number[]) => elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, { name: '.noptrdata', data: word(0x1234, 0x900000, 0x900080, ...fields), addr: 0xa00000 }, rodata, noptrbss]);
+  const gofuncFields = [0, 0xb00000, 0xb00100, 0, 0x700000, 0x700000, 0x700010];
+  t.not((await analyse(module(gofuncFields))).pclntab, null, 'moduledata found, gofunc inside .rodata');
+  t.not((await analyse(module([0, 0xb00000, 0xb00100, 0, 0x700000, 0x7fff00]))).pclntab, null, 'gofunc outside .rodata: not used');
+  t.not((await analyse(module([0, 0xb00000, 0xb00100, 1, 2, 3]))).pclntab, null, 'no rodata after noptrbss: no gofunc');
+  t.not((await analyse(module([0, 5, 6]))).pclntab, null, 'no noptrbss pair: no gofunc');
+  t.not((await analyse(elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, { name: '.noptrdata', data: word(1, 2, 3), addr: 0xa00000 }, rodata]))).pclntab, null, 'no moduledata in .noptrdata');
+  t.not((await analyse(elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, rodata]))).pclntab, null, 'no .noptrdata');
+  // A pcHeader cut short by the end of the file.
+  const cut = elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: Buffer.alloc(16), addr: 0x900000 }, { name: '.noptrdata', data: word(0x900000), addr: 0xa00000 }]);
+  cut.writeBigUInt64LE(BigInt(cut.length - 16), Number(cut.readBigUInt64LE(40)) + 2 * 64 + 24);
+  t.equal((await analyse(cut)).pclntab, null, 'a pcHeader cut by the end of the file');
 });
