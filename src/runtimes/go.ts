@@ -416,7 +416,7 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
   if (binary === null) return { pid, goVersion: null, goroutines: null, limits };
   const result: GoroutineSampleResult = { pid, goVersion: binary.version, goroutines: null, limits };
   if (binary.unreadable !== null) {
-    limit('ENOTSUP', `goroutines not read: ${binary.unreadable ?? 'the program does not say where its goroutines are'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+    limit('ENOTSUP', `goroutines not read: ${binary.unreadable}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
     return result;
   }
   const memory = new SampleMemory(pid, deadline);
@@ -426,8 +426,9 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
     let layout = binary.layout;
     if (allgs === null || layout === null) {
       const found = await findStripped(binary, memory, bias);
+      // findStripped sets failure whenever it leaves allgs or the layout null.
       if (found.failure !== null || found.allgs === null || found.layout === null) {
-        limit('ENOTSUP', `goroutines not read: ${found.failure ?? 'not found'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+        limit('ENOTSUP', `goroutines not read: ${found.failure}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
         return result;
       }
       allgs = found.allgs;
