@@ -436,6 +436,11 @@ t.test('Go executables: versions, moduledata and what is missing, in files built
   short.writeBigUInt64LE(BigInt(short.length - 8), Number(short.readBigUInt64LE(40)) + 4 * 64 + 24);
   t.equal((await analyse(short)).version, null, 'a string header cut by the end of the file');
 
+  // runtime.waitReasonStrings without symbols: the string headers in .data whose entry 1 is
+  // { "GC assist marking", 17 } (entry 0: the empty string), each pointing into .rodata.
+  const reasons = (data: Buffer) => elf([buildinfo(inline('go1.19')), { name: '.rodata', data: Buffer.from('GC assist markingchan receive'), addr: 0x700000 }, { name: '.data', data, addr: 0x600000 }]);
+  t.same((await analyse(reasons(word(0, 0, 0x700000, 17, 0x700011, 12, 0x700000, 0)))).waitReasons, ['', 'GC assist marking', 'chan receive'], 'found through the bytes');
+  t.equal((await analyse(reasons(word(0, 0, 0x700000, 18, 0, 0)))).waitReasons, null, 'the bytes, but no header with their length');
   // No symbols, no pclntab, no DWARF: why goroutines cannot be read.
   const bare = await analyse(old(pointer(0x600000)));
   t.match(bare, { machine: 'x64', pie: false, allgs: null, layout: null, pclntab: null, waitReasons: null, unreadable: /stripped.*pclntab is not in a format read here/ });
