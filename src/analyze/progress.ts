@@ -19,7 +19,7 @@
 import type { Frame, Limitation, Peer, ProcessSample, Snapshot, ThreadSample, ThreadState } from '../types';
 import { checkCompareOptions, checkSnapshotArgument } from './checks';
 import { acceleratorFindings, type Transition } from './accelerators';
-import { cpuOf, isDriverCall, restarted, sameWait, waitClass } from './calls';
+import { cpuOf, isDriverCall, RESTARTABLE, restarted, sameWait, waitClass } from './calls';
 import { goroutineFindings, goroutineWaitKey, lockFrame, lockWaits } from './goroutine-rule';
 import { peerOutcome, type PeerFacts } from './peer-rule';
 import { matchSignature, topFrames, type SignatureMatch } from './signatures';
@@ -83,6 +83,14 @@ class ThreadTrack {
   involuntary: number;
   pc: number;
   blocked: ThreadSample['blockedIn'];
+  /**
+   * What sameWait() compares of `blocked`, copied here: the step compares the new sample's
+   * call with these and never reads the old sample's object (one cache miss less per thread).
+   */
+  call: string | null = null;
+  fd: number | undefined = undefined;
+  target: string | undefined = undefined;
+  futex: number | undefined = undefined;
   wchan: string | undefined;
   sinceNs: number;
   lastNs: number;
@@ -123,6 +131,7 @@ class ThreadTrack {
     this.involuntary = t.contextSwitches?.involuntary ?? -1;
     this.pc = t.pc ?? -1;
     this.blocked = t.blockedIn;
+    this.setBlocked(t.blockedIn);
     this.wchan = t.wchan;
     this.sinceNs = nowNs;
     this.lastNs = nowNs;
@@ -132,6 +141,25 @@ class ThreadTrack {
     this.baseWchan = base.wchan;
     this.eventLoop = isEventWait(base) || isEventWait(t);
     this.seen = seen;
+  }
+
+  setBlocked(b: ThreadSample['blockedIn']): void {
+    this.blocked = b;
+    if (b === null) {
+      this.call = null;
+      return;
+    }
+    this.call = b.call;
+    this.fd = b.fd;
+    this.target = b.target;
+    this.futex = b.futex?.address;
+  }
+
+  /** sameWait(now, wchan, blocked, this.wchan) || restarted(now, blocked), from the copies. */
+  sameCall(now: ThreadSample['blockedIn'], wchan: string | undefined): boolean {
+    const call = this.call;
+    if (now === null || call === null) return now === null && call === null && wchan === this.wchan;
+    return (now.call === call && now.fd === this.fd && now.target === this.target && now.futex?.address === this.futex) || (now.call === 'restart_syscall' && RESTARTABLE.has(call));
   }
 }
 
@@ -722,7 +750,7 @@ export class ProgressTracker {
           track.spinSinceNs = -1;
         }
         track.wait = wait;
-        const sameCall = sameWait(t.blockedIn, t.wchan, track.blocked, track.wchan) || restarted(t.blockedIn, track.blocked);
+        const sameCall = track.sameCall(t.blockedIn, t.wchan);
         // The wake-up our own stack walk caused (a ptrace stop): the same wait, next to no CPU. Not progress.
         const ours = track.absorb && sameCall && t.state === track.state && pc === track.pc && dcpu <= REWAIT_CPU_MIN_NS;
         track.absorb = false;
@@ -754,7 +782,7 @@ export class ProgressTracker {
           track.involuntary = involuntary;
           track.pc = pc;
           // Only on change: keeping the older, equal object lets each sample die young.
-          track.blocked = t.blockedIn;
+          track.setBlocked(t.blockedIn);
           track.wchan = t.wchan;
         }
       }
