@@ -6,8 +6,10 @@
  */
 import t from 'tap';
 import { goroutineFindings, goroutineWaitKey, lockFrame, lockWaits } from '../src/analyze/goroutine-rule';
+import { compare } from '../src/analyze';
 import { topFrames } from '../src/analyze/signatures';
 import type { Frame, GoroutineSample, ProcessSample } from '../src/types';
+import { findingsOf, frames, proc, snap, thread } from './helpers/analyze';
 
 const frame = (symbol: string | null, pc = 0x401000): Frame => ({ pc, module: '/srv/app', offset: pc - 0x400000, symbol });
 
@@ -93,4 +95,15 @@ t.test('topFrames: a frame without a symbol by its module and offset, an unknown
     { pc: 0x7f30, module: '/srv/app', offset: 3, symbol: 'main.main' },
   ];
   t.equal(topFrames(stack), 'libfoo.so.1+0x1c ← libbar.so+0x0 ← main.main', 'a frame with neither a symbol nor a module is left out');
+});
+
+t.test('a Go program’s main thread parked by the scheduler: idle, or info when the command should have finished', async (t) => {
+  // The main thread (an M) with nothing to run, as an idle Go program shows it; FUTEX_WAIT on a word of 0.
+  const m0 = thread(100, {
+    blockedIn: { call: 'futex', number: 202, futex: { address: 0x5000, op: 'wait', value: 0 } },
+    stack: frames('runtime.futex@app', 'runtime.futexsleep@app', 'runtime.notesleep@app', 'runtime.stopm@app', 'runtime.findRunnable@app', 'runtime.schedule@app'),
+  });
+  const pair = (expectExit: boolean) => compare(snap(0, [proc(100, [m0])]), snap(2000, [proc(100, [m0])]), { stallMs: 1000, expectExit });
+  t.same(findingsOf(pair(false), 100), [], 'a server’s idle M');
+  t.match(findingsOf(pair(true), 100), [{ kind: 'waiting', severity: 'info', message: /^parked \(Go scheduler park: runtime\.notesleep ← runtime\.stopm.*\) in futex.* for at least 2\.0 s: its runtime waits for work$/ }]);
 });
