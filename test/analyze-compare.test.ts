@@ -671,3 +671,18 @@ t.test('a main thread that left its baseline wait for an unnamed one, its stack 
   same.step(snap(10_000, [proc(100, [stuck, worker])]));
   t.same(findingsOf(same.step(snap(12_000, [proc(100, [stuck, worker])])), 100), []);
 });
+
+t.test('takeExaminations: at most `limit` threads a process each time, the rest the next time, each asked once', async (t) => {
+  const tracker = new ProgressTracker({ stallMs: 1000 });
+  tracker.examine();
+  const threads = [100, 101, 102].map((tid) => thread(tid, { blockedIn: FUTEX }));
+  const other = [thread(200, { blockedIn: FUTEX })];
+  tracker.step(snap(0, [proc(100, threads), proc(200, other)]));
+  tracker.step(snap(1000, [proc(100, threads), proc(200, other)]));
+  t.same(tracker.takeExaminations(2), [
+    { pid: 100, tids: [100, 101] },
+    { pid: 200, tids: [200] },
+  ]);
+  t.same(tracker.takeExaminations(2), [{ pid: 100, tids: [102] }], 'the rest of pid 100');
+  t.same(tracker.takeExaminations(2), [], 'nothing asked twice');
+});
