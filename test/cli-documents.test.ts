@@ -232,3 +232,22 @@ t.test('the frames as text: parsed kernel frames of an imported report, a file n
   t.match(text, /in D\n {12}kernel  uvm_gpu_retain_by_uuid \+ 52  nvidia_uvm\n {12}kernel  schedule\n/);
   t.match(text, `iokit-snap threads --from '/tmp/it'\\''s here/hung.json' --stacks`);
 });
+
+t.test('diff: the hint to list every stack names the hung snapshot’s file, and is left out when it came from stdin', async (t) => {
+  const { frames, lockedOn, proc, snap, thread } = await import('./helpers/analyze');
+  // Two threads each acquiring the lock the other holds, their stacks taken.
+  const stuck = (tid: number, lock: number) => thread(tid, { blockedIn: lockedOn(lock), stack: frames('__lll_lock_wait@libc.so.6', 'pthread_mutex_lock@libc.so.6', 'take@app') });
+  const healthy = path.join(tmp, 'stacks-healthy.json');
+  const hung = path.join(tmp, 'stacks-hung.json');
+  fs.writeFileSync(healthy, JSON.stringify(snap(0, [proc(100, [thread(100), stuck(101, 0x5000), stuck(102, 0x6000)])])));
+  const hungSnapshot = JSON.stringify(snap(2000, [proc(100, [thread(100), stuck(101, 0x5000), stuck(102, 0x6000)])]));
+  fs.writeFileSync(hung, hungSnapshot);
+  const fromFile = await runCli(['diff', healthy, hung]);
+  t.equal(fromFile.code, 2, fromFile.stderr);
+  t.match(fromFile.stdout, /#0 +__lll_lock_wait/);
+  t.match(fromFile.stdout, `every thread's stacks: iokit-snap threads --from ${hung} --stacks`);
+  const fromStdin = await runCliWithStdin(['diff', healthy, '-'], hungSnapshot);
+  t.equal(fromStdin.code, 2, fromStdin.stderr);
+  t.match(fromStdin.stdout, /#0 +__lll_lock_wait/, 'the same frames');
+  t.notMatch(fromStdin.stdout, /every thread's stacks/, 'no file to name');
+});

@@ -271,11 +271,10 @@ function admit(tally: Tally, o: PassOne, kind: WaitKind): void {
       if (!o.sameBase && kind !== 'park' && kind !== 'sleep' && kind !== 'child' && kind !== 'event' && kind !== 'peer') tally.movedIn++;
       switch (kind) {
         case 'park':
-          if (!(o.main && o.expectExit)) return void tally.idle++;
-          break;
         case 'sleep':
         case 'child':
-          if (!o.eventLoop && !(o.main && o.expectExit)) return void tally.idle++;
+          // quickIdle() counted the idle ones already: a park here is the main thread of a command
+          // that should exit, a sleep or child wait that or one in a process with an event loop.
           break;
         case 'event':
           if (!(o.main && o.expectExit) && (o.sameBase || o.match?.signature.kind === 'event')) return void tally.idle++;
