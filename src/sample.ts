@@ -355,24 +355,20 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
       for (const t of p.threads) for (const holder of t.blockedIn?.peer?.pids ?? []) if (!known.has(holder.pid) && !more.has(holder.pid)) more.set(holder.pid, p.pid);
     }
     if (more.size > 0) {
+      // Sampled at once; their limits kept in the holders' order, whichever answers first.
       const extra = await Promise.all(
         [...more].slice(0, MAX_PEER_PROCESSES).map(([pid, of]) =>
           sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
-            ({ limits: threadLimits, ...sample }): ProcessSample | null => {
-              for (const l of threadLimits) limits.push(l);
-              return { ...sample, peerOf: of };
-            },
-            (error) => {
-              limits.push(limitFromError(`pid ${pid}`, 'threads', error));
-              return null;
-            },
+            ({ limits: threadLimits, ...sample }) => ({ sample: { ...sample, peerOf: of } as ProcessSample | null, limits: threadLimits }),
+            (error) => ({ sample: null, limits: [limitFromError(`pid ${pid}`, 'threads', error)] }),
           ),
         ),
       );
+      for (const e of extra) for (const l of e.limits) limits.push(l);
       if (more.size > MAX_PEER_PROCESSES) {
         limits.push({ subject: 'snapshot', field: 'peers', code: 'E2BIG', reason: `${more.size} processes hold the other ends; the first ${MAX_PEER_PROCESSES} were sampled` });
       }
-      for (const p of extra) if (p !== null) sampled.push(p);
+      for (const e of extra) if (e.sample !== null) sampled.push(e.sample);
       // Again, now that the holders are in the snapshot: `sampled` says so, and their own waits get their peers.
       for (const l of findPeers(sampled, { procRoot: threads.raw.procRoot }).limits) limits.push(l);
     } else {
