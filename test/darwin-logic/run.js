@@ -100,7 +100,7 @@ function plan(cxx, arch, flags, dir) {
   // host's compiler predefines (__aarch64__ on Linux, __arm64__ too on macOS).
   const archFlags = arch === 'arm64' ? ['-D__arm64__=1'] : ['-U__aarch64__', '-U__arm64__'];
   const common = [
-    '-std=c++17', '-O1', '-Wall', '-Wextra', '-pthread',
+    '-std=c++17', '-O0', '-Wall', '-Wextra', '-pthread',
     '-I', path.join(here, 'include'), '-include', path.join(here, 'include', 'darwin_fake_prelude.h'),
     // The lock two samplers share (threads.cc): the harness's own, not the machine's.
     `-DIOKITSNAP_HOLD_LOCK_PATH="${path.join(dir, 'hold.lock')}"`,
