@@ -76,7 +76,7 @@ async function main() {
       serve.once('exit', (code) => reject(new Error(`serve exited ${code}`)));
     });
     console.log(`serve-soak: ${targets.length} targets (${pids.length} pids, ${targets.map((t) => t.role).join(', ')}), ${MINUTES} min, scraping ${address} every second`);
-    console.log('minute  serve RSS MB  fds  serve CPU %  peer (ps -L) CPU %  scrape median ms  max ms  failed');
+    console.log('minute  serve RSS MB  JS heap MB  external MB  fds  serve CPU %  peer (ps -L) CPU %  scrape median ms  max ms  failed');
     const minutes = [];
     let last = { serve: cpuMs(serve.pid), peer: 0, at: Date.now() };
     let body = '';
@@ -107,11 +107,13 @@ async function main() {
         median: median(latencies),
         max: Math.max(...latencies),
         failed,
+        heap: gauge(body, 'nodejs_heap_size_used_bytes') / 1048576,
+        external: gauge(body, 'nodejs_external_memory_bytes') / 1048576,
       };
       last = now;
       minutes.push(row);
       console.log(
-        `${String(m).padStart(6)}  ${row.rss.toFixed(1).padStart(12)}  ${String(row.fds).padStart(3)}  ${row.cpu.toFixed(2).padStart(11)}  ${row.peer.toFixed(2).padStart(18)}  ${row.median.toFixed(1).padStart(16)}  ${row.max.toFixed(1).padStart(6)}  ${String(failed).padStart(6)}`,
+        `${String(m).padStart(6)}  ${row.rss.toFixed(1).padStart(12)}  ${row.heap.toFixed(1).padStart(10)}  ${row.external.toFixed(1).padStart(11)}  ${String(row.fds).padStart(3)}  ${row.cpu.toFixed(2).padStart(11)}  ${row.peer.toFixed(2).padStart(18)}  ${row.median.toFixed(1).padStart(16)}  ${row.max.toFixed(1).padStart(6)}  ${String(failed).padStart(6)}`,
       );
     }
     serve.kill('SIGTERM');
@@ -150,6 +152,12 @@ async function main() {
     fs.closeSync(writer);
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A gauge's value in a scrape (NaN when absent). */
+function gauge(body, name) {
+  const m = new RegExp(`^${name} (\\S+)`, 'm').exec(body);
+  return m === null ? NaN : Number(m[1]);
 }
 
 /** CPU ms of this process's waited-for children (the ps runs). */

@@ -104,3 +104,22 @@ t.test('with expectExit, the count of the threads that progress', async (t) => {
   const after = snap(2000, [proc(100, [thread(100, { blockedIn: futex }), thread(101, sleeper(worked())), thread(102, sleeper(worked()))])]);
   t.match(findingsOf(compare(before, after, { stallMs: 1000, expectExit: true }), 100), [{ message: /while 2 other threads of the process make progress/ }]);
 });
+
+t.test('an event loop\'s poll resumed as restart_syscall after a stop is still its event wait', async (t) => {
+  // A stop (a stack walk, a debugger) ends a poll with no timeout; the kernel resumes it as
+  // restart_syscall, its wait channel still poll's. The switches the stop cost are no progress.
+  const poll = (voluntary: number, call: string): ThreadSample =>
+    thread(100, { blockedIn: blocked(call, call === 'poll' ? 7 : 219), wchan: 'poll_schedule_timeout.constprop.0', contextSwitches: { voluntary, involuntary: 1 }, pc: 0x4242 });
+  const tracker = new ProgressTracker({ stallMs: 2000 });
+  tracker.step(snap(0, [proc(100, [poll(3, 'poll')])]));
+  tracker.step(snap(500, [proc(100, [poll(5, 'restart_syscall')])]));
+  let last = tracker.step(snap(1000, [proc(100, [poll(5, 'restart_syscall')])]));
+  for (let ms = 1500; ms <= 12000; ms += 500) last = tracker.step(snap(ms, [proc(100, [poll(5, 'restart_syscall')])]));
+  t.equal(last.verdict, 'healthy', last.findings.map((f) => f.message).join('\n'));
+  // Seen first in restart_syscall (stopped before the watch began): the wait channel says poll.
+  const fresh = new ProgressTracker({ stallMs: 2000 });
+  let report = fresh.step(snap(0, [proc(100, [poll(5, 'restart_syscall')])]));
+  for (let ms = 500; ms <= 12000; ms += 500) report = fresh.step(snap(ms, [proc(100, [poll(5, 'restart_syscall')])]));
+  t.equal(report.verdict, 'healthy');
+  t.equal(compare(snap(0, [proc(100, [poll(3, 'poll')])]), snap(12000, [proc(100, [poll(5, 'restart_syscall')])]), { stallMs: 2000 }).verdict, 'healthy', 'compare() too');
+});

@@ -75,6 +75,11 @@ interface Examination {
   peer?: Peer;
 }
 
+/** `now` is restart_syscall resuming `call` (restarted(), from the copied call name). */
+function restartedFrom(now: ThreadSample['blockedIn'], call: string | null): boolean {
+  return now !== null && call !== null && now.call === 'restart_syscall' && RESTARTABLE.has(call);
+}
+
 class ThreadTrack {
   state: ThreadState;
   before: ThreadState;
@@ -159,7 +164,7 @@ class ThreadTrack {
   sameCall(now: ThreadSample['blockedIn'], wchan: string | undefined): boolean {
     const call = this.call;
     if (now === null || call === null) return now === null && call === null && wchan === this.wchan;
-    return (now.call === call && now.fd === this.fd && now.target === this.target && now.futex?.address === this.futex) || (now.call === 'restart_syscall' && RESTARTABLE.has(call));
+    return (now.call === call && now.fd === this.fd && now.target === this.target && now.futex?.address === this.futex) || restartedFrom(now, call);
   }
 }
 
@@ -781,7 +786,9 @@ export class ProgressTracker {
           track.involuntary = involuntary;
           track.pc = pc;
           // Only on change: keeping the older, equal object lets each sample die young.
-          track.setBlocked(t.blockedIn);
+          // A wait resumed as restart_syscall (after a stop: our own stack walk, a debugger) is
+          // still the wait it was: the call it restarted stays (an event loop's poll stays an event wait).
+          if (!restartedFrom(t.blockedIn, track.call)) track.setBlocked(t.blockedIn);
           track.wchan = t.wchan;
         }
       }

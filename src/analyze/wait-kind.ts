@@ -65,6 +65,8 @@ export function waitKindOf(t: ThreadSample, match: SignatureMatch | null): WaitK
   const cls = waitClass(blocked.call);
   // poll/select of a client on its only connection: it waits for the process at the other end.
   if (cls === 'event' && blocked.peer?.inferred === true) return 'peer';
+  // restart_syscall resumes a poll as well as a sleep (after a stop): the wait channel tells which.
+  if (blocked.call === 'restart_syscall') return kernelWaitKind(t) ?? cls;
   if (cls !== 'block') return cls;
   const call = CALL_KIND.get(blocked.call);
   // A futex: a lock when the operation says so (a PI lock; FUTEX_WAIT expecting 2, glibc's and Go's
