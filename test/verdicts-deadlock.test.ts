@@ -7,34 +7,13 @@
  * and 6 s. Programs from test/helpers/real-programs.js; a missing runtime skips with a line.
  * Uses the built CLI (npm run build).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import * as P from './helpers/real-programs';
-
-const unsupported =
-  process.platform !== 'linux' ? 'real programs in Linux states'
-  : !fs.existsSync(path.join(__dirname, '..', 'lib', 'index.js')) ? 'the built CLI (npm run build)'
-  : false;
-const needs = (...runtimes: P.Runtime[]): string | false => {
-  if (unsupported) return unsupported;
-  for (const runtime of runtimes) {
-    const why = P.missing(runtime);
-    if (why !== null) return `needs ${runtime}: ${why}`;
-  }
-  return false;
-};
+import { early, needs } from './helpers/verdict-cases';
 
 const scope = new P.Scope('verdicts-deadlock');
 t.teardown(() => scope.close());
 
-/** Start `work` now (every case runs at once), and hand its result to the test that asserts it. */
-function early<T>(skip: string | false, work: () => Promise<T>): Promise<T> | null {
-  if (skip) return null;
-  const promise = work();
-  promise.catch(() => {});
-  return promise;
-}
 
 const WATCH = { interval: '250ms', stall: '2s', forMs: 4500 };
 const EXEC = { timeout: '3s', stall: '1s', timeoutMs: 10000 };

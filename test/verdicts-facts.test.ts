@@ -6,34 +6,14 @@
  * process in common are refused or labelled, not compared as healthy. Programs from
  * test/helpers/real-programs.js; a missing runtime skips with a line. Uses the built CLI.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import * as P from './helpers/real-programs';
-
-const unsupported =
-  process.platform !== 'linux' ? 'real programs in Linux states'
-  : !fs.existsSync(path.join(__dirname, '..', 'lib', 'index.js')) ? 'the built CLI (npm run build)'
-  : false;
-const needs = (...runtimes: P.Runtime[]): string | false => {
-  if (unsupported) return unsupported;
-  for (const runtime of runtimes) {
-    const why = P.missing(runtime);
-    if (why !== null) return `needs ${runtime}: ${why}`;
-  }
-  return false;
-};
+import { early, needs } from './helpers/verdict-cases';
 
 const scope = new P.Scope('verdicts-facts');
 t.teardown(() => scope.close());
 
-/** Start `work` now (every case runs at once), and hand its result to the test that asserts it. */
-function early<T>(skip: string | false, work: () => Promise<T>): Promise<T> | null {
-  if (skip) return null;
-  const promise = work();
-  promise.catch(() => {});
-  return promise;
-}
 
 const DIFF = { firstAtMs: 0, secondAtMs: 2500, stall: '1s' };
 
