@@ -91,7 +91,7 @@ t.test('idle runtimes read healthy under watch and under snapshot + diff', { ski
       t.same(said(report.findings), [], 'diff: no warning or hang');
     });
   }
-  t.equal(summary.worst, 'healthy', 'watch: healthy throughout');
+  t.equal(summary.worst, 'healthy', `watch: healthy throughout${summary.worst === 'healthy' ? '' : `: ${[...new Set(summary.loud.map((f) => `${f.severity}: ${f.subject}: ${f.message}`))].join(' | ').slice(0, 2000)}`}`);
   t.equal(watch.result.code, 0, 'watch: exit 0');
   t.equal(report.verdict, 'healthy', 'diff: healthy');
   t.equal(diff.code, 0, 'diff: exit 0');
