@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /*
- * importReport over growing inputs built from the real captures (test/fixtures/reports):
+ * Part 1. importReport over growing inputs built from the real captures (test/fixtures/reports):
  * the time per MiB must stay flat as the input grows 64×, for every format, and for
  * hostile inputs (8 KiB lines of blanks and markers). Budget: time per MiB at the largest
  * size ≤ 2× that at the smallest (linear; a quadratic step would be ~64×).
@@ -11,9 +11,22 @@
  * its ratio printed; it grows with siblings × depth, which is why the importer keeps an
  * open-path stack instead.
  *
+ * Part 2. The command, as a user runs it, on reports as big as the input cap allows
+ * (test/helpers/big-reports.js builds them from the real report shapes): a hung_task log of
+ * 200,000 tasks (explain, explain --json, diff), a 150 MB crash report (import --json,
+ * import -o, explain --json), a 250 MB sysrq-w dump (explain). For each: wall and CPU time
+ * and peak RSS, at full size and at 1/8 of it. Budget: CPU per MiB and peak RSS per MiB at
+ * full size ≤ 2× those at 1/8, less what a run costs before it reads a byte (linear in time,
+ * bounded in memory); every command exits 0 or 2 (a verdict). The peer, on the same files in the same run, is the floor of any line-based
+ * reader: node reading the file as UTF-8 and splitting it into lines; the ratio to it is printed.
+ *
  * Build first:  npm run build
- * Run:          node bench/import-reports.js   (re-runs itself with --expose-gc --max-semi-space-size=128)
- * Exit code 1 when the budget is missed.
+ * Run:          node bench/import-reports.js [--quick] [--big-only] [--root DIR] [--timeout S]
+ *               (re-runs itself with --expose-gc --max-semi-space-size=128; --quick: part 2 at
+ *               1/16 of the sizes; --root: part 2 runs the command of another build, e.g. a
+ *               checkout of main, for a before/after; --big-only: part 2 alone; --timeout: a
+ *               command is killed after S seconds, default 1200)
+ * Exit code 1 when a budget is missed.
  */
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -109,8 +122,9 @@ function naiveTree(text) {
 }
 
 let failed = false;
-console.log('format          size      ms      ms/MiB   (per MiB vs the smallest)');
-for (const [format, make] of Object.entries(FORMATS)) {
+const part1 = !process.argv.includes('--big-only');
+if (part1) console.log('format          size      ms      ms/MiB   (per MiB vs the smallest)');
+for (const [format, make] of part1 ? Object.entries(FORMATS) : []) {
   let first = null;
   for (const bytes of SIZES) {
     const text = make(bytes);
@@ -131,8 +145,8 @@ for (const [format, make] of Object.entries(FORMATS)) {
   }
 }
 
-console.log('\npeer: the naive parent search on the same call trees (one thread of many siblings)');
-for (const format of ['sample', 'spindump']) {
+if (part1) console.log('\npeer: the naive parent search on the same call trees (one thread of many siblings)');
+for (const format of part1 ? ['sample', 'spindump'] : []) {
   for (const bytes of [64 * 1024, 256 * 1024, 1024 * 1024, 2048 * 1024]) {
     // One thread whose tree is wide: every repeated block becomes siblings under one root.
     const text = format === 'sample'
@@ -143,4 +157,99 @@ for (const format of ['sample', 'spindump']) {
     console.log(`${format.padEnd(9)} ${(text.length / 1024).toFixed(0).padStart(5)} KiB  importReport ${ours.toFixed(1).padStart(7)} ms   naive ${peer.toFixed(1).padStart(9)} ms   ratio ${(peer / ours).toFixed(1)}×`);
   }
 }
-process.exitCode = failed ? 1 : 0;
+
+// ---------------------------------------------------------------- part 2: the command on big reports
+
+const os = require('node:os');
+const big = require('../test/helpers/big-reports.js');
+
+const quick = process.argv.includes('--quick');
+const rootAt = process.argv.indexOf('--root');
+const ROOT = rootAt > 0 ? path.resolve(process.argv[rootAt + 1]) : path.join(__dirname, '..');
+const SCALE = quick ? 1 / 16 : 1;
+const MAIN = path.join(ROOT, 'lib', 'cli', 'main.js');
+
+/** Runs main() in a child as bin/iokit-snap.js does, and reports its exit code, CPU and peak RSS on fd 3. */
+const WRAPPER = `
+const { main } = require(process.argv[1]);
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+process.on('exit', (code) => {
+  const r = process.resourceUsage();
+  require('node:fs').writeSync(3, JSON.stringify({ code, cpuMs: (r.userCPUTime + r.systemCPUTime) / 1000, rssKiB: r.maxRSS }));
+});`;
+/** The peer: read the file as UTF-8 and split it into lines, nothing else. */
+const PEER = `
+const text = require('node:fs').readFileSync(process.argv[1], 'utf8');
+let lines = 1;
+for (let i = text.indexOf('\\n'); i >= 0; i = text.indexOf('\\n', i + 1)) lines++;
+process.on('exit', () => {
+  const r = process.resourceUsage();
+  require('node:fs').writeSync(3, JSON.stringify({ code: 0, cpuMs: (r.userCPUTime + r.systemCPUTime) / 1000, rssKiB: r.maxRSS, lines }));
+});`;
+
+const timeoutAt = process.argv.indexOf('--timeout');
+const TIMEOUT_MS = (timeoutAt > 0 ? Number(process.argv[timeoutAt + 1]) : 1200) * 1000;
+
+function measure(script, args) {
+  const started = process.hrtime.bigint();
+  const run = spawnSync(process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, timeout: TIMEOUT_MS });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const report = run.output[3]?.toString() ?? '';
+  const stderr = run.signal === 'SIGTERM' ? `killed after ${TIMEOUT_MS / 1000} s (--timeout)` : run.stderr.toString().slice(-400);
+  if (report === '') return { code: run.status ?? -1, wallMs, cpuMs: NaN, rssKiB: NaN, stderr };
+  return { ...JSON.parse(report), wallMs, stderr };
+}
+
+async function bigReports() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-bench-'));
+  const inputs = [
+    { name: 'hung_task, 200,000 tasks', file: 'hung.txt', make: (f) => big.hungTask(Math.round(200_000 * f * SCALE), 4), commands: [['explain', '{}'], ['explain', '{}', '--json'], ['diff', '{small}', '{}']] },
+    { name: 'crash report, 150 MB', file: 'crash.txt', make: (f) => big.crash(150e6 * f * SCALE), commands: [['import', '{}', '--json'], ['import', '{}', '-o', '{out}'], ['explain', '{}', '--json']] },
+    { name: 'sysrq-w, 250 MB', file: 'sysrq.txt', make: (f) => big.sysrq(250e6 * f * SCALE), commands: [['explain', '{}']] },
+  ];
+  console.log(`\npart 2: ${path.relative(process.cwd(), MAIN) || MAIN} on big reports${quick ? ' (--quick: 1/16 of the sizes)' : ''}`);
+  console.log('input                      size      command                          wall s   cpu s  peak MB   cpu ms/MiB  RSS/size   vs 1/8 (cpu, RSS)   vs peer (cpu, RSS)');
+  let ok = true;
+  try {
+    for (const input of inputs) {
+      const full = path.join(dir, input.file);
+      const small = path.join(dir, `small-${input.file}`);
+      const fullBytes = await big.writeTo(full, input.make(1));
+      const smallBytes = await big.writeTo(small, input.make(1 / 8));
+      const peers = [measure(PEER, [small]), measure(PEER, [full])];
+      // What any run costs before it reads a byte (node, the modules): left out of the per-MiB comparison.
+      const base = measure(WRAPPER, [MAIN, '--version']);
+      for (const command of input.commands) {
+        const at = (file) => command.map((a) => a.replace('{}', file).replace('{small}', small).replace('{out}', path.join(dir, 'out.json')));
+        const runs = [measure(WRAPPER, [MAIN, ...at(small)]), measure(WRAPPER, [MAIN, ...at(full)])];
+        fs.rmSync(path.join(dir, 'out.json'), { force: true });
+        const [s, f] = runs;
+        const mib = fullBytes / 1048576;
+        const cpuRatio = (f.cpuMs - base.cpuMs) / fullBytes / ((s.cpuMs - base.cpuMs) / smallBytes);
+        const rssRatio = (f.rssKiB - base.rssKiB) / fullBytes / ((s.rssKiB - base.rssKiB) / smallBytes);
+        const good = [0, 2].includes(f.code) && [0, 2].includes(s.code);
+        const label = command.join(' ').replace('{}', input.file).replace('{small}', `small-${input.file}`).replace('{out}', 'out.json');
+        console.log(
+          `${input.name.padEnd(26)} ${mib.toFixed(0).padStart(4)} MiB  ${label.padEnd(31).slice(0, 31)} ${(f.wallMs / 1000).toFixed(1).padStart(7)} ${(f.cpuMs / 1000).toFixed(1).padStart(7)} ${(f.rssKiB / 1024).toFixed(0).padStart(8)}   ${(f.cpuMs / mib).toFixed(0).padStart(10)}  ${((f.rssKiB * 1024) / fullBytes).toFixed(1).padStart(7)}×   ${cpuRatio.toFixed(2).padStart(6)}× ${rssRatio.toFixed(2).padStart(6)}×     ${(f.cpuMs / peers[1].cpuMs).toFixed(1).padStart(6)}× ${(f.rssKiB / peers[1].rssKiB).toFixed(1).padStart(6)}×`,
+        );
+        if (!good) {
+          console.log(`  FAIL: exit ${s.code} at 1/8, ${f.code} at full size: ${f.stderr || s.stderr}`);
+          ok = false;
+        } else if (cpuRatio > BUDGET || rssRatio > BUDGET) {
+          console.log(`  FAIL: per MiB, ${cpuRatio.toFixed(2)}× the CPU and ${rssRatio.toFixed(2)}× the memory of 1/8 the size (budget ${BUDGET}×)`);
+          ok = false;
+        }
+      }
+      console.log(`${''.padEnd(26)} ${(fullBytes / 1048576).toFixed(0).padStart(4)} MiB  peer: read + split lines           ${(peers[1].wallMs / 1000).toFixed(1).padStart(6)} ${(peers[1].cpuMs / 1000).toFixed(1).padStart(7)} ${(peers[1].rssKiB / 1024).toFixed(0).padStart(8)}`);
+      fs.rmSync(full);
+      fs.rmSync(small);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return ok;
+}
+
+bigReports().then((ok) => {
+  process.exitCode = failed || !ok ? 1 : 0;
+});

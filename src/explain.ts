@@ -22,6 +22,8 @@ export interface ExplainOptions {
 }
 
 const SEVERITY_ORDER: Record<Severity, number> = { critical: 0, warning: 1, info: 2 };
+/** Tasks a "wait on one lock" note names by subject; the rest are counted. */
+const MAX_NAMED_WAITERS = 20;
 
 /** The subject compare() writes for a thread. */
 function subjectOf(p: ProcessSample, t: ThreadSample, main: boolean): string {
@@ -148,7 +150,10 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
       const chain = lockChain(p, t, byTid);
       if (t.blockedIn?.lock !== undefined && t.state === 'uninterruptible') {
         const key = `${t.blockedIn.lock} in ${t.blockedIn.via ?? t.blockedIn.call}`;
-        sameLock.set(key, [...(sameLock.get(key) ?? []), subject]);
+        const waiters = sameLock.get(key);
+        // Pushed, not copied: 200,000 tasks on one lock made copying quadratic (minutes).
+        if (waiters === undefined) sameLock.set(key, [subject]);
+        else waiters.push(subject);
       }
       const path = gpuPath(t);
       if (path !== null) {
@@ -199,7 +204,10 @@ export function explain(snapshot: Snapshot, options: ExplainOptions = {}): Repor
     processes.push(summary);
   }
   for (const [lock, waiters] of sameLock) {
-    if (waiters.length > 1) notes.push(`${plural(waiters.length, 'task')} wait on ${lock}: one holder blocks them all (${waiters.join('; ')})`);
+    if (waiters.length <= 1) continue;
+    // Each waiter is a finding of its own; the note names the first few, not a megabyte of them.
+    const named = waiters.length > MAX_NAMED_WAITERS ? `${waiters.slice(0, MAX_NAMED_WAITERS).join('; ')}; and ${waiters.length - MAX_NAMED_WAITERS} more` : waiters.join('; ');
+    notes.push(`${plural(waiters.length, 'task')} wait on ${lock}: one holder blocks them all (${named})`);
   }
   if (snapshot.source === undefined) notes.push('a live snapshot proves no durations by itself: take two and use diff, or watch');
   findings.sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));

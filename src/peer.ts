@@ -21,8 +21,9 @@
  * another network namespace or on another host is an address only.
  *
  * A thread in poll or select names no fd. When its process is a client (no listening
- * socket) with one connection, that connection is what it waits on (psql waiting for its
- * server's reply polls its one socket): the peer is that connection's.
+ * socket) with one connection besides its stdin, stdout and stderr, that connection is what
+ * it waits on (psql waiting for its server's reply polls its one socket): the peer is that
+ * connection's.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -223,6 +224,9 @@ export function findPeers(processes: ProcessSample[], options: PeerOptions = {})
     }
     const inodes: number[] = [];
     for (const fd of fds.slice(0, 256)) {
+      // Its stdin, stdout and stderr are where it talks to its caller (a terminal, a pipe, a
+      // socketpair from Node or journald), not the connection it waits on.
+      if (fd === '0' || fd === '1' || fd === '2') continue;
       let link: string;
       try {
         link = fs.readlinkSync(path.join(procRoot, String(pid), 'fd', fd));

@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
 import { IokitSnapError, type IokitSnapErrorCode } from './errors';
 import { MAX_INPUT_BYTES } from './input-limits';
 
@@ -67,18 +68,24 @@ async function readOpened(handle: fs.FileHandle, what: string, path: string): Pr
   }
   if (stat.size > MAX_INPUT_BYTES) throw tooLarge(what, path);
   // Read to the end, not to stat.size: the file may still be growing, or be a /proc file
-  // whose size says 0. Past the cap, stop.
-  const chunks: Buffer[] = [];
+  // whose size says 0. Past the cap, stop. Into one buffer of the stated size (and a chunk
+  // more, to see the end): the text is then decoded from it, so a 250 MB file costs its
+  // buffer and its string at the peak, not also a copy of every chunk.
+  let buffer = Buffer.allocUnsafe(stat.size + CHUNK_BYTES);
   let total = 0;
   for (;;) {
-    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, CHUNK_BYTES, null);
+    if (total === buffer.length) {
+      // Grown since stat (or a /proc file): room for more, up to one byte past the cap.
+      const larger = Buffer.allocUnsafe(Math.min(buffer.length * 2, MAX_INPUT_BYTES + 1));
+      buffer.copy(larger, 0, 0, total);
+      buffer = larger;
+    }
+    const { bytesRead } = await handle.read(buffer, total, Math.min(CHUNK_BYTES, buffer.length - total), null);
     if (bytesRead === 0) break;
     total += bytesRead;
     if (total > MAX_INPUT_BYTES) throw tooLarge(what, path);
-    chunks.push(bytesRead === CHUNK_BYTES ? buffer : buffer.subarray(0, bytesRead));
   }
-  return Buffer.concat(chunks, total).toString('utf8');
+  return buffer.toString('utf8', 0, total);
 }
 
 /** Read a stream (stdin) as UTF-8 text, to its end or the same cap. */
@@ -86,10 +93,20 @@ export async function readInputStream(stream: NodeJS.ReadableStream, what: strin
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of stream) {
-    const buffer = Buffer.from(chunk as Buffer | string);
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer); // a stream's Buffer is its own: no copy
     total += buffer.length;
     if (total > MAX_INPUT_BYTES) throw tooLarge(what, 'from stdin');
     chunks.push(buffer);
   }
-  return Buffer.concat(chunks, total).toString('utf8');
+  // Decoded chunk by chunk and joined (a decoder keeps a character split across chunks whole):
+  // no concatenated copy of the bytes next to the text.
+  const decoder = new StringDecoder('utf8');
+  let text = '';
+  for (let i = 0; i < chunks.length; i++) {
+    text += decoder.write(chunks[i]);
+    chunks[i] = EMPTY;
+  }
+  return text + decoder.end();
 }
+
+const EMPTY = Buffer.alloc(0);

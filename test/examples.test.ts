@@ -39,9 +39,10 @@ t.test('the scrape config: YAML Prometheus reads, pointing at serve and at the r
   t.same(job.static_configs[0].targets, ['127.0.0.1:9464'], "serve's default address");
 });
 
-t.test('two alert rules: a process hung for 2 minutes, an accelerator recovery', async (t) => {
+t.test('three alert rules: a process hung for 2 minutes, an accelerator recovery, a selector that selects nothing', async (t) => {
   const byName = new Map(rules().map((r) => [r.alert, r]));
-  t.same([...byName.keys()].sort(), ['AcceleratorRecovered', 'ProcessHung']);
+  t.same([...byName.keys()].sort(), ['AcceleratorRecovered', 'ProcessHung', 'SelectorSelectsNothing']);
+  t.match(byName.get('SelectorSelectsNothing')!.expr, /iokit_snap_selector_processes == 0/);
   t.equal(byName.get('ProcessHung')!.for, '2m');
   t.match(byName.get('ProcessHung')!.expr, /iokit_snap_process_verdict == 2/);
   t.match(byName.get('AcceleratorRecovered')!.expr, /increase\(iokit_snap_accelerator_recoveries_total\[\d+m\]\) > 0/);

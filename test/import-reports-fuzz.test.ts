@@ -1,6 +1,6 @@
 // Seeded mutation fuzzing of importReport over the real captures: whatever the damage
 // (lines dropped, doubled, swapped, cut mid-line, bytes inserted, digits changed, whole
-// blocks repeated, a giant line), the result is a valid snapshot or an IokitSnapError
+// blocks repeated, a giant line, a number no system prints), the result is a valid snapshot or an IokitSnapError
 // EINVAL, never anything else. The iteration count is fixed, so the test's cost is too;
 // time scaling is measured by bench/import-reports.js, not asserted here.
 import * as fs from 'node:fs';
@@ -28,7 +28,7 @@ export function mutate(text: string, random: () => number): string {
   const steps = 1 + pick(4);
   for (let s = 0; s < steps; s++) {
     const i = pick(Math.max(1, lines.length));
-    switch (pick(10)) {
+    switch (pick(11)) {
       case 0:
         lines.splice(i, 1);
         break;
@@ -64,6 +64,10 @@ export function mutate(text: string, random: () => number): string {
       case 8:
         lines[i] = ' '.repeat(pick(200)) + (lines[i] ?? '').trim();
         break;
+      case 10:
+        // A number no system prints: past 2^53, past pid_t, past a double (the importer must not emit what it refuses).
+        lines[i] = (lines[i] ?? '').replace(/\d+/, (d) => d + '9'.repeat([10, 20, 400][pick(3)]));
+        break;
       default:
         lines[i] = (lines[i] ?? '') + ' '.repeat(pick(3000)) + NOISE[pick(NOISE.length)].repeat(pick(3000));
     }
@@ -79,16 +83,26 @@ t.test('mutations of every capture: a valid snapshot or IokitSnapError EINVAL, n
   for (const { name, text } of CORPUS) {
     for (let k = 0; k < ITERATIONS; k++) {
       const input = mutate(text, random);
+      let snapshot;
       try {
-        validateSnapshot(importReport(input), `${name} mutation ${k}`);
-        snapshots++;
+        snapshot = importReport(input);
       } catch (error) {
+        // Refused: EINVAL, naming the line where it can.
         if (!(error instanceof IokitSnapError) || error.code !== 'EINVAL') {
           t.fail(`${name} mutation ${k}: ${String(error)}\n${JSON.stringify(input.slice(0, 400))}`);
           return;
         }
         rejected++;
+        continue;
       }
+      // Accepted: then valid, never a snapshot its own validation refuses.
+      try {
+        validateSnapshot(snapshot, `${name} mutation ${k}`);
+      } catch (error) {
+        t.fail(`${name} mutation ${k}: imported, then refused: ${String(error)}\n${JSON.stringify(input.slice(0, 400))}`);
+        return;
+      }
+      snapshots++;
     }
   }
   t.equal(snapshots + rejected, CORPUS.length * ITERATIONS);

@@ -157,3 +157,67 @@ t.test('parsers: the cgroup2 mount from mountinfo, pids from cgroup.procs', asyn
   t.equal(cgroupRootOf('truncated - cgroup2 cgroup2 rw\n'), '/sys/fs/cgroup', 'a line without a mount point');
   t.same(parseCgroupProcs('12\n345\n\n'), [12, 345]);
 });
+
+t.test('counts per selector: pids there or not, matches per pattern, a missing cgroup with its reason', async (t) => {
+  const proc = procTree(t);
+  proc.add(100, 'python3', ['python3', 'train.py']);
+  proc.add(200, 'node', ['node', 'llama-server.js']);
+  proc.add(300, 'python3.11', ['python3.11', 'llama.py']);
+  proc.add(process.pid, 'python3', ['python3', 'iokit-snap']);
+  const selector = new ProcessSelector(
+    { pids: [100, 999, process.pid], match: ['^python', /llama/i, 'nothing-matches-this'], cgroups: process.platform === 'linux' ? ['/no-such.slice'] : [] },
+    { procRoot: proc.root },
+  );
+  const selected = await selector.select();
+  t.same(sorted(selected.pids), [100, 200, 300, 999], "an explicit pid is tried until its sampler says it is gone");
+  t.same(selected.counts.slice(0, 6), [
+    { kind: 'pid', selector: '100', processes: 1 },
+    { kind: 'pid', selector: '999', processes: 0, reason: 'no such process' },
+    { kind: 'pid', selector: String(process.pid), processes: 0, reason: 'iokit-snap itself is never watched' },
+    // 300's name matches ^python, so its command line (llama) is never read: it counts for the name's pattern.
+    { kind: 'match', selector: '^python', processes: 2 },
+    { kind: 'match', selector: '/llama/i', processes: 1 },
+    { kind: 'match', selector: 'nothing-matches-this', processes: 0 },
+  ]);
+  if (process.platform === 'linux') t.match(selected.counts[6], { kind: 'cgroup', selector: '/no-such.slice', processes: 0, reason: /cannot read .*cgroup\.procs/ });
+  selector.forget(100);
+  t.match((await selector.select()).counts[0], { kind: 'pid', selector: '100', processes: 0, reason: 'it exited' });
+
+  // The real /proc: this test runner is there, pid 0x7ffffffe is not.
+  const real = await new ProcessSelector({ pids: [process.ppid, 0x7ffffffe] }).select();
+  t.same(
+    real.counts.map((c) => c.processes),
+    [1, 0],
+  );
+});
+
+t.test('a name or command line that makes a pattern backtrack past its budget: not selected, and a limit says so while it lives', async (t) => {
+  const proc = procTree(t);
+  const hostile = 'a'.repeat(40) + '!';
+  proc.add(100, 'aaaaaaaaaaaaaa!', [hostile, '--serve']);
+  proc.add(200, 'aaaa', ['aaaa']);
+  proc.add(300, 'python3', ['python3']);
+  const selector = new ProcessSelector({ match: ['^(a+)+$', '^python'] }, { procRoot: proc.root, matchBudgetMs: 50 });
+  const started = Date.now();
+  const first = await selector.select();
+  t.ok(Date.now() - started < 5000, 'the pass ended');
+  t.same(sorted(first.pids), [200, 300], 'the short name matches; the hostile command line is given up');
+  t.match(first.limits, [
+    {
+      subject: 'selection',
+      field: 'match',
+      code: 'ECANCELED',
+      reason: /matching the command line of pid 100 against the --match patterns took more than 50 ms, so it was stopped; pid 100 is not selected/,
+      hint: /nested repetition/,
+    },
+  ]);
+  const again = await selector.select();
+  t.same(sorted(again.pids), [200, 300], 'decided once: not tried again');
+  t.equal(again.limits.length, 1, 'and still said');
+  fs.rmSync(path.join(proc.root, '100'), { recursive: true });
+  t.same((await selector.select()).limits, [], 'gone with the process');
+  // A name the pattern cannot finish on (a fixture: a real comm is at most 15 characters).
+  proc.add(400, hostile, null);
+  const byName = await selector.select();
+  t.match(byName.limits, [{ code: 'ECANCELED', reason: /matching the name of pid 400/ }]);
+});

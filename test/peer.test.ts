@@ -177,6 +177,17 @@ t.test('unix sockets: the kernel names the peer socket (sock_diag), and whoever 
   );
   t.notOk(serving.snap.limits.some((l) => l.field === 'blockedIn.peer'), 'no limit: every peer was found');
 
+  // A client polling its one connection (poll names no fd): that connection's peer, inferred.
+  // Its stdout and stderr are sockets too here (Node's pipes are socketpairs): not the connection.
+  const pollServer = await run(t, binary, ['unix-server', path.join(dir, 'poll.sock')]);
+  const poller = await run(t, binary, ['poll-client', path.join(dir, 'poll.sock')]);
+  const polled = await waitFor(async () => {
+    const s = await snapshot({ pids: [poller.pid], peers: true, accelerators: false });
+    return s.processes[0]?.threads[0]?.blockedIn?.call === 'poll' && s;
+  }, 'the client in poll');
+  t.same(polled.processes[0].threads[0].blockedIn!.peer, { kind: 'unix', inferred: true, pids: [{ pid: pollServer.pid, name: 'peers' }], sampled: true });
+  t.same(polled.processes.map((p) => [p.pid, p.peerOf]), [[poller.pid, undefined], [pollServer.pid, poller.pid]], 'peers: the server is sampled too, marked peerOf');
+
   const pair = await run(t, binary, ['unix-pair']);
   const child = Number(pair.info.child);
   t.teardown(() => process.kill(child, 'SIGKILL'));

@@ -71,7 +71,7 @@ export function compare(healthy: Snapshot, hung: Snapshot, given: CompareOptions
   if (hung.source !== undefined) {
     // What the later report proves by itself (sample counts, hung_task durations), where the pair shows nothing.
     const seen = new Set(report.findings.map((f) => `${f.ref.pid}:${f.ref.tid}`));
-    report.findings.push(...explain(hung, { stallMs: options.stallMs }).findings.filter((f) => !seen.has(`${f.ref.pid}:${f.ref.tid}`)));
+    for (const f of explain(hung, { stallMs: options.stallMs }).findings) if (!seen.has(`${f.ref.pid}:${f.ref.tid}`)) report.findings.push(f); // no spread: 130,000 findings overflow the call stack
     const rank = { critical: 0, warning: 1, info: 2 };
     report.findings.sort((a, b) => rank[a.severity] - rank[b.severity] || a.kind.localeCompare(b.kind) || a.subject.localeCompare(b.subject));
     report.verdict = verdictOf(report.findings);

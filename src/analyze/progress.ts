@@ -89,6 +89,7 @@ class ThreadTrack {
   spinSinceNs = -1;
   spinCpu = 0;
   spinWait = 0;
+  spinPc = -1;
   /** schedstat run delay when last seen: ns runnable but waiting for a CPU. */
   wait: number;
   seen: number;
@@ -619,7 +620,7 @@ export class ProgressTracker {
           if (sameCall && samePc && t.blockedIn !== null && dcpu <= Math.max(REWAIT_CPU_MIN_NS, REWAIT_CPU_SHARE * dt)) waitNs = dt;
           // Wanted a CPU the whole window: on one, or runnable and waiting for one (schedstat run delay).
           const dwait = (t.runDelayNs ?? 0) - (e.runDelayNs ?? 0);
-          if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0 };
+          if (dt >= stallNs && isRunning(t) && dcpu + Math.max(dwait, 0) >= spinNs && samePc) spin = { sinceNs: nowNs - dt, cpu: before, wait: e.runDelayNs ?? 0, pc: e.pc ?? -1 };
         }
         // The earlier sample is the baseline here, so an unchanged wait is the baseline's wait.
         sameBase = sameCall;
@@ -715,6 +716,7 @@ export class ProgressTracker {
             track.spinSinceNs = track.lastNs;
             track.spinCpu = track.cpu;
             track.spinWait = track.wait;
+            track.spinPc = track.pc;
           }
         } else {
           track.spinSinceNs = -1;
@@ -768,8 +770,11 @@ export class ProgressTracker {
       // Still for half the window at least: what it waits for (once per wait), and its stack when only a stack can tell.
       if (track.kind === undefined) {
         const match = t.stack !== undefined && t.stack.length > 0 ? matchSignature(t.stack) : (track.exam?.match ?? null);
-        // A restarted wait is still the wait it restarted (track.blocked keeps that call).
-        track.kind = waitKindOf(restarted(t.blockedIn, track.blocked) ? { ...t, blockedIn: track.blocked } : t, match);
+        // A restarted wait is still the wait it restarted (track.blocked keeps that call); the
+        // other end found with its stack counts as the sample's own would (a client's poll).
+        let blocked = restarted(t.blockedIn, track.blocked) ? track.blocked : t.blockedIn;
+        if (blocked !== null && blocked.peer === undefined && track.exam?.peer !== undefined) blocked = { ...blocked, peer: track.exam.peer };
+        track.kind = waitKindOf(blocked === t.blockedIn ? t : { ...t, blockedIn: blocked }, match);
         if (!track.eventLoop && track.kind === 'event') track.eventLoop = true;
       }
       if (this.examining && track.exam === undefined && t.stack === undefined && t.blockedIn !== null && needsStack(track.kind) && t.state !== 'uninterruptible') {
@@ -789,7 +794,7 @@ export class ProgressTracker {
       o.main = main;
       o.heldNs = heldNs;
       o.waitNs = waitNs;
-      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait } : null;
+      o.spin = spinning ? { sinceNs: track.spinSinceNs, cpu: track.spinCpu, wait: track.spinWait, pc: track.spinPc } : null;
       o.before = track.before;
       o.stallNs = stallNs;
       o.expectExit = expectExit;

@@ -24,11 +24,12 @@ export type StackState =
   /** It could not be taken (permission, a timeout): `stackNote` says why. */
   | 'failed';
 
-/** When the thread began to spin: since when, and its CPU time and run delay then. */
+/** When the thread began to spin: since when, its CPU time and run delay then, and its pc then (-1: not known). */
 export interface SpinWindow {
   sinceNs: number;
   cpu: number;
   wait: number;
+  pc: number;
 }
 
 /** One still (or spinning, or stopped) thread and what is known about it. */
@@ -233,8 +234,8 @@ export const THREAD_RULES: readonly ThreadRule[] = [
       }
       const queued = waited > 0 ? ` and ${formatCpu(waited)} (${percent(waited)}%) waiting for a CPU` : '';
       const gpu = spinsInGpuLibrary(t);
-      // A spin window goes on only while the pc stays where it was, when the pc is known.
-      const samePc = t.pc !== undefined;
+      // At one pc: known at both ends of the window, and the same (a window goes on only while it stays there).
+      const samePc = t.pc !== undefined && c.spin.pc === t.pc;
       const where = gpu ? `, polling the GPU${stackWords(c) || ` in ${topFrames(t.stack!, 3)}`}` : samePc ? ` at the same pc 0x${t.pc!.toString(16)}` : '';
       return finding(
         c,

@@ -170,7 +170,7 @@ function pciRows(accelerators: Accelerator[], names: PciNames): TableParts {
  * A column never gets narrower than its header.
  */
 function fitWidth({ header, rows, shrink, cutMiddle = [] }: TableParts, width: number): string[][] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, r[i].length), h.length)); // no spread: rows may outnumber a call's arguments
   let over = widths.reduce((sum, w) => sum + w, 0) + 2 * (widths.length - 1) - width;
   // The named columns first; then, as a last resort, any but the first (the id).
   const lastResort = header.map((_, i) => i).slice(1);

@@ -12,7 +12,7 @@ import { constants, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Report } from '../analyze/types';
-import { validateSnapshot } from '../snapshot-file';
+import { documentChunks, validateSnapshot } from '../snapshot-file';
 import type { Snapshot } from '../types';
 import { outputError, prepareFile, type PreparedFile } from '../write-file';
 
@@ -182,8 +182,8 @@ export class RunSaver {
           }, or another --save DIR`,
         );
       }
-      const texts = [baseline, hung].map((s) => JSON.stringify(validateSnapshot(s), null, 2) + '\n');
-      texts.push(JSON.stringify(report, null, 2) + '\n');
+      // In chunks: a document too large for one string is written too.
+      const texts = [documentChunks(validateSnapshot(baseline)), documentChunks(validateSnapshot(hung)), documentChunks(report)];
       for (const [i, name] of SAVED_FILES.entries()) {
         try {
           prepared.push(await prepareFile(dir.reach(name), texts[i]));

@@ -5,6 +5,7 @@ import type { Accelerator, Snapshot, ThreadSample } from '../types';
 import { paint, topFrames, type Style } from './format';
 
 const COLOR: Record<Severity, 'red' | 'yellow' | 'dim'> = { critical: 'red', warning: 'yellow', info: 'dim' };
+const CHUNK_CHARS = 1 << 20;
 
 export interface ExplainOptions {
   /** Show every info finding (default: the first 8). */
@@ -28,9 +29,11 @@ const KERNEL_FINDINGS = new Set<Finding['kind']>(['uninterruptible', 'blocked-in
 function headline(report: Report, style: Style): string {
   const critical = report.findings.filter((f) => f.severity === 'critical').length;
   const warning = report.findings.filter((f) => f.severity === 'warning').length;
-  const durations = report.findings.filter((f) => f.severity !== 'info' && f.durationMs !== null).map((f) => f.durationMs as number);
+  // A loop, not Math.max(...durations): a report may hold more findings than a call takes arguments.
+  let longest: number | null = null;
+  for (const f of report.findings) if (f.severity !== 'info' && f.durationMs !== null && (longest === null || f.durationMs > longest)) longest = f.durationMs;
   const window = report.windowMs !== null ? ` over ${formatMs(report.windowMs)}` : '';
-  const span = durations.length > 0 ? `, the longest for at least ${formatMs(Math.max(...durations))}` : window;
+  const span = longest !== null ? `, the longest for at least ${formatMs(longest)}` : window;
   if (report.verdict === 'hung') {
     return `${paint(style, 'red', paint(style, 'bold', 'HUNG'))}: ${plural(critical, 'critical finding')}${warning ? `, ${plural(warning, 'warning')}` : ''}${span}`;
   }
@@ -66,19 +69,37 @@ function acceleratorLine(a: Accelerator): string {
 }
 
 export function explain(report: Report, style: Style, options: ExplainOptions = {}): string {
+  return [...explainChunks(report, style, options)].join('');
+}
+
+/**
+ * The same text in pieces of about a megabyte: a report of a few hundred thousand findings
+ * (a hung_task log of a machine full of blocked tasks) is more text than one string holds.
+ */
+export function* explainChunks(report: Report, style: Style, options: ExplainOptions = {}): Generator<string, void, undefined> {
   let out = headline(report, style) + '\n';
   const shown = report.findings.filter((f) => f.severity !== 'info');
   const info = report.findings.filter((f) => f.severity === 'info');
   const infoShown = options.verbose ? info : info.slice(0, 8);
   let frames = false;
-  for (const f of [...shown, ...infoShown]) {
-    // Frames for what is wrong; an info finding (an idle wait) is one line.
-    const lines = findingLines(f, style, f.severity === 'info' ? undefined : options.snapshot);
-    out += lines.text;
-    frames ||= lines.frames;
+  for (const list of [shown, infoShown]) {
+    for (const f of list) {
+      // Frames for what is wrong; an info finding (an idle wait) is one line.
+      const lines = findingLines(f, style, f.severity === 'info' ? undefined : options.snapshot);
+      out += lines.text;
+      frames ||= lines.frames;
+      if (out.length >= CHUNK_CHARS) {
+        yield out;
+        out = '';
+      }
+    }
   }
   if (infoShown.length < info.length) out += `  … and ${info.length - infoShown.length} more info findings (--verbose or --json)\n`;
   for (const p of report.processes) {
+    if (out.length >= CHUNK_CHARS) {
+      yield out;
+      out = '';
+    }
     const facts = p.gone
       ? 'exited'
       : `${plural(p.threads, 'thread')}${p.idle ? `, ${p.idle} idle` : ''}, ${formatMs(p.cpuNs / 1e6)} CPU${
@@ -94,10 +115,16 @@ export function explain(report: Report, style: Style, options: ExplainOptions = 
       for (const a of options.accelerators) out += paint(style, 'dim', '  ' + acceleratorLine(a).trimEnd()) + '\n';
     }
   }
-  for (const note of report.notes) out += paint(style, 'yellow', `  note: ${note}`) + '\n';
+  for (const note of report.notes) {
+    out += paint(style, 'yellow', `  note: ${note}`) + '\n';
+    if (out.length >= CHUNK_CHARS) {
+      yield out;
+      out = '';
+    }
+  }
   if (frames && options.snapshotFile !== undefined) {
     const file = /^[\w@%+=:,./-]+$/.test(options.snapshotFile) ? options.snapshotFile : `'${options.snapshotFile.replace(/'/g, `'\\''`)}'`;
     out += paint(style, 'dim', `  every thread's stacks: iokit-snap threads --from ${file} --stacks`) + '\n';
   }
-  return out;
+  yield out;
 }

@@ -26,7 +26,7 @@ const visibleLength = (text: string): number => text.replace(ANSI, '').length;
 
 /** A plain-text table; columns sized to their content, the last column left unpadded. */
 export function table(header: string[], rows: string[][], style: Style): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i]))));
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, visibleLength(r[i])), h.length)); // no spread: rows may outnumber a call's arguments
   const line = (cells: string[]): string =>
     cells
       .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i] - visibleLength(cell))))

@@ -50,6 +50,17 @@ export function write(stream: NodeJS.WritableStream, text: string): Promise<void
   });
 }
 
+/**
+ * Write a document in pieces (documentChunks, explainChunks), each flushed before the next
+ * is made; stops making them once stdout is closed (`| head` needs no more of a 1 GB JSON).
+ */
+export async function writeChunks(io: CliIO, chunks: Iterable<string>): Promise<void> {
+  for (const chunk of chunks) {
+    if (io.outputClosed?.aborted === true || (io.stdout as Writable).destroyed === true) return;
+    await write(io.stdout, chunk);
+  }
+}
+
 /** The reader of a pipe went away (EPIPE), or the stream was already torn down. */
 export function isClosedOutput(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | null)?.code;

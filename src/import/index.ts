@@ -3,6 +3,8 @@
  * its forms, or `ioreg -a` XML), through the same mapping the live reader uses.
  */
 import { IokitSnapError } from '../errors';
+import { MAX_DURATION_MS } from '../input-limits';
+import { checkSnapshotShape, SchemaMismatch } from '../snapshot-schema';
 import { acceleratorFromRegistry, cStringOf } from '../map/registry';
 import type { Accelerator, Host, Limitation, Snapshot } from '../types';
 import { classChainOf, classNameOf, isAccelerator } from './accelerators';
@@ -74,7 +76,7 @@ function acceleratorOf(node: RegistryNode, includeProperties: boolean, limits: L
     });
   }
   const ioName = node.properties?.IOName;
-  return acceleratorFromRegistry(
+  const accelerator = acceleratorFromRegistry(
     {
       id: node.id ?? '',
       // An IOService's name is its class name unless IOName is set (IORegistryEntry::getName).
@@ -89,6 +91,36 @@ function acceleratorOf(node: RegistryNode, includeProperties: boolean, limits: L
     node.properties ?? {},
     { includeProperties },
   );
+  return onlyReal(accelerator, subject, node, limits);
+}
+
+/**
+ * What a dump says that cannot be real is not used: a utilization outside 0..100 % (ioreg
+ * prints a negative CFNumber as its 64-bit two's complement, 18446744073709551615), a busy
+ * time longer than any machine stays up. Each becomes null, with a limit naming it.
+ */
+function onlyReal(accelerator: Accelerator, subject: string, node: RegistryNode, limits: Limitation[]): Accelerator {
+  const where = node.line === null ? '' : ` (the entry at line ${node.line})`;
+  const u = accelerator.utilization;
+  if (u !== null) {
+    for (const field of ['devicePercent', 'rendererPercent', 'tilerPercent'] as const) {
+      const percent = u[field];
+      if (percent === null || (percent >= 0 && percent <= 100)) continue;
+      u[field] = null;
+      limits.push({ subject, field: `utilization.${field}`, code: 'ERANGE', reason: `the dump${where} gives ${percent} %, which is no utilization (0 to 100 %); it is not used` });
+    }
+  }
+  const busy = accelerator.busy;
+  if (busy !== null && busy.timeNs !== null && !(busy.timeNs >= 0 && busy.timeNs / 1e6 <= MAX_DURATION_MS)) {
+    limits.push({
+      subject,
+      field: 'busy.timeNs',
+      code: 'ERANGE',
+      reason: `the dump${where} gives a busy time of ${(busy.timeNs / 1e9).toPrecision(3)} s, longer than any machine stays up (ten years); it is not used`,
+    });
+    accelerator.busy = { count: busy.count, timeNs: null };
+  }
+  return accelerator;
 }
 
 /** Parse `ioreg` output (any text form, or `ioreg -a` XML) into an iokit-snap/1 snapshot. */
@@ -126,7 +158,7 @@ export function importIoreg(text: string, options: ImportOptions = {}): Snapshot
   if (unknownHost.length > 0) {
     limits.push({ subject: 'host', field: unknownHost.join(', '), code: 'ENOTSUP', reason: `ioreg output does not carry the host's ${unknownHost.join(' or ')}; left empty` });
   }
-  limits.push(...dump.limits);
+  for (const limit of dump.limits) limits.push(limit); // one per odd line, so no spread: a big dump has more than a call takes
 
   const accelerators: Accelerator[] = [];
   let busyFromText = false;
@@ -155,7 +187,7 @@ export function importIoreg(text: string, options: ImportOptions = {}): Snapshot
       hint: '`ioreg -a` gives it in ns',
     });
   }
-  return {
+  const snapshot: Snapshot = {
     format: 'iokit-snap/1',
     takenAt: options.takenAt === undefined ? new Date().toISOString() : new Date(options.takenAt).toISOString(),
     monotonicNs: 0,
@@ -164,4 +196,14 @@ export function importIoreg(text: string, options: ImportOptions = {}): Snapshot
     processes: [],
     limits,
   };
+  // A guard: an importer never emits what it would itself refuse to read back (every number is checked where it is read).
+  try {
+    checkSnapshotShape(snapshot);
+    /* c8 ignore start */
+  } catch (error) {
+    if (!(error instanceof SchemaMismatch)) throw error;
+    throw new IokitSnapError('EINVAL', `the ioreg input holds a value no snapshot can hold (${error.message}); it is damaged there`);
+  }
+  /* c8 ignore stop */
+  return snapshot;
 }

@@ -57,9 +57,19 @@ function toBigInt(value: unknown): bigint | null {
   return null;
 }
 
-function toCount(value: unknown): number | null {
+/** A count (busy, retain): an exact integer, or EINVAL naming the entry when it is past 2^53 (no count is). */
+function toCount(value: unknown, place: Place, key: string): number | null {
   const big = toBigInt(value);
-  return big === null ? null : Number(integerValue(big));
+  if (big === null) return null;
+  const count = integerValue(big);
+  if (typeof count === 'number') return count;
+  return invalid(`${pathOf(place)}: ${key} is ${count.length > 40 ? `${count.slice(0, 40)}…` : count}, larger than any count can be`);
+}
+
+/** A time in ns (64-bit, so it may pass 2^53 and is then rounded); null past a double's range. */
+function toNs(value: unknown): number | null {
+  const big = toBigInt(value);
+  return big === null || !Number.isFinite(Number(big)) ? null : Number(big);
 }
 
 /** Where an entry sits, kept as links so a path is spelled out only for an error message. */
@@ -87,7 +97,7 @@ function nodeFrom(entry: PropertyValue, place: Place): { node: RegistryNode; chi
   const inheritance = Array.isArray(record.IOObjectInheritance) ? record.IOObjectInheritance.filter((c): c is string => typeof c === 'string') : null;
   const className = typeof record.IOObjectClass === 'string' ? record.IOObjectClass : (inheritance?.[inheritance.length - 1] ?? null);
   const state = toBigInt(record.IOServiceState);
-  const busyCount = toCount(record.IOServiceBusyState);
+  const busyCount = toCount(record.IOServiceBusyState, place, 'IOServiceBusyState');
 
   const properties: Record<string, PropertyValue> = {};
   let propertyCount = 0;
@@ -105,9 +115,9 @@ function nodeFrom(entry: PropertyValue, place: Place): { node: RegistryNode; chi
     // IORegistryEntryID is written as a signed 64-bit CFNumber; the id is its unsigned hex.
     id: id === null ? null : `0x${BigInt.asUintN(64, id).toString(16)}`,
     serviceState: state === null ? null : serviceStateFromBits(state),
-    busy: busyCount === null ? null : { count: busyCount, timeNs: toCount(record.IOServiceBusyTime) },
+    busy: busyCount === null ? null : { count: busyCount, timeNs: toNs(record.IOServiceBusyTime) },
     busyTimeFromMilliseconds: false,
-    retainCount: toCount(record.IOObjectRetainCount),
+    retainCount: toCount(record.IOObjectRetainCount, place, 'IOObjectRetainCount'),
     // ioreg -a writes properties only for the entries it selected (-l, -c, -k, -n); the others carry only its own keys.
     properties: propertyCount > 0 ? properties : null,
     children: [],

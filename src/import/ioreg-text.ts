@@ -16,9 +16,10 @@
  * and the Markdown fences of a paste copied from an issue.
  */
 import { IokitSnapError } from '../errors';
-import { setOwn } from '../input-limits';
+import { splitLines } from './lines';
+import { MAX_IMPORTED_VALUES, setOwn } from '../input-limits';
 import type { BusyState, Limitation, PropertyValue } from '../types';
-import { parsePropertyText, ValueSyntaxError } from './ioreg-value';
+import { parsePropertyText, ValueBudgetExceeded, ValueSyntaxError, type ValueBudget } from './ioreg-value';
 import type { ParsedDump, RegistryNode } from './registry-node';
 
 const NODE_LINE = /^([ |]*)\+-o (.*)$/;
@@ -45,6 +46,13 @@ function malformed(lineNumber: number, expected: string, line: string): never {
     `ioreg input, line ${lineNumber}: expected ${expected}; the line reads ${excerpt(line)}. ` +
       'Pass the output of `ioreg -l -w 0`, `ioreg -r -d 1 -w 0 -c IOAccelerator`, `ioreg -a …`, or one property block.',
   );
+}
+
+/** A count in a node line; EINVAL naming the line when it is past 2^53 (no count is). */
+function exact(digits: string, lineNumber: number, what: string): number {
+  const value = Number(digits);
+  if (Number.isSafeInteger(value)) return value;
+  throw new IokitSnapError('EINVAL', `ioreg input, line ${lineNumber}: the ${what} ${digits.slice(0, 40)}${digits.length > 40 ? '…' : ''} is larger than any ${what} can be; the line is damaged`);
 }
 
 function emptyNode(line: number | null, hasHeader: boolean): RegistryNode {
@@ -90,11 +98,11 @@ function applyHeaderItems(node: RegistryNode, items: string[], lineNumber: numbe
     } else if ((match = /^busy (\d+)(?: \((\d+) ms\))?$/.exec(item))) {
       // ioreg prints " (T ms)" only when the accumulated busy time is non-zero, so a bare
       // "busy N" states a time of 0: a fact, not a default. T is ns / 1e6, truncated.
-      const busy: BusyState = { count: Number(match[1]), timeNs: match[2] === undefined ? 0 : Number(match[2]) * 1e6 };
+      const busy: BusyState = { count: exact(match[1], lineNumber, 'busy count'), timeNs: match[2] === undefined ? 0 : Number(match[2]) * 1e6 };
       node.busy = busy;
       node.busyTimeFromMilliseconds = true;
     } else if ((match = /^retain (\d+)$/.exec(item))) {
-      node.retainCount = Number(match[1]);
+      node.retainCount = exact(match[1], lineNumber, 'retain count');
     } else {
       limits.push({
         subject: `line ${lineNumber}`,
@@ -156,15 +164,25 @@ function looksStructural(line: string): boolean {
   return NODE_LINE.test(line) || BLOCK_OPEN.test(line) || BLOCK_CLOSE.test(line) || /^[ |]*"[^"]*" = /.test(line);
 }
 
-export function parseIoregText(input: string): ParsedDump {
-  const lines = input
-    .replace(/^\uFEFF/, '')
-    .split(/\r?\n/)
-    .map((line) => (line.includes('\u001b') ? line.replace(ANSI_SGR, '') : line))
-    .map((line) => (CODE_FENCE.test(line) ? '' : line));
+export function parseIoregText(input: string, maxValues = MAX_IMPORTED_VALUES): ParsedDump {
+  // Split within the engine's limits (an array of 120 M lines aborts the process), then cleaned in place.
+  const lines = splitLines(input.charCodeAt(0) === 0xfeff ? input.slice(1) : input, { loneCR: false, what: 'ioreg input' });
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    if (line.includes('\u001b')) line = line.replace(ANSI_SGR, '');
+    lines[i] = CODE_FENCE.test(line) ? '' : line;
+  }
   let lastContent = lines.length - 1;
   while (lastContent >= 0 && BARS_ONLY.test(lines[lastContent])) lastContent--;
 
+  // One budget of values for the whole dump (a registry entry counts 8): see MAX_IMPORTED_VALUES.
+  const budget: ValueBudget = { left: maxValues };
+  const tooMany = (lineNumber: number): never => {
+    throw new IokitSnapError(
+      'EINVAL',
+      `ioreg input, line ${lineNumber}: the dump holds more than ${maxValues} values and registry entries, more than any ioreg output (and more than fit in memory); capture with \`ioreg -r -d 1 -w 0 -c IOAccelerator\``,
+    );
+  };
   const roots: RegistryNode[] = [];
   const limits: Limitation[] = [];
   const open: { column: number; node: RegistryNode }[] = [];
@@ -172,6 +190,7 @@ export function parseIoregText(input: string): ParsedDump {
   let block: { owner: RegistryNode; line: number } | null = null;
 
   const headless = (lineNumber: number): RegistryNode => {
+    if ((budget.left -= 8) < 0) tooMany(lineNumber);
     const node = emptyNode(lineNumber, false);
     node.properties = {};
     roots.push(node);
@@ -187,6 +206,7 @@ export function parseIoregText(input: string): ParsedDump {
 
     const nodeMatch = NODE_LINE.exec(line);
     if (nodeMatch) {
+      if ((budget.left -= 8) < 0) tooMany(lineNumber);
       if (block) malformed(lineNumber, `\`}\` closing the property block opened at line ${block.line}, before the next node`, line);
       const column = nodeMatch[1].length;
       const node = parseNodeHeader(nodeMatch[2], lineNumber, line, limits);
@@ -224,10 +244,13 @@ export function parseIoregText(input: string): ParsedDump {
     let consumed = index;
     let firstError: ValueSyntaxError | null = null;
     for (;;) {
+      const left = budget.left;
       try {
-        parsed = parsePropertyText(text);
+        parsed = parsePropertyText(text, budget);
         break;
       } catch (caught) {
+        if (caught instanceof ValueBudgetExceeded) tooMany(lineNumber);
+        budget.left = left; // the line is read again, joined to the next: its values count once
         /* c8 ignore next -- the value reader throws only ValueSyntaxError; anything else is a bug to see as is */
         if (!(caught instanceof ValueSyntaxError)) throw caught;
         const error = caught;

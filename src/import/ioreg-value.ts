@@ -16,7 +16,7 @@
  * output; we read it the way the grammar allows first.
  */
 import { IokitSnapError } from '../errors';
-import { MAX_NESTING, setOwn } from '../input-limits';
+import { MAX_IMPORTED_VALUES, MAX_NESTING, setOwn } from '../input-limits';
 import type { PropertyValue } from '../types';
 
 /**
@@ -52,11 +52,22 @@ const CLOSERS: Record<StringContext, string> = {
   data: '`,` or `>` after a string in <data>',
 };
 
+/** Values an import may still create: shared by every line of one dump (MAX_IMPORTED_VALUES). */
+export interface ValueBudget {
+  left: number;
+}
+
+/** The dump holds more values than MAX_IMPORTED_VALUES: its caller names the line. */
+export class ValueBudgetExceeded extends Error {}
+
 class ValueReader {
   position = 0;
   /** Open (), [] and {} around the current position: bounded, so a value cannot overflow the stack. */
   private depth = 0;
-  constructor(readonly text: string) {}
+  constructor(
+    readonly text: string,
+    private readonly budget: ValueBudget = { left: MAX_IMPORTED_VALUES },
+  ) {}
 
   private fail(expected: string, inString = false): never {
     throw new ValueSyntaxError(this.position, expected, this.position >= this.text.length, inString);
@@ -119,6 +130,7 @@ class ValueReader {
   }
 
   readValue(): PropertyValue {
+    if (--this.budget.left < 0) throw new ValueBudgetExceeded(`more than ${MAX_IMPORTED_VALUES} values`);
     this.skipSpaces();
     const char = this.peek();
     switch (char) {
@@ -246,8 +258,8 @@ class ValueReader {
 }
 
 /** One property line, `"key" = value`, with its leading tree bars already removed. */
-export function parsePropertyText(text: string): { key: string; value: PropertyValue } {
-  const reader = new ValueReader(text);
+export function parsePropertyText(text: string, budget?: ValueBudget): { key: string; value: PropertyValue } {
+  const reader = new ValueReader(text, budget);
   const key = reader.readString('key');
   reader.atEnd(); // skips to the `=` that closesString saw after the key
   reader.position++;
@@ -257,8 +269,8 @@ export function parsePropertyText(text: string): { key: string; value: PropertyV
 }
 
 /** Parse one ioreg value on its own (tests, and callers holding a single value). */
-export function parseIoregValue(text: string): PropertyValue {
-  const reader = new ValueReader(text);
+export function parseIoregValue(text: string, budget?: ValueBudget): PropertyValue {
+  const reader = new ValueReader(text, budget);
   try {
     const value = reader.readValue();
     if (!reader.atEnd()) throw new ValueSyntaxError(reader.position, 'the end of the value', false, false);
@@ -267,6 +279,7 @@ export function parseIoregValue(text: string): PropertyValue {
     if (error instanceof ValueSyntaxError) {
       throw new IokitSnapError('EINVAL', `not an ioreg value: ${error.message}: ${JSON.stringify(text.slice(0, 80))}`);
     }
+    if (error instanceof ValueBudgetExceeded) throw new IokitSnapError('EINVAL', `not an ioreg value: it holds ${error.message}, more than any ioreg dump`);
     /* c8 ignore next 2 -- only ValueSyntaxError is thrown above; anything else is a bug worth seeing as is */
     throw error;
   }

@@ -15,7 +15,7 @@
 import { SaxesParser } from 'saxes';
 import type { PropertyValue } from '../types';
 import { integerValue } from './ioreg-value';
-import { MAX_NESTING, setOwn } from '../input-limits';
+import { MAX_IMPORTED_VALUES, MAX_NESTING, setOwn } from '../input-limits';
 
 /** Why a document is not a property list, and where (1-based line, 0-based column as saxes counts). */
 export class PlistSyntaxError extends Error {
@@ -56,7 +56,8 @@ function scalarValue(element: string, text: string, fail: (reason: string) => ne
     }
     case 'real': {
       const trimmed = text.trim();
-      if (REAL.test(trimmed)) return Number(trimmed);
+      // Past a double's range (1e400) it would be Infinity, which JSON cannot hold: kept as written, as nan and inf are.
+      if (REAL.test(trimmed)) return Number.isFinite(Number(trimmed)) ? Number(trimmed) : trimmed;
       // CFPropertyList writes nan, +infinity, -infinity; JSON cannot hold them as numbers.
       if (/^[+-]?(nan|inf|infinity)$/i.test(trimmed)) return trimmed;
       return fail(`<real> holds ${JSON.stringify(trimmed.slice(0, 40))}, not a number`);
@@ -71,7 +72,7 @@ function scalarValue(element: string, text: string, fail: (reason: string) => ne
 }
 
 /** Parse an XML property list; throws PlistSyntaxError on anything that is not one. */
-export function parsePlistXml(xml: string): PropertyValue {
+export function parsePlistXml(xml: string, maxValues = MAX_IMPORTED_VALUES): PropertyValue {
   const parser = new SaxesParser({ position: true });
   const stack: Container[] = [];
   let root: PropertyValue | undefined;
@@ -81,7 +82,10 @@ export function parsePlistXml(xml: string): PropertyValue {
     throw new PlistSyntaxError(parser.line, parser.column, reason);
   }
 
+  let valuesLeft = maxValues;
   const place = (value: PropertyValue, isKey: boolean): void => {
+    // An array of 100 M items aborts the process; a dump never holds that many values.
+    if (--valuesLeft < 0) fail(`more than ${maxValues} values, more than any ioreg dump holds (and more than fit in memory)`);
     const parent = stack[stack.length - 1];
     if (isKey && parent?.kind !== 'dict') fail('<key> outside a <dict>');
     if (parent === undefined) {

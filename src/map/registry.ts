@@ -51,10 +51,10 @@ function dictionary(value: PropertyValue | undefined): Dictionary | null {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !isData(value) ? value : null;
 }
 
-/** A number, or an integer carried as a decimal string (64-bit values above 2^53, rounded here). */
+/** A number, or an integer carried as a decimal string (64-bit values above 2^53, rounded here; past a double's range, none). */
 function numeric(value: PropertyValue | undefined): number | null {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
+  if (typeof value === 'string' && /^-?\d+$/.test(value) && Number.isFinite(Number(value))) return Number(value);
   return null;
 }
 

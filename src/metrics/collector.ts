@@ -21,7 +21,7 @@ import { sampleEvent } from '../analyze/sample-event';
 import type { Report, SampleEvent, WatchEvent } from '../analyze/types';
 import { acceleratorsInto, createThreadSampler, limitFromError, monotonicNs, readHost } from '../sample';
 import type { Accelerator, Host, Limitation, ProcessSample, ThreadSampler } from '../types';
-import { ProcessSelector, type ProcessSelection } from './selection';
+import { ProcessSelector, type ProcessSelection, type SelectorCount } from './selection';
 
 export type ProbeKind = 'threads' | 'accelerators';
 
@@ -60,6 +60,8 @@ export interface MetricsSampleEvent extends Omit<SampleEvent, 'cpu'> {
   accelerators: Accelerator[];
   limits: Limitation[];
   probes: ProbeTiming[];
+  /** What each selector (--pid, --match, --cgroup) selected for this sample (the collector always sets it). */
+  selection?: SelectorCount[];
 }
 
 export type CollectorEvent = Exclude<WatchEvent, SampleEvent> | MetricsSampleEvent;
@@ -229,7 +231,7 @@ export class Collector extends EventEmitter {
   }
 
   private async step(host: Pick<Host, 'platform'>, discard: Discard | undefined): Promise<void> {
-    const { pids: selected, limits } = await this.selector.select();
+    const { pids: selected, limits, counts } = await this.selector.select();
     this.reconcile(selected);
     const probes: ProbeTiming[] = [];
     const processes: ProcessSample[] = [];
@@ -258,7 +260,7 @@ export class Collector extends EventEmitter {
         const { limits: threadLimits, ...sample } = outcome.value;
         w.seen = true;
         w.backoff.succeeded();
-        limits.push(...threadLimits);
+        for (const limit of threadLimits) limits.push(limit); // a spread would overflow the stack on a huge list
         processes.push(sample);
         return;
       }
@@ -301,7 +303,7 @@ export class Collector extends EventEmitter {
       );
       if (own.some((l) => l.subject === 'accelerators' && l.code === 'ETIMEDOUT')) this.acceleratorBackoff.timedOut();
       else this.acceleratorBackoff.succeeded();
-      limits.push(...own);
+      for (const limit of own) limits.push(limit);
       return accelerators;
     };
 
@@ -316,6 +318,7 @@ export class Collector extends EventEmitter {
       accelerators,
       limits,
       probes,
+      selection: counts,
     });
     const announcement = this.announcer.step(report, now, at, discard !== undefined);
     if (announcement !== undefined) this.publish(announcement);

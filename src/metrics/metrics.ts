@@ -100,6 +100,11 @@ export class IokitSnapMetrics {
     g.samples.inc();
     if (event.discarded !== undefined) g.discarded.inc();
     g.lastSample.set(this.lastSampleMs / 1000);
+    if (event.selection !== undefined) {
+      // A handful of series (one per selector given), replaced whole: a selector's count can only be its latest.
+      g.selectorProcesses.reset();
+      for (const c of event.selection) g.selectorProcesses.set({ kind: c.kind, selector: c.selector }, c.processes);
+    }
     for (const probe of event.probes) {
       g.probeDuration.observe({ probe: probe.probe }, probe.seconds);
       if (probe.timedOut) g.probeTimeouts.inc({ probe: probe.probe });
@@ -163,7 +168,9 @@ export class IokitSnapMetrics {
       const name = this.names.get(pid) ?? 'unknown';
       const labels = { pid: String(pid), name };
       const findings = byPid.get(pid) ?? [];
-      g.verdict.set(labels, Math.max(0, ...findings.map((f) => VERDICT_OF[f.severity])));
+      let verdict = 0; // a loop, not Math.max(...): a process may have more findings than a call takes arguments
+      for (const f of findings) verdict = Math.max(verdict, VERDICT_OF[f.severity]);
+      g.verdict.set(labels, verdict);
       for (const [kind, { n, severity }] of tally(findings)) g.findings.set({ ...labels, kind, severity }, n);
     }
     g.watched.set(processes.length);
@@ -178,7 +185,9 @@ export class IokitSnapMetrics {
       const id = f.ref.accelerator;
       if (id === undefined) continue;
       if (f.kind === 'power-transition' && f.severity !== 'info') stuck.add(id);
-      findings.set(id, [...(findings.get(id) ?? []), f]);
+      const list = findings.get(id);
+      if (list === undefined) findings.set(id, [f]);
+      else list.push(f);
     }
     for (const a of event.accelerators) {
       const labels = { accelerator: a.id };
@@ -340,6 +349,11 @@ function defineMetrics(registry: client.Registry, lastSampleMs: () => number, re
       collect: render,
     }),
     accelerators: gauge('accelerators', 'Accelerators found in the latest sample.'),
+    selectorProcesses: gauge(
+      'selector_processes',
+      'Processes each selector selects now (kind: pid, match or cgroup; selector: as given). 0 is a selector that matches nothing: a pid that is not there, a pattern no process matches, a cgroup that does not exist or is empty.',
+      ['kind', 'selector'],
+    ),
     // processes
     threads: gauge('process_threads', 'Threads of a watched process by scheduler state.', [...proc, 'state']),
     blocked: gauge(

@@ -9,12 +9,17 @@
  * (/proc/<pid>/comm) does not, and it is tried first. At most one command-line read is in
  * flight: one that does not return within its deadline leaves the rest of the system matched
  * by name only until it does, and says so in `limits`.
+ *
+ * The patterns are the user's and the names are anyone's: matching runs under a time budget
+ * (bounded-match.ts), and a process whose name or command line a pattern cannot be matched
+ * against in time is not selected, with a limit saying so, instead of holding the exporter.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IokitSnapError } from '../errors';
 import type { Limitation } from '../types';
+import { BoundedMatcher } from './bounded-match';
 
 export interface ProcessSelection {
   /** Watched while they live; a pid that exited is never watched again (its number may be reused). */
@@ -32,11 +37,26 @@ export interface SelectorOptions {
   cgroupRoot?: string;
   /** Deadline for one command-line read, ms (default 1000). */
   cmdlineTimeoutMs?: number;
+  /** How long matching one name or command line against the patterns may take, ms (default 100). */
+  matchBudgetMs?: number;
+}
+
+/** What one selector (one --pid, --match or --cgroup) selects now. */
+export interface SelectorCount {
+  kind: 'pid' | 'match' | 'cgroup';
+  /** As given: the pid, the pattern (a RegExp as /source/flags), the cgroup path. */
+  selector: string;
+  /** Processes it selects now (iokit-snap itself never counts). */
+  processes: number;
+  /** Why it selects nothing, when that is known: no such process, no such cgroup. */
+  reason?: string;
 }
 
 export interface Selected {
   pids: Set<number>;
   limits: Limitation[];
+  /** One entry per selector, in the order given: pids, then patterns, then cgroups. */
+  counts: SelectorCount[];
 }
 
 const DEFAULT_CMDLINE_TIMEOUT_MS = 1000;
@@ -91,20 +111,29 @@ export function parseCgroupProcs(text: string): number[] {
 
 export class ProcessSelector {
   private readonly explicit: Set<number>;
-  private readonly match: RegExp[];
+  /** The explicit pids as given (a pid that exited is forgotten, and still counted: as 0). */
+  private readonly givenPids: number[];
+  private readonly matcher: BoundedMatcher;
+  private readonly matchLabels: string[];
   private readonly cgroups: string[];
   private readonly procRoot: string;
   private readonly cmdlineTimeoutMs: number;
   private cgroupRoot: string | undefined;
-  /** What was decided for each pid seen in the process table: matched or not, decided once. */
-  private readonly decided = new Map<number, boolean>();
+  /** What was decided for each pid seen in the process table, once: the patterns it matches (none: []). */
+  private readonly decided = new Map<number, number[]>();
+  /** Processes whose name or command line could not be matched within the budget: not selected, and said so. */
+  private readonly givenUp = new Map<number, string>();
+  /** macOS: what `ps` gave for each pid last time and what it matched (null: given up). */
+  private psSeen = new Map<number, { text: string; hits: number[] | null }>();
   /** A command-line read that missed its deadline and has not returned yet. */
   private stuckRead: { pid: number; sinceMs: number } | null = null;
 
   constructor(selection: ProcessSelection, options: SelectorOptions = {}) {
     const checked = checkSelection(selection);
+    this.givenPids = checked.pids;
     this.explicit = new Set(checked.pids);
-    this.match = checked.match;
+    this.matcher = new BoundedMatcher(checked.match, options.matchBudgetMs);
+    this.matchLabels = (selection.match ?? []).map((m) => (m instanceof RegExp ? String(m) : m));
     this.cgroups = checked.cgroups;
     this.procRoot = options.procRoot ?? '/proc';
     this.cgroupRoot = options.cgroupRoot;
@@ -116,21 +145,54 @@ export class ProcessSelector {
     this.explicit.delete(pid);
   }
 
-  /** The pids to watch now. Never rejects: what cannot be read is a limit. */
+  /** The pids to watch now, and what each selector selects. Never rejects: what cannot be read is a limit. */
   async select(): Promise<Selected> {
     const limits: Limitation[] = [];
+    const counts: SelectorCount[] = [];
     const pids = new Set<number>(this.explicit);
     pids.delete(process.pid);
-    if (this.match.length > 0) {
-      for (const pid of await this.matching(limits)) pids.add(pid);
+    for (const pid of this.givenPids) {
+      const reason = pid === process.pid ? 'iokit-snap itself is never watched' : !this.explicit.has(pid) ? 'it exited' : await this.absence(pid);
+      counts.push({ kind: 'pid', selector: String(pid), processes: reason === undefined ? 1 : 0, ...(reason !== undefined ? { reason } : {}) });
+    }
+    if (this.matcher.patterns.length > 0) {
+      const perPattern = new Array<number>(this.matcher.patterns.length).fill(0);
+      for (const [pid, hits] of await this.matching(limits)) {
+        pids.add(pid);
+        for (const p of hits) perPattern[p]++;
+      }
+      this.matchLabels.forEach((label, i) => counts.push({ kind: 'match', selector: label, processes: perPattern[i] }));
     }
     for (const cgroup of this.cgroups) {
-      for (const pid of await this.members(cgroup, limits)) pids.add(pid);
+      const own: Limitation[] = [];
+      const members = await this.members(cgroup, own);
+      for (const pid of members) pids.add(pid);
+      counts.push({ kind: 'cgroup', selector: cgroup, processes: members.length, ...(own.length > 0 ? { reason: own[0].reason } : {}) });
+      for (const limit of own) limits.push(limit);
     }
-    return { pids, limits };
+    return { pids, limits, counts };
   }
 
-  private async matching(limits: Limitation[]): Promise<number[]> {
+  /** Why an explicit pid is not there now (undefined: it is). */
+  private async absence(pid: number): Promise<string | undefined> {
+    if (this.procRoot !== '/proc') {
+      return fs.access(path.join(this.procRoot, String(pid))).then(
+        () => undefined,
+        () => 'no such process',
+      );
+    }
+    try {
+      process.kill(pid, 0);
+      return undefined;
+    } catch (error) {
+      // EPERM: it exists, owned by someone we may not signal (sampling may still be allowed).
+      /* c8 ignore next -- EPERM needs a user without the right to signal it; the tests run as root */
+      return (error as NodeJS.ErrnoException).code === 'EPERM' ? undefined : 'no such process';
+    }
+  }
+
+  /** The matching processes, each with the patterns it matches. */
+  private async matching(limits: Limitation[]): Promise<Map<number, number[]>> {
     /* c8 ignore next -- macOS has no /proc: ps gives name and arguments (proven by the macOS CI job) */
     if (process.platform === 'darwin' && this.procRoot === '/proc') return this.matchingWithPs(limits);
     let entries: string[];
@@ -138,29 +200,60 @@ export class ProcessSelector {
       entries = await fs.readdir(this.procRoot);
     } catch (error) {
       limits.push({ subject: 'selection', field: 'match', code: String((error as NodeJS.ErrnoException).code), reason: `cannot list ${this.procRoot}: ${(error as Error).message}` });
-      return [];
+      return new Map();
     }
-    const live = new Set<number>();
-    const matched: number[] = [];
-    // The stuck read that left a process undecided in this pass: it may return before the pass
-    // ends, and the pass is incomplete all the same.
-    let skippedFor: { pid: number; sinceMs: number } | null = null;
+    const live: number[] = [];
+    const fresh: { pid: number; name: string }[] = [];
     for (const entry of entries) {
       if (!/^\d+$/.test(entry)) continue;
       const pid = Number(entry);
       if (pid === process.pid) continue;
-      live.add(pid);
-      let verdict = this.decided.get(pid);
-      if (verdict === undefined) {
-        const decision = await this.decide(pid, (stuck) => (skippedFor = stuck));
-        if (decision === null) continue; // gone while we looked, or undecided until a stuck read returns
-        verdict = decision;
-        this.decided.set(pid, verdict);
+      live.push(pid);
+      if (this.decided.has(pid)) continue;
+      try {
+        fresh.push({ pid, name: (await fs.readFile(path.join(this.procRoot, String(pid), 'comm'), 'utf8')).replace(/\n$/, '') });
+      } catch {
+        // Gone while we looked.
       }
-      if (verdict) matched.push(pid);
     }
+    // Names first, all in one bounded batch; the command line only where no pattern matches the name.
+    const byName = this.matcher.matchAll(fresh.map((f) => f.name));
+    const byCommand: { pid: number; cmdline: string }[] = [];
+    // The stuck read that left a process undecided in this pass: it may return before the pass
+    // ends, and the pass is incomplete all the same.
+    let skippedFor: { pid: number; sinceMs: number } | null = null;
+    for (let i = 0; i < fresh.length; i++) {
+      const { pid } = fresh[i];
+      const hits = byName[i];
+      if (hits === null) this.giveUp(pid, 'name');
+      else if (hits.length > 0) this.decided.set(pid, hits);
+      else if (this.stuckRead !== null) skippedFor = this.stuckRead;
+      else {
+        const cmdline = await this.readCmdline(pid);
+        // Timed out now: this pass leaves it undecided even if the read returns before the pass ends.
+        if (typeof cmdline === 'object' && cmdline !== null) skippedFor = cmdline;
+        // A kernel thread or a zombie has an empty command line: the name is all there is.
+        else if (cmdline === '') this.decided.set(pid, []);
+        else if (cmdline !== null) byCommand.push({ pid, cmdline });
+        // null: gone, or unreadable now; decided on a later pass
+      }
+    }
+    const byLine = this.matcher.matchAll(byCommand.map((c) => c.cmdline));
+    byCommand.forEach(({ pid }, i) => {
+      const hits = byLine[i];
+      if (hits === null) this.giveUp(pid, 'command line');
+      else this.decided.set(pid, hits);
+    });
     // A pid that left the table is forgotten: if its number comes back, it is a new process.
-    for (const pid of this.decided.keys()) if (!live.has(pid)) this.decided.delete(pid);
+    const liveSet = new Set(live);
+    for (const pid of this.decided.keys()) if (!liveSet.has(pid)) this.decided.delete(pid);
+    for (const pid of this.givenUp.keys()) if (!liveSet.has(pid)) this.givenUp.delete(pid);
+    const matched = new Map<number, number[]>();
+    for (const pid of live) {
+      const hits = this.decided.get(pid);
+      if (hits !== undefined && hits.length > 0) matched.set(pid, hits);
+    }
+    this.givenUpLimits(limits);
     const stuck = this.stuckRead ?? skippedFor;
     if (stuck !== null) {
       limits.push({
@@ -174,38 +267,23 @@ export class ProcessSelector {
     return matched;
   }
 
-  private matches(text: string): boolean {
-    return this.match.some((re) => {
-      re.lastIndex = 0;
-      return re.test(text);
-    });
+  /** Matching this process's text did not finish in time: decided as not selected, and said so while it lives. */
+  private giveUp(pid: number, what: string): void {
+    this.decided.set(pid, []);
+    this.givenUp.set(pid, what);
   }
 
-  /**
-   * true or false, or null when the process is gone or its command line cannot be read now;
-   * `skipped` hears of the stuck read that kept it undecided.
-   */
-  private async decide(pid: number, skipped: (stuck: { pid: number; sinceMs: number }) => void): Promise<boolean | null> {
-    let name: string;
-    try {
-      name = (await fs.readFile(path.join(this.procRoot, String(pid), 'comm'), 'utf8')).replace(/\n$/, '');
-    } catch {
-      return null;
+  private givenUpLimits(limits: Limitation[]): void {
+    for (const [pid, what] of this.givenUp) {
+      limits.push({
+        // Not ETIMEDOUT: nothing hung but our own pattern, and the analysis reads ETIMEDOUT as a probe that hung.
+        subject: 'selection',
+        field: 'match',
+        code: 'ECANCELED',
+        reason: `matching the ${what} of pid ${pid} against the --match patterns took more than ${this.matcher.budgetMs} ms, so it was stopped; pid ${pid} is not selected`,
+        hint: 'a pattern with nested repetition such as (a+)+ backtracks exponentially on some texts: write it without, or select that process with --pid',
+      });
     }
-    if (this.matches(name)) return true;
-    if (this.stuckRead !== null) {
-      skipped(this.stuckRead);
-      return null;
-    }
-    const cmdline = await this.readCmdline(pid);
-    if (typeof cmdline === 'object' && cmdline !== null) {
-      // Timed out now: this pass leaves it undecided even if the read returns before the pass ends.
-      skipped(cmdline);
-      return null;
-    }
-    if (cmdline === null) return null;
-    // A kernel thread or a zombie has an empty command line: the name is all there is.
-    return cmdline !== '' && this.matches(cmdline);
   }
 
   /** The command line; null when it cannot be read (gone); the stuck read, when it did not return in time. */
@@ -267,18 +345,33 @@ export class ProcessSelector {
   }
 
   /* c8 ignore start -- macOS only: ps reads names and arguments through sysctl (proven by the macOS CI job) */
-  private matchingWithPs(limits: Limitation[]): Promise<number[]> {
+  private matchingWithPs(limits: Limitation[]): Promise<Map<number, number[]>> {
     return new Promise((resolve) => {
       execFile('ps', ['-A', '-o', 'pid=,comm=,args='], { timeout: 5000, maxBuffer: 16 << 20 }, (error, stdout) => {
+        const matched = new Map<number, number[]>();
         if (error) {
           limits.push({ subject: 'selection', field: 'match', code: 'EIO', reason: `ps failed: ${error.message}` });
-          return resolve([]);
+          return resolve(matched);
         }
-        const matched: number[] = [];
+        const rows: { pid: number; text: string }[] = [];
         for (const line of stdout.split('\n')) {
           const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-          if (m !== null && Number(m[1]) !== process.pid && this.matches(m[2])) matched.push(Number(m[1]));
+          if (m !== null && Number(m[1]) !== process.pid) rows.push({ pid: Number(m[1]), text: m[2] });
         }
+        // Matched once per process and text, as on Linux: a text given up on costs its budget once.
+        const fresh = rows.filter((r) => this.psSeen.get(r.pid)?.text !== r.text);
+        const hitsOf = this.matcher.matchAll(fresh.map((r) => r.text));
+        fresh.forEach((r, i) => this.psSeen.set(r.pid, { text: r.text, hits: hitsOf[i] }));
+        const seen = new Map<number, { text: string; hits: number[] | null }>();
+        this.givenUp.clear();
+        for (const { pid, text } of rows) {
+          const { hits } = this.psSeen.get(pid)!;
+          seen.set(pid, { text, hits });
+          if (hits === null) this.givenUp.set(pid, 'name and arguments');
+          else if (hits.length > 0) matched.set(pid, hits);
+        }
+        this.psSeen = seen; // pids that left the table are forgotten
+        this.givenUpLimits(limits);
         resolve(matched);
       });
     });

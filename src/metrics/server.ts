@@ -2,9 +2,19 @@
  * The HTTP side of `iokit-snap serve`: /metrics (Prometheus text format, written by
  * prom-client) and /healthz. A scrape reads the registry as the latest completed sample left
  * it and never waits for a probe; iokit_snap_sample_age_seconds says how old that is.
+ *
+ * Clients cannot hold it: a connection must send its headers within headersTimeoutMs and
+ * its whole request within requestTimeoutMs (a 408, then closed), an idle keep-alive
+ * connection is closed after keepAliveTimeoutMs and after 100 requests, and one that moves
+ * no byte for idleTimeoutMs (a reader that stopped reading) is closed. At most
+ * maxConnections are open at once; a new one past that closes the connection that has been
+ * idle longest (a request line that never finished, a keep-alive between scrapes), so idle
+ * connections, however many, cannot keep a scrape out. Only when every connection is busy
+ * answering a request is the new one refused.
  */
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import * as client from 'prom-client';
 import { IokitSnapError } from '../errors';
 import type { Collector, CollectorOptions } from './collector';
@@ -15,6 +25,95 @@ export interface ServeOptions extends CollectorOptions {
   host?: string;
   /** Port (default 9464; 0 picks a free one). */
   port?: number;
+  /** Time a client has to send its request headers, ms (default 10000). */
+  headersTimeoutMs?: number;
+  /** Time a client has to send its whole request, ms (default 20000, at least headersTimeoutMs). */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this, ms (default 5000). */
+  keepAliveTimeoutMs?: number;
+  /** A connection on which no byte moves either way for this long is closed, ms (default 30000). */
+  idleTimeoutMs?: number;
+  /** Connections open at once (default 64, and at most an eighth of the open-file limit). */
+  maxConnections?: number;
+}
+
+const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
+const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_CONNECTIONS = 64;
+const MAX_REQUESTS_PER_CONNECTION = 100;
+
+/** The soft limit on open files (Linux: /proc/self/limits), or null where it cannot be read. */
+export function openFileLimit(limitsText?: string): number | null {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+      /* c8 ignore next 3 -- macOS has no /proc */
+    } catch {
+      return null;
+    }
+  }
+  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+  return m === null || m[1] === 'unlimited' ? null : Number(m[1]);
+}
+
+/** The default connection cap: 64, but never more than an eighth of the open files (the samplers need the rest). */
+export function defaultMaxConnections(fileLimit: number | null): number {
+  return fileLimit === null ? DEFAULT_MAX_CONNECTIONS : Math.max(4, Math.min(DEFAULT_MAX_CONNECTIONS, Math.floor(fileLimit / 8)));
+}
+
+interface Closable {
+  destroy(): void;
+}
+
+/**
+ * Which connections may stay open: at most `max`; a new one past that closes the one that
+ * has been idle longest (no request in progress), or is itself closed when every one is busy.
+ */
+export class ConnectionCap<S extends Closable = Closable> {
+  /** Open connections, oldest first, and whether each is answering a request now. */
+  private readonly open = new Map<S, { busy: boolean }>();
+  constructor(readonly max: number) {}
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** A new connection: true when it may stay (another may have been closed for it), false when it was closed. */
+  admit(socket: S): boolean {
+    if (this.open.size >= this.max) {
+      for (const [idle, state] of this.open) {
+        if (state.busy) continue;
+        idle.destroy();
+        this.open.delete(idle);
+        break;
+      }
+      if (this.open.size >= this.max) {
+        socket.destroy();
+        return false;
+      }
+    }
+    this.open.set(socket, { busy: false });
+    return true;
+  }
+
+  /** A request began or ended on this connection. */
+  busy(socket: S, busy: boolean): void {
+    const state = this.open.get(socket);
+    if (state !== undefined) state.busy = busy;
+  }
+
+  closed(socket: S): void {
+    this.open.delete(socket);
+  }
+}
+
+function checkPositive(name: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw new IokitSnapError('EINVAL', `${name} must be a positive number, got ${String(value)}`);
+  }
 }
 
 export interface MetricsServer {
@@ -50,6 +149,10 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new IokitSnapError('EINVAL', `port must be 0..65535, got ${String(port)}`);
+  for (const name of ['headersTimeoutMs', 'requestTimeoutMs', 'keepAliveTimeoutMs', 'idleTimeoutMs', 'maxConnections'] as const) checkPositive(name, options[name]);
+  const headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeoutMs = Math.max(headersTimeoutMs, options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  const maxConnections = Math.max(1, Math.floor(options.maxConnections ?? defaultMaxConnections(openFileLimit())));
   const registry = new client.Registry();
   const metrics = new IokitSnapMetrics({ registry, defaultMetrics: true });
   const collector = metrics.watch(options);
@@ -57,7 +160,29 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
   // Healthy while samples keep completing: a probe can take its whole deadline, twice (threads, then the next step).
   const staleAfterMs = 2 * collector.timeoutMs + 2 * collector.intervalMs;
 
-  const server = http.createServer((request, response) => {
+  const connections = new ConnectionCap<Socket>(maxConnections);
+  const server = http.createServer(
+    {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      // How often the two deadlines above are checked (Node's default is every 30 s).
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeoutMs / 4)),
+    },
+    (request, response) => {
+      connections.busy(request.socket, true);
+      response.once('close', () => connections.busy(request.socket, false));
+      handle(request, response);
+    },
+  );
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
+  server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION;
+  // No 'timeout' listener: Node destroys a socket that stayed silent this long.
+  server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  server.on('connection', (socket: Socket) => {
+    if (connections.admit(socket)) socket.once('close', () => connections.closed(socket));
+  });
+
+  function handle(request: http.IncomingMessage, response: http.ServerResponse): void {
     const url = request.url!.split('?')[0];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { Allow: 'GET, HEAD' }).end();
@@ -83,9 +208,7 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
     } else {
       response.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
     }
-  });
-  // A scrape holds nothing open between requests, so close() is not held up by keep-alive.
-  server.keepAliveTimeout = 5000;
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -8,6 +8,9 @@
  *   peers unix-server PATH       listens on the unix socket PATH, accepts one client and
  *                                blocks reading from it
  *   peers unix-client PATH       connects to PATH and blocks reading
+ *   peers poll-client PATH       connects to PATH and waits in poll(2) on the socket, as a
+ *                                database client waits for its server's reply (poll names
+ *                                no fd to /proc)
  *   peers unix-pair              socketpair; a forked child blocks reading one end, this
  *                                process holds the other and sleeps
  *
@@ -18,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +132,17 @@ int main(int argc, char **argv) {
     printf("ready pid=%d\n", (int)getpid());
     fflush(stdout);
     read_forever(client);
+  }
+  if (strcmp(mode, "poll-client") == 0 && argc > 2) {
+    struct sockaddr_un address;
+    const int client = unix_address(argv[2], &address);
+    if (client < 0) die("socket");
+    if (connect(client, (struct sockaddr *)&address, sizeof address) != 0) die("connect");
+    printf("ready pid=%d\n", (int)getpid());
+    fflush(stdout);
+    struct pollfd wait = {client, POLLIN, 0};
+    for (;;)
+      if (poll(&wait, 1, -1) > 0) sleep_forever();
   }
   if (strcmp(mode, "unix-pair") == 0) {
     int ends[2];

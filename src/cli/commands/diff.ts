@@ -2,12 +2,13 @@
 import * as path from 'node:path';
 import { compare } from '../../analyze/compare';
 import { IokitSnapError } from '../../errors';
+import { documentChunks, jsonChunks } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
-import { explain } from '../explain';
+import { explainChunks } from '../explain';
 import { notFor, readDocument } from '../documents';
-import { EXIT, outStyle, write, type CliIO } from '../io';
+import { EXIT, outStyle, write, writeChunks, type CliIO } from '../io';
 
 /** One side of a diff: a snapshot, or what becomes one (a thread report, ioreg output). */
 async function comparable(source: string, io: CliIO): Promise<Snapshot> {
@@ -18,6 +19,19 @@ async function comparable(source: string, io: CliIO): Promise<Snapshot> {
       ? `it is already the comparison; exec saves the snapshots it came from beside it: iokit-snap diff ${path.join(path.dirname(where), 'baseline.json')} ${path.join(path.dirname(where), 'hung.json')}`
       : 'take snapshots with iokit-snap snapshot --pid N -o FILE';
   throw notFor('diff', document, where, 'two snapshots (or thread reports, or ioreg dumps)', instead);
+}
+
+/** The same JSON, compared chunk by chunk: two big snapshots are more text than one string holds. */
+function sameDocument(a: unknown, b: unknown): boolean {
+  const left = jsonChunks(a);
+  const right = jsonChunks(b);
+  for (;;) {
+    const x = left.next();
+    const y = right.next();
+    if (x.done || y.done) return x.done === true && y.done === true;
+    // The chunks of one text are cut at the same places (the same pieces, the same sizes), so equal texts give equal chunks.
+    if (x.value !== y.value) return false;
+  }
 }
 
 export const diffCommand: Command = {
@@ -54,7 +68,7 @@ or the same snapshot twice: nothing can have changed between a snapshot and itse
     // Either side may be a report (sample, spindump, crash, lldb, hung_task) or ioreg output instead of a snapshot.
     const [healthy, hung] = await Promise.all(positionals.map((p) => comparable(p, io)));
     const sameFile = positionals[0] === positionals[1];
-    if (sameFile || (healthy.takenAt === hung.takenAt && healthy.monotonicNs === hung.monotonicNs && JSON.stringify(healthy) === JSON.stringify(hung))) {
+    if (sameFile || (healthy.takenAt === hung.takenAt && healthy.monotonicNs === hung.monotonicNs && sameDocument(healthy, hung))) {
       // Nothing can have changed between a snapshot and itself: a verdict would be empty, not healthy.
       const same = sameFile ? `${positionals[0]} twice` : `${positionals[0]} and ${positionals[1]}`;
       throw new IokitSnapError(
@@ -66,11 +80,10 @@ or the same snapshot twice: nothing can have changed between a snapshot and itse
       stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined,
       expectExit: values['expect-exit'] === true,
     });
-    if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
-    else {
-      const options = { verbose: values.verbose === true, accelerators: hung.accelerators, snapshot: hung };
-      await write(io.stdout, explain(report, outStyle(io), positionals[1] !== '-' ? { ...options, snapshotFile: positionals[1] } : options));
-    }
+    // In pieces: a report of a few hundred thousand findings is more text than one string holds.
+    const options = { verbose: values.verbose === true, accelerators: hung.accelerators, snapshot: hung };
+    const chunks = values.json ? documentChunks(report) : explainChunks(report, outStyle(io), positionals[1] !== '-' ? { ...options, snapshotFile: positionals[1] } : options);
+    await writeChunks(io, chunks);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

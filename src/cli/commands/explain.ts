@@ -1,12 +1,13 @@
 /** `iokit-snap explain <report|snapshot>`: judge one report or snapshot on its own, with no baseline; or show a saved report. */
 import * as path from 'node:path';
 import { explain as judge } from '../../explain';
+import { documentChunks } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';
 import { notFor, readDocument } from '../documents';
-import { explain as describe } from '../explain';
-import { EXIT, outStyle, write, type CliIO } from '../io';
+import { explainChunks } from '../explain';
+import { EXIT, outStyle, write, writeChunks, type CliIO } from '../io';
 /** exec's hung.json beside its report.json, for the culprits' frames; null when there is none to read. */
 async function besideReport(report: string, io: CliIO): Promise<{ snapshot: Snapshot; snapshotFile: string } | null> {
   const file = path.join(path.dirname(report), 'hung.json');
@@ -56,11 +57,11 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. text that is no report)
     if (document.kind === 'report') {
       // Already judged: shown as saved (its verdict is the one it had then).
       const report = document.report;
-      if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
+      if (values.json) await writeChunks(io, documentChunks(report));
       else {
         const hung = source === '-' ? null : await besideReport(source, io);
-        const shown = describe(report, style, { verbose: values.verbose === true, ...hung });
-        await write(io.stdout, `${where}: a saved report${document.exec !== undefined ? ` of exec pid ${document.exec.pid} (${document.exec.outcome})` : ''}\n${shown}`);
+        await write(io.stdout, `${where}: a saved report${document.exec !== undefined ? ` of exec pid ${document.exec.pid} (${document.exec.outcome})` : ''}\n`);
+        await writeChunks(io, explainChunks(report, style, { verbose: values.verbose === true, ...hung }));
       }
       return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
     }
@@ -75,8 +76,11 @@ Exit status: 0 healthy, 2 hung or suspect, 1 error (e.g. text that is no report)
     }
     const snap = document.snapshot;
     const report = judge(snap, { stallMs: typeof values.stall === 'string' ? parseDuration(values.stall, '--stall') : undefined });
-    if (values.json) await write(io.stdout, JSON.stringify(report, null, 2) + '\n');
-    else await write(io.stdout, describe(report, style, { verbose: values.verbose === true, snapshot: snap, ...(source !== '-' ? { snapshotFile: source } : {}) }));
+    // In pieces: a report of a few hundred thousand findings is more text than one string holds.
+    const chunks = values.json
+      ? documentChunks(report)
+      : explainChunks(report, style, { verbose: values.verbose === true, snapshot: snap, ...(source !== '-' ? { snapshotFile: source } : {}) });
+    await writeChunks(io, chunks);
     return report.verdict === 'healthy' ? EXIT.ok : EXIT.hung;
   },
 };

@@ -1,7 +1,7 @@
 /** `iokit-snap import <file|->`: ioreg output captured on a Mac (or a thread report, or a snapshot), shown as a live run shows it. */
 import * as path from 'node:path';
 import { plural } from '../../analyze/format';
-import { writeSnapshot } from '../../snapshot-file';
+import { documentChunks, writeSnapshot } from '../../snapshot-file';
 import type { Snapshot } from '../../types';
 import { outputFile, parseCommandArgs, UsageError } from '../args';
 import type { Command } from '../command';
@@ -9,13 +9,18 @@ import { acceleratorTable } from '../accelerator-table';
 import { notFor, readDocument } from '../documents';
 import { threadTable } from '../format';
 import { limitLines } from '../notes';
-import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
+import { errStyle, EXIT, outStyle, write, writeChunks, type CliIO } from '../io';
+
+/** Rows per table: a report of millions of threads is shown as tables of this many, never as one string. */
+const TABLE_ROWS = 10_000;
 
 /** Each process's threads as `iokit-snap threads` shows them (an imported thread report, a saved snapshot). */
 async function showThreads(snap: Snapshot, io: CliIO, from: string): Promise<void> {
   for (const p of snap.processes) {
     await write(io.stdout, `pid ${p.pid} (${p.name}): ${plural(p.threads.length, 'thread')} ${from}\n`);
-    await write(io.stdout, threadTable(p.threads, outStyle(io)));
+    for (let at = 0; at < p.threads.length || at === 0; at += TABLE_ROWS) {
+      await write(io.stdout, threadTable(p.threads.slice(at, at + TABLE_ROWS), outStyle(io)));
+    }
   }
 }
 
@@ -71,9 +76,9 @@ Options:
       await write(io.stderr, `wrote ${file}: ${held}\n`);
       await write(io.stderr, limitLines(snap.limits, errStyle(io)));
     }
-    // -o - is the snapshot on stdout, as --json.
+    // -o - is the snapshot on stdout, as --json; in pieces: the snapshot of a big report is more JSON than one string can hold.
     if (values.json || values.output === '-') {
-      await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+      await writeChunks(io, documentChunks(snap));
       return EXIT.ok;
     }
     if (file !== null) return EXIT.ok;

@@ -20,7 +20,8 @@ Processes are selected again every interval, so a restarted service is picked up
 under its new pid and an exited one dropped:
   -p, --pid N          this process, while it lives (repeatable)
   --match REGEX        processes whose name or command line matches (repeatable);
-                       the command line is read once, when a process is first seen
+                       the command line is read once, when a process is first seen;
+                       a name that takes a pattern over 100 ms is not matched
   --cgroup PATH        the members of a cgroup (repeatable): a directory under
                        /sys/fs/cgroup, or a path as /proc/PID/cgroup shows it, e.g.
                        /system.slice/ollama.service (Linux)
@@ -33,6 +34,11 @@ Options:
   --no-accelerators    processes only
   --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
   --json               print the address as one JSON line: {"listening": …, "metrics": …}
+
+A selector that selects no process at start is warned about on stderr; every
+selector's count is iokit_snap_selector_processes. Clients get 10 s to send a
+request; at most 64 connections are open at once, and an idle one is closed to
+make room for a new one.
 
 Prints the address it listens on, then runs until SIGTERM or SIGINT (Ctrl-C),
 which close it cleanly (exit status 0). Metric names: docs/metrics.md in the package
@@ -109,6 +115,16 @@ which close it cleanly (exit status 0). Metric names: docs/metrics.md in the pac
     }
     if (pids.length === 0 && match.length === 0 && cgroups.length === 0) {
       await write(io.stderr, 'iokit-snap serve: no processes selected (--pid, --match, --cgroup): exporting the accelerators only\n');
+    } else {
+      // A selector that matches nothing at start is most often a typo (in a systemd unit, say): say so once.
+      server.collector.once('sample', (event: { selection?: { kind: string; selector: string; processes: number; reason?: string }[] }) => {
+        for (const c of event.selection ?? []) {
+          if (c.processes > 0) continue;
+          const why = c.reason ?? (c.kind === 'match' ? 'no process name or command line matches it now' : 'it has no members now');
+          const after = c.kind === 'pid' ? 'it will not be watched' : 'it is looked for again every interval';
+          void write(io.stderr, `iokit-snap serve: warning: --${c.kind} ${c.selector} selects no process (${why}); ${after} (iokit_snap_selector_processes)\n`);
+        }
+      });
     }
     await stopped;
     await server.close();

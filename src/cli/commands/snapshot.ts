@@ -1,11 +1,11 @@
 /** `iokit-snap snapshot`: one iokit-snap/1 document, to stdout or a file. */
 import { snapshot } from '../../sample';
-import { writeSnapshot } from '../../snapshot-file';
+import { documentChunks, writeSnapshot } from '../../snapshot-file';
 import { many, outputFile, parseCommandArgs, parseDuration, parsePid } from '../args';
 import type { Command } from '../command';
 import { paint } from '../format';
 import { currentWording, limitLines } from '../notes';
-import { errStyle, EXIT, write } from '../io';
+import { errStyle, EXIT, write, writeChunks } from '../io';
 
 export const snapshotCommand: Command = {
   name: 'snapshot',
@@ -66,7 +66,8 @@ Options:
       await writeSnapshot(file, snap);
       await write(io.stderr, `wrote ${file}: ${snap.accelerators.length} accelerator(s), ${snap.processes.length} process(es)\n`);
     }
-    if (file === null || values.json === true) await write(io.stdout, JSON.stringify(snap, null, 2) + '\n');
+    // In chunks: a snapshot with stacks of many threads can pass a string's limit.
+    if (file === null || values.json === true) await writeChunks(io, documentChunks(snap));
     await write(io.stderr, limitLines(snap.limits, errStyle(io), currentWording(true)));
     // A --pid that gave no threads at all is an error, as for `iokit-snap threads` (the snapshot is kept all the same).
     const sampled = new Set(snap.processes.map((p) => p.pid));

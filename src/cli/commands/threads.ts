@@ -3,12 +3,13 @@ import * as path from 'node:path';
 import type { ThreadCpu } from '../../analyze/types';
 import { IokitSnapError } from '../../errors';
 import { sampleThreads } from '../../sample';
+import { documentChunks } from '../../snapshot-file';
 import type { Limitation, ProcessSample } from '../../types';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { cpuPercent, stackLines, threadTable } from '../format';
 import { currentWording, limitLines } from '../notes';
-import { errStyle, EXIT, outStyle, write, type CliIO } from '../io';
+import { errStyle, EXIT, outStyle, write, writeChunks, type CliIO } from '../io';
 
 /** Each thread's %CPU over the interval, busiest first, as watch's sample events carry it. */
 function cpuList(sample: ProcessSample, percent: Map<number, number>): ThreadCpu[] {
@@ -65,7 +66,7 @@ async function fromFile(io: CliIO, source: string, pid: number | undefined, json
   }
   if (json) {
     const samples = processes.map((p) => ({ ...p, limits: limitsOf(limits, p.pid) }));
-    await write(io.stdout, JSON.stringify(samples, null, 2) + '\n');
+    await writeChunks(io, documentChunks(samples));
     return EXIT.ok;
   }
   for (const [i, p] of processes.entries()) {
@@ -150,7 +151,7 @@ Options:
     }
     if (values.json) {
       const rated = percent !== undefined ? { intervalMs, cpu: cpuList(sample, percent) } : {};
-      await write(io.stdout, JSON.stringify({ ...sample, ...rated }, null, 2) + '\n');
+      await writeChunks(io, documentChunks({ ...sample, ...rated })); // in chunks: a sample with stacks can pass a string's limit
       return EXIT.ok;
     }
     await show(io, sample, options.stacks, '', percent);

@@ -10,7 +10,7 @@
  */
 import type { Frame } from '../../types';
 import { LineTrail } from './line-trail';
-import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { idAt, MAX_PID, newProcess, newReport, newThread, offsetOf, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 const THREAD_HEADER = /^Thread (\d+)( Crashed)?:(?::?\s*(.*))?$/;
 const FRAME_START = /^(\d+)\s+(?=\S)/;
@@ -33,12 +33,12 @@ export function crashFrame(text: string): Frame | null {
   const unsymbolized = /^(0x[0-9a-fA-F]+|0) \+ (\d+)$/.exec(rest);
   if (unsymbolized !== null) {
     // "0x10efbd000 + 7605865": the image's load address and the offset into it.
-    if (unsymbolized[1] !== '0') frame.offset = Number(unsymbolized[2]);
+    if (unsymbolized[1] !== '0') frame.offset = offsetOf(unsymbolized[2]);
     return frame;
   }
   const symbol = SYMBOL.exec(rest) as RegExpExecArray;
   frame.symbol = symbol[1] === '' ? null : symbol[1];
-  frame.symbolOffset = symbol[2] === undefined ? null : Number(symbol[2]);
+  frame.symbolOffset = symbol[2] === undefined ? null : offsetOf(symbol[2]);
   return frame;
 }
 
@@ -76,7 +76,7 @@ export function parseCrash(lines: string[]): ParsedReport {
     if (done) continue;
     const header = THREAD_HEADER.exec(trimmed);
     if (header !== null) {
-      current = newThread(Number(header[1]), true, i + 1);
+      current = newThread(idAt(header[1], i + 1, 'thread number'), true, i + 1);
       const label = header[3]?.trim() ?? '';
       const queue = /^Dispatch queue: (.*)$/.exec(label);
       if (queue !== null) current.queue = queue[1];
@@ -124,7 +124,7 @@ export function parseCrash(lines: string[]): ParsedReport {
       const m = /^(.*?)\s*\[(\d+)\]$/.exec(value);
       if (m !== null) {
         process.name = m[1];
-        process.pid = Number(m[2]);
+        process.pid = idAt(m[2], i + 1, 'pid', MAX_PID);
       }
     } else if (key === 'Date/Time') report.takenAt = value;
     else if (key === 'OS Version') report.osRelease = value;

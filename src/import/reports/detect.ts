@@ -23,9 +23,12 @@ export interface Detected {
 /** Long lines are tested on their first 4 KiB: a signature is always near the start. */
 const PROBE = 4096;
 
-export function detectReport(lines: string[]): Detected | null {
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].length > PROBE ? lines[i].slice(0, PROBE) : lines[i];
+/** The first line only one format prints decides; `lines` may be an array or read lazily. */
+export function detectReport(lines: Iterable<string>): Detected | null {
+  let i = -1;
+  for (const line of lines) {
+    i++;
+    const raw = line.length > PROBE ? line.slice(0, PROBE) : line;
     if (raw.trim() === '') continue;
     if (NOT_A_REPORT.test(raw)) return null;
     if (LLDB.test(raw)) return { format: 'lldb', line: i + 1 };

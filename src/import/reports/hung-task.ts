@@ -13,7 +13,7 @@
  */
 import type { Frame, ThreadState } from '../../types';
 import { LineTrail } from './line-trail';
-import { newProcess, newReport, newThread, parseAddress, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
+import { idAt, MAX_PID, newProcess, newReport, newThread, parseAddress, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
 
 const SYSLOG = /^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:?\d\d)?) \S+ kernel: ?/;
 /** dmesg timestamps ("[  721.028170]", "[  +0.000049]", "[Wed Sep 26 00:30:18 2018]"), caller ids ("[T368845]"), log levels ("<6>"). */
@@ -54,7 +54,7 @@ function symbolFrame(symbol: string, offset: string | undefined, pc: string | un
     module: module ?? null,
     offset: null,
     symbol,
-    symbolOffset: offset === undefined ? null : Number.parseInt(offset, 16),
+    symbolOffset: offset === undefined ? null : parseAddress(offset),
     text,
   };
   if (unreliable) frame.unreliable = true;
@@ -102,18 +102,18 @@ export function parseHungTask(lines: string[]): ParsedReport {
       endTrace();
       task = null as Task | null;
       // Kernels before 4.14 print the task line after this one; later ones print `task:NAME state:D`.
-      pending = { name: info[1], pid: Number(info[2]), seconds: Number(info[3]), line: i + 1 };
+      pending = { name: info[1], pid: idAt(info[2], i + 1, 'pid', MAX_PID), seconds: Number(info[3]), line: i + 1 };
       continue;
     }
     const fresh = TASK_NEW.exec(message);
     if (fresh !== null) {
       const pid = /\bpid:\s*(\d+)/.exec(message);
-      if (pid !== null) startTask(fresh[1], Number(pid[1]), fresh[2], i + 1);
+      if (pid !== null) startTask(fresh[1], idAt(pid[1], i + 1, 'pid', MAX_PID), fresh[2], i + 1);
       continue;
     }
     const old = TASK_OLD.exec(message);
     if (old !== null) {
-      startTask(old[1], Number(old[3]), old[2], i + 1);
+      startTask(old[1], idAt(old[3], i + 1, 'pid', MAX_PID), old[2], i + 1);
       continue;
     }
     if (message === 'Call Trace:' || message === 'Backtrace:') {

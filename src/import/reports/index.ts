@@ -6,13 +6,15 @@
  * proves. A cut paste is read as far as it goes, with a limit saying where it stopped.
  */
 import { IokitSnapError } from '../../errors';
+import { eachLine, splitLines as splitInputLines } from '../lines';
+import { importedThreadBudget, MAX_DURATION_MS } from '../../input-limits';
 import type { Host, Limitation, ProcessSample, ReportFormat, Snapshot, ThreadSample } from '../../types';
 import { parseCrash } from './crash';
 import { darwinBlockedIn, linuxBlockedIn, stateOf } from './derive';
 import { detectReport } from './detect';
 import { parseHungTask } from './hung-task';
 import { parseLldb } from './lldb';
-import type { ParsedReport, ParsedThread } from './parsed';
+import { withThreadBudget, type ParsedReport, type ParsedThread } from './parsed';
 import { parseSample } from './sample';
 import { parseSpindump } from './spindump';
 
@@ -45,9 +47,14 @@ const FORMAT_NAMES: Record<ReportFormat, string> = {
  */
 export const MAX_LINE = 8192;
 
-/** Split into lines, drop Markdown fences (reports are usually pasted from issues), cap line length. */
+/** One line as the parsers read it: a Markdown fence (reports are usually pasted from issues) is blank, a long line cut. */
+function readable(line: string): string {
+  return line.length > MAX_LINE ? line.slice(0, MAX_LINE) : /^\s*(?:```|~~~)/.test(line) ? '' : line;
+}
+
+/** Split into lines, drop Markdown fences, cap line length. */
 function splitLines(text: string, limits: Limitation[]): string[] {
-  const lines = text.split(/\r?\n|\r/);
+  const lines = splitInputLines(text, { what: 'the report' });
   let cut = 0;
   let firstCut = 0;
   for (let i = 0; i < lines.length; i++) {
@@ -119,7 +126,21 @@ function build(parsed: ParsedReport, options: ImportReportOptions): Snapshot {
   ];
   const processes: ProcessSample[] = [];
   let indexNote = false;
+  /** A duration the report states or implies, or null (with a limit) when it cannot be real: negative, or longer than MAX_DURATION_MS. */
+  const real = (ms: number | null, where: string, field: string): number | null => {
+    if (ms === null || (ms >= 0 && ms <= MAX_DURATION_MS)) return ms;
+    limits.push({
+      subject: 'report',
+      field,
+      code: 'ERANGE',
+      reason: `${where}: ${field} would be ${Number.isFinite(ms) ? `${(ms / 1000).toPrecision(3)} s` : 'past any number of seconds'}, which cannot be real (no machine stays up ten years); the report is damaged there, and the duration is not used`,
+    });
+    return null;
+  };
   for (const p of parsed.processes) {
+    p.facts.sampledMs = real(p.facts.sampledMs, `process ${p.name ?? p.pid ?? 'unknown'}`, 'sampledMs');
+    p.facts.unresponsiveMs = real(p.facts.unresponsiveMs, `process ${p.name ?? p.pid ?? 'unknown'}`, 'unresponsiveMs');
+    for (const t of p.threads) t.heldMs = real(t.heldMs, `line ${t.line}`, 'heldMs');
     if (p.pid === null) {
       limits.push({ subject: `process ${p.name ?? 'unknown'}`, field: 'pid', code: 'ENODATA', reason: 'the report does not give the process id; 0 stands for it', hint: 'paste the report header too (Process: NAME [PID])' });
     }
@@ -168,7 +189,12 @@ function build(parsed: ParsedReport, options: ImportReportOptions): Snapshot {
 /** Which report format a text is, or null when it is none of them (an ioreg dump, a snapshot, other text). */
 export function detectReportFormat(text: string): ReportFormat | null {
   if (typeof text !== 'string') return null;
-  return detectReport(splitLines(text, []))?.format ?? null;
+  // Line by line, without splitting the whole text: the first line that decides ends it.
+  return detectReport(mapLines(eachLine(text), readable))?.format ?? null;
+}
+
+function* mapLines(lines: Iterable<string>, f: (line: string) => string): Generator<string, void, undefined> {
+  for (const line of lines) yield f(line);
 }
 
 /** Parse a report into an iokit-snap/1 snapshot. Throws only IokitSnapError (EINVAL for text it cannot read). */
@@ -192,8 +218,12 @@ export function importReport(text: string, options: ImportReportOptions = {}): S
     );
   }
   try {
-    const parsed = PARSERS[detected.format](lines);
-    parsed.limits.unshift(...limits);
+    const threads = importedThreadBudget(text.length, lines.length);
+    if (threads <= 0) {
+      throw new IokitSnapError('EINVAL', `the report has ${lines.length} lines: more than a report of its size can be read with (it would not fit in memory); pass the part about the process you need`);
+    }
+    const parsed = withThreadBudget(() => PARSERS[detected.format](lines), threads);
+    parsed.limits = limits.concat(parsed.limits);
     return build(parsed, options);
     /* c8 ignore start -- a safety net: the parsers do not throw (the fuzz test holds them to it) */
   } catch (error) {

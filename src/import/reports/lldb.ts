@@ -10,7 +10,7 @@
 import type { Frame } from '../../types';
 import { parenthesesBalanced } from './crash';
 import { LineTrail } from './line-trail';
-import { newProcess, newReport, newThread, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { idAt, MAX_PID, newProcess, newReport, newThread, offsetOf, parseAddress, truncated, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 const THREAD_HEADER = /^\s*(?:\*\s*)?thread #(\d+)(.*)$/;
 const FRAME_LINE = /^\s*(?:\*\s*)?frame #(\d+): 0x([0-9a-fA-F]+)(?: (.*))?$/;
@@ -31,7 +31,7 @@ export function lldbFrame(address: string, rest: string | undefined, text: strin
   if (at >= 0 && /^ at \S+:\d+(?::\d+)?$/.test(symbolPart.slice(at))) symbolPart = symbolPart.slice(0, at);
   const symbol = SYMBOL.exec(symbolPart) as RegExpExecArray;
   frame.symbol = symbol[1];
-  frame.symbolOffset = symbol[2] === undefined ? null : Number(symbol[2]);
+  frame.symbolOffset = symbol[2] === undefined ? null : offsetOf(symbol[2]);
   return frame;
 }
 
@@ -52,7 +52,7 @@ export function parseLldb(lines: string[]): ParsedReport {
     if (header !== null) {
       const tail = header[2];
       const tid = /tid = (0x[0-9a-fA-F]+|\d+)/.exec(tail);
-      current = newThread(tid === null ? Number(header[1]) : Number(tid[1]), tid === null, i + 1);
+      current = newThread(tid === null ? idAt(header[1], i + 1, 'thread number') : idAt(tid[1], i + 1, 'thread id'), tid === null, i + 1);
       const queue = /queue = '([^']*)'/.exec(tail);
       const name = /name = '([^']*)'/.exec(tail);
       if (queue !== null) current.queue = queue[1];
@@ -85,7 +85,7 @@ export function parseLldb(lines: string[]): ParsedReport {
     }
     const started = PROCESS.exec(trimmed);
     if (started !== null) {
-      process.pid = Number(started[1]);
+      process.pid = idAt(started[1], i + 1, 'pid', MAX_PID);
       if (started[2] !== undefined) process.name = started[2].slice(started[2].lastIndexOf('/') + 1);
     }
   }

@@ -2,6 +2,8 @@
  * What every report parser produces before it becomes a Snapshot: processes of threads
  * with their frames in the report's own terms, plus where the report stopped.
  */
+import { IokitSnapError } from '../../errors';
+import { MAX_IMPORTED_THREADS } from '../../input-limits';
 import type { Frame, Limitation, ReportFacts, ReportFormat, ThreadState } from '../../types';
 
 export interface ParsedThread {
@@ -45,7 +47,27 @@ export interface ParsedReport {
   lines: number;
 }
 
+/** The budget of the parse in progress: threads it may still create, of how many (parsing is synchronous). */
+let budget = { left: Number.POSITIVE_INFINITY, max: Number.POSITIVE_INFINITY };
+
+/** Run a parse that creates at most `max` threads; the next one is EINVAL naming its line. */
+export function withThreadBudget<T>(parse: () => T, max = MAX_IMPORTED_THREADS): T {
+  const outer = budget;
+  budget = { left: max, max };
+  try {
+    return parse();
+  } finally {
+    budget = outer;
+  }
+}
+
 export function newThread(tid: number, tidIsIndex: boolean, line: number): ParsedThread {
+  if (--budget.left < 0) {
+    throw new IokitSnapError(
+      'EINVAL',
+      `line ${line}: the report lists more than ${budget.max} threads or tasks, more than a report of its size can be read with (they would not fit in memory); pass the part about the process you need`,
+    );
+  }
   return {
     tid,
     tidIsIndex,
@@ -98,5 +120,33 @@ export function headless(report: ParsedReport, from: number, to: number, kept = 
 /** Parse a hex or decimal integer; null when it does not fit a double exactly. */
 export function parseAddress(hex: string): number | null {
   const value = Number.parseInt(hex, 16);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+/** pid_t is a 32-bit signed integer on Linux and macOS: no process id is larger. */
+export const MAX_PID = 0x7fffffff;
+
+/**
+ * An id the report prints (a pid, a thread id, a thread's number; decimal, or hex with 0x),
+ * or EINVAL naming the line when no system could have printed it: a snapshot's ids must be
+ * exact integers, and a number past 2^53 (or a pid past 2^31) cannot be one.
+ */
+export function idAt(text: string, line: number, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  const value = Number(text);
+  if (Number.isSafeInteger(value) && value >= 0 && value <= max) return value;
+  throw new IokitSnapError(
+    'EINVAL',
+    `line ${line}: ${what} ${text.length > 40 ? `${text.slice(0, 40)}…` : text} is larger than any ${what} can be (at most ${max}); the report is damaged at that line`,
+  );
+}
+
+/** A count the report prints (samples), or EINVAL naming the line when it is past 2^53 (no count of samples is). */
+export function countAt(text: string, line: number, what: string): number {
+  return idAt(text, line, what);
+}
+
+/** An offset into a symbol or an image; null when it does not fit a double exactly (as parseAddress). */
+export function offsetOf(text: string): number | null {
+  const value = Number(text);
   return Number.isSafeInteger(value) ? value : null;
 }

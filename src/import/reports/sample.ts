@@ -11,7 +11,7 @@
 import type { Frame } from '../../types';
 import { CallTree } from './call-tree';
 import { LineTrail } from './line-trail';
-import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
+import { countAt, idAt, MAX_PID, newProcess, newReport, newThread, offsetOf, parseAddress, UNKNOWN_TID, type ParsedReport, type ParsedThread } from './parsed';
 
 /** A tree line: tree markers, the count, the rest. The markers and the count never overlap, so this cannot backtrack. */
 const TREE_LINE = /^([ +!:|]*)(\d+) (.*)$/;
@@ -35,7 +35,7 @@ export function sampleFrame(rest: string, line: string = rest): Frame | null {
     module: module === '<unknown binary>' ? null : module,
     offset: null,
     symbol: rest.slice(0, at).trim(),
-    symbolOffset: tail[1] === undefined ? null : Number(tail[1]),
+    symbolOffset: tail[1] === undefined ? null : offsetOf(tail[1]),
     text: line.trim(),
   };
 }
@@ -93,7 +93,7 @@ export function parseSample(lines: string[]): ParsedReport {
     const analysis = ANALYSIS.exec(trimmed);
     if (analysis !== null) {
       process.name = analysis[1];
-      process.pid = Number(analysis[2]);
+      process.pid = idAt(analysis[2], i + 1, 'pid', MAX_PID);
       intervalMs = Number(analysis[3]);
       continue;
     }
@@ -101,10 +101,10 @@ export function parseSample(lines: string[]): ParsedReport {
     if (tree !== null && section !== 'top') {
       section = 'graph';
       const depth = tree[1].length;
-      const count = Number(tree[2]);
+      const count = countAt(tree[2], i + 1, 'sample count');
       const header = THREAD_HEADER.exec(tree[3]);
       if (header !== null) {
-        const tid = Number(header[1]);
+        const tid = idAt(header[1], i + 1, 'thread id');
         const thread = threadFromHeader(tid, header[2], i + 1);
         current = { thread, tree: new CallTree(), samples: count };
         let seen = byTid.get(tid);
@@ -142,7 +142,7 @@ export function parseSample(lines: string[]): ParsedReport {
         topOfStack.push({
           symbol: image < 0 ? entry : entry.slice(0, image).trim(),
           module: image < 0 || close < 0 ? null : entry.slice(image + 4, close),
-          samples: Number(count[1]),
+          samples: countAt(count[1], i + 1, 'sample count'),
         });
       }
       continue;
@@ -159,7 +159,7 @@ export function parseSample(lines: string[]): ParsedReport {
         const m = /^(.*) \[(\d+)\]$/.exec(value);
         if (m !== null) {
           process.name = m[1];
-          process.pid = Number(m[2]);
+          process.pid = idAt(m[2], i + 1, 'pid', MAX_PID);
         }
       } else if (key === 'Date/Time') report.takenAt = value;
       else if (key === 'OS Version') report.osRelease = value;

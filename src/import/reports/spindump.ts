@@ -15,7 +15,7 @@
 import type { Frame } from '../../types';
 import { CallTree } from './call-tree';
 import { LineTrail } from './line-trail';
-import { newProcess, newReport, newThread, parseAddress, UNKNOWN_TID, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
+import { countAt, idAt, MAX_PID, newProcess, newReport, newThread, offsetOf, parseAddress, UNKNOWN_TID, type ParsedProcess, type ParsedReport, type ParsedThread } from './parsed';
 
 const FRAME_LINE = /^(\s*)(\*?)(\d+)\s+(\S.*)$/;
 const THREAD_HEADER = /^\s+Thread 0x([0-9a-fA-F]+)\b(.*)$/;
@@ -47,12 +47,12 @@ export function spindumpFrame(rest: string, line: string = rest): { frame: Frame
       const inImage = where.lastIndexOf(' in ');
       const image = /^(.*?)(?: \+ (\d+))?$/.exec(inImage >= 0 ? where.slice(inImage + 4) : where.replace(/^in /, '')) as RegExpExecArray;
       module = image[1];
-      offset = image[2] === undefined ? null : Number(image[2]);
+      offset = image[2] === undefined ? null : offsetOf(image[2]);
     }
   }
   const sym = /^(.*?)(?: \+ (\d+))?$/.exec(symbolPart.trim()) as RegExpExecArray;
   return {
-    frame: { pc, module, offset, symbol: sym[1], symbolOffset: sym[2] === undefined ? null : Number(sym[2]), text: line },
+    frame: { pc, module, offset, symbol: sym[1], symbolOffset: sym[2] === undefined ? null : offsetOf(sym[2]), text: line },
     tail: rest.slice(end + 1),
   };
 }
@@ -60,7 +60,7 @@ export function spindumpFrame(rest: string, line: string = rest): { frame: Frame
 function parseThreadHeader(tid: number, tail: string, line: number): { thread: ParsedThread; complete: boolean } {
   const thread = newThread(tid, false, line);
   const samples = /(\d+) samples? \((\d+)-(\d+)\)/.exec(tail);
-  if (samples !== null) thread.samples = Number(samples[1]);
+  if (samples !== null) thread.samples = countAt(samples[1], line, 'sample count');
   const named = /Thread name "([^"]*)"/.exec(tail);
   if (named !== null) thread.name = named[1];
   const queueNew = /DispatchQueue "([^"]*)"\((\d+)\)/.exec(tail);
@@ -146,7 +146,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
       inHeaviest = false;
       process ??= target ?? processFor(null, null);
       const owner = process;
-      const parsed = parseThreadHeader(Number.parseInt(header[1], 16), header[2], i + 1);
+      const parsed = parseThreadHeader(idAt(`0x${header[1]}`, i + 1, 'thread id'), header[2], i + 1);
       if (!parsed.complete) trail.cutShort(i);
       open = { thread: parsed.thread, tree: new CallTree(), kernelTree: new CallTree(), process: owner, kernelSection: false };
       continue;
@@ -163,7 +163,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
         continue;
       }
       const kernel = frameLine[2] === '*' || (open?.kernelSection ?? false);
-      const count = Number(frameLine[3]);
+      const count = countAt(frameLine[3], i + 1, 'sample count');
       const depth = frameLine[1].length + frameLine[2].length;
       parsed.frame.samples = count;
       const blockedBy = BLOCKED_BY.exec(parsed.tail);
@@ -179,7 +179,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
       }
       if (open.kernelSection) open.kernelTree.add(depth, count, parsed.frame);
       else open.tree.add(depth, count, parsed.frame, kernel);
-      if (blockedBy !== null && open.thread.blockedBy === undefined) open.thread.blockedBy = parseBlockedBy(blockedBy[1]);
+      if (blockedBy !== null && open.thread.blockedBy === undefined) open.thread.blockedBy = parseBlockedBy(blockedBy[1], i + 1);
       continue;
     }
     if (trimmed.startsWith('<')) continue; // `<process frontmost, thread QoS …>` lines
@@ -191,7 +191,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
     switch (key) {
       case 'Process': {
         const m = /^(.*?) \[(\d+)\]/.exec(value);
-        process = m === null ? processFor(null, value) : processFor(Number(m[2]), m[1]);
+        process = m === null ? processFor(null, value) : processFor(idAt(m[2], i + 1, 'pid', MAX_PID), m[1]);
         break;
       }
       case 'Command':
@@ -199,10 +199,11 @@ export function parseSpindump(lines: string[]): ParsedReport {
         break;
       case 'PID':
         if (/^\d+$/.test(value)) {
-          if (target === null) target = processFor(Number(value), null);
+          const pid = idAt(value, i + 1, 'pid', MAX_PID);
+          if (target === null) target = processFor(pid, null);
           else if (target.pid === null) {
             byPid.delete(null);
-            target.pid = Number(value);
+            target.pid = pid;
             byPid.set(target.pid, target);
           }
         }
@@ -228,12 +229,12 @@ export function parseSpindump(lines: string[]): ParsedReport {
       }
       case 'Steps': {
         const m = /^(\d+)/.exec(value);
-        if (m !== null) steps = Number(m[1]);
+        if (m !== null) steps = countAt(m[1], i + 1, 'step count');
         break;
       }
       case 'Num samples': {
         const m = /^(\d+)/.exec(value);
-        if (m !== null && process !== null) process.facts.samples = Number(m[1]);
+        if (m !== null && process !== null) process.facts.samples = countAt(m[1], i + 1, 'sample count');
         break;
       }
       case 'Event':
@@ -285,7 +286,7 @@ export function parseSpindump(lines: string[]): ParsedReport {
     p.facts.sampledMs = durationMs;
     if (p === target || report.processes.length === 1) {
       p.facts.unresponsiveMs = unresponsiveMs;
-      p.facts.notes.unshift(...reportNotes);
+      p.facts.notes = reportNotes.concat(p.facts.notes); // not unshift(...): a report may carry more notes than a call takes arguments
     }
     // The main thread first, as a live macOS sample lists it; a thread whose header was cut last.
     const cut = p.threads.findIndex((t) => t.tid === UNKNOWN_TID);
@@ -305,12 +306,12 @@ export function parseSpindump(lines: string[]): ParsedReport {
 }
 
 /** "turnstile waiting for lldb-rpc-server [12692] [unique pid 112195] thread 0x2c4a6c" → who. */
-function parseBlockedBy(text: string): { pid: number | null; tid: number | null; name: string | null; text: string } {
+function parseBlockedBy(text: string, line: number): { pid: number | null; tid: number | null; name: string | null; text: string } {
   const who = /(?:waiting for|held by|owned by) (.*?) \[(\d+)\]/.exec(text);
   const thread = /thread 0x([0-9a-fA-F]+)/.exec(text);
   return {
-    pid: who === null ? null : Number(who[2]),
-    tid: thread === null ? null : Number.parseInt(thread[1], 16),
+    pid: who === null ? null : idAt(who[2], line, 'pid', MAX_PID),
+    tid: thread === null ? null : idAt(`0x${thread[1]}`, line, 'thread id'),
     name: who === null ? null : who[1],
     text,
   };
