@@ -51,6 +51,9 @@ struct Scanner::Thread {
   WaitKey key;  // its wait as of the end of the previous pass, when keyKnown
   bool keyKnown = false;
   bool settled = false;
+  // Settled once, and moved since: the settled wait is kept, and a return to it (read once,
+  // when the thread is still again) settles it again without a full read.
+  bool wasSettled = false;
   int64_t settleNumber = -1;
   bool settleHasArg0 = false;
   uint64_t settleArg0 = 0;
@@ -157,6 +160,30 @@ bool Scanner::OpenProcess(int32_t pid, Process& process, ProcessPass& out) {
   return true;
 }
 
+std::optional<WaitKey> Scanner::ReadKey(Process& process, uint64_t tid, int32_t pid, PassRecord& record) {
+  // A kernel thread has no calls to read: its one wait is "in the kernel".
+  if (process.kernel) return WaitKey{0, 0, 0};
+  Reading(pid, "syscall");
+  ++record.keyReads;
+  std::optional<WaitKey> key;
+  if (procfs::ReadTaskFileOnce(process.task.get(), tid, TaskFile::Syscall, buffer_).outcome == ReadOutcome::Ok) {
+    const auto line = procfs::ParseSyscallLine(buffer_.text);
+    if (line && line->kind == procfs::SyscallLine::Kind::InCall) key = WaitKey{line->number, line->args[0], line->pc};
+  }
+  Reading(pid, "schedstat");
+  return key;
+}
+
+bool Scanner::SettledWait(const Thread& t, const WaitKey& key) const {
+  // restart_syscall is the wait it resumes after a stop (a stack walk's, a SIGSTOP's): the same wait.
+  const bool resumed = key.number == restartNumber_;
+  const bool sameCall = t.settleNumber == -1 || resumed || key.number == t.settleNumber;
+  // A 32-bit argument (an fd, a futex word of a 32-bit process) may come back sign-extended.
+  const bool sameArg = !t.settleHasArg0 || resumed || key.arg0 == t.settleArg0 ||
+                       (t.settleArg0 <= 0xffffffffu && (key.arg0 & 0xffffffffu) == t.settleArg0);
+  return sameCall && sameArg;
+}
+
 void Scanner::Classify(Process& process, Thread& t, uint64_t tid, const procfs::SchedStat& now, uint64_t nowNs,
                        ProcessPass& out, PassRecord& record) {
   const uint64_t cpu = now.cpuNs - t.last.cpuNs;
@@ -166,46 +193,39 @@ void Scanner::Classify(Process& process, Thread& t, uint64_t tid, const procfs::
   t.lastNs = nowNs;
   if (!ran) {
     ++out.still;
+    if (!t.settled && t.wasSettled) {
+      // Still again after it moved: back in the wait it was settled in is idle again.
+      const std::optional<WaitKey> key = ReadKey(process, tid, out.pid, record);
+      t.wasSettled = false;
+      if (key && SettledWait(t, *key)) t.settled = true;
+    }
     if (t.settled) ++out.settled;
     else out.candidates.push_back(tid);
     return;
   }
   const uint64_t little = std::max<uint64_t>(options_.rewaitMinNs, static_cast<uint64_t>(options_.rewaitShare * static_cast<double>(window)));
   if (cpu > little) {
+    t.wasSettled = t.wasSettled || t.settled;
     t.settled = false;
     t.keyKnown = false;
     ++out.moved;
     return;
   }
-  // Next to no CPU: did it wait again where it waited? A kernel thread has no calls to read.
-  std::optional<WaitKey> key;
-  if (process.kernel) {
-    key = WaitKey{0, 0, 0};
-  } else {
-    Reading(out.pid, "syscall");
-    ++record.keyReads;
-    if (procfs::ReadTaskFileOnce(process.task.get(), tid, TaskFile::Syscall, buffer_).outcome == ReadOutcome::Ok) {
-      const auto line = procfs::ParseSyscallLine(buffer_.text);
-      if (line && line->kind == procfs::SyscallLine::Kind::InCall) key = WaitKey{line->number, line->args[0], line->pc};
-    }
-  }
-  // restart_syscall is the wait it resumes after a stop (a stack walk's, a SIGSTOP's): the same wait.
-  const bool resumed = key && key->number == restartNumber_;
-  if (t.settled && key) {
-    const bool sameCall = t.settleNumber == -1 || resumed || key->number == t.settleNumber;
-    const bool sameArg = !t.settleHasArg0 || resumed || key->arg0 == t.settleArg0 ||
-                         (t.settleArg0 <= 0xffffffffu && (key->arg0 & 0xffffffffu) == t.settleArg0);
-    if (sameCall && sameArg) {
-      ++out.rewaited;
-      ++out.settled;
-      ++out.settledRewaited;
-      t.key = *key;
-      t.keyKnown = true;
-      return;
-    }
+  // Next to no CPU: did it wait again where it waited?
+  const std::optional<WaitKey> key = ReadKey(process, tid, out.pid, record);
+  if ((t.settled || t.wasSettled) && key && SettledWait(t, *key)) {
+    t.settled = true;
+    t.wasSettled = false;
+    ++out.rewaited;
+    ++out.settled;
+    ++out.settledRewaited;
+    t.key = *key;
+    t.keyKnown = true;
+    return;
   }
   t.settled = false;
-  const bool same = key && t.keyKnown && (resumed || *key == t.key);
+  t.wasSettled = false;
+  const bool same = key && t.keyKnown && (key->number == restartNumber_ || *key == t.key);
   t.keyKnown = key.has_value();
   if (key) t.key = *key;
   if (same) {
@@ -293,6 +313,21 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
       if (procfs::ReadFileAt(root_.get(), procfs::FormatEntryPath(name, static_cast<uint64_t>(pid), "status"), buffer_).outcome == ReadOutcome::Ok)
         out.identity.uid = RealUid(buffer_.text);
     }
+    if (p.kernel) {
+      // A kernel thread is judged by the D-state rule alone: its state, from the stat just read.
+      ++record.processCount;
+      ++record.threadCount;
+      out.threads = 1;
+      if (stat->stateLetter == 'D') {
+        ++out.still;
+        out.candidates.push_back(static_cast<uint64_t>(pid));
+      } else {
+        ++out.moved;
+      }
+      if (!out.candidates.empty() || detailed.count(pid) != 0) out.tids.push_back(static_cast<uint64_t>(pid));
+      if (out.fresh || !out.tids.empty()) record.processes.push_back(std::move(out));
+      continue;
+    }
     if (p.relist || stat->numThreads != p.tids.size()) {
       Reading(pid, "task");
       const int error = procfs::ListNumericEntries(p.task.get(), scratch_, p.tids);
@@ -350,7 +385,6 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
         continue;
       }
       Classify(p, t, tid, *sched, nowNs, out, record);
-      Reading(pid, "schedstat");
     }
     for (auto it = p.threads.begin(); it != p.threads.end();) {
       if (it->second.seen != generation_) {

@@ -12,8 +12,13 @@
 // Any other change is *moved*. Still and re-waiting threads are the candidates, less the
 // ones the caller *settled*: threads it read in full and judged idle in their wait (a park,
 // a sleep, an event wait), which stay settled while they stay still, or re-wait in the
-// wait they were settled in (the same call and first argument), and are given again as
-// candidates once they do anything else.
+// wait they were settled in (the same call and first argument). One that moves is no longer
+// settled; when it is still again, its syscall file is read once, and back in the wait it
+// was settled in it is settled again (a worker back on its queue's condition), anywhere
+// else a candidate.
+//
+// A kernel thread (PF_KTHREAD) is judged by the D-state rule alone: its stat's state, no
+// schedstat; it is a candidate while in D.
 //
 // Never read here: cmdline, environ, maps (they take the target's mmap lock), nor the
 // cgroup file (the cgroup mutex): the labels are read by ReadLabels, a probe of its own.
@@ -26,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -131,6 +137,8 @@ class Scanner {
   struct Thread;
   struct Process;
   void ApplySettles();
+  std::optional<WaitKey> ReadKey(Process& process, uint64_t tid, int32_t pid, PassRecord& record);
+  bool SettledWait(const Thread& t, const WaitKey& key) const;
   void Forget(Process& process);
   bool OpenProcess(int32_t pid, Process& process, ProcessPass& out);
   void Classify(Process& process, Thread& thread, uint64_t tid, const procfs::SchedStat& now, uint64_t nowNs,
