@@ -394,7 +394,13 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
   /** The pids /proc lists now, less the ones left out. */
   private listPids(): number[] {
     const { readdirSync } = require('node:fs') as typeof import('node:fs');
-    const names = readdirSync(this.procRoot);
+    let names: string[];
+    try {
+      names = readdirSync(this.procRoot);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'ENOENT' : 'EIO';
+      throw new IokitSnapError(code, `cannot list ${this.procRoot}: ${(error as Error).message}. Give the directory procfs is mounted on (procRoot).`, { cause: error });
+    }
     const pids: number[] = [];
     const listed = new Set<number>();
     for (const name of names) {
