@@ -75,6 +75,8 @@ export async function runWatchAll(args: WatchAllArgs, io: CliIO): Promise<number
   /** Each process's verdict as last printed. */
   const verdicts = new Map<number, Verdict>();
   const hung = new Set<number>();
+  /** Processes reported hung or suspect: their exit is news. */
+  const reported = new Set<number>();
   let passes = 0;
   let hangs = 0;
   let failed = false;
@@ -103,6 +105,7 @@ export async function runWatchAll(args: WatchAllArgs, io: CliIO): Promise<number
         const before = verdicts.get(event.pid);
         verdicts.set(event.pid, event.verdict);
         if (before === undefined && event.verdict === 'healthy') continue;
+        if (event.verdict !== 'healthy') reported.add(event.pid);
         if (args.json) await write(io.stdout, JSON.stringify(event) + '\n');
         else if (event.verdict === 'suspect') {
           const worst = event.findings[0];
@@ -113,13 +116,14 @@ export async function runWatchAll(args: WatchAllArgs, io: CliIO): Promise<number
       if (event.type === 'hang') {
         hangs++;
         hung.add(event.pid);
-      } else if (event.type === 'recover' || event.type === 'exit') hung.delete(event.pid);
-      // An exit of a process that was fine is no news: a host's processes come and go.
-      if (event.type === 'exit' && (verdicts.get(event.pid) ?? 'healthy') === 'healthy') {
+        reported.add(event.pid);
+      } else if (event.type === 'recover') hung.delete(event.pid);
+      else {
+        // An exit of a process that was never reported is no news: a host's processes come and go.
+        hung.delete(event.pid);
         verdicts.delete(event.pid);
-        continue;
+        if (!reported.delete(event.pid)) continue;
       }
-      if (event.type === 'exit') verdicts.delete(event.pid);
       if (args.json) await write(io.stdout, JSON.stringify(event) + '\n');
       else if (event.type === 'hang') await write(io.stdout, `${event.at} ${paint(style, 'red', 'HUNG')} ${describeProcess(event.labels)}\n${explain(event.report, style)}`);
       else if (event.type === 'recover') await write(io.stdout, `${event.at} ${paint(style, 'green', 'RECOVERED')} ${describeProcess(event.labels)} after ${formatMs(event.hungForMs)}\n`);
