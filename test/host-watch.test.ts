@@ -301,3 +301,78 @@ t.test('a scheduler-clock calibration a busy CPU did not run is our limit, not a
 
 // Keep the types exercised: a HostPassEvent, a process event and an error event are what the iterator yields.
 export type Yielded = HostPassEvent | HostProcessEvent | HostErrorEvent;
+
+t.test('the edges of a host watch: a full iterator queue, a pass stuck on a known process, odd /proc entries, events after a watch', { skip: linux }, async (t) => {
+  // Odd entries in a /proc-shaped tree: only positive integer names are pids; an empty pid directory is a process gone.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-hostproc-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  for (const name of ['0', '12x', '7', 'self']) fs.mkdirSync(path.join(root, name));
+  const fake = watchHost({ ...FAST, procRoot: root });
+  const fakeLog = record(fake);
+  await waitFor(() => fakeLog.of('pass').length >= 1, 'a pass over the fake tree');
+  fake.close();
+  await fake.done;
+  t.equal(fakeLog.of('pass')[0].processes, 0, 'nothing there is a process');
+  // A procRoot that is a file: EIO.
+  const file = path.join(root, 'file');
+  fs.writeFileSync(file, '');
+  const notDir = watchHost({ ...FAST, procRoot: file });
+  const notDirLog = record(notDir);
+  await notDir.done;
+  t.equal(notDirLog.of('error')[0]?.error.code, 'EIO');
+
+  // A pass stuck on a process the scan knows: its name in the error, and it is left out.
+  const target = await start(t, 'sleep');
+  const native = binding();
+  const open = native.openHostScanner!;
+  let scans = 0;
+  native.openHostScanner = (options) => {
+    const real = open(options);
+    return {
+      scan: (pids, detail) => (++scans === 3 ? new Promise(() => undefined) : real.scan(pids, detail)),
+      settle: (requests) => real.settle(requests),
+      reading: () => (scans === 3 ? { pid: target.pid, file: 'syscall' } : real.reading()),
+      close: () => real.close(),
+    };
+  };
+  t.teardown(() => {
+    native.openHostScanner = open;
+  });
+  const w = watchHost({ ...FAST, include: [{ name: '^target$' }], timeoutMs: 500 });
+  t.teardown(() => w.close());
+  const log = record(w);
+  const stuck = await waitFor(() => log.of('error')[0], 'the stuck pass');
+  t.match(stuck, { pid: target.pid, labels: { name: 'target' }, error: { code: 'ETIMEDOUT', message: new RegExp(`reading /proc/${target.pid}/syscall \\(target\\): that process is left out`) } });
+  await waitFor(() => log.of('pass').length >= 3, 'passes go on with a new scanner');
+  t.equal(w.labelsOf(target.pid), undefined, 'the stuck process is not scanned again');
+
+  // Events of a process's watch: a sub-watch that fails (ESRCH: gone before its first sample) says nothing;
+  // another error is published with the process's labels; a discarded window changes no verdict.
+  const internals = w as unknown as { startWatch(pid: number, labels: object): void; watched: Map<number, { watcher: NodeJS.EventEmitter; verdict: string }> };
+  const labels = { pid: 0x7fff0000, name: 'gone', uid: 0, kernel: false, cgroup: null, unit: null, container: null, pod: null, devices: [] };
+  internals.startWatch(0x7fff0000, labels);
+  await waitFor(() => !internals.watched.has(0x7fff0000), 'the failed watch ends');
+  t.notOk(log.of('error').some((e) => e.pid === 0x7fff0000), 'ESRCH is no error of the scan');
+  const other = await start(t, 'sleep');
+  internals.startWatch(other.pid, { ...labels, pid: other.pid, name: 'target' });
+  const sub = internals.watched.get(other.pid)!;
+  sub.watcher.emit('error', { type: 'error', at: '', monotonicNs: 0, error: new IokitSnapError('EIO', 'a read failed') });
+  t.match(log.of('error').at(-1), { pid: other.pid, labels: { name: 'target' }, error: { code: 'EIO' } });
+  sub.watcher.emit('sample', { type: 'sample', at: '', monotonicNs: 0, verdict: 'hung', findings: [], threads: 1, cpu: [], discarded: { reason: 'late', lateMs: 1 } });
+  t.equal(sub.verdict, 'healthy', 'a discarded window is no verdict');
+
+  // The iterator: a consumer that does not read keeps at most 256 events, dropping passes and samples first.
+  const it = w[Symbol.asyncIterator]();
+  const publish = (w as unknown as { publish(e: HostEvent): void }).publish.bind(w);
+  const pass = log.of('pass')[0];
+  for (let i = 0; i < 300; i++) publish({ type: 'exit', at: '', monotonicNs: i, pid: 1, labels: labels as never });
+  publish(pass);
+  publish({ type: 'exit', at: '', monotonicNs: 999, pid: 1, labels: labels as never });
+  const first = await it.next();
+  t.equal(first.done, false);
+  t.ok((first.value as Of<'exit'>).monotonicNs > 0, 'the oldest were dropped');
+  await it.return!();
+  t.same(await it.next(), { value: undefined, done: true }, 'a finished iterator stays finished');
+  w.close();
+  await w.done;
+});
