@@ -122,7 +122,8 @@ t.test('serve --all: processes by verdict, a verdict series only for the hung, t
 t.test('serve --all from the command line', { skip: linux }, async (t) => {
   const signals = new EventEmitter();
   let streams: CliStreams | undefined;
-  const run = runCli(['serve', '--all', '--listen', '127.0.0.1:0', '--json', '--no-accelerators', '--include', 'name=^target$', '--exclude', 'uid=65534', '--pass', '200ms'], {}, false, signals, (s) => (streams = s));
+  await t.rejects(startMetricsServer({ port: 0, accelerators: false, all: { include: 'x' as never } }), { code: 'EINVAL', message: /include must be an array/ }, 'bad host options: nothing left running');
+  const run = runCli(['serve', '--all', '--basic', '--listen', '127.0.0.1:0', '--json', '--no-accelerators', '--include', 'name=^target$', '--exclude', 'uid=65534', '--pass', '200ms'], {}, false, signals, (s) => (streams = s));
   const line = await waitFor(() => streams!.stdout().split('\n').find((l) => l.startsWith('{')), 'the JSON listening line');
   const { metrics } = JSON.parse(line) as { metrics: string };
   await waitFor(async () => ((await scrape(metrics)).value('iokit_snap_host_passes_total') ?? 0) >= 1, 'a pass');

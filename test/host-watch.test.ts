@@ -329,9 +329,9 @@ t.test('the edges of a host watch: a full iterator queue, a pass stuck on a know
   native.openHostScanner = (options) => {
     const real = open(options);
     return {
-      scan: (pids, detail) => (++scans === 3 ? new Promise(() => undefined) : real.scan(pids, detail)),
+      scan: (pids, detail) => (++scans === 3 || scans === 6 ? new Promise(() => undefined) : real.scan(pids, detail)),
       settle: (requests) => real.settle(requests),
-      reading: () => (scans === 3 ? { pid: target.pid, file: 'syscall' } : real.reading()),
+      reading: () => (scans === 3 ? { pid: target.pid, file: 'syscall' } : scans === 6 ? { pid: 0x7ffffff0, file: 'stat' } : real.reading()),
       close: () => real.close(),
     };
   };
@@ -344,6 +344,9 @@ t.test('the edges of a host watch: a full iterator queue, a pass stuck on a know
   const stuck = await waitFor(() => log.of('error')[0], 'the stuck pass');
   t.match(stuck, { pid: target.pid, labels: { name: 'target' }, error: { code: 'ETIMEDOUT', message: new RegExp(`reading /proc/${target.pid}/syscall \\(target\\): that process is left out`) } });
   await waitFor(() => log.of('pass').length >= 3, 'passes go on with a new scanner');
+  const unknown = await waitFor(() => log.of('error').find((e) => e.pid === 0x7ffffff0), 'a pass stuck on a process it did not know');
+  t.equal(unknown.labels, undefined);
+  t.match(unknown.error.message, /reading \/proc\/2147483632\/stat: that process/);
   t.equal(w.labelsOf(target.pid), undefined, 'the stuck process is not scanned again');
 
   // Events of a process's watch: a sub-watch that fails (ESRCH: gone before its first sample) says nothing;

@@ -26,7 +26,6 @@ import { Watcher } from '../analyze/watch';
 import { cgroupNames, cgroupPath, type ProcessLabels } from './labels';
 
 export type { ProcessLabels } from './labels';
-export { gpuDevices, cgroupPath, cgroupNames } from './labels';
 
 /** Which processes: every field given must match (name: a regular expression on the kernel's name). */
 export interface HostSelector {

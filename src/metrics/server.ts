@@ -164,15 +164,20 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
   const registry = new client.Registry();
   const metrics = new IokitSnapMetrics({ registry, defaultMetrics: true });
   const { all, ...collectorOptions } = options;
+  const collector = metrics.watch(collectorOptions);
   let hostScan: HostWatcher | null = null;
   if (all !== undefined) {
-    // Loaded here: only serve --all needs it. Checked before anything starts (ENOTSUP on macOS, EINVAL).
+    // Loaded here: only serve --all needs it. Its interval and stall are the collector's unless given.
     const { watchHost } = require('../host/watch') as typeof import('../host/watch');
     const { observeHost } = require('./host') as typeof import('./host');
-    hostScan = watchHost({ ...all, intervalMs: all.intervalMs ?? options.intervalMs ?? 1000, stallMs: all.stallMs ?? options.stallMs ?? 10000 });
+    try {
+      hostScan = watchHost({ intervalMs: collector.intervalMs, stallMs: collector.stallMs, ...all });
+    } catch (error) {
+      await collector.close(); // EINVAL, or ENOTSUP off Linux: nothing is left running
+      throw error;
+    }
     observeHost(registry, hostScan);
   }
-  const collector = metrics.watch(collectorOptions);
   const startedMs = Date.now();
   // Healthy while samples keep completing: a probe can take its whole deadline, twice (threads, then the next step).
   const staleAfterMs = 2 * collector.timeoutMs + 2 * collector.intervalMs;

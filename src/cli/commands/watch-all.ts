@@ -1,7 +1,8 @@
 /** `iokit-snap watch --all`: every process of this host, judged as `watch --pid` judges one. */
 import { formatMs, plural } from '../../analyze/format';
 import type { Verdict } from '../../analyze/types';
-import { gpuDevices, type HostEvent, type HostSelector, type ProcessLabels } from '../../host/watch';
+import { gpuDevices } from '../../host/labels';
+import type { HostEvent, HostSelector, ProcessLabels } from '../../host/watch';
 import { UsageError } from '../args';
 import type { CliIO } from '../io';
 import { EXIT, errStyle, outStyle, write } from '../io';
