@@ -79,6 +79,9 @@ t.test('a host of real processes: exactly the hung ones are reported, with label
   t.ok(pass.durationMs >= 0 && pass.keyReads >= 0 && pass.labelReads >= 0);
   t.ok(w.labelsOf(hung.deadlock.pid) !== undefined && w.labelsOf(process.pid) === undefined, 'its own process is never scanned');
 
+  // A settled idle process stopped later: its leader's state makes every thread a candidate again.
+  process.kill(idle.sleep.pid, 'SIGSTOP');
+  await waitFor(() => log.of('hang').some((e) => e.pid === idle.sleep.pid), 'a hang for the sleeper stopped after it was settled', DEADLINE_MS);
   // A recovery: SIGCONT, and the stopped one runs (sleeps) again.
   process.kill(hung.stopped.pid, 'SIGCONT');
   await waitFor(() => log.of('recover').some((e) => e.pid === hung.stopped.pid), 'the stopped one recovering', DEADLINE_MS);

@@ -398,6 +398,14 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
         ++it;
       }
     }
+    // A stopped or traced process, or one whose leader is in D: every thread is a candidate, settled or not (a
+    // SIGSTOP wakes a settled thread for a moment and leaves it where it waited; a stop is a verdict of its own).
+    if (stat->stateLetter == 'T' || stat->stateLetter == 't' || stat->stateLetter == 'D') {
+      for (const uint64_t tid : p.tids) {
+        if (p.threads.count(tid) != 0 && std::find(out.candidates.begin(), out.candidates.end(), tid) == out.candidates.end())
+          out.candidates.push_back(tid);
+      }
+    }
     const bool detailedNow = detailed.count(pid) != 0;
     if (detailedNow || !out.candidates.empty()) {
       for (const uint64_t tid : p.tids)

@@ -17,6 +17,9 @@
 // was settled in it is settled again (a worker back on its queue's condition), anywhere
 // else a candidate.
 //
+// A process whose leader is stopped, traced or in D (its stat, read every pass) has every
+// thread as a candidate, settled or not.
+//
 // A kernel thread (PF_KTHREAD) is judged by the D-state rule alone: its stat's state, no
 // schedstat; it is a candidate while in D.
 //
