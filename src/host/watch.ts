@@ -17,7 +17,7 @@ import { binding, withDeadline, type RawHostProcess, type RawHostScanner, type R
 import { checkBoolean, checkDuration, MAX_TIMER_MS, readOptions } from '../options';
 import { monotonicNs } from '../sample';
 import { describeValue } from '../snapshot-schema';
-import type { Limitation, ProcessSample } from '../types';
+import type { Limitation, ProcessSample, Snapshot } from '../types';
 import { isDriverCall } from '../analyze/calls';
 import { isStopped } from '../analyze/thread-rules';
 import type { ErrorEvent, Verdict, WatchEvent } from '../analyze/types';
@@ -223,6 +223,8 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
   /** Pids a pass got stuck on: never read again. */
   private readonly wedged = new Set<number>();
   private readonly watched = new Map<number, Watched>();
+  /** The latest sample of each process judged healthy and settled: the baseline of its next full watch. */
+  private readonly baselines = new Map<number, ProcessSample>();
   private readonly consumers = new Set<Consumer>();
   private closed = false;
   private stopped = false;
@@ -417,6 +419,7 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
     // A pid no longer listed: its process is gone; a later one under that pid is looked at afresh.
     for (const pid of this.ignored) if (!listed.has(pid)) this.ignored.delete(pid);
     for (const pid of this.known.keys()) if (!listed.has(pid)) this.known.delete(pid);
+    for (const pid of this.baselines.keys()) if (!listed.has(pid)) this.baselines.delete(pid);
     return pids;
   }
 
@@ -443,6 +446,7 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
       fresh.forEach((p, i) => this.admit(p, raw[i]));
     }
     for (const p of record.processes) {
+      if (p.status !== 'ok' || p.fresh) this.baselines.delete(p.pid); // gone, or another process under its pid
       if (p.status !== 'ok') {
         this.known.delete(p.pid);
         continue;
@@ -494,8 +498,10 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
   }
 
   private startWatch(pid: number, labels: ProcessLabels): void {
+    const healthy = this.baselines.get(pid);
     const watcher = new Watcher({
       pid,
+      ...(healthy !== undefined ? { baseline: { monotonicNs: healthy.sampledAtNs, processes: [healthy], accelerators: [], limits: [] } as unknown as Snapshot } : {}),
       intervalMs: this.intervalMs,
       stallMs: this.stallMs,
       spinRatio: this.options.spinRatio,
@@ -526,7 +532,11 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
       const judgedNs = (this.stallMs + 2 * this.intervalMs) * 1e6;
       if (entry.healthySinceNs >= 0 && event.monotonicNs - entry.startedNs >= judgedNs) {
         const sample = watcher.latest(pid);
-        if (sample !== undefined) this.settle(settleRequests(sample));
+        if (sample !== undefined) {
+          this.settle(settleRequests(sample));
+          // Its healthy self, the baseline of its next watch: a loop seen in epoll_wait that later sleeps in a handler is a frozen loop.
+          this.baselines.set(pid, sample);
+        }
         watcher.close();
       }
     });
