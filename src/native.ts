@@ -123,7 +123,12 @@ export interface RawHostPass {
   startedNs: number;
   endedNs: number;
   processCount: number;
+  /** Threads covered: read, or of a process none of whose threads ran (its CPU clock did not move). */
   threadCount: number;
+  /** Threads whose schedstat was read. */
+  threadReads: number;
+  /** Processes none of whose threads ran since the previous pass: nothing of them was read. */
+  unchangedProcesses: number;
   keyReads: number;
   oneShotReads: number;
   keptFds: number;

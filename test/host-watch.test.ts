@@ -217,10 +217,24 @@ t.test('the cheap pass (native): still threads are candidates until settled, and
   t.equal(s.settled, 5);
   const quiet = await scanner.scan(pids, new Int32Array(0));
   t.notOk(quiet.processes.some((x) => x.pid === target.pid), 'a process with nothing to say is only counted');
+  t.equal(quiet.unchangedProcesses, 1, 'none of its threads ran: its CPU clock did not move');
+  t.equal(quiet.threadReads, 0, 'so nothing of it was read');
+  t.equal(quiet.threadCount, 5, 'and its five threads are covered');
+  // Stopped: every thread is a candidate, settled or not, also in the passes that read nothing of it.
+  process.kill(target.pid, 'SIGSTOP');
+  await waitFor(() => /\) T /.test(fs.readFileSync(`/proc/${target.pid}/stat`, 'utf8')), 'the target stopped');
+  const stoppedRead = await scanner.scan(pids, new Int32Array(0));
+  t.equal(stoppedRead.processes.find((x) => x.pid === target.pid)?.candidates.length, 5, 'stopped: every thread a candidate');
+  const stoppedQuiet = await scanner.scan(pids, new Int32Array(0));
+  t.equal(stoppedQuiet.unchangedProcesses, 1);
+  t.equal(stoppedQuiet.processes.find((x) => x.pid === target.pid)?.candidates.length, 5, 'still, and still every thread a candidate');
+  process.kill(target.pid, 'SIGCONT');
+  await waitFor(() => !/\) T /.test(fs.readFileSync(`/proc/${target.pid}/stat`, 'utf8')), 'the target running again');
+  await scanner.scan(pids, new Int32Array(0));
   // tid 0: every thread of the process a candidate again.
   scanner.settle(Float64Array.of(target.pid, 0, -1, -1));
   const again = await scanner.scan(pids, new Int32Array(0));
-  t.equal(again.processes.find((x) => x.pid === target.pid)?.candidates.length, 5, 'unsettled by tid 0');
+  t.equal(again.processes.find((x) => x.pid === target.pid)?.candidates.length, 5, 'unsettled by tid 0 (or by the SIGCONT: the sleepers woke in their wait)');
   t.equal(scanner.reading(), null, 'reads nothing between passes');
   // Bad arguments.
   t.throws(() => scanner.scan([1] as never, new Int32Array(0)), { code: 'EINVAL' });

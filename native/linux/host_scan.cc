@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,6 +36,16 @@ int64_t RealUid(std::string_view status) {
 }
 
 std::string ErrnoText(int error) { return std::strerror(error); }
+
+// The CPU time of every thread of a process together, exited ones included, in ns: its
+// process CPU clock (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)), one syscall and no procfs
+// file. Any thread that runs, however briefly, moves it.
+std::optional<uint64_t> GroupCpuNs(int32_t pid) {
+  const clockid_t id = static_cast<clockid_t>((~static_cast<uint32_t>(pid) << 3) | 2u);
+  timespec ts{};
+  if (clock_gettime(id, &ts) != 0) return std::nullopt;
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 int OpenDirectoryAt(int dirFd, const char* name, int flags, int* error) {
   const int fd = openat(dirFd, name, flags | O_DIRECTORY | O_CLOEXEC);
@@ -71,6 +82,11 @@ struct Scanner::Process {
   std::vector<uint64_t> tids;
   std::unordered_map<uint64_t, Thread> threads;
   uint64_t seen = 0;
+  // The group's CPU clock at the previous pass (CPUCLOCK_SCHED: every thread's runtime, exited ones' too, in ns).
+  bool groupCpuKnown = false;
+  uint64_t groupCpuNs = 0;
+  // Its leader was stopped, traced or in D at the last full read: every thread a candidate.
+  bool forceAll = false;
 };
 
 Scanner::Scanner(ScanOptions options)
@@ -259,6 +275,30 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
     p.seen = generation_;
     ProcessPass out;
     out.pid = pid;
+    // No thread of it ran since the previous pass (its group CPU clock did not move): every thread is where
+    // that pass left it, and nothing is read. Only on the host's own /proc (the clock is the kernel's, by pid).
+    std::optional<uint64_t> groupCpu;
+    if (options_.procRoot == "/proc" && !(p.known && p.kernel)) groupCpu = GroupCpuNs(pid);
+    if (groupCpu && p.known && p.groupCpuKnown && *groupCpu == p.groupCpuNs && !p.relist && detailed.count(pid) == 0) {
+      ++record.processCount;
+      ++record.unchangedProcesses;
+      out.threads = static_cast<uint32_t>(p.threads.size());
+      record.threadCount += out.threads;
+      for (auto& entry : p.threads) {
+        entry.second.seen = generation_;
+        ++out.still;
+        if (entry.second.settled && !p.forceAll) ++out.settled;
+        else out.candidates.push_back(entry.first);
+      }
+      if (!out.candidates.empty()) {
+        for (const uint64_t tid : p.tids)
+          if (p.threads.count(tid) != 0) out.tids.push_back(tid);
+        record.processes.push_back(std::move(out));
+      }
+      continue;
+    }
+    p.groupCpuKnown = groupCpu.has_value();
+    p.groupCpuNs = groupCpu.value_or(0);
     Reading(pid, "stat");
     if (!p.task && !OpenProcess(pid, p, out)) {
       if (out.status == ProcessPass::Status::Failed && out.code == "EPERM") ++denied;
@@ -372,6 +412,7 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
       }
       ++record.threadCount;
       ++out.threads;
+      ++record.threadReads;
       const bool fresh = t.seen == 0 || sched->cpuNs < t.last.cpuNs || sched->timeslices < t.last.timeslices;
       t.seen = generation_;
       if (fresh) {
@@ -400,7 +441,8 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
     }
     // A stopped or traced process, or one whose leader is in D: every thread is a candidate, settled or not (a
     // SIGSTOP wakes a settled thread for a moment and leaves it where it waited; a stop is a verdict of its own).
-    if (stat->stateLetter == 'T' || stat->stateLetter == 't' || stat->stateLetter == 'D') {
+    p.forceAll = stat->stateLetter == 'T' || stat->stateLetter == 't' || stat->stateLetter == 'D';
+    if (p.forceAll) {
       for (const uint64_t tid : p.tids) {
         if (p.threads.count(tid) != 0 && std::find(out.candidates.begin(), out.candidates.end(), tid) == out.candidates.end())
           out.candidates.push_back(tid);

@@ -23,6 +23,11 @@
 // A kernel thread (PF_KTHREAD) is judged by the D-state rule alone: its stat's state, no
 // schedstat; it is a candidate while in D.
 //
+// Before any of that, the process's CPU clock (clock_gettime of MAKE_PROCESS_CPUCLOCK(pid,
+// CPUCLOCK_SCHED): the runtime of every thread, exited ones too). When it did not move since
+// the previous pass no thread ran, so every thread is where that pass left it and nothing else
+// is read: an idle process costs one syscall a pass, whatever its thread count.
+//
 // Never read here: cmdline, environ, maps (they take the target's mmap lock), nor the
 // cgroup file (the cgroup mutex): the labels are read by ReadLabels, a probe of its own.
 // The syscall file takes the target's exec_update_lock, which an exec holds for a moment;
@@ -101,7 +106,9 @@ struct PassRecord {
   uint64_t startedNs = 0;
   uint64_t endedNs = 0;
   uint32_t processCount = 0;  // processes read
-  uint32_t threadCount = 0;   // threads read (a schedstat each)
+  uint32_t threadCount = 0;   // threads covered: read, or of a process none of whose threads ran
+  uint32_t threadReads = 0;   // threads whose schedstat was read
+  uint32_t unchangedProcesses = 0;  // processes none of whose threads ran (their CPU clock did not move): nothing read
   uint32_t keyReads = 0;      // syscall files read, for threads that moved by next to nothing
   uint32_t oneShotReads = 0;  // schedstat files read by open/read/close: the fd budget was spent
   uint32_t keptFds = 0;       // fds the scanner keeps between passes

@@ -348,6 +348,8 @@ Napi::Object PassToJs(Napi::Env env, const hostscan::PassRecord& pass) {
   result.Set("endedNs", Napi::Number::New(env, static_cast<double>(pass.endedNs)));
   result.Set("processCount", Napi::Number::New(env, pass.processCount));
   result.Set("threadCount", Napi::Number::New(env, pass.threadCount));
+  result.Set("threadReads", Napi::Number::New(env, pass.threadReads));
+  result.Set("unchangedProcesses", Napi::Number::New(env, pass.unchangedProcesses));
   result.Set("keyReads", Napi::Number::New(env, pass.keyReads));
   result.Set("oneShotReads", Napi::Number::New(env, pass.oneShotReads));
   result.Set("keptFds", Napi::Number::New(env, pass.keptFds));

@@ -75,9 +75,13 @@ export interface HostPassEvent {
   type: 'pass';
   at: string;
   monotonicNs: number;
-  /** Processes and threads read by this pass. */
+  /** Processes and threads this pass covered. */
   processes: number;
   threads: number;
+  /** Of those, processes none of whose threads ran since the previous pass (their CPU clock did not move): nothing else read. */
+  unchanged: number;
+  /** schedstat files read: the threads of the processes that ran. */
+  threadReads: number;
   /** syscall files read (threads that ran next to nothing); labels read for new processes. */
   keyReads: number;
   labelReads: number;
@@ -475,6 +479,8 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
       monotonicNs: record.endedNs,
       processes: record.processCount,
       threads: record.threadCount,
+      unchanged: record.unchangedProcesses,
+      threadReads: record.threadReads,
       keyReads: record.keyReads,
       labelReads,
       durationMs: (record.endedNs - record.startedNs) / 1e6,
