@@ -90,6 +90,11 @@ t.test('a host of real processes: exactly the hung ones are reported, with label
   await waitFor(() => log.of('exit').some((e) => e.pid === hung.deadlock.pid), 'the deadlock exiting', DEADLINE_MS);
   await waitFor(() => !w.watchedPids.includes(hung.deadlock.pid), 'its watch ended');
   t.ok(vforkChild > 0);
+  // A settled process that exits: what the scan kept of it goes at the next pass (its pid is no longer listed).
+  await idle.epoll.stop();
+  const passes = log.of('pass').length;
+  await waitFor(() => log.of('pass').length > passes + 1, 'a pass after it exited');
+  t.equal(w.labelsOf(idle.epoll.pid), undefined, 'forgotten');
   w.close();
   await w.done;
   t.equal(w.watchedPids.length, 0, 'close() ends every full watch');
@@ -117,6 +122,19 @@ t.test('selectors: include and exclude by name, uid and cgroup; the async iterat
   t.same(await seen({ include: [{ name: '^target$', cgroup }] }), new Set([a.pid, b.pid]), `cgroup ${cgroup}`);
   t.same(await seen({ include: [{ name: '^target$', cgroup: '/' }] }), new Set([a.pid, b.pid]), 'cgroup / holds everything');
   t.same(await seen({ include: [{ name: '^target$', cgroup: '/no/such/slice' }] }), new Set(), 'a cgroup elsewhere');
+});
+
+t.test('a process not selected that execs a selected program is looked at again by its new name', { skip: linux }, async (t) => {
+  const { spawn } = await import('node:child_process');
+  // `sh` waits for `sleep 1`, then becomes `sleep 30` under the same pid.
+  const sh = spawn('sh', ['-c', 'sleep 1; exec sleep 30'], { stdio: 'ignore' });
+  t.teardown(() => sh.kill('SIGKILL'));
+  const w = watchHost({ ...FAST, passMs: 50, include: [{ name: '^sleep$' }] });
+  t.teardown(() => w.close());
+  await waitFor(() => /^sh\n?$/.test(fs.readFileSync(`/proc/${sh.pid}/comm`, 'utf8')) && w.labelsOf(sh.pid) === undefined, 'sh, not selected');
+  await waitFor(() => w.labelsOf(sh.pid)?.name === 'sleep', 'the same pid selected as sleep after its exec', DEADLINE_MS);
+  w.close();
+  await w.done;
 });
 
 t.test('options are checked: EINVAL naming the option', { skip: linux }, async (t) => {

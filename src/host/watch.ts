@@ -102,6 +102,8 @@ const DEFAULT_MAX_WATCHED = 64;
 const QUEUE_LIMIT = 256;
 /** Labels read per process: fds looked at for device nodes. */
 const MAX_LABEL_FDS = 4096;
+/** Every this many passes the names of the processes not selected are read again (one small read each). */
+const RECHECK_PASSES = 8;
 
 const KEYS = [
   'intervalMs',
@@ -222,8 +224,13 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
   private readonly native: { scanner: () => RawHostScanner; labels: NonNullable<ReturnType<typeof binding>['readLabels']> };
   /** Selected processes, by pid: their labels. */
   private readonly known = new Map<number, ProcessLabels>();
-  /** Pids of processes found and not selected (left out of later passes while their pid is listed). */
-  private readonly ignored = new Set<number>();
+  /**
+   * Processes found and not selected, by pid: the name they had (left out of later passes while
+   * their pid is listed; their name is looked at again every RECHECK_PASSES passes, so a process
+   * first seen between fork and exec, or renamed, is judged by its new name).
+   */
+  private readonly ignored = new Map<number, string>();
+  private passes = 0;
   /** Pids a pass got stuck on: never read again. */
   private readonly wedged = new Set<number>();
   private readonly watched = new Map<number, Watched>();
@@ -421,10 +428,26 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
       pids.push(pid);
     }
     // A pid no longer listed: its process is gone; a later one under that pid is looked at afresh.
-    for (const pid of this.ignored) if (!listed.has(pid)) this.ignored.delete(pid);
+    for (const pid of this.ignored.keys()) if (!listed.has(pid)) this.ignored.delete(pid);
+    if (++this.passes % RECHECK_PASSES === 0) this.recheckNames();
     for (const pid of this.known.keys()) if (!listed.has(pid)) this.known.delete(pid);
     for (const pid of this.baselines.keys()) if (!listed.has(pid)) this.baselines.delete(pid);
     return pids;
+  }
+
+  /** A process not selected whose name changed (an exec after the fork we saw, a rename) is looked at afresh. */
+  private recheckNames(): void {
+    const { readFileSync } = require('node:fs') as typeof import('node:fs');
+    for (const [pid, name] of this.ignored) {
+      let now: string | null = null;
+      try {
+        now = readFileSync(`${this.procRoot}/${pid}/comm`, 'utf8').replace(/\n$/, '');
+        /* c8 ignore next 3 -- a process that exited between the listing and this read: the next listing drops it */
+      } catch {
+        // Gone.
+      }
+      if (now !== null && now !== name) this.ignored.delete(pid);
+    }
   }
 
   private async pass(scanner: RawHostScanner): Promise<void> {
@@ -499,7 +522,7 @@ export class HostWatcher extends EventEmitter implements AsyncIterable<HostEvent
       this.ignored.delete(p.pid);
     } else {
       this.known.delete(p.pid);
-      this.ignored.add(p.pid);
+      this.ignored.set(p.pid, labels.name);
     }
   }
 
