@@ -69,6 +69,7 @@ struct Scanner::Thread {
   bool settleHasArg0 = false;
   uint64_t settleArg0 = 0;
   uint64_t seen = 0;  // the generation that last read it (0: never)
+  uint32_t quiet = 0;  // passes in a row it was still or re-waited
 };
 
 struct Scanner::Process {
@@ -209,6 +210,7 @@ void Scanner::Classify(Process& process, Thread& t, uint64_t tid, const procfs::
   t.lastNs = nowNs;
   if (!ran) {
     ++out.still;
+    ++t.quiet;
     if (!t.settled && t.wasSettled) {
       // Still again after it moved: back in the wait it was settled in is idle again.
       const std::optional<WaitKey> key = ReadKey(process, tid, out.pid, record);
@@ -216,11 +218,12 @@ void Scanner::Classify(Process& process, Thread& t, uint64_t tid, const procfs::
       if (key && SettledWait(t, *key)) t.settled = true;
     }
     if (t.settled) ++out.settled;
-    else out.candidates.push_back(tid);
+    else if (t.quiet >= options_.quietPasses) out.candidates.push_back(tid);
     return;
   }
   const uint64_t little = std::max<uint64_t>(options_.rewaitMinNs, static_cast<uint64_t>(options_.rewaitShare * static_cast<double>(window)));
   if (cpu > little) {
+    t.quiet = 0;
     t.wasSettled = t.wasSettled || t.settled;
     t.settled = false;
     t.keyKnown = false;
@@ -246,8 +249,9 @@ void Scanner::Classify(Process& process, Thread& t, uint64_t tid, const procfs::
   if (key) t.key = *key;
   if (same) {
     ++out.rewaited;
-    out.candidates.push_back(tid);
+    if (++t.quiet >= options_.quietPasses) out.candidates.push_back(tid);
   } else {
+    t.quiet = 0;
     ++out.moved;
   }
 }
@@ -285,10 +289,12 @@ PassRecord Scanner::Pass(const std::vector<int32_t>& pids, const std::vector<int
       out.threads = static_cast<uint32_t>(p.threads.size());
       record.threadCount += out.threads;
       for (auto& entry : p.threads) {
-        entry.second.seen = generation_;
+        Thread& t = entry.second;
+        t.seen = generation_;
         ++out.still;
-        if (entry.second.settled && !p.forceAll) ++out.settled;
-        else out.candidates.push_back(entry.first);
+        ++t.quiet;
+        if (t.settled && !p.forceAll) ++out.settled;
+        else if (p.forceAll || t.quiet >= options_.quietPasses) out.candidates.push_back(entry.first);
       }
       if (!out.candidates.empty()) {
         for (const uint64_t tid : p.tids)

@@ -9,7 +9,8 @@
 // 2 ms of CPU) has its task/<tid>/syscall read, and when it waits in the same call, on the
 // same first argument, at the same pc as at the previous pass, it *re-waited* (a JVM
 // monitor waiter re-parks every second, a timed condition wait times out and waits again).
-// Any other change is *moved*. Still and re-waiting threads are the candidates, less the
+// Any other change is *moved*. Threads still or re-waiting two passes in a row are the
+// candidates (a thread idle for a moment between two bursts of work is not), less the
 // ones the caller *settled*: threads it read in full and judged idle in their wait (a park,
 // a sleep, an event wait), which stay settled while they stay still, or re-wait in the
 // wait they were settled in (the same call and first argument). One that moves is no longer
@@ -123,6 +124,7 @@ struct ScanOptions {
   std::shared_ptr<FdBudget> fdBudget;  // null: a budget of its own
   double rewaitShare = 0.02;           // "next to nothing": this share of the time between passes…
   uint64_t rewaitMinNs = 2000000;      // …or this much CPU, whichever is more
+  uint32_t quietPasses = 2;            // a thread is a candidate once still (or re-waiting) this many passes in a row
 };
 
 class Scanner {
