@@ -50,6 +50,10 @@ struct ThreadOptions {
   uint32_t maxStackDepth = 128;
   uint32_t maxOpenFiles = 0;   // sampler: fds it may keep open, at most (0: only the shared budget limits it)
   uint32_t stackBudgetMs = 6000;  // Linux: all user-stack work of one sample (the JS layer passes 60 % of timeoutMs)
+  // macOS: deadline for asking for the target's task port (task_read_for_pid/task_for_pid,
+  // which for a non-root caller wait on taskgated); 0 waits as long as it takes. The JS
+  // layer passes a share of timeoutMs, so a hung taskgated yields a limit, not a lost sample.
+  uint32_t callTimeoutMs = 2000;
   // Samplers: the fds they may keep between samples, shared by every sampler of one JS
   // environment (the addon's instance data); null: a budget of this sampler's own.
   std::shared_ptr<FdBudget> fdBudget;

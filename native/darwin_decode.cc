@@ -72,4 +72,16 @@ bool IsSyscallInstruction(ArchKind arch, const uint8_t* bytes, size_t size) {
   return bytes[0] == 0x0f && bytes[1] == 0x05;  // syscall
 }
 
+std::optional<int64_t> DarwinX86StubCallNumber(const uint8_t* bytes, size_t size) {
+  if (bytes == nullptr || size != kX86StubBytes || bytes[8] != 0x0f || bytes[9] != 0x05) return std::nullopt;
+  const auto immediate = [bytes](size_t at) {
+    return static_cast<uint64_t>(bytes[at]) | static_cast<uint64_t>(bytes[at + 1]) << 8 |
+           static_cast<uint64_t>(bytes[at + 2]) << 16 | static_cast<uint64_t>(bytes[at + 3]) << 24;
+  };
+  const auto movR10Rcx = [bytes](size_t at) { return bytes[at] == 0x49 && bytes[at + 1] == 0x89 && bytes[at + 2] == 0xca; };
+  if (bytes[0] == 0xb8 && movR10Rcx(5)) return DarwinCallNumberFromRegister(ArchKind::X86_64, immediate(1));  // BSD
+  if (movR10Rcx(0) && bytes[3] == 0xb8) return DarwinCallNumberFromRegister(ArchKind::X86_64, immediate(4));  // Mach
+  return std::nullopt;
+}
+
 }  // namespace iokitsnap

@@ -38,4 +38,15 @@ size_t SyscallInstructionLength(ArchKind arch);
 // system call (a page fault, a kernel-initiated wait), so its number register is noise.
 bool IsSyscallInstruction(ArchKind arch, const uint8_t* bytes, size_t size);
 
+// x86_64: the call a libsystem_kernel stub makes, from its code rather than from rax,
+// which the kernel overwrites with the result when the call returns (bsd/dev/i386/
+// systemcalls.c unix_syscall64, mach_call_munger64). `bytes` are the kX86StubBytes bytes
+// that end at the saved pc. xnu's stubs are `movl $n, %eax; movq %rcx, %r10; syscall`
+// for BSD calls (libsyscall/custom/SYS.h UNIX_SYSCALL) and `movq %rcx, %r10; movl $n,
+// %eax; syscall` for Mach traps (osfmk/mach/i386/syscall_sw.h kernel_trap); anything else
+// (the indirect __syscall, inline assembly) gives nullopt. The immediate is decoded as
+// DarwinCallNumberFromRegister decodes rax.
+constexpr size_t kX86StubBytes = 10;
+std::optional<int64_t> DarwinX86StubCallNumber(const uint8_t* bytes, size_t size);
+
 }  // namespace iokitsnap

@@ -22,22 +22,30 @@ mkdir "$WORK/unpacked" && tar -xzf "$TARBALL" -C "$WORK/unpacked"
 echo "check-pack: $(basename "$TARBALL"): $(stat -c %s "$TARBALL") bytes packed, $(du -sb "$WORK/unpacked/package" | cut -f1) bytes unpacked, $(tar -tzf "$TARBALL" | wc -l) files"
 tar -tzvf "$TARBALL" | awk '{printf "  %9s  %s\n", $3, $6}' | sed 's#  package/#  #'
 
+# The four a release ships (the CI's prebuild job builds exactly these), and nothing else.
+# Linux's `file` says "Mach-O 64-bit arm64 bundle", macOS's "Mach-O 64-bit bundle arm64".
 declare -A EXPECT=(
-  [linux-x64]='ELF 64-bit LSB shared object, x86-64'
-  [linux-arm64]='ELF 64-bit LSB shared object, ARM aarch64'
-  [darwin-arm64]='Mach-O 64-bit arm64 bundle'
-  [darwin-x64]='Mach-O 64-bit x86_64 bundle'
+  [linux-x64]='^ELF 64-bit LSB shared object, x86-64'
+  [linux-arm64]='^ELF 64-bit LSB shared object, ARM aarch64'
+  [darwin-arm64]='^Mach-O 64-bit (arm64 bundle|bundle arm64)'
+  [darwin-x64]='^Mach-O 64-bit (x86_64 bundle|bundle x86_64)'
 )
-for folder in linux-x64 darwin-arm64 darwin-x64; do
-  [ -f "$WORK/unpacked/package/prebuilds/$folder/iokit-snap.node" ] || fail "the tarball has no prebuilds/$folder/iokit-snap.node"
+for folder in linux-x64 linux-arm64 darwin-arm64 darwin-x64; do
+  [ -f "$WORK/unpacked/package/prebuilds/$folder/iokit-snap.node" ] ||
+    fail "the tarball has no prebuilds/$folder/iokit-snap.node (npm run prebuilds builds all four; linux-arm64 needs g++-aarch64-linux-gnu)"
 done
 for binary in "$WORK"/unpacked/package/prebuilds/*/*.node; do
   folder=$(basename "$(dirname "$binary")")
   description=$(file -b "$binary")
-  [[ -n "${EXPECT[$folder]:-}" && $description == "${EXPECT[$folder]}"* ]] || fail "prebuilds/$folder: $description"
+  [[ -n "${EXPECT[$folder]:-}" && $description =~ ${EXPECT[$folder]} ]] || fail "prebuilds/$folder: $description"
   echo "check-pack: prebuilds/$folder/$(basename "$binary"): $description"
 done
-unwanted=$(tar -tzf "$TARBALL" | sed 's#^package/##' | grep -E '^(src|test|bench|scripts|docs|build)/|^tsconfig|\.map$' || true)
+[ "$(ls "$WORK/unpacked/package/prebuilds" | sort | tr '\n' ' ')" = 'darwin-arm64 darwin-x64 linux-arm64 linux-x64 ' ] ||
+  fail "the tarball holds other prebuilds than the four: $(ls "$WORK/unpacked/package/prebuilds" | tr '\n' ' ')"
+# docs/, examples/ and src/analyze/README.md ship on purpose (package.json "files"): the
+# README links to them.
+unwanted=$(tar -tzf "$TARBALL" | sed 's#^package/##' | grep -E '^(src|test|bench|scripts|build)/|^tsconfig|\.map$' |
+  grep -vx 'src/analyze/README.md' || true)
 [ -z "$unwanted" ] || fail "the tarball holds what users do not need: $unwanted"
 
 # ---------------------------------------------------------------- a PATH without a toolchain

@@ -47,18 +47,19 @@ else
 fi
 
 # Each binary is what its folder says it is (node-gyp-build picks by the folder's name).
+# (Linux's `file` says "Mach-O 64-bit arm64 bundle", macOS's "Mach-O 64-bit bundle arm64".)
 declare -A EXPECT=(
-  [linux-x64]='ELF 64-bit LSB shared object, x86-64'
-  [linux-arm64]='ELF 64-bit LSB shared object, ARM aarch64'
-  [darwin-arm64]='Mach-O 64-bit arm64 bundle'
-  [darwin-x64]='Mach-O 64-bit x86_64 bundle'
+  [linux-x64]='^ELF 64-bit LSB shared object, x86-64'
+  [linux-arm64]='^ELF 64-bit LSB shared object, ARM aarch64'
+  [darwin-arm64]='^Mach-O 64-bit (arm64 bundle|bundle arm64)'
+  [darwin-x64]='^Mach-O 64-bit (x86_64 bundle|bundle x86_64)'
 )
 status=0
 for dir in prebuilds/*/; do
   folder=$(basename "$dir")
   for binary in "$dir"*.node; do
     description=$(file -b "$binary")
-    if [[ -n "${EXPECT[$folder]:-}" && $description == "${EXPECT[$folder]}"* ]]; then
+    if [[ -n "${EXPECT[$folder]:-}" && $description =~ ${EXPECT[$folder]} ]]; then
       echo "prebuilds: ok   $binary: $description"
     else
       echo "prebuilds: FAIL $binary: $description (expected ${EXPECT[$folder]:-a known platform})" >&2

@@ -36,8 +36,11 @@ export interface RawProcessSample {
 }
 
 /** The thread options the native layer reads (the deadline is enforced in JS). */
-/** What the native sampler takes: the options less the deadline, plus the share of it user stacks may use (Linux). */
-export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'> & { stackBudgetMs?: number };
+/**
+ * What the native sampler takes: the options less the deadline, plus the share of it user stacks may
+ * use (Linux) and the deadline for asking for a task port (macOS: task_for_pid may wait on taskgated).
+ */
+export type RawThreadOptions = Omit<ThreadOptions, 'timeoutMs'> & { stackBudgetMs?: number; callTimeoutMs?: number };
 
 export interface RawThreadSampler {
   sample(): Promise<RawProcessSample>;

@@ -113,7 +113,11 @@ function threadOptions(who: string, given: unknown, fallbackTimeoutMs = DEFAULT_
   if (tids !== undefined) options.tids = tids;
   // Linux user stacks stop threads one at a time within this share of the deadline, so
   // a sample whose stacks run long still comes back, with the rest named in limits.
-  const raw: RawThreadOptions = options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)) } : options;
+  // macOS asks for the task port within this share (a non-root caller waits on taskgated,
+  // which can hang): a hung taskgated yields the libproc view with a limit, not a timeout.
+  const callTimeoutMs = Math.max(1, Math.floor(Math.min(deadline * 0.3, 2000)));
+  const raw: RawThreadOptions =
+    options.stacks === true ? { ...options, stackBudgetMs: Math.max(1, Math.floor(deadline * 0.6)), callTimeoutMs } : { ...options, callTimeoutMs };
   return { raw, timeoutMs: deadline };
 }
 
@@ -279,7 +283,7 @@ export function limitFromError(subject: string, field: string, error: unknown): 
 export function acceleratorsInto(limits: Limitation[], options: AcceleratorOptions = {}): Promise<Accelerator[]> {
   return sampleAccelerators(options).then(
     (sample) => {
-      limits.push(...sample.limits);
+      for (const l of sample.limits) limits.push(l);
       return sample.accelerators;
     },
     (error: unknown) => {
@@ -322,9 +326,9 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
           options.goroutines === true ? (require('./runtimes/go') as typeof Go).sampleGoroutines(pid, { timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }) : undefined,
         ]).then(
           ([{ limits: threadLimits, ...sample }, go]): ProcessSample | null => {
-            limits.push(...threadLimits);
+            for (const l of threadLimits) limits.push(l);
             if (go !== undefined) {
-              limits.push(...go.limits);
+              for (const l of go.limits) limits.push(l);
               if (go.goVersion !== null) sample.goVersion = go.goVersion;
               if (go.goroutines !== null) sample.goroutines = go.goroutines;
             }
@@ -351,31 +355,27 @@ export async function snapshot(given: SnapshotOptions = {}): Promise<Snapshot> {
       for (const t of p.threads) for (const holder of t.blockedIn?.peer?.pids ?? []) if (!known.has(holder.pid) && !more.has(holder.pid)) more.set(holder.pid, p.pid);
     }
     if (more.size > 0) {
+      // Sampled at once; their limits kept in the holders' order, whichever answers first.
       const extra = await Promise.all(
         [...more].slice(0, MAX_PEER_PROCESSES).map(([pid, of]) =>
           sampleThreads(pid, { ...threads.raw, timeoutMs: options.timeoutMs ?? DEFAULT_THREAD_TIMEOUT_MS }).then(
-            ({ limits: threadLimits, ...sample }): ProcessSample | null => {
-              limits.push(...threadLimits);
-              return { ...sample, peerOf: of };
-            },
-            (error) => {
-              limits.push(limitFromError(`pid ${pid}`, 'threads', error));
-              return null;
-            },
+            ({ limits: threadLimits, ...sample }) => ({ sample: { ...sample, peerOf: of } as ProcessSample | null, limits: threadLimits }),
+            (error) => ({ sample: null, limits: [limitFromError(`pid ${pid}`, 'threads', error)] }),
           ),
         ),
       );
+      for (const e of extra) for (const l of e.limits) limits.push(l);
       if (more.size > MAX_PEER_PROCESSES) {
         limits.push({ subject: 'snapshot', field: 'peers', code: 'E2BIG', reason: `${more.size} processes hold the other ends; the first ${MAX_PEER_PROCESSES} were sampled` });
       }
-      for (const p of extra) if (p !== null) sampled.push(p);
+      for (const e of extra) if (e.sample !== null) sampled.push(e.sample);
       // Again, now that the holders are in the snapshot: `sampled` says so, and their own waits get their peers.
-      limits.push(...findPeers(sampled, { procRoot: threads.raw.procRoot }).limits);
+      for (const l of findPeers(sampled, { procRoot: threads.raw.procRoot }).limits) limits.push(l);
     } else {
-      limits.push(...peerLimits);
+      for (const l of peerLimits) limits.push(l);
     }
   } else {
-    limits.push(...peerLimits);
+    for (const l of peerLimits) limits.push(l);
   }
   const taken: Snapshot = {
     format: 'iokit-snap/1',

@@ -655,3 +655,34 @@ t.test('compare(a, b) judges exactly as two tracker steps do (a saved pair and a
     t.same(stepped, pair, name);
   }
 });
+
+t.test('a main thread that left its baseline wait for an unnamed one, its stack read, while a worker idles in events: critical', async (t) => {
+  const worker = thread(101, { blockedIn: EPOLL });
+  const stuck = thread(100, { blockedIn: FUTEX, stack: frames('futex_wait@libc.so.6', 'Store::flush@libapp.so', 'main@app') });
+  const tracker = new ProgressTracker({ stallMs: 1000 });
+  tracker.setBaseline(snap(0, [proc(100, [thread(100, { blockedIn: blocked('clock_nanosleep', 230) }), worker])]));
+  tracker.step(snap(10_000, [proc(100, [stuck, worker])]));
+  const report = tracker.step(snap(12_000, [proc(100, [stuck, worker])]));
+  t.match(findingsOf(report, 100), [{ kind: 'stalled', severity: 'critical', message: /^stalled in futex .*: it waits on a lock or condition that nobody releases; it left the wait it had in the baseline for this one$/ }]);
+
+  // Where it waited so in the baseline too, it is waiting for work (not a finding without expectExit).
+  const same = new ProgressTracker({ stallMs: 1000 });
+  same.setBaseline(snap(0, [proc(100, [stuck, worker])]));
+  same.step(snap(10_000, [proc(100, [stuck, worker])]));
+  t.same(findingsOf(same.step(snap(12_000, [proc(100, [stuck, worker])])), 100), []);
+});
+
+t.test('takeExaminations: at most `limit` threads a process each time, the rest the next time, each asked once', async (t) => {
+  const tracker = new ProgressTracker({ stallMs: 1000 });
+  tracker.examine();
+  const threads = [100, 101, 102].map((tid) => thread(tid, { blockedIn: FUTEX }));
+  const other = [thread(200, { blockedIn: FUTEX })];
+  tracker.step(snap(0, [proc(100, threads), proc(200, other)]));
+  tracker.step(snap(1000, [proc(100, threads), proc(200, other)]));
+  t.same(tracker.takeExaminations(2), [
+    { pid: 100, tids: [100, 101] },
+    { pid: 200, tids: [200] },
+  ]);
+  t.same(tracker.takeExaminations(2), [{ pid: 100, tids: [102] }], 'the rest of pid 100');
+  t.same(tracker.takeExaminations(2), [], 'nothing asked twice');
+});

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { compare } from '../src/analyze';
-import { kernelWaitHint } from '../src/analyze/calls';
+import { kernelWaitHint, kernelWaitKind } from '../src/analyze/calls';
 import { blocked, findingsOf, proc, snap, snapshotPair, start, thread } from './helpers/analyze';
 
 const linux = process.platform === 'linux' ? false : 'the test targets are Linux programs';
@@ -68,4 +68,11 @@ t.test('the hints without their optional parts', async (t) => {
   t.match(kernelWaitHint(thread(1, { wchan: 'mutex_lock' })), /waits for a kernel mutex that another thread holds/);
   t.match(kernelWaitHint(thread(1, { wchan: '__mutex_lock', kernelStack: ['__mutex_lock+0x1/0x2', 'drm_ioctl+0x2b0/0x4d0'] })), /kernel mutex in the DRM layer \(drm_ioctl\)/);
   t.match(kernelWaitHint(thread(1, { kernelStack: ['filemap_fault+0x5b1/0xa10', 'exc_page_fault+0x73/0x160'] })), /in a page fault \(touching memory/);
+});
+
+t.test('the kind of a kernel wait: a page fault under any call is I/O; a wait the kernel says nothing more of has none', async (t) => {
+  const faulting = thread(1, { blockedIn: blocked('futex', 202), kernelStack: ['filemap_fault+0x5b1/0xa10', 'exc_page_fault+0x73/0x160'] });
+  t.equal(kernelWaitKind(faulting), 'io', 'a fault taken while in futex waits for storage, not for the futex');
+  t.equal(kernelWaitKind(thread(1, { blockedIn: blocked('read', 0, 3, 'pipe:[9]'), wchan: 'pipe_read' })), 'peer');
+  t.equal(kernelWaitKind(thread(1, { blockedIn: blocked('futex', 202), wchan: 'futex_do_wait' })), null);
 });

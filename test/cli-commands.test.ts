@@ -150,3 +150,43 @@ t.test('threads --interval --json has the %CPU it measured; a thread that joins 
   const worker = /joins thread (\d+)/.exec(table.stdout)![1];
   t.match(table.stdout, new RegExp(`\\n${worker} +target `), 'the thread it joins is in the table');
 });
+
+t.test('watch: a process that stops being readable after its first sample (a setuid exec) is an error line, and exit 1', async (t) => {
+  const sample = await import('../src/sample');
+  const { IokitSnapError } = await import('../src/errors');
+  // Its first sample as any process gives one; then what reading a setuid program's /proc files gives.
+  const fake = (pid: number) => {
+    let taken = 0;
+    return {
+      pid,
+      sample: async () => {
+        if (taken++ > 0) throw new IokitSnapError('EPERM', `cannot read the threads of pid ${pid}: operation not permitted`);
+        return { pid, name: 'became-setuid', sampledAtNs: sample.monotonicNs(), threads: [], limits: [] };
+      },
+      close() {},
+    };
+  };
+  const analyzeWatch = t.mockRequire<typeof import('../src/analyze/watch')>('../src/analyze/watch', { '../src/sample': { ...sample, createThreadSampler: fake } });
+  const { watchCommand } = t.mockRequire<typeof import('../src/cli/commands/watch')>('../src/cli/commands/watch', { '../src/analyze/watch': analyzeWatch });
+  const { PassThrough } = await import('node:stream');
+  const runWatch = async (argv: string[]) => {
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let out = '';
+    let err = '';
+    stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const code = await watchCommand.run(['--pid', '4242', '--interval', '100ms', '--no-accelerators', ...argv], { stdout, stderr, stdin: new PassThrough(), env: {}, signals: new EventEmitter() });
+    return { code, out, err };
+  };
+  const text = await runWatch([]);
+  t.equal(text.code, 1, 'a process could not be watched');
+  t.match(text.err, /iokit-snap watch: EPERM: cannot read the threads of pid 4242: operation not permitted/);
+  t.match(text.out, /watched pid 4242 for .*: \d+ samples?, 0 hangs, healthy at the end, and a process could not be watched \(see stderr\)\n$/);
+
+  const json = await runWatch(['--json']);
+  t.equal(json.code, 1);
+  const lines = json.out.trim().split('\n').map((l) => JSON.parse(l));
+  t.match(lines, [{ type: 'sample' }, { type: 'error', error: { code: 'EPERM', message: /operation not permitted/ } }]);
+  t.same(Object.keys(lines[1].error).sort(), ['code', 'message'], 'the error as code and message only');
+});

@@ -42,7 +42,8 @@ t.test('every command is listed with the name and summary of its own module', as
   for (const file of modules) {
     const source = fs.readFileSync(path.join(dir, file), 'utf8');
     const name = /^\s*name: '([^']+)',$/m.exec(source)?.[1];
-    const summary = /^\s*summary: '((?:[^'\\]|\\.)*)',$/m.exec(source)?.[1];
+    const summary = /^\s*summary: '((?:[^'\\]|\\.)*)',$/m.exec(source)?.[1]?.replace(/\\(.)/g, '$1');
+
     t.ok(name !== undefined && summary !== undefined, `${file} names its command and summary`);
     const entry = COMMANDS.find((c) => c.name === name);
     t.ok(entry, `${name} is in COMMANDS`);
@@ -97,6 +98,8 @@ t.test('each name the package exports is the export of its module, the ones load
     ['../src/analyze', await import('../src/analyze')],
     ['../src/explain', await import('../src/explain')],
     ['../src/metrics', await import('../src/metrics')],
+    ['../src/runtimes/go', await import('../src/runtimes/go')],
+    ['../src/runtimes/memory', await import('../src/runtimes/memory')],
   ];
   let checked = 0;
   for (const [name, module] of modules) {

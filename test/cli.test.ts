@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import t from 'tap';
 import { parseDuration, parsePid, UsageError } from '../src/cli/args';
 import { acceleratorTable } from '../src/cli/accelerator-table';
-import { colorEnabled, cpuPercent, formatBytes, formatNs, stackLines, threadTable } from '../src/cli/format';
+import { colorEnabled, cpuPercent, formatBytes, formatNs, stackLines, threadTable, topFrames } from '../src/cli/format';
 import { limitLines } from '../src/cli/notes';
-import { write } from '../src/cli/io';
+import { processIO, write } from '../src/cli/io';
 import { validateSnapshot } from '../src/snapshot-file';
 import type { Accelerator, ThreadSample } from '../src/types';
 import { runCli, spawnCli } from './helpers/cli';
@@ -27,6 +27,10 @@ t.test('--version and --help', async (t) => {
   t.match(commandHelp.stdout, /^Usage: iokit-snap threads <pid>/);
   const flagHelp = await runCli(['snapshot', '--help']);
   t.match(flagHelp.stdout, /^Usage: iokit-snap snapshot/);
+  // After `--` a -h is the command's own (exec -- psql -h HOST): it runs, and its exit status is passed on.
+  const passed = await runCli(['exec', '--no-save', '--no-accelerators', '--timeout', '30s', '--', 'sh', '-c', 'exit 3', 'sh', '-h']);
+  t.equal(passed.code, 3, passed.stderr);
+  t.notMatch(passed.stdout, /^Usage:/);
 });
 
 t.test('usage errors exit 64 and say what was wrong', async (t) => {
@@ -279,4 +283,23 @@ t.test('output waits for a slow reader (back-pressure), so nothing is cut short'
   setImmediate(() => slow.on('data', (chunk) => (received += chunk)));
   await done;
   t.equal(received.length, 1000);
+});
+
+t.test('the top frames under a finding: none when no stack was taken, and how many more there are', async (t) => {
+  const plain = { color: false };
+  const bare: ThreadSample = { tid: 7, name: 'w', state: 'sleeping', userNs: 0, systemNs: 0, contextSwitches: null, suspendCount: null, blockedIn: null };
+  t.same(topFrames(bare, true, plain, '  '), { text: '', more: 0 }, 'neither a user nor a kernel stack: no lines');
+  const deep = { ...bare, stack: [0, 1, 2, 3, 4, 5].map((i) => ({ pc: 0x1000 + i, module: '/usr/lib/libapp.so', offset: i, symbol: `f${i}` })) };
+  const top = topFrames(deep, false, plain, '  ');
+  t.equal(top.more, 2, 'six frames, four shown');
+  t.match(top.text, /#0 +f0/);
+  t.notMatch(top.text, /f4/);
+});
+
+t.test("this process's streams: stdin only when asked for, and then process.stdin", async (t) => {
+  const io = processIO();
+  t.equal(io.stdout, process.stdout);
+  t.equal(io.stderr, process.stderr);
+  t.equal(io.env, process.env);
+  t.equal(io.stdin, process.stdin);
 });

@@ -89,6 +89,23 @@ t.test('the darwin-logic harness passes', { skip: hasCompiler ? false : 'no C++ 
   if (!match) return;
   t.ok(Number(match[2]) >= 100, `at least 100 faults injected (${match[2]})`);
   t.equal(match[3], match[4], 'every suspension resumed');
+  // The second review's cases (issue 19), in both architectures' runs.
+  for (const scenario of [
+    'execs between two samples',
+    'execs in the middle of a sample',
+    'comes to name another process',
+    'held thread whose call returned',
+    'null token',
+    'ends between the listing and its walk',
+    'two samplers take stacks of each other',
+    'Rosetta',
+    'taskgated does not answer',
+    'pid 0',
+    'only a read port',
+  ]) {
+    const ran = lines.filter((line) => line.startsWith('ok - ') && line.includes(scenario));
+    t.ok(ran.length >= 2, `ran and passed on x86_64 and arm64: ${scenario}`);
+  }
 
   // The Apple M4 capture: the native record, mapped as sampleAccelerators maps it,
   // is the Accelerator importIoreg reads from the same text.

@@ -152,6 +152,8 @@ t.test('ioreg -a: negative and 1e20 % utilization, a busy time past ten years: n
   t.equal(snap.limits.filter((l) => l.code === 'ERANGE').length, 3);
   const busy = plistWith({ IOServiceBusyState: 1 }).replace(/(<key>IOServiceBusyState<\/key>\s*)<integer>1<\/integer>/, `$1<integer>${HUGE}</integer>`);
   t.throws(() => importIoreg(busy), { code: 'EINVAL', message: /^ioreg -a input: entry 1: IOServiceBusyState is 99999999999999999999, larger than any count can be/ });
+  const endless = plistWith({ IOServiceBusyState: 1 }).replace(/(<key>IOServiceBusyState<\/key>\s*)<integer>1<\/integer>/, `$1<integer>${'7'.repeat(60)}</integer>`);
+  t.throws(() => importIoreg(endless), { code: 'EINVAL', message: new RegExp(`^ioreg -a input: entry 1: IOServiceBusyState is ${'7'.repeat(40)}…, larger than any count can be`) }, 'a long number cut to 40 digits in the message');
   const vast = plistWith({ IOServiceBusyTime: 1 }).replace(/(<key>IOServiceBusyTime<\/key>\s*)<integer>1<\/integer>/, `$1<integer>${VAST}</integer>`);
   t.equal(validateSnapshot(importIoreg(vast)).accelerators[0].busy!.timeNs, null, 'a time past a double: none');
 });

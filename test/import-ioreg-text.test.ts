@@ -467,3 +467,9 @@ t.test('malformed input: EINVAL naming the line and what was expected', async (t
     t.type(error, IokitSnapError);
   }
 });
+
+t.test('a byte order mark before the first line (a dump saved by a Windows editor) is not part of it', async (t) => {
+  const plain = parseIoregText(M4);
+  t.same(parseIoregText('\ufeff' + M4), plain);
+  t.ok(plain.roots.length > 0, 'the M4 tree itself');
+});

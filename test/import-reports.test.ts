@@ -395,6 +395,13 @@ t.test('detectReportFormat names the format, or null for other text', async (t) 
   for (const [file, format] of expect) t.equal(detectReportFormat(fs.readFileSync(path.join(DIR, file), 'utf8')), format, file);
   t.equal(detectReportFormat('+-o AGXAcceleratorG13X  <class AGXAcceleratorG13X, id 0x1000008a5>'), null);
   t.equal(detectReportFormat(7 as unknown as string), null);
+  // As pasted into an issue: in a Markdown fence, after an overlong line; as importReport() reads it.
+  const lldb = fs.readFileSync(path.join(DIR, 'lldb-node-thread-backtrace-all-disassembly.txt'), 'utf8');
+  for (const pasted of ['```\n' + lldb + '```\n', '~~~ text\n' + lldb, `${'x'.repeat(MAX_LINE * 2)}\n${lldb}`]) {
+    t.equal(detectReportFormat(pasted), 'lldb');
+    t.equal(importReport(pasted).source?.format, 'lldb');
+  }
+  t.equal(detectReportFormat('```\n+-o AGXAcceleratorG13X  <class AGXAcceleratorG13X, id 0x1000008a5>\n```\n'), null, 'a fenced ioreg dump is still not a report');
 });
 
 t.test("reportTime reads Apple's Date/Time with or without a zone", async (t) => {

@@ -131,3 +131,21 @@ t.test('a process that leaves the selection while alive is dropped (its sampler 
   await waitFor(() => collector.pids.length === 0, 'the process dropped while it still runs');
   t.ok(fs.existsSync(`/proc/${target.pid}`), 'it was dropped for leaving the cgroup, not for exiting');
 });
+
+t.test("what a thread sample could not read is in the sample event's limits", { skip: linux }, async (t) => {
+  // /proc/4300 as Linux before 6.15 without CONFIG_SCHED_DEBUG shows it: the captured files of a
+  // sleeping thread (test/fixtures/procfs/clock-nanosleep) without task/<tid>/sched.
+  const capture = path.join(__dirname, 'fixtures', 'procfs', 'clock-nanosleep');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-collector-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const task = path.join(root, '4300', 'task', '4300');
+  fs.mkdirSync(task, { recursive: true });
+  for (const file of fs.readdirSync(capture)) if (file !== 'sched') fs.copyFileSync(path.join(capture, file), path.join(task, file));
+  for (const file of ['stat', 'status']) fs.copyFileSync(path.join(capture, file), path.join(root, '4300', file));
+  const collector = createMetrics({ registry: new client.Registry() }).watch({ pids: [4300], procRoot: root, accelerators: false, intervalMs: 100 });
+  t.teardown(() => collector.close());
+  const events: CollectorEvent[] = [];
+  collector.on('sample', (e: CollectorEvent) => events.push(e));
+  const sampled = await waitFor(() => events.find((e) => e.type === 'sample' && e.processes.length === 1), 'a sample of pid 4300');
+  t.match(sampled.type === 'sample' && sampled.limits, [{ subject: 'pid 4300', field: 'offCpuNs', code: 'ENOTSUP', reason: /task\/\*\/sched does not exist on this kernel/ }]);
+});

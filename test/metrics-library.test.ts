@@ -215,7 +215,7 @@ t.test('CPU seconds per process: a thread that exits keeps its share, so the cou
   const metrics = createMetrics({ registry });
   const tracker = new ProgressTracker();
   const withThreads = (threads: ThreadSample[], cpuNs: number): MetricsSampleEvent =>
-    event(tracker, 1e9, [], { processes: [{ ...sample, threads: threads.map((th) => ({ ...th, cpuNs })) }] });
+    event(tracker, 1e9, [], { processes: [{ ...sample, threads: threads.map((th) => ({ ...th, cpuNs, state: 'sleeping' as const })) }] }); // sleeping: a thread caught on its way in may read running
   metrics.update(withThreads(sample.threads, 1e9)); // 4 threads, 1 s each
   const labels = { pid: String(target.pid) };
   t.equal((await text(registry)).value('iokit_snap_process_cpu_seconds_total', labels), 4);

@@ -7,6 +7,8 @@
  */
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { BoundedMatcher } from '../src/metrics/bounded-match';
@@ -221,6 +223,37 @@ t.test('selectors that select nothing: a warning at start, and every selector co
   t.equal(s.value('iokit_snap_selector_processes', { kind: 'match', selector: marker }), 0);
   t.equal(s.value('iokit_snap_selector_processes', { kind: 'cgroup', selector: '/nonexistent.slice' }), 0);
   t.equal(s.value('iokit_snap_watched_processes'), 1);
+  signals.emit('SIGTERM');
+  t.equal((await run).code, 0);
+});
+
+/** A new, empty cgroup in this machine's cgroup2 hierarchy (removed in teardown), or why there is none. */
+function emptyCgroup(t: { teardown(fn: () => void): void }): string | null {
+  const mount = /^\S+ \S+ \S+ \S+ (\S+) .* - cgroup2 /m.exec(fs.readFileSync('/proc/self/mountinfo', 'utf8'))?.[1];
+  if (mount === undefined) return null;
+  const dir = path.join(mount, `iokit-snap-empty-${process.pid}`);
+  try {
+    fs.mkdirSync(dir);
+  } catch {
+    return null;
+  }
+  t.teardown(() => fs.rmdirSync(dir));
+  return dir;
+}
+
+t.test('a cgroup that exists but has no members: a warning that says so at start', { skip: linux }, async (t) => {
+  const dir = emptyCgroup(t);
+  if (dir === null) return t.plan(0, 'skip: no cgroup2 hierarchy this user may make a cgroup in');
+  const live = await start(t, 'sleep');
+  const signals = new EventEmitter();
+  let streams: CliStreams | undefined;
+  const run = runCli(['serve', '--listen', '127.0.0.1:0', '--interval', '100ms', '--no-accelerators', '--pid', String(live.pid), '--cgroup', dir], {}, false, signals, (s) => (streams = s));
+  t.teardown(() => signals.emit('SIGTERM'));
+  const warned = await waitFor(() => {
+    const err = streams?.stderr() ?? '';
+    return /--cgroup/.test(err) && err;
+  }, 'the warning');
+  t.match(warned, `warning: --cgroup ${dir} selects no process (it has no members now); it is looked for again every interval`);
   signals.emit('SIGTERM');
   t.equal((await run).code, 0);
 });

@@ -61,9 +61,10 @@ t.test('serve: the deadlocked child goes to verdict 2 within stall + 2 samples, 
   t.ok(samples <= 2 + perWindow + 1 + discarded * (perWindow + 1), `hung after ${samples} samples (${discarded} discarded), stall = ${perWindow} intervals`);
   t.equal(hung.value('iokit_snap_process_verdict', i), 0, 'the idle child is healthy');
   t.equal(hung.series('iokit_snap_process_verdict', d)[0].labels?.name, 'target');
-  // Threads a and b hold one mutex each and want the other's; main waits to join them.
-  t.equal(hung.value('iokit_snap_process_findings', { ...d, kind: 'stalled', severity: 'critical' }), 3, 'three stalled threads, one series');
-  t.equal(hung.series('iokit_snap_process_findings', d).length, 1);
+  // Threads a and b hold one mutex each and want the other's (critical); main waits to join them (info: it waits for a thread).
+  t.equal(hung.value('iokit_snap_process_findings', { ...d, kind: 'stalled', severity: 'critical' }), 2, 'two threads stalled on locks, one series');
+  t.equal(hung.value('iokit_snap_process_findings', { ...d, kind: 'waiting', severity: 'info' }), 1, 'the joining main thread: it waits for a stalled thread');
+  t.equal(hung.series('iokit_snap_process_findings', d).length, 2);
   t.equal(hung.value('iokit_snap_process_threads_blocked', { ...d, call_class: 'lock' }), 3, 'all in futex: the lock class');
   t.equal(hung.value('iokit_snap_process_threads', { ...d, state: 'sleeping' }), 3);
   t.ok(hung.value('iokit_snap_process_threads_blocked', { ...i, call_class: 'event_wait' })! >= 1, 'the idle child waits for events');

@@ -412,3 +412,63 @@ t.test('the snapshot schema takes blockedIn.peer and names a bad field of it', a
     t.throws(() => validateSnapshot(withPeer(peer)), { code: 'EINVAL', message: new RegExp(`threads\\[0\\]\\.blockedIn\\.${field.replace(/[[\]]/g, '\\$&')} must be`) }, field);
   }
 });
+
+t.test('a client in poll whose fds cannot be listed, or one of whose fds is not a link, in a /proc tree', async (t) => {
+  const proc_ = tree(t);
+  // pid 100: no fd directory (a process gone, or one whose fds this caller may not read): nothing inferred.
+  fs.mkdirSync(path.join(proc_.root, '100'));
+  const unlisted = { call: 'poll', number: 7 };
+  // pid 200: fd 3 is a file, not a link (an fd closed while its directory was listed reads EINVAL or
+  // ENOENT), fd 4 its one connection, to pid 300 on this host.
+  proc_.file('200/net/tcp', TCP_HEADER + tcpLine('0100007F:9C40', '0100007F:1538', '01', 500) + tcpLine('0100007F:1538', '0100007F:9C40', '01', 501));
+  proc_.file('200/fd/3', '');
+  proc_.fd(200, 4, 'socket:[500]');
+  proc_.fd(300, 5, 'socket:[501]');
+  proc_.file('300/comm', 'server\n');
+  const polled = { call: 'poll', number: 7 };
+  const search = findPeers(
+    [
+      { ...proc(100, [thread(100, { blockedIn: unlisted })]), sampledAtNs: 0 },
+      { ...proc(200, [thread(200, { blockedIn: polled })]), sampledAtNs: 0 },
+    ],
+    { procRoot: proc_.root },
+  );
+  t.equal((unlisted as BlockedIn).peer, undefined, 'no fds listed: no connection to infer');
+  t.same((polled as BlockedIn).peer, { kind: 'tcp', local: '127.0.0.1:40000', remote: '127.0.0.1:5432', inferred: true, pids: [{ pid: 300, name: 'server' }], sampled: false }, 'the entry that is not a link is passed over');
+  t.equal(search.found, 1);
+});
+
+t.test('unix sockets when the kernel cannot be asked (no addon, or one without sock_diag): the bound path, and a limit that says so', { skip: linux }, async (t) => {
+  // A real unix socket connection of this process: the server end, bound to a path, is the one "blocked".
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-peer-sock-'));
+  const sockPath = path.join(dir, 's');
+  const net = await import('node:net');
+  const accepted: Array<import('node:net').Socket> = [];
+  const server = net.createServer((s) => accepted.push(s));
+  await new Promise<void>((resolve) => server.listen(sockPath, resolve));
+  const client = net.connect(sockPath);
+  await new Promise<void>((resolve) => client.once('connect', resolve));
+  await waitFor(() => accepted.length === 1, 'the connection to be accepted');
+  t.teardown(() => {
+    client.destroy();
+    accepted.forEach((s) => s.destroy());
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  t.match(target, /^socket:\[\d+\]$/);
+  const natives: Record<string, () => object> = {
+    'no binary for this platform': () => {
+      throw new Error('no binary for this platform');
+    },
+    'an addon without unixSocketPeers (macOS)': () => ({}),
+  };
+  for (const [why, binding] of Object.entries(natives)) {
+    const { findPeers: mockedFindPeers } = t.mockRequire<typeof import('../src/peer')>('../src/peer', { '../src/native': { binding } });
+    const waiting = on(fd, target, 'accept4');
+    const search = mockedFindPeers([{ ...proc(process.pid, [thread(process.pid, { blockedIn: waiting })]), sampledAtNs: 0 }]);
+    t.same(waiting.peer, { kind: 'unix', local: sockPath }, why);
+    t.match(search.limits, [{ subject: 'processes', field: 'blockedIn.peer', code: 'ENOTSUP', reason: /the kernel could not be asked/ }], why);
+  }
+});

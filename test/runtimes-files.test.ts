@@ -12,6 +12,7 @@ import { deflateSync } from 'node:zlib';
 import { readDwarfFacts } from '../src/runtimes/dwarf';
 import { ElfFile, ReadBudget } from '../src/runtimes/elf-file';
 import { GoPclntab } from '../src/runtimes/gopclntab';
+import { forgetGoBinaries, goBinary } from '../src/runtimes/go-binary';
 
 const uleb = (n: number): number[] => {
   const out: number[] = [];
@@ -298,4 +299,203 @@ t.test('pclntab headers of formats not read', async (t) => {
   t.equal(await GoPclntab.open(reader(header(0xfffffff0, 8, 0)), 0, 0, 0), null, 'no functions');
   t.equal(await GoPclntab.open(reader(Buffer.alloc(10)), 0, 0, 0), null, 'too short');
   t.equal(await GoPclntab.open(reader(header(0xfffffff1, 8, 100)), 0, 0, 0), null, 'a function table past the end');
+});
+
+t.test('DWARF: the rarer shapes a real file has, and truncated tables', async (t) => {
+  // A v2–v4 unit with an address size of its own (2: AVR, MSP430; 1 is legal too): DW_FORM_addr
+  // reads that many bytes, and in v2 DW_FORM_ref_addr is address-sized as well.
+  const small = (version: number, addressSize: number, dies: number[]) => {
+    const body = [...u16(version), ...u32(0), addressSize, ...dies];
+    return [...u32(body.length), ...body];
+  };
+  const abbrevs = Buffer.from([
+    ...abbrev(1, 0x11, true, [[0x03, 0x08]]), // compile unit: name only (no language: read as Go)
+    ...abbrev(2, 0x13, true, [[0x03, 0x0e], [0x01, 0x01]]), // struct: name (strp), low_pc (addr); no byte_size
+    ...abbrev(3, 0x0d, false, [[0x03, 0x08], [0x38, 0x0b], [0x49, 0x10]]), // member: type by ref_addr
+    ...abbrev(4, 0x16, false, [[0x03, 0x08], [0x49, 0x13]]), // typedef: type by ref4
+    ...abbrev(5, 0x11, false, [[0x03, 0x08]]), // a unit with no children
+    0,
+  ]);
+  const strings = Buffer.from('\0runtime.g\0runtime.m'); // the last name without its NUL: it ends with the section
+  // Unit 1 (v2, 2-byte addresses): runtime.g { a: ref_addr → typedef → ref4 past every unit; b: → a null DIE }.
+  // Offsets from the unit's start (a v2 header is 11 bytes): the typedef at 11 + 23, the
+  // struct's closing 0 at 11 + 22.
+  const dies2 = [
+    1, ...str('u'), // 0: compile unit
+    2, ...u32(1), ...u16(0x1234), // 3: struct runtime.g
+    3, ...str('a'), 0, ...u16(11 + 23), // 10: member a → the typedef
+    3, ...str('b'), 8, ...u16(11 + 22), // 16: member b → the null entry
+    0, // 22
+    4, ...str('t'), ...u32(0x7fff), // 23: typedef t → past every unit
+    0, // 30
+  ];
+  // Unit 2 (v3, 1-byte addresses): runtime.m by a strp that runs to the end of .debug_str; unit 3: no children.
+  const dies3 = [1, ...str('v'), 2, ...u32(11), 0x42, 0, 0];
+  const info = Buffer.from([...small(2, 2, dies2), ...small(3, 1, dies3), ...small(4, 8, [5, ...str('w')])]);
+  const facts = readDwarfFacts(info, abbrevs, strings, new Set(['runtime.g', 'runtime.m']), []);
+  const g = facts.structs.get('runtime.g')!;
+  t.equal(g.size, null, 'a struct without DW_AT_byte_size');
+  t.match(g.members.get('a'), { offset: 0, size: null, typeName: 't' }, 'a typedef whose type is in no unit: named, not sized');
+  t.match(g.members.get('b'), { offset: 8, size: null, typeName: null }, 'a type reference to a null entry');
+  t.ok(facts.structs.has('runtime.m'), 'a name read through .debug_str to its end');
+  // Without .debug_str, or with an offset past it, a strp name is not known.
+  t.equal(readDwarfFacts(info, abbrevs, null, new Set(['runtime.g']), []).structs.size, 0, 'no .debug_str: no names by strp');
+  t.equal(readDwarfFacts(info, abbrevs, Buffer.from('\0'), new Set(['runtime.g']), []).structs.size, 0, 'a strp past .debug_str');
+  // Abbreviation tables cut short inside a ULEB128 or an implicit constant's SLEB128.
+  t.throws(() => readDwarfFacts(info, Buffer.from([0x81]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: uleb128 past the end/ });
+  t.throws(() => readDwarfFacts(info, Buffer.from([1, 0x11, 1, 0x0b, 0x21, 0x80]), null, new Set(), []), { code: 'ENOTSUP', message: /malformed DWARF: sleb128 past the end/ });
+});
+
+t.test('ELF: symbol tables and section headers that point past what they have', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-elf-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const budget = () => new ReadBudget(performance.now() + 10000, 1 << 20);
+  // .symtab (Elf64_Sym: name u32, info u8, other u8, shndx u16, value u64, size u64) linked
+  // to .strtab (section 2), whose last name has no NUL: one symbol named there, one past it.
+  const sym = (name: number, value: number) => {
+    const b = Buffer.alloc(24);
+    b.writeUInt32LE(name, 0);
+    b[4] = 0x12; // STB_GLOBAL, STT_FUNC
+    b.writeBigUInt64LE(BigInt(value), 8);
+    b.writeBigUInt64LE(16n, 16);
+    return b;
+  };
+  const strtab = Buffer.from('\0main.a\0main.end');
+  const symtab = Buffer.concat([Buffer.alloc(24), sym(1, 0x1000), sym(8, 0x2000), sym(500, 0x3000)]);
+  const bytes = elf([{ name: '.symtab', type: 2, data: symtab }, { name: '.strtab', type: 3, data: strtab }]);
+  const shoff = Number(bytes.readBigUInt64LE(40));
+  bytes.writeUInt32LE(2, shoff + 64 + 40); // .symtab's sh_link: .strtab
+  const file = await ElfFile.open(elfFile(dir, 'symbols', bytes), budget());
+  t.teardown(() => file.close());
+  t.same((await file.symbols(() => true, 1024))!.map((s) => [s.name, s.value]), [['main.a', 0x1000], ['main.end', 0x2000]], 'a name that ends with the table; none for a name offset past it');
+  t.equal((await file.read(bytes.length - 4, 64)).length, 4, 'fewer bytes at the end of the file');
+
+  // sh_link of .symtab names no section: no symbols to read.
+  const unlinked = Buffer.from(bytes);
+  unlinked.writeUInt32LE(40, shoff + 64 + 40);
+  const lost = await ElfFile.open(elfFile(dir, 'unlinked', unlinked), budget());
+  t.teardown(() => lost.close());
+  t.equal(await lost.symbols(() => true, 1024), null, 'a symbol table whose string table is not there');
+
+  // The section-name table (the last header) runs past the end of the file.
+  const names = Buffer.from(bytes);
+  names.writeBigUInt64LE(1n << 40n, shoff + 3 * 64 + 32);
+  await t.rejects(ElfFile.open(elfFile(dir, 'names', names), budget()), { code: 'ENOTSUP', message: /has no readable section names/ });
+
+  // SHF_COMPRESSED whose header (Elf64_Chdr: type, reserved, size, alignment) declares more than is read.
+  const chdr = Buffer.alloc(24);
+  chdr.writeUInt32LE(1, 0);
+  chdr.writeBigUInt64LE(1000n, 8);
+  const big = await ElfFile.open(elfFile(dir, 'big', elf([{ name: '.debug_info', flags: 0x800, data: Buffer.concat([chdr, deflateSync(Buffer.alloc(1000))]) }])), budget());
+  t.teardown(() => big.close());
+  await t.rejects(big.sectionBytes(big.section('.debug_info')!, 100), { code: 'ENOTSUP', message: /inflates to 1000 bytes, more than the 100 read/ });
+});
+
+/**
+ * What go-binary.ts reads from a Go executable, in files built here with the layouts Go's
+ * linker writes: .go.buildinfo ("\xff Go buildinf:", pointer size, flags; from Go 1.18 the
+ * version inline as a uvarint-prefixed string at 32 (flag 2), before that a pointer at 16
+ * to runtime.buildVersion's string header { ptr, len }), a pcHeader at .gopclntab and
+ * runtime.firstmoduledata in .noptrdata (pclntab, funcnametab slice, …, noptrbss,
+ * enoptrbss, …, rodata, gofunc), as src/runtime/symtab.go lays them out.
+ */
+t.test('Go executables: versions, moduledata and what is missing, in files built by the layout', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iokit-snap-gobin-'));
+  t.teardown(() => {
+    forgetGoBinaries();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const budget = () => new ReadBudget(performance.now() + 10000, 1 << 24);
+  let n = 0;
+  const analyse = async (bytes: Buffer) => (await goBinary(elfFile(dir, `go${n++}`, bytes), budget())).binary!;
+  const word = (...values: number[]) => Buffer.concat(values.map((v) => Buffer.from(u64(v))));
+  const MAGIC = '\xff Go buildinf:';
+  const inline = (version: string, ptrSize = 8) => Buffer.concat([Buffer.from(MAGIC, 'latin1'), Buffer.from([ptrSize, 2]), Buffer.alloc(16), Buffer.from(uleb(version.length)), Buffer.from(version)]);
+  const pointer = (at: number, flags = 0, ptrSize = 8) => Buffer.concat([Buffer.from(MAGIC, 'latin1'), Buffer.from([ptrSize, flags]), word(at, 0)]);
+  const buildinfo = (data: Buffer) => ({ name: '.go.buildinfo', data, addr: 0x500000 });
+
+  t.equal((await analyse(elf([buildinfo(inline('go1.21.4'))]))).version, 'go1.21.4', 'Go 1.18+: inline');
+  t.equal((await analyse(elf([buildinfo(inline('devel go1.22-abc'))]))).version, 'devel go1.22-abc', 'a development toolchain');
+  t.equal((await analyse(elf([buildinfo(inline('java1.8'))]))).version, null, 'not a Go version');
+  t.equal((await analyse(elf([buildinfo(Buffer.from('not build info, not at all, no'.padEnd(40)))]))).version, null, 'no magic');
+  t.equal((await analyse(elf([{ name: '.gopclntab', data: Buffer.alloc(8), addr: 0x900000 }]))).version, null, 'no .go.buildinfo (Go before 1.13)');
+
+  // Before Go 1.18: .go.buildinfo → runtime.buildVersion (in .data) → the bytes (in .rodata).
+  const old = (header: Buffer, version = 'go1.17.13', extra: { name: string; data: Buffer; addr: number }[] = []) =>
+    elf([buildinfo(header), { name: '.data', data: word(0x700000, version.length), addr: 0x600000 }, { name: '.rodata', data: Buffer.from(version), addr: 0x700000 }, ...extra]);
+  t.equal((await analyse(old(pointer(0x600000)))).version, 'go1.17.13', 'Go 1.13–1.17: through a string header');
+  t.equal((await analyse(old(pointer(0x600000, 1)))).version, null, 'big-endian');
+  t.equal((await analyse(old(pointer(0x600000, 0, 4)))).version, null, '32-bit pointers');
+  t.equal((await analyse(old(pointer(0x123)))).version, null, 'a header pointer to no section');
+  t.equal((await analyse(old(pointer(0x600008)))).version, null, 'a string header pointer into .data: its bytes point nowhere');
+  t.equal((await analyse(old(pointer(0x600000), ''))).version, null, 'an empty version');
+  t.equal((await analyse(old(pointer(0x600000), 'x'.repeat(65)))).version, null, 'a version longer than any');
+  t.equal((await analyse(old(pointer(0x600000), 'gcc-13.2'))).version, null, 'not a Go version');
+  // The string header in a section whose bytes end with the file.
+  const short = old(pointer(0x800000), 'go1.17', [{ name: '.tail', data: Buffer.alloc(16), addr: 0x800000 }]);
+  short.writeBigUInt64LE(BigInt(short.length - 8), Number(short.readBigUInt64LE(40)) + 4 * 64 + 24);
+  t.equal((await analyse(short)).version, null, 'a string header cut by the end of the file');
+
+  // runtime.waitReasonStrings without symbols: the string headers in .data whose entry 1 is
+  // { "GC assist marking", 17 } (entry 0: the empty string), each pointing into .rodata.
+  const reasons = (data: Buffer) => elf([buildinfo(inline('go1.19')), { name: '.rodata', data: Buffer.from('GC assist markingchan receive'), addr: 0x700000 }, { name: '.data', data, addr: 0x600000 }]);
+  t.same((await analyse(reasons(word(0, 0, 0x700000, 17, 0x700011, 12, 0x700000, 0)))).waitReasons, ['', 'GC assist marking', 'chan receive'], 'found through the bytes');
+  t.equal((await analyse(reasons(word(0, 0, 0x700000, 18, 0, 0)))).waitReasons, null, 'the bytes, but no header with their length');
+  // No symbols, no pclntab, no DWARF: why goroutines cannot be read.
+  const bare = await analyse(old(pointer(0x600000)));
+  t.match(bare, { machine: 'x64', pie: false, allgs: null, layout: null, pclntab: null, waitReasons: null, unreadable: /stripped.*pclntab is not in a format read here/ });
+  const arm = await analyse(elf([buildinfo(inline('go1.21.4'))], (h) => h.writeUInt16LE(183, 18)));
+  t.equal(arm.machine, 'arm64', 'EM_AARCH64');
+  const riscv = await analyse(elf([buildinfo(inline('go1.21.4'))], (h) => h.writeUInt16LE(243, 18)));
+  t.match(riscv, { machine: null, unreadable: /ELF machine 243; goroutines are read on x86-64 and arm64 only/ });
+
+  // A symbol table: without runtime.allgs; with it but no DWARF; with DWARF that has no runtime.g.
+  const symtab = (names: string[]) => {
+    const strings = Buffer.from(`\0${names.map((s) => `${s}\0`).join('')}`);
+    let at = 1;
+    const entries = names.map((name) => {
+      const e = Buffer.alloc(24);
+      e.writeUInt32LE(at, 0);
+      at += name.length + 1;
+      e.writeBigUInt64LE(0x600100n, 8);
+      e.writeBigUInt64LE(8n, 16);
+      return e;
+    });
+    return [{ name: '.symtab', type: 2, data: Buffer.concat([Buffer.alloc(24), ...entries]) }, { name: '.strtab', type: 3, data: strings }];
+  };
+  const linked = (bytes: Buffer, symtabIndex: number) => {
+    bytes.writeUInt32LE(symtabIndex + 1, Number(bytes.readBigUInt64LE(40)) + symtabIndex * 64 + 40); // sh_link: the next section
+    return bytes;
+  };
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['main.main'])]), 2)), { unreadable: /^runtime\.allgs is not in the symbol table/ });
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['runtime.allgs'])]), 2)), { allgs: 0x600100, unreadable: /^the program has no DWARF/ });
+  const goUnit = Buffer.from(unit(4, [1, ...str('main'), 0x16, 0]));
+  const goAbbrev = Buffer.from([...abbrev(1, 0x11, true, [[0x03, 0x08], [0x13, 0x0b]]), 0]);
+  const dwarf = [{ name: '.debug_info', data: goUnit }, { name: '.debug_abbrev', data: goAbbrev }, { name: '.debug_str', data: Buffer.from('\0') }];
+  t.match(await analyse(linked(elf([buildinfo(inline('go1.21.4')), ...symtab(['runtime.allgs']), ...dwarf]), 2)), { layout: null, unreadable: /^the DWARF of the program does not describe runtime\.g/ });
+
+  // runtime.firstmoduledata without symbols: the word in .noptrdata equal to the pclntab's
+  // address, then funcnametab's (pclntab + pcHeader.funcnameOffset); gofunc after rodata.
+  const pcHeader = Buffer.alloc(72);
+  pcHeader.writeUInt32LE(0xfffffff0, 0);
+  pcHeader[6] = 1;
+  pcHeader[7] = 8;
+  pcHeader.writeBigUInt64LE(1n, 8);
+  pcHeader.writeBigUInt64LE(0x80n, 32); // funcnameOffset
+  pcHeader.writeBigUInt64LE(0x48n, 64); // pclnOffset: the functab right after
+  const pcln = Buffer.concat([pcHeader, Buffer.alloc(64)]);
+  const rodata = { name: '.rodata', data: Buffer.alloc(64), addr: 0x700000 };
+  const noptrbss = { name: '.noptrbss', type: 8, data: Buffer.alloc(0), addr: 0xb00000, size: 0x100 };
+  const module = (fields: number[]) => elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, { name: '.noptrdata', data: word(0x1234, 0x900000, 0x900080, ...fields), addr: 0xa00000 }, rodata, noptrbss]);
+  const gofuncFields = [0, 0xb00000, 0xb00100, 0, 0x700000, 0x700000, 0x700010];
+  t.not((await analyse(module(gofuncFields))).pclntab, null, 'moduledata found, gofunc inside .rodata');
+  t.not((await analyse(module([0, 0xb00000, 0xb00100, 0, 0x700000, 0x7fff00]))).pclntab, null, 'gofunc outside .rodata: not used');
+  t.not((await analyse(module([0, 0xb00000, 0xb00100, 1, 2, 3]))).pclntab, null, 'no rodata after noptrbss: no gofunc');
+  t.not((await analyse(module([0, 5, 6]))).pclntab, null, 'no noptrbss pair: no gofunc');
+  t.not((await analyse(elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, { name: '.noptrdata', data: word(1, 2, 3), addr: 0xa00000 }, rodata]))).pclntab, null, 'no moduledata in .noptrdata');
+  t.not((await analyse(elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: pcln, addr: 0x900000 }, rodata]))).pclntab, null, 'no .noptrdata');
+  // A pcHeader cut short by the end of the file.
+  const cut = elf([buildinfo(inline('go1.19')), { name: '.gopclntab', data: Buffer.alloc(16), addr: 0x900000 }, { name: '.noptrdata', data: word(0x900000), addr: 0xa00000 }]);
+  cut.writeBigUInt64LE(BigInt(cut.length - 16), Number(cut.readBigUInt64LE(40)) + 2 * 64 + 24);
+  t.equal((await analyse(cut)).pclntab, null, 'a pcHeader cut by the end of the file');
 });

@@ -249,3 +249,44 @@ t.test('host facts', async (t) => {
   t.equal(host.platform, process.platform);
   t.equal(host.arch, process.arch);
 });
+
+t.test('peers: true with more holders than it samples, and a holder that exited before it could be sampled', { skip: linux }, async (t) => {
+  // Seventeen holders (one more than the 16 it samples), none of them alive: processes that ran and were reaped.
+  const gone: number[] = [];
+  for (let i = 0; i < 17; i++) {
+    const child = spawn('true', { stdio: 'ignore' });
+    gone.push(child.pid!);
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+  const real = await import('../src/peer');
+  let calls = 0;
+  const { snapshot: mockedSnapshot } = t.mockRequire<typeof import('../src/sample')>('../src/sample', {
+    '../src/peer': {
+      ...real,
+      // The first search names the holders (as it would for 17 threads blocked on 17 pipes); the second is the real one.
+      findPeers: (processes: Parameters<typeof real.findPeers>[0], options: Parameters<typeof real.findPeers>[1]) => {
+        if (calls++ === 0) {
+          processes[0].threads[0].blockedIn = {
+            call: 'read',
+            number: 0,
+            fd: 0,
+            target: 'pipe:[1]',
+            peer: { kind: 'pipe', pids: gone.map((pid) => ({ pid, name: 'true' })), sampled: false },
+          };
+          return { found: 1, limits: [], cost: { processes: 0, fds: 0, ms: 0, wholeSystem: false } };
+        }
+        return real.findPeers(processes, options);
+      },
+    },
+  });
+  const snap = await mockedSnapshot({ pids: [process.pid], accelerators: false, peers: true });
+  t.equal(calls, 2, 'searched again once the holders were sampled');
+  t.same(snap.processes.map((p) => p.pid), [process.pid], 'no holder could be sampled');
+  t.match(
+    snap.limits.find((l) => l.field === 'peers'),
+    { subject: 'snapshot', code: 'E2BIG', reason: '17 processes hold the other ends; the first 16 were sampled' },
+  );
+  const holderLimits = snap.limits.filter((l) => l.field === 'threads');
+  t.same(holderLimits.map((l) => l.subject), gone.slice(0, 16).map((pid) => `pid ${pid}`), 'each of the first 16 is a limit');
+  t.match(holderLimits[0], { code: 'ESRCH' });
+});

@@ -84,6 +84,11 @@ async function self() {
     assert.equal(thread.pc, thread.stack[0].pc);
   }
   assert.deepEqual(sample.limits.filter((l) => l.field === 'stack'), [], 'every stack was read');
+  assert.deepEqual(
+    sample.limits.filter((l) => l.field !== 'offCpuNs'),
+    [],
+    'no limit but offCpuNs when sampling ourselves',
+  );
 
   const sampler = createThreadSampler(process.pid);
   const first = await sampler.sample();
@@ -94,8 +99,9 @@ async function self() {
   const tids = (s) => new Set(s.threads.map((t) => t.tid));
   assert.ok([...tids(first)].filter((tid) => tids(second).has(tid)).length >= 4, 'the sampler sees the same threads again');
 
-  // Another process of the same user: task_for_pid is refused unless root (hardened
-  // node), and the libproc path must still list its threads, with a limit saying why.
+  // Another process of the same user: task_read_for_pid and task_for_pid are refused
+  // unless root (a hardened node), and the libproc path must still list its threads, with
+  // a limit saying why and what would help.
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -103,11 +109,14 @@ async function self() {
     assert.ok(other.threads.length >= 2, `the child's threads (${other.threads.length})`);
     const denied = other.limits.find((l) => l.code === 'EPERM');
     if (denied) {
-      assert.match(denied.reason, /task_for_pid was denied/);
+      assert.match(denied.reason, /task_read_for_pid \(.*\) and task_for_pid \(0x[0-9a-f]+\) were refused/);
       assert.match(denied.hint, /com\.apple\.security\.cs\.debugger/);
+      assert.match(denied.hint, /hardened runtime/);
       assert.ok(other.threads.every((t) => t.blockedIn === null && t.suspendCount === null));
     }
-    notice(`child node ${child.pid}: ${denied ? 'libproc path (task_for_pid denied)' : 'task-port path'}, ${other.threads.length} threads`);
+    // macOS gives no last-run time: every sample says so, once.
+    assert.equal(other.limits.filter((l) => l.field === 'offCpuNs' && l.code === 'ENOTSUP').length, 1, 'one offCpuNs limit');
+    notice(`child node ${child.pid}: ${denied ? 'libproc path (both task ports refused)' : 'task-port path'}, ${other.threads.length} threads`);
   } finally {
     child.kill();
   }

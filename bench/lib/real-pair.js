@@ -140,7 +140,7 @@ function roles(processes, threadsPer) {
 const copy = (value) => structuredClone(value);
 
 /**
- * The strings of `value` as the native builder makes them (native/to_js.cc): each distinct text
+ * The strings of `value` as the native builder makes them (native/node/to_js.cc): each distinct text
  * one internalized string, the same object in every sample. A copy (structuredClone) makes a
  * new string for every field of every thread, and comparing those costs what comparing
  * strings of a real sample does not.

@@ -159,24 +159,34 @@ class ScopedThreadSuspension {
 };
 
 // Another task held suspended as a whole for as long as this object lives, through
-// task_suspend2: its hold is a send-once right (the suspension token), and xnu
-// resumes the task when the token loses its last sender (osfmk/kern/task.c,
-// task_suspension_no_senders), so the hold ends even if this process is killed
-// mid-walk. thread_suspend holds have no such owner and outlive their caller.
-// Not for our own task: it would stop the thread that holds it.
+// task_suspend2 (osfmk/kern/task.c): it places one hold (the task's user_stop_count,
+// which MACH_TASK_BASIC_INFO shows) and hands back a send-once right to the task's
+// resume port, the token. The hold ends exactly once, by one mechanism: this object
+// deallocates the token, and xnu turns the death of that send-once right into the
+// resume (ipc_notify_send_once_and_unlock → ipc_kobject_notify_send_once_and_unlock →
+// task_suspension_send_once → release_task_hold), synchronously, in this call. The same
+// happens when this process dies with the token (its IPC space is torn down), so the
+// hold ends even if we are SIGKILLed mid-walk; thread_suspend holds have no such owner
+// and outlive their caller. task_resume2 is not used: its message consumes the token
+// whenever it is sent, whatever the server answers (ipc_kobject_server releases the
+// request's destination right), so a second release after a failed task_resume2 would
+// free a name that is gone, or by then someone else's. (task_suspension_no_senders, the
+// resume port's no-senders notification, releases only legacy task_suspend holds.)
+// task_suspend2 can succeed with a null token: the task went inactive between the hold
+// and the conversion of the token (convert_task_suspension_token_to_port gives IP_NULL
+// for an inactive task), so the process is exiting and nothing is held for us: held()
+// is false. Not for our own task: it would stop the thread that holds it.
 class ScopedTaskSuspension {
  public:
   explicit ScopedTaskSuspension(task_t task) : result_(task_suspend2(task, &token_)) {}
   ScopedTaskSuspension(const ScopedTaskSuspension&) = delete;
   ScopedTaskSuspension& operator=(const ScopedTaskSuspension&) = delete;
   ~ScopedTaskSuspension() {
-    if (result_ != KERN_SUCCESS || !MACH_PORT_VALID(token_)) return;
-    // A task_resume2 that was sent consumed the token. One that could not be sent
-    // (the task died, the token is a dead name) left the right with us: dropping it
-    // is itself the resume.
-    if (task_resume2(token_) != KERN_SUCCESS) mach_port_deallocate(mach_task_self(), token_);
+    // A dead name (the task died while held) is still a reference to give back.
+    if (MACH_PORT_VALID(token_)) mach_port_deallocate(mach_task_self(), token_);
   }
   kern_return_t result() const { return result_; }
+  bool held() const { return result_ == KERN_SUCCESS && MACH_PORT_VALID(token_); }
 
  private:
   task_suspension_token_t token_ = MACH_PORT_NULL;

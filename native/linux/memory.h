@@ -4,7 +4,7 @@
 //
 // process_vm_readv takes the target's mmap lock (to pin its pages), which a hung process
 // (a thread stuck in a page fault on a dead NFS mount, mmap in D state) may hold for
-// ever. So the read runs on a probe thread of its own (native/probe.h) and the caller
+// ever. So the read runs on a probe thread of its own (native/node/probe.h) and the caller
 // waits for it with a deadline (src/native.ts withDeadline): a read that never returns
 // costs that one thread, never the event loop.
 #pragma once

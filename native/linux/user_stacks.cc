@@ -48,6 +48,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__aarch64__)
+#include <asm/ptrace.h>  // user_pt_regs: glibc's <sys/user.h> does not declare it on arm64
+#endif
 
 #include <algorithm>
 #include <cstring>

@@ -132,6 +132,7 @@ ThreadOptions ParseThreadOptions(Napi::Object options) {
   if (auto v = UintOption(options, "maxStackDepth")) parsed.maxStackDepth = *v;
   if (auto v = UintOption(options, "maxOpenFiles")) parsed.maxOpenFiles = *v;
   if (auto v = UintOption(options, "stackBudgetMs")) parsed.stackBudgetMs = *v;
+  if (auto v = UintOption(options, "callTimeoutMs")) parsed.callTimeoutMs = *v;
   parsed.tids = TidsOption(options);
   return parsed;
 }

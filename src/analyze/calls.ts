@@ -113,7 +113,7 @@ export function cpuOf(thread: ThreadSample): number {
 }
 
 /** Calls the kernel resumes as restart_syscall after a stop or a signal handler: the waits with a timeout. */
-const RESTARTABLE = new Set(['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', 'poll', 'ppoll', 'ppoll_time64', 'select', 'pselect6', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'futex', 'futex_time64']);
+export const RESTARTABLE = new Set(['nanosleep', 'clock_nanosleep', 'clock_nanosleep_time64', 'poll', 'ppoll', 'ppoll_time64', 'select', 'pselect6', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'futex', 'futex_time64']);
 
 /**
  * A wait that a stop interrupted (SIGSTOP/SIGCONT, a debugger, a --stacks walk) and the kernel

@@ -381,7 +381,7 @@ export const THREAD_RULES: readonly ThreadRule[] = [
       const expected = c.main && v.expectExit;
       switch (c.kind) {
         case 'park':
-          if (!expected) return IDLE;
+          // Only the main thread of a command that should exit: pass one counts every other park idle (quickIdle, admit).
           return finding(c, 'waiting', 'info', `parked${stackWords(c)} in ${describeWait(t)} for at least ${formatMs(c.heldMs)}: its runtime waits for work`, stillEvidence(c), c.heldMs);
         case 'sleep':
         case 'child':
@@ -528,6 +528,6 @@ export function judgeCase(c: Case, v: ProcessView): Outcome {
     const outcome = rule.judge(c, v);
     if (outcome !== undefined) return outcome;
   }
-  /* c8 ignore next -- 'stalled' always answers */
+  /* c8 ignore next 2 -- 'stalled', the last rule, answers every case: the loop never ends without an outcome */
   return IDLE;
 }

@@ -135,7 +135,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
           const result = await sampleGoroutines(pid, { timeoutMs: sampleDeadline(this.intervalMs), procRoot: this.options.procRoot });
           this.goPrograms.set(pid, result.goVersion !== null);
           if (result.goroutines !== null) found.set(pid, result.goroutines);
-          limits.push(...result.limits);
+          for (const l of result.limits) limits.push(l);
         } catch (error) {
           // Not readable (permission, gone): the threads' own sample says what it can.
           if (!this.goPrograms.has(pid)) this.goPrograms.set(pid, false);
@@ -297,7 +297,7 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
       if (result.status === 'fulfilled') {
         const { limits: threadLimits, ...sample } = result.value;
         this.seen.add(pid);
-        limits.push(...threadLimits);
+        for (const l of threadLimits) limits.push(l);
         const of = this.peers.get(pid);
         const gs = goroutines.get(pid);
         processes.push(of === undefined && gs === undefined ? sample : { ...sample, ...(of !== undefined ? { peerOf: of } : {}), ...(gs !== undefined ? { goroutines: gs } : {}) });

@@ -107,9 +107,14 @@ export function kernelLines(t: ThreadSample): string[] {
 
 /** Rows of [label, where, module] as aligned lines under `indent`. */
 function frameRows(rows: [string, string, string][], style: Style, indent: string): string {
-  const labelWidth = Math.max(...rows.map((r) => r[0].length));
+  // Loops, not Math.max(...): an imported stack may have more frames than a call takes arguments.
+  let labelWidth = 0;
   // The where column is as wide as its longest entry that has a module after it.
-  const width = Math.max(0, ...rows.filter((r) => r[2] !== '').map((r) => r[1].length));
+  let width = 0;
+  for (const r of rows) {
+    labelWidth = Math.max(labelWidth, r[0].length);
+    if (r[2] !== '') width = Math.max(width, r[1].length);
+  }
   return rows.map((r) => `${indent}${r[0].padEnd(labelWidth)}  ${r[1].padEnd(width)}  ${paint(style, 'dim', r[2])}`.trimEnd()).join('\n') + '\n';
 }
 

@@ -31,7 +31,7 @@ export const COMMANDS: Command[] = [
   lazy('accelerators', 'list the GPUs/accelerators and their state (the default command)', () =>
     (require('./commands/accelerators') as typeof import('./commands/accelerators')).acceleratorsCommand,
   ),
-  lazy('threads', 'sample every thread of a process: state, CPU, blocked in, target', () =>
+  lazy('threads', 'sample every thread of a process: state, CPU, blocked in, target (or show a saved snapshot\'s)', () =>
     (require('./commands/threads') as typeof import('./commands/threads')).threadsCommand,
   ),
   lazy('snapshot', 'take an iokit-snap/1 snapshot (accelerators + threads of --pid)', () =>
@@ -136,7 +136,10 @@ async function dispatch(argv: string[], io: CliIO): Promise<number> {
   }
   const command = named ?? COMMANDS[0];
   const args = named ? rest : argv;
-  if (args.includes('--help') || args.includes('-h')) {
+  // Only before `--`: what follows it is another program's (exec -- psql -h HOST).
+  const end = args.indexOf('--');
+  const own = end < 0 ? args : args.slice(0, end);
+  if (own.includes('--help') || own.includes('-h')) {
     await write(io.stdout, command.usage);
     return EXIT.ok;
   }

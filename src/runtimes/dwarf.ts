@@ -11,7 +11,6 @@ import { IokitSnapError } from '../errors';
 
 const DW_TAG_member = 0x0d;
 const DW_TAG_structure_type = 0x13;
-const DW_TAG_typedef = 0x16;
 const DW_TAG_constant = 0x27;
 const DW_TAG_compile_unit = 0x11;
 const DW_AT_name = 0x03;
@@ -301,7 +300,8 @@ export function readDwarfFacts(info: Buffer, abbrev: Buffer, strings: Buffer | n
           member.size = die.byteSize;
           break;
         }
-        ref = die.tag === DW_TAG_typedef || die.byteSize === undefined ? die.type : undefined;
+        // No size here (a typedef, a pointer's target not sized): on to the type it names.
+        ref = die.type;
       }
     }
   } catch (error) {

@@ -400,9 +400,8 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
   };
   const exe = `${procRoot}/${pid}/exe`;
   let binary: GoBinary | null;
-  let reader: ((addr: number, length: number) => Promise<Buffer>) | null;
   try {
-    ({ binary, reader } = await goBinary(exe, new ReadBudget(deadline, 64 * 1024 * 1024)));
+    ({ binary } = await goBinary(exe, new ReadBudget(deadline, 64 * 1024 * 1024)));
   } catch (error) {
     const e = toIokitSnapError(error);
     if ((error as NodeJS.ErrnoException).code === 'ENOENT' || e.code === 'ESRCH') {
@@ -417,7 +416,7 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
   if (binary === null) return { pid, goVersion: null, goroutines: null, limits };
   const result: GoroutineSampleResult = { pid, goVersion: binary.version, goroutines: null, limits };
   if (binary.unreadable !== null) {
-    limit('ENOTSUP', `goroutines not read: ${binary.unreadable ?? 'the program does not say where its goroutines are'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+    limit('ENOTSUP', `goroutines not read: ${binary.unreadable}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
     return result;
   }
   const memory = new SampleMemory(pid, deadline);
@@ -427,8 +426,9 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
     let layout = binary.layout;
     if (allgs === null || layout === null) {
       const found = await findStripped(binary, memory, bias);
+      // findStripped sets failure whenever it leaves allgs or the layout null.
       if (found.failure !== null || found.allgs === null || found.layout === null) {
-        limit('ENOTSUP', `goroutines not read: ${found.failure ?? 'not found'}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
+        limit('ENOTSUP', `goroutines not read: ${found.failure}`, 'Build the program without -ldflags=-s/-w (the default keeps the symbol table and DWARF) to let iokit-snap read its goroutines.');
         return result;
       }
       allgs = found.allgs;
@@ -475,7 +475,7 @@ export async function sampleGoroutines(pid: number, given: GoroutineOptions = {}
     const reasons = await waitReasonStrings(binary, memory, bias).catch(() => null);
     // Frames name the program as the target sees it (readlink: the kernel's d_path, no file system call).
     const module = await fs.promises.readlink(exe).catch(() => exe);
-    const frames = await walkFrames(gs, memory, binary, bias, maxFrames, reader !== null, module, limits, subject);
+    const frames = await walkFrames(gs, memory, binary, bias, maxFrames, module, limits, subject);
     const tids = await threadIds(gs, memory, layout);
     const goroutines: GoroutineSample[] = [];
     const named = new Map<number, Frame[]>();
@@ -556,7 +556,6 @@ async function walkFrames(
   binary: GoBinary,
   bias: number,
   maxFrames: number,
-  named: boolean,
   module: string,
   limits: Limitation[],
   subject: string,
@@ -615,7 +614,7 @@ async function walkFrames(
     for (const pc of pcs[i]) {
       let frames = cache.get(pc);
       if (frames === undefined) {
-        frames = named ? await nameFrames(binary, pc, bias, true, module) : [{ pc, module, offset: pc - bias, symbol: null }];
+        frames = await nameFrames(binary, pc, bias, true, module);
         cache.set(pc, frames);
       }
       out[i].push(...frames);

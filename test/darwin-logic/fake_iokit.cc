@@ -34,13 +34,7 @@ bool Conforms(const Service& service, const std::string& className) {
 }
 
 // A call that waits on a wedged work loop: it returns only when the harness lets it.
-void BlockUntilReleased(Kernel::Call& call) {
-  ++K().blockedCalls;
-  K().clockNs_ += fake::kBlockNs;
-  K().changed.wait(call.lock, [] { return K().releaseBlocked; });
-  --K().blockedCalls;
-  K().changed.notify_all();
-}
+void BlockUntilReleased(Kernel::Call& call) { K().BlockUntilReleased(call.lock); }
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // The fake kernel's bookkeeping and its Mach, libproc and libdyld calls.
 #include "fake_kernel.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libproc.h>
 #include <mach/mach.h>
@@ -14,6 +15,7 @@
 
 #include "../../native/backend.h"
 #include "../../native/darwin/dyld_images.h"
+#include "../../native/darwin/proc_info_private.h"
 
 namespace fake {
 
@@ -31,6 +33,19 @@ const char* FaultName(Fault fault) {
 }
 
 int SelfPid() { return static_cast<int>(::getpid()); }
+
+int LiveThreads() {
+#if defined(__linux__)
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  int count = 0;
+  while (const dirent* entry = readdir(dir)) count += entry->d_name[0] != '.';
+  closedir(dir);
+  return count;
+#else
+  return -1;
+#endif
+}
 
 Kernel& Kernel::Get() {
   static Kernel kernel;
@@ -56,6 +71,13 @@ void Kernel::Reset() {
   fault_ = Fault::None;
   faultFired_ = false;
   raceSuspends_ = false;
+  crossHolds_ = false;
+  crossArrivals = 0;
+  crossLanded = 0;
+  deadlockBroken = false;
+  selfTranslated_ = false;
+  blockedThisRun_ = false;
+  nextSerial = 1;
   registryChanges_ = 0;
   suspendArrivals = 0;
   suspendsHeld = 0;
@@ -69,6 +91,8 @@ Task& Kernel::AddTask(int pid, const std::string& comm) {
   tasks.reserve(16);  // Task references handed out stay valid while a scenario scripts
   tasks.push_back(Task{});
   tasks.back().pid = pid;
+  tasks.back().serial = nextSerial++;
+  tasks.back().uniqueId = 0x10000 + static_cast<uint64_t>(pid);
   tasks.back().comm = comm;
   if (pid != SelfPid()) targetPid = pid;
   return tasks.back();
@@ -76,9 +100,40 @@ Task& Kernel::AddTask(int pid, const std::string& comm) {
 
 Task* Kernel::FindTask(int pid) {
   for (Task& task : tasks) {
-    if (task.pid == pid) return &task;
+    if (task.pid == pid && !task.replaced) return &task;
   }
   return nullptr;
+}
+
+Task* Kernel::FindTaskBySerial(uint64_t serial) {
+  for (Task& task : tasks) {
+    if (task.serial == serial) return &task;
+  }
+  return nullptr;
+}
+
+// kern_exec.c: the process gets a new task (proc_exec_switch_task), the old one is
+// terminated (task_terminate_internal → ipc_task_disable: its ports convert to no task);
+// p_uniqueid stays, p_idversion is renewed (exec_handle_sugid). The new task starts as a
+// copy of the old (threads, memory) for the scenario to change.
+Task& Kernel::Exec(int pid, const std::string& comm) {
+  std::lock_guard<std::mutex> lock(mutex);
+  return ExecLocked(pid, comm);
+}
+
+Task& Kernel::ExecLocked(int pid, const std::string& comm) {
+  Task* old = FindTask(pid);
+  Task fresh = *old;
+  old->replaced = true;
+  old->alive = false;
+  for (Thread& thread : old->threads) thread.vanished = true;
+  fresh.serial = nextSerial++;
+  fresh.idVersion = old->idVersion + 1;
+  fresh.comm = comm;
+  fresh.heldByUs = 0;
+  for (Thread& thread : fresh.threads) thread.tid += 0x100000;  // new threads, new ids
+  tasks.push_back(std::move(fresh));
+  return tasks.back();
 }
 
 Thread& Kernel::AddThread(Task& task, uint64_t tid, const std::string& name, int runState) {
@@ -130,6 +185,34 @@ void Kernel::ReleaseBlockedCalls() {
   changed.wait(lock, [this] { return blockedCalls == 0; });
 }
 
+void Kernel::LetBlockedCallsReturn() {
+  std::lock_guard<std::mutex> lock(mutex);
+  releaseBlocked = true;
+  changed.notify_all();
+}
+
+int Kernel::BlockedCalls() {
+  std::lock_guard<std::mutex> lock(mutex);
+  return blockedCalls;
+}
+
+// A call that waits on something wedged (a work loop, taskgated): it returns only when
+// the harness lets it, at the end of the run.
+void Kernel::BlockUntilReleased(std::unique_lock<std::mutex>& lock) {
+  ++blockedCalls;
+  blockedThisRun_ = true;
+  clockNs_ += kBlockNs;
+  changed.wait(lock, [this] { return releaseBlocked; });
+  --blockedCalls;
+  changed.notify_all();
+}
+
+void Kernel::Call::BlockIfArmed() {
+  if (fault != Fault::Blocks) return;
+  kernel.BlockUntilReleased(lock);
+  fault = Fault::None;  // it returns normally once let go
+}
+
 std::vector<std::string> Kernel::Problems() {
   std::lock_guard<std::mutex> lock(mutex);
   std::vector<std::string> found = problems;
@@ -167,24 +250,32 @@ Kernel::Call::Call(Kernel& k, const char* name, bool injectable) : kernel(k), lo
 
 Kernel::Call::~Call() { kernel.ParkIfHeld(lock); }
 
-// A real harness thread that a walker has suspended stops at its next return to
-// user space, as xnu parks a held thread at AST_APC, until it is resumed. Two
-// walkers that suspend each other both park: a deadlock, reported, then broken.
+// A real harness thread that a walker has suspended, or whose fake process another
+// walker holds, stops at its next return to user space, as xnu parks a held thread at
+// AST_APC (thread_apc_ast), until it is resumed. Two walkers that suspend or hold each
+// other both park: a deadlock, reported, then broken (nothing parks for the rest of
+// the run, so the walkers finish and give back what they hold).
 void Kernel::ParkIfHeld(std::unique_lock<std::mutex>& lock) {
   Thread* self = BoundThread();
-  if (self == nullptr || self->heldByUs == 0) return;
+  if (self == nullptr) return;
+  const int pid = boundPid;
+  const auto heldNow = [this, self, pid] {
+    if (deadlockBroken) return false;
+    Task* task = FindTask(pid);
+    return self->heldByUs > 0 || (task != nullptr && task->heldByUs > 0);
+  };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-  while (self->heldByUs > 0) {
-    if (changed.wait_until(lock, deadline) == std::cv_status::timeout && self->heldByUs > 0) {
-      problems.push_back("deadlock: thread " + std::to_string(self->tid) +
+  while (heldNow()) {
+    if (changed.wait_until(lock, deadline) == std::cv_status::timeout && heldNow()) {
+      problems.push_back("deadlock: thread " + std::to_string(self->tid) + " of pid " + std::to_string(pid) +
                          " stayed suspended (a walker holding it was itself held)");
-      for (Task& task : tasks) {
-        for (Thread& thread : task.threads) thread.heldByUs = 0;  // break it so the run can end
-      }
+      deadlockBroken = true;
       changed.notify_all();
     }
   }
 }
+
+int Kernel::CallerPid() { return boundPid != 0 ? boundPid : SelfPid(); }
 
 Thread* Kernel::BoundThread() {
   if (boundPid == 0) return nullptr;
@@ -217,8 +308,8 @@ int Kernel::Call::Inject(Task* task, Thread* thread) {
       }
       return 0;
     case Fault::TaskDied: {
-      Task* victim = task != nullptr && task->pid != SelfPid() ? task : kernel.FindTask(kernel.targetPid);
-      if (victim != nullptr && victim->pid != SelfPid()) kernel.Die(*victim);
+      Task* victim = task != nullptr && task->pid != kernel.CallerPid() ? task : kernel.FindTask(kernel.targetPid);
+      if (victim != nullptr && victim->pid != kernel.CallerPid()) kernel.Die(*victim);
       return task != nullptr && !task->alive ? MACH_SEND_INVALID_DEST : 0;
     }
     case Fault::Blocks: kernel.clockNs_ += kBlockNs; return 0;
@@ -240,7 +331,7 @@ uint32_t Kernel::NewPort(Port port) {
   // task_threads gave for this thread, which is how a walker knows itself).
   if (port.kind == Port::Kind::Task || port.kind == Port::Kind::Thread) {
     for (auto& [name, held] : ports) {
-      if (held.kind == port.kind && held.pid == port.pid && held.tid == port.tid) {
+      if (held.kind == port.kind && held.taskSerial == port.taskSerial && held.tid == port.tid) {
         ++held.refs;
         return name;
       }
@@ -258,14 +349,14 @@ Port* Kernel::Resolve(uint32_t name) {
 }
 
 Task* Kernel::TaskOf(uint32_t name) {
-  if (name == kSelfTaskName) return FindTask(SelfPid());
+  if (name == kSelfTaskName) return FindTask(CallerPid());
   Port* port = Resolve(name);
   if (port == nullptr) {
     problems.push_back("a task call on port 0x" + std::to_string(name) + ", which this task holds no right to");
     return nullptr;
   }
   if (port->kind != Port::Kind::Task) return nullptr;
-  return FindTask(port->pid);
+  return FindTaskBySerial(port->taskSerial);
 }
 
 Thread* Kernel::ThreadOf(uint32_t name, Task** owner) {
@@ -275,7 +366,7 @@ Thread* Kernel::ThreadOf(uint32_t name, Task** owner) {
     return nullptr;
   }
   if (port->kind != Port::Kind::Thread) return nullptr;
-  Task* task = FindTask(port->pid);
+  Task* task = FindTaskBySerial(port->taskSerial);
   if (owner != nullptr) *owner = task;
   if (task == nullptr) return nullptr;
   for (Thread& thread : task->threads) {
@@ -290,6 +381,7 @@ void Kernel::DropHold(Task& task) {
   ++totals.resumes;
   task.longestHoldNs = std::max(task.longestHoldNs, clockNs_ - task.heldSinceNs);
   task.totalHoldNs += clockNs_ - task.heldSinceNs;
+  changed.notify_all();  // its parked threads run again
 }
 
 }  // namespace fake
@@ -323,28 +415,81 @@ mach_port_t mach_thread_self(void) {
   Thread* self = K().BoundThread();
   if (self == nullptr) return MACH_PORT_NULL;
   Port port{Port::Kind::Thread};
-  port.pid = fake::SelfPid();
+  port.pid = K().CallerPid();
+  port.taskSerial = K().FindTask(port.pid)->serial;
   port.tid = self->tid;
   return K().NewPort(port);
 }
 
+namespace {
+// A send right to `task`'s port, as task_for_pid and task_read_for_pid hand one out.
+mach_port_t TaskPortFor(const Task& task) {
+  Port port{Port::Kind::Task};
+  port.pid = task.pid;
+  port.taskSerial = task.serial;
+  return K().NewPort(port);
+}
+}  // namespace
+
+// kern_proc.c task_for_pid: pid 0 is refused to everyone; KERN_FAILURE when refused or
+// gone; a non-root caller may wait on taskgated (the real-time "blocks" fault).
 kern_return_t task_for_pid(mach_port_t, int pid, mach_port_t* out) {
   Kernel::Call call(K(), "task_for_pid");
   *out = MACH_PORT_NULL;
+  call.BlockIfArmed();
   Task* task = K().FindTask(pid);
+  if (task != nullptr && task->taskPortBlocks) K().BlockUntilReleased(call.lock);  // taskgated does not answer
   if (int kr = call.Inject(task, nullptr)) return kr;
+  if (pid == 0) {
+    K().problems.push_back("task_for_pid(0): refused to everyone, it should not be asked");
+    return KERN_FAILURE;
+  }
   if (task == nullptr || !task->alive) return KERN_FAILURE;
-  if (!task->taskPortAllowed) return 5;  // KERN_FAILURE, as AMFI's denial reads
-  Port port{Port::Kind::Task};
-  port.pid = pid;
-  *out = K().NewPort(port);
+  if (!task->taskPortAllowed || !task->controlPortAllowed) return 5;  // KERN_FAILURE, as AMFI's denial reads
+  if (task->noTask) return KERN_SUCCESS;  // proc_task(p) == TASK_NULL: success, and MACH_PORT_NULL
+  *out = TaskPortFor(*task);
   return KERN_SUCCESS;
+}
+
+// kern_proc.c task_read_for_pid: a BSD call, -1 with errno when refused (EPERM) or gone (ESRCH).
+int task_read_for_pid(mach_port_name_t, int pid, mach_port_name_t* out) {
+  Kernel::Call call(K(), "task_read_for_pid");
+  *out = MACH_PORT_NULL;
+  call.BlockIfArmed();
+  Task* task = K().FindTask(pid);
+  if (task != nullptr && task->taskPortBlocks) K().BlockUntilReleased(call.lock);  // taskgated does not answer
+  if (int kr = call.Inject(task, nullptr)) return errno = ErrnoFor(kr), -1;
+  if (pid == 0) {
+    K().problems.push_back("task_read_for_pid(0): refused to everyone, it should not be asked");
+    return errno = EPERM, -1;
+  }
+  if (task == nullptr || !task->alive) return errno = ESRCH, -1;
+  if (!task->taskPortAllowed) return errno = EPERM, -1;
+  if (task->noTask) return 0;  // proc_task(p) == TASK_NULL: success, and MACH_PORT_NULL
+  *out = TaskPortFor(*task);
+  return 0;
+}
+
+int sysctlbyname(const char* name, void* out, size_t* size, void*, size_t) {
+  Kernel::Call call(K(), "sysctlbyname");
+  if (int kr = call.Inject(nullptr, nullptr)) return errno = ErrnoFor(kr), -1;
+  if (std::strcmp(name, "sysctl.proc_translated") != 0 || *size < sizeof(int)) return errno = ENOENT, -1;
+  const int translated = K().selfTranslated_ ? 1 : 0;
+  std::memcpy(out, &translated, sizeof translated);
+  *size = sizeof translated;
+  return 0;
 }
 
 kern_return_t task_threads(task_t taskName, thread_act_array_t* list, mach_msg_type_number_t* count) {
   Kernel::Call call(K(), "task_threads");
   Task* task = K().TaskOf(taskName);
   if (int kr = call.Inject(task, nullptr)) return kr;
+  if (task != nullptr && task->execAtTaskThreads) {  // the process execs just now, after it was identified
+    task->execAtTaskThreads = false;
+    K().ExecLocked(task->pid, task->comm + "-new");
+    task = K().TaskOf(taskName);
+  }
+  if (task != nullptr && task->replaced) return KERN_INVALID_ARGUMENT;  // exec'd: the port converts to TASK_NULL
   if (task == nullptr || !task->alive) return MACH_SEND_INVALID_DEST;
   if (task->inactive) return KERN_FAILURE;
   std::vector<uint64_t> live;
@@ -355,6 +500,7 @@ kern_return_t task_threads(task_t taskName, thread_act_array_t* list, mach_msg_t
   for (size_t i = 0; i < live.size(); ++i) {
     Port port{Port::Kind::Thread};
     port.pid = task->pid;
+    port.taskSerial = task->serial;
     port.tid = live[i];
     array[i] = K().NewPort(port);
   }
@@ -390,8 +536,9 @@ kern_return_t mach_port_deallocate(ipc_space_t space, mach_port_t name) {
   }
   if (--port->refs == 0) {
     if (port->kind == Port::Kind::Token && port->tokenHeld) {
-      // The token lost its last send right: xnu's task_suspension_no_senders resumes the task.
-      if (Task* task = K().FindTask(port->pid)) K().DropHold(*task);
+      // The token (a send-once right) died: ipc_notify_send_once_and_unlock →
+      // task_suspension_send_once releases its hold, synchronously.
+      if (Task* task = K().FindTaskBySerial(port->taskSerial)) K().DropHold(*task);
     }
     K().ports.erase(name);
   }
@@ -500,9 +647,13 @@ kern_return_t thread_suspend(thread_act_t act) {
   Thread* thread = K().ThreadOf(act, &task);
   if (int kr = call.Inject(task, thread)) return kr;
   if (thread == nullptr || thread->vanished) return MACH_SEND_INVALID_DEST;
-  if (task->pid != fake::SelfPid()) {
+  if (task->pid != K().CallerPid()) {
     K().problems.push_back("thread_suspend of a thread of pid " + std::to_string(task->pid) +
                            ": that hold outlives us if we die mid-walk (task_suspend2's token does not)");
+  }
+  if (thread->endsBeforeSuspend) {  // thread_act.c thread_suspend: an inactive thread is KERN_TERMINATED
+    thread->vanished = true;
+    return KERN_TERMINATED;
   }
   if (K().raceSuspends_ && thread->bound) {
     // Two walkers of one process that each reach thread_suspend of the other before
@@ -553,16 +704,41 @@ kern_return_t task_suspend2(task_t taskName, task_suspension_token_t* token) {
   Task* task = K().TaskOf(taskName);
   if (int kr = call.Inject(task, nullptr)) return kr;
   if (task == nullptr || !task->alive) return MACH_SEND_INVALID_DEST;
-  if (task->pid == fake::SelfPid()) K().problems.push_back("task_suspend2 of our own task (it would stop the walker)");
+  if (task->pid == K().CallerPid()) K().problems.push_back("task_suspend2 of our own task (it would stop the walker)");
+  // task.c place_task_hold, then convert_task_suspension_token_to_port: a task that went
+  // inactive in between gives success and no token (IP_NULL); nothing is held for us.
+  if (task->tokenNull) return KERN_SUCCESS;
+  const bool cross = K().crossHolds_ && K().BoundThread() != nullptr;
+  if (cross) {
+    // Two samplers, each about to hold the other: both calls in flight at once (each
+    // waits here for the other to arrive) ...
+    ++K().crossArrivals;
+    K().changed.notify_all();
+    K().changed.wait_for(call.lock, std::chrono::milliseconds(500), [] { return K().crossArrivals >= 2; });
+  }
   if (task->heldByUs++ == 0) task->heldSinceNs = K().clockNs_;
   ++K().totals.suspensions;
+  if (cross && K().crossArrivals >= 2) {
+    // ... and in xnu neither returns before its hold has stopped the other's threads
+    // (place_task_hold waits for them), the other walker included, which is in the
+    // kernel: so both holds land, and each walker parks on its way back to user space
+    // (~Call → ParkIfHeld), held by the other.
+    ++K().crossLanded;
+    K().changed.notify_all();
+    K().changed.wait_for(call.lock, std::chrono::milliseconds(500), [] { return K().crossLanded >= 2; });
+  }
   Port port{Port::Kind::Token};
   port.pid = task->pid;
+  port.taskSerial = task->serial;
   port.tokenHeld = true;
   *token = K().NewPort(port);
   return KERN_SUCCESS;
 }
 
+// The message moves the send-once token: once it is sent, the right is gone from our
+// space whatever the server answers (ipc_kobject_server releases the request's
+// destination right). Only a send that fails (MACH_SEND_INVALID_DEST: the name is dead)
+// leaves it with the caller.
 kern_return_t task_resume2(task_suspension_token_t name) {
   Kernel::Call call(K(), "task_resume2");
   Port* port = K().Resolve(name);
@@ -570,14 +746,13 @@ kern_return_t task_resume2(task_suspension_token_t name) {
     K().problems.push_back("task_resume2 with 0x" + std::to_string(name) + ", not a suspension token we hold");
     return MACH_SEND_INVALID_DEST;
   }
-  Task* task = K().FindTask(port->pid);
-  // A failed send leaves the send-once right with the caller, who must deallocate it.
-  if (int kr = call.Inject(task, nullptr)) return kr;
-  if (task == nullptr || !task->alive) return MACH_SEND_INVALID_DEST;
-  // The send consumed the right; the task is resumed.
-  if (port->tokenHeld) K().DropHold(*task);
+  Task* task = K().FindTaskBySerial(port->taskSerial);
+  const int kr = call.Inject(task, nullptr);
+  if (kr == MACH_SEND_INVALID_DEST) return kr;
+  if (port->tokenHeld && task != nullptr) K().DropHold(*task);
   K().ports.erase(name);
-  return KERN_SUCCESS;
+  if (kr != 0) return kr;  // the server's answer: the token is consumed all the same
+  return task == nullptr || !task->alive ? KERN_INVALID_ARGUMENT : KERN_SUCCESS;
 }
 
 kern_return_t mach_vm_read_overwrite(mach_port_t taskName, mach_vm_address_t address, mach_vm_size_t size,
@@ -604,10 +779,26 @@ int proc_pidinfo(int pid, int flavor, uint64_t arg, void* buffer, int size) {
   Kernel::Call call(K(), "proc_pidinfo");
   Task* task = K().FindTask(pid);
   if (int kr = call.Inject(task, nullptr)) return errno = ErrnoFor(kr), 0;
-  // bsd/kern/proc_info.c: only PROC_PIDT_SHORTBSDINFO with arg 1 looks among zombies.
+  // bsd/kern/proc_info.c: PROC_PIDT_SHORTBSDINFO and PROC_PIDUNIQIDENTIFIERINFO (and the
+  // BSDINFO flavors) look among zombies when arg is non-zero.
   const bool zombie = task != nullptr && task->status == SZOMB;
-  if (task == nullptr || (!task->alive && !zombie) || (zombie && !(flavor == PROC_PIDT_SHORTBSDINFO && arg == 1))) {
+  const bool findZombie = (flavor == PROC_PIDT_SHORTBSDINFO || flavor == iokitsnap::darwin::kProcPidUniqIdentifierInfo) && arg != 0;
+  if (task == nullptr || (!task->alive && !zombie) || (zombie && !findZombie)) {
     return errno = ESRCH, 0;
+  }
+  if (flavor == iokitsnap::darwin::kProcPidUniqIdentifierInfo) {
+    if (size < static_cast<int>(sizeof(iokitsnap::darwin::ProcUniqIdentifierInfo))) return errno = ENOMEM, 0;
+    iokitsnap::darwin::ProcUniqIdentifierInfo info{};
+    info.p_uniqueid = task->uniqueId;
+    info.p_idversion = task->idVersion;
+    std::memcpy(buffer, &info, sizeof info);
+    return sizeof info;
+  }
+  if (flavor == iokitsnap::darwin::kProcPidArchInfo) {
+    iokitsnap::darwin::ProcArchInfo info{};
+    info.p_cputype = task->cpuType;
+    std::memcpy(buffer, &info, sizeof info);
+    return sizeof info;
   }
   if (flavor == PROC_PIDT_SHORTBSDINFO) {
     if (size < static_cast<int>(sizeof(proc_bsdshortinfo))) return errno = ENOMEM, 0;

@@ -24,6 +24,9 @@ constexpr Fault kAllFaults[] = {Fault::KernFailure,    Fault::InvalidArgument, F
 const char* FaultName(Fault fault);
 
 constexpr uint64_t kBlockNs = 10ull * 1000 * 1000 * 1000;  // what a "blocked" call costs the fake clock
+// A "blocked" call that blocks in real time (until the run ends, ReleaseBlockedCalls) where
+// xnu's can: the IOKit reads (a wedged work loop) and task_for_pid/task_read_for_pid (a
+// non-root caller's upcall to taskgated). The other calls' "block" only moves the clock.
 
 struct Thread {
   uint64_t tid = 0;
@@ -34,6 +37,7 @@ struct Thread {
   // The register file, architecture-neutral: x16/rax, x0/rdi, x1/rsi, pc, x29/rbp, sp, x30.
   uint64_t callNumber = 0, argument0 = 0, argument1 = 0, pc = 0, fp = 0, sp = 0, lr = 0;
   bool vanished = false;
+  bool endsBeforeSuspend = false;  // exits between the listing and thread_suspend (KERN_TERMINATED)
   int heldByUs = 0;           // thread_suspend holds outstanding
   bool bound = false;         // stands for a real thread of the harness (self-walk scenarios)
   std::thread::id boundTo;
@@ -41,6 +45,14 @@ struct Thread {
 
 struct Task {
   int pid = 0;
+  uint64_t serial = 0;     // this task object (an exec makes a new one for the same pid)
+  uint64_t uniqueId = 0;   // p_uniqueid: kept across exec
+  int32_t idVersion = 1;   // p_idversion: renewed by exec
+  int32_t cpuType = 0x0100000c;  // PROC_PIDARCHINFO p_cputype (CPU_TYPE_ARM64; x86_64 for a Rosetta process)
+  bool replaced = false;   // an exec gave the pid a new task: this one's ports convert to nothing
+  bool tokenNull = false;  // task_suspend2 succeeds with a null token (it went inactive meanwhile)
+  bool execAtTaskThreads = false;  // execs when task_threads is next asked (after the sampler identified it)
+  bool taskPortBlocks = false;     // task_read_for_pid/task_for_pid wait on a hung taskgated (real time)
   std::string comm;
   int status = 2;        // SRUN
   uint32_t flags = 0;    // PROC_FLAG_*
@@ -48,7 +60,9 @@ struct Task {
   int heldByUs = 0;      // task_suspend2 holds outstanding
   bool alive = true;
   bool inactive = false; // exiting: task_threads says KERN_FAILURE
-  bool taskPortAllowed = true;
+  bool taskPortAllowed = true;     // task_read_for_pid and task_for_pid grant a port
+  bool controlPortAllowed = true;  // task_for_pid too (AMFI may grant the read flavor only)
+  bool noTask = false;             // the proc has no task: both answer success with a null port
   std::vector<Thread> threads;
   std::map<uint64_t, std::vector<uint8_t>> memory;  // page address → its 4096 bytes (mapped pages only)
   uint64_t dyldInfoAddress = 0, dyldInfoSize = 0;
@@ -77,6 +91,7 @@ struct Port {
   enum class Kind { Task, Thread, Token, Service, Iterator } kind;
   explicit Port(Kind k) : kind(k) {}
   int pid = 0;
+  uint64_t taskSerial = 0;  // the task object a task, thread or token port names
   uint64_t tid = 0;
   size_t service = 0;
   std::vector<size_t> iteratorItems;
@@ -96,20 +111,28 @@ class Kernel {
   // ---- scripting (the harness, between runs)
   void Reset();  // an empty world; the totals are kept
   Task& AddTask(int pid, const std::string& comm);
-  Task* FindTask(int pid);
+  Task* FindTask(int pid);                   // the pid's current task (not one an exec replaced)
+  Task* FindTaskBySerial(uint64_t serial);
+  Task& Exec(int pid, const std::string& comm);  // the pid's process execs: a new task, same p_uniqueid
+  Task& ExecLocked(int pid, const std::string& comm);
   Thread& AddThread(Task& task, uint64_t tid, const std::string& name, int runState);
   void Write(Task& task, uint64_t address, const void* bytes, size_t size);
   void Write64(Task& task, uint64_t address, uint64_t value) { Write(task, address, &value, sizeof value); }
   void BindCurrentThread(int pid, uint64_t tid);  // this real thread is that fake thread
   void AddService(Service service) { services_.push_back(std::move(service)); }
   void SetRaceSuspends(bool race) { raceSuspends_ = race; }
+  void SetCrossHolds(bool cross) { crossHolds_ = cross; }
+  void SetSelfTranslated(bool translated) { selfTranslated_ = translated; }
   void SetRegistryChanges(int times) { registryChanges_ = times; }
   void ArmFault(uint64_t callIndex, Fault fault);
-  void ReleaseBlockedCalls();  // lets real-time blocked calls (IOKit) return, then waits for them
+  void ReleaseBlockedCalls();  // lets real-time blocked calls (IOKit, taskgated) return, then waits for them
+  void LetBlockedCallsReturn();  // the same, without waiting (the watchdog: the run may go on to block again)
+  int BlockedCalls();
 
   // ---- what a run left behind
   uint64_t Calls() const { return calls_; }
   bool FaultFired() const { return faultFired_; }
+  bool BlockedThisRun() const { return blockedThisRun_; }
   std::vector<std::string> Problems();  // leaks, holds left, double releases, deadlocks
   Totals totals;
   uint64_t NowNs() const { return clockNs_; }
@@ -124,6 +147,8 @@ class Kernel {
     ~Call();
     // The armed fault for a Mach call about `task`/`thread`: the code to return, or 0 to go on.
     int Inject(Task* task, Thread* thread);
+    // For a call that can block in real time: with the Blocks fault armed, wait until the run ends.
+    void BlockIfArmed();
   };
   std::mutex mutex;
   std::condition_variable changed;
@@ -137,6 +162,13 @@ class Kernel {
   int blockedCalls = 0;
   bool releaseBlocked = false;
   bool raceSuspends_ = false;
+  bool crossHolds_ = false;     // two samplers: task_suspend2 calls of bound threads wait for each other
+  int crossArrivals = 0;
+  int crossLanded = 0;
+  bool deadlockBroken = false;  // a deadlock was reported: nothing parks for the rest of the run
+  bool selfTranslated_ = false; // sysctl.proc_translated of the harness "process"
+  bool blockedThisRun_ = false;
+  uint64_t nextSerial = 1;
   int suspendsHeld = 0;
   int suspendArrivals = 0;  // walkers that reached thread_suspend of another walker
   int registryChanges_ = 0;
@@ -151,6 +183,8 @@ class Kernel {
   Task* TaskOf(uint32_t name);                 // task port or mach_task_self
   Thread* ThreadOf(uint32_t name, Task** task);
   Thread* BoundThread();                        // of the calling real thread, if any
+  int CallerPid();                              // the fake process of the calling thread (bound, else ours)
+  void BlockUntilReleased(std::unique_lock<std::mutex>& lock);
   void Die(Task& task);
   void DropHold(Task& task);
   void ParkIfHeld(std::unique_lock<std::mutex>& lock);
@@ -160,5 +194,9 @@ constexpr uint32_t kSelfTaskName = 0x203;  // mach_task_self(): not ours to rele
 
 // The harness process's own pid is the self task's.
 int SelfPid();
+
+// The harness's threads (Linux: /proc/self/task), to wait until the threads of calls a
+// run abandoned have ended; -1 where it cannot be counted.
+int LiveThreads();
 
 }  // namespace fake

@@ -17,7 +17,9 @@ struct Outcome {
   std::string code;     // SnapError code
   std::string message;
   iokitsnap::ProcessRecord process;
+  std::vector<iokitsnap::ProcessRecord> more;  // further records of the same run (two samplers, two samples)
   iokitsnap::AcceleratorSampleRecord accelerators;
+  bool hung = false;    // the run outlasted the watchdog: a real-time block was waited for without a deadline
 };
 
 struct Scenario {
@@ -27,7 +29,7 @@ struct Scenario {
   // Checks of the fault-free run; each failed check is one line in `failures`.
   std::function<void(const Outcome&, fake::Kernel&, std::vector<std::string>& failures)> expect;
   bool injectFaults = false;
-  bool waitForBlockedCalls = false;  // accelerators: abandoned calls are let go before the leak check
+  bool waitForBlockedCalls = false;  // abandoned calls are let go before the leak check (where threads cannot be counted)
 };
 
 // Runs the code under test, catching what it throws.

@@ -5,9 +5,13 @@
 // The last line is the tally: "darwin-logic-<arch>: <S> scenarios, <F> faults
 // injected, suspensions <n> = resumes <n>, leaks <L>, failures <X>".
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "fake_cf.h"
@@ -52,21 +56,116 @@ struct Tally {
 };
 
 bool verbose = false;
+int baselineThreads = -1;  // the harness's own threads, before any scenario
+// A scenario whose faulted runs keep failing shows one defect many times over: after
+// this many failing runs its fault injection stops, so that a defect is reported in
+// seconds, not after every run of every scenario.
+constexpr size_t kFailingRunsPerScenario = 8;
+
+// A run that blocks, with no deadline of its own, in a call that blocks in real time
+// (taskgated, a wedged work loop) would hang the harness: after kRunLimit the watchdog
+// lets every blocked call return, and the run is reported.
+// A run still going kAbortLimit later is stuck where nothing can let it go (a deadlock
+// in the code under test): the harness says so and exits.
+constexpr auto kRunLimit = std::chrono::seconds(10);
+// Runs that needed the watchdog show one defect (a wait with no deadline); after this
+// many the harness stops, so that it says so in seconds.
+constexpr int kHungRunsBeforeStopping = 3;
+int hungRuns = 0;
+constexpr auto kAbortLimit = std::chrono::seconds(60);
+class Watchdog {
+ public:
+  Watchdog() : thread_([this] { Watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  void Start(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    what_ = what;
+    running_ = true;
+    fired_ = false;
+    since_ = std::chrono::steady_clock::now();
+  }
+  bool Stop() {  // whether it fired during the run
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_ = false;
+    return fired_;
+  }
+
+ private:
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stop_) {
+      changed_.wait_for(lock, std::chrono::milliseconds(100));
+      if (running_ && !fired_ && std::chrono::steady_clock::now() - since_ > kRunLimit) {
+        fired_ = true;
+        // Not ReleaseBlockedCalls: waiting here for the calls to return could miss the
+        // moment (the run may go on, end, and block again in the next run), and then
+        // nothing would watch that run.
+        fake::Kernel::Get().LetBlockedCallsReturn();
+      }
+      if (running_ && std::chrono::steady_clock::now() - since_ > kAbortLimit) {
+        std::printf("not ok - %s: the run has not returned in %lld s (a deadlock in the code under test?); "
+                    "stopping\n",
+                    what_.c_str(), static_cast<long long>(kAbortLimit.count()));
+        std::fflush(stdout);
+        std::_Exit(1);
+      }
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool running_ = false, fired_ = false, stop_ = false;
+  std::string what_;
+  std::chrono::steady_clock::time_point since_;
+  std::thread thread_;
+};
+Watchdog* watchdog = nullptr;
+
+std::vector<std::string> LeftBehind() {
+  std::vector<std::string> problems = fake::Kernel::Get().Problems();
+  if (fake::LiveCFObjects() > 0) {
+    problems.push_back("leak: " + std::to_string(fake::LiveCFObjects()) + " CF object(s) never released");
+  }
+  return problems;
+}
 
 // Everything a run must leave behind, fault or not: nothing held, nothing leaked,
 // and either a record or a SnapError with a code the API documents.
 std::vector<std::string> AfterRun(const Scenario& scenario, const Outcome& outcome, fake::Fault fault) {
   fake::Kernel& kernel = fake::Kernel::Get();
-  if (scenario.waitForBlockedCalls) kernel.ReleaseBlockedCalls();
+  // Calls blocked in real time (a wedged work loop, taskgated) return now; the code under
+  // test abandoned them, and their threads then give back what they hold and end.
+  kernel.ReleaseBlockedCalls();
   std::vector<std::string> problems;
-  // An abandoned call finishes on its own thread: give it a generous while to let go.
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    problems = kernel.Problems();
-    if (fake::LiveCFObjects() > 0) {
-      problems.push_back("leak: " + std::to_string(fake::LiveCFObjects()) + " CF object(s) never released");
+  if (baselineThreads > 0) {
+    // Wait for exactly that: the abandoned threads to end (5 s at most), then look once.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (fake::LiveThreads() > baselineThreads && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (problems.empty() || !scenario.waitForBlockedCalls) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    problems = LeftBehind();
+    if (fake::LiveThreads() > baselineThreads) {
+      problems.push_back("a thread the run started was still running 5 s after the run (an abandoned call that "
+                         "never returned?)");
+    }
+  } else {
+    // Threads cannot be counted here: poll, for a while, only after a run whose calls blocked.
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      problems = LeftBehind();
+      if (problems.empty() || (!scenario.waitForBlockedCalls && !kernel.BlockedThisRun())) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  if (outcome.hung) {
+    problems.push_back("the run did not return within 10 s: it waited, with no deadline, for a call that blocks "
+                       "in real time (" + std::to_string(kernel.Calls()) + " calls made)");
+    ++hungRuns;
   }
   if (outcome.threw) {
     static const char* documented[] = {"ESRCH", "EPERM", "EIO", "ETIMEDOUT", "EAGAIN"};
@@ -86,23 +185,53 @@ void Report(const std::string& where, const std::vector<std::string>& problems, 
     if (problem.rfind("leak", 0) == 0) ++tally.leaks;
     ++tally.failures;
   }
+  std::fflush(stdout);
+}
+
+// A deadline that ran out in a run where no call blocked: the machine was too busy to
+// run a quick call within it (the deadlines are real time, the fake calls take
+// microseconds). Such a run says nothing about the code, and is run again.
+bool SpuriousDeadline(const Outcome& outcome) {
+  if (fake::Kernel::Get().BlockedThisRun()) return false;
+  const auto timedOut = [](const std::vector<iokitsnap::LimitRecord>& limits) {
+    for (const auto& limit : limits) {
+      if (limit.code == "ETIMEDOUT" && limit.reason.find("did not return within") != std::string::npos) return true;
+    }
+    return false;
+  };
+  bool found = timedOut(outcome.process.limits) || timedOut(outcome.accelerators.limits);
+  for (const auto& record : outcome.more) found = found || timedOut(record.limits);
+  return found;
 }
 
 Outcome RunOnce(const Scenario& scenario, uint64_t faultAt, fake::Fault fault) {
   fake::Kernel& kernel = fake::Kernel::Get();
-  kernel.Reset();
-  fake::ResetCF();
-  scenario.setup(kernel);
-  if (fault != fake::Fault::None) kernel.ArmFault(faultAt, fault);
-  try {
-    return scenario.run();
-  } catch (const std::exception& e) {
-    Outcome outcome;
-    outcome.threw = true;
-    outcome.code = "not a SnapError";
-    outcome.message = e.what();
-    return outcome;
+  Outcome outcome;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) {
+      AfterRun(scenario, outcome, fault);  // let the discarded run end
+      std::printf("# %s: a deadline ran out with no call blocked (a busy machine); run again\n",
+                  scenario.name.c_str());
+    }
+    kernel.Reset();
+    fake::ResetCF();
+    scenario.setup(kernel);
+    if (fault != fake::Fault::None) kernel.ArmFault(faultAt, fault);
+    outcome = Outcome{};
+    watchdog->Start(scenario.name + (fault == fake::Fault::None ? std::string()
+                                                                 : ", call " + std::to_string(faultAt) + " fails: " +
+                                                                       fake::FaultName(fault)));
+    try {
+      outcome = scenario.run();
+    } catch (const std::exception& e) {
+      outcome.threw = true;
+      outcome.code = "not a SnapError";
+      outcome.message = e.what();
+    }
+    outcome.hung = watchdog->Stop();
+    if (!SpuriousDeadline(outcome)) break;
   }
+  return outcome;
 }
 
 void RunScenario(const Scenario& scenario, Tally& tally) {
@@ -125,18 +254,32 @@ void RunScenario(const Scenario& scenario, Tally& tally) {
   if (!scenario.injectFaults) return;
 
   size_t injected = 0;
-  for (uint64_t k = 1; k <= calls; ++k) {
+  size_t failingRuns = 0;
+  for (uint64_t k = 1; k <= calls && failingRuns < kFailingRunsPerScenario; ++k) {
     for (fake::Fault fault : fake::kAllFaults) {
       Outcome faulted = RunOnce(scenario, k, fault);
       ++tally.runs;
       if (!kernel.FaultFired()) {
-        if (scenario.waitForBlockedCalls) kernel.ReleaseBlockedCalls();
+        AfterRun(scenario, faulted, fault);  // nothing was injected; only let the run end
         continue;  // a release call: never failed on purpose (see fake_kernel.cc)
       }
       ++injected;
       const std::string where = scenario.name + ", call " + std::to_string(k) + " (" +
                                 (k <= log.size() ? log[k - 1] : std::string("?")) + ") fails: " + fake::FaultName(fault);
-      Report(where, AfterRun(scenario, faulted, fault), tally);
+      const std::vector<std::string> problems = AfterRun(scenario, faulted, fault);
+      Report(where, problems, tally);
+      if (hungRuns >= kHungRunsBeforeStopping) {
+        std::printf("not ok - %d runs waited for a blocked call with no deadline; stopping\n", hungRuns);
+        std::printf("darwin-logic: stopped early, failures %zu\n", tally.failures + 1);
+        std::fflush(stdout);
+        std::_Exit(1);
+      }
+      if (!problems.empty() && ++failingRuns == kFailingRunsPerScenario) {
+        std::printf("not ok - %s: fault injection stopped after %zu failing runs\n", scenario.name.c_str(),
+                    failingRuns);
+        ++tally.failures;
+        break;
+      }
       if (faulted.threw) {
         ++tally.errors;
       } else if (!faulted.process.limits.empty() || !faulted.accelerators.limits.empty()) {
@@ -168,6 +311,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  Watchdog dog;
+  watchdog = &dog;
+  baselineThreads = fake::LiveThreads();
   Tally tally;
   for (const Scenario& scenario : harness::ThreadScenarios()) RunScenario(scenario, tally);
   for (const Scenario& scenario : harness::RegistryScenarios(registries, emitDir)) RunScenario(scenario, tally);

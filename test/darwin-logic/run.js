@@ -90,15 +90,21 @@ function plan(cxx, arch, flags, dir) {
     ...sources.map((s) => path.join(root, s)),
     ...fs.readdirSync(path.join(root, 'native/darwin')).map((f) => path.join(root, 'native/darwin', f)),
     ...fs.readdirSync(here).filter((f) => /\.(h|cc)$/.test(f)).map((f) => path.join(here, f)),
-    ...['mach/mach.h', 'libproc.h', 'sys/proc_info.h', 'CoreFoundation/CoreFoundation.h', 'IOKit/IOKitLib.h'].map((f) =>
+    ...['mach/mach.h', 'libproc.h', 'sys/proc_info.h', 'sys/sysctl.h', 'CoreFoundation/CoreFoundation.h', 'IOKit/IOKitLib.h'].map((f) =>
       path.join(here, 'include', f),
     ),
   ];
   const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs > newest(inputs);
+  // Each variant is the architecture it is named for whatever the host is: the arm64 one
+  // defines __arm64__ (as Apple's compilers do), the x86_64 one undefines what an arm64
+  // host's compiler predefines (__aarch64__ on Linux, __arm64__ too on macOS).
+  const archFlags = arch === 'arm64' ? ['-D__arm64__=1'] : ['-U__aarch64__', '-U__arm64__'];
   const common = [
-    '-std=c++17', '-O1', '-Wall', '-Wextra', '-pthread',
+    '-std=c++17', '-O0', '-Wall', '-Wextra', '-pthread',
     '-I', path.join(here, 'include'), '-include', path.join(here, 'include', 'darwin_fake_prelude.h'),
-    ...flags, ...(arch === 'arm64' ? ['-D__arm64__=1'] : []),
+    // The lock two samplers share (threads.cc): the harness's own, not the machine's.
+    `-DIOKITSNAP_HOLD_LOCK_PATH="${path.join(dir, 'hold.lock')}"`,
+    ...flags, ...archFlags,
   ];
   const objects = sources.map((source) => path.join(dir, `${arch}-${path.basename(source)}.o`));
   return {

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { compare } from '../../analyze/compare';
 import { IokitSnapError } from '../../errors';
-import { documentChunks, jsonChunks } from '../../snapshot-file';
+import { documentChunks, jsonChunks } from '../../json-chunks';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';

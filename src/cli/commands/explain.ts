@@ -1,7 +1,7 @@
 /** `iokit-snap explain <report|snapshot>`: judge one report or snapshot on its own, with no baseline; or show a saved report. */
 import * as path from 'node:path';
 import { explain as judge } from '../../explain';
-import { documentChunks } from '../../snapshot-file';
+import { documentChunks } from '../../json-chunks';
 import type { Snapshot } from '../../types';
 import { parseCommandArgs, parseDuration, UsageError } from '../args';
 import type { Command } from '../command';

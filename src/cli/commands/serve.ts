@@ -153,8 +153,9 @@ which close it cleanly (exit status 0). Metric names: docs/metrics.md in the pac
       await write(io.stderr, 'iokit-snap serve: no processes selected (--pid, --match, --cgroup): exporting the accelerators only\n');
     } else {
       // A selector that matches nothing at start is most often a typo (in a systemd unit, say): say so once.
-      server.collector.once('sample', (event: { selection?: { kind: string; selector: string; processes: number; reason?: string }[] }) => {
-        for (const c of event.selection ?? []) {
+      // The collector's sample events always carry `selection` (optional only for a library's own events).
+      server.collector.once('sample', (event: { selection: { kind: string; selector: string; processes: number; reason?: string }[] }) => {
+        for (const c of event.selection) {
           if (c.processes > 0) continue;
           const why = c.reason ?? (c.kind === 'match' ? 'no process name or command line matches it now' : 'it has no members now');
           const after = c.kind === 'pid' ? 'it will not be watched' : 'it is looked for again every interval';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { ThreadCpu } from '../../analyze/types';
 import { IokitSnapError } from '../../errors';
 import { sampleThreads } from '../../sample';
-import { documentChunks } from '../../snapshot-file';
+import { documentChunks } from '../../json-chunks';
 import type { Limitation, ProcessSample } from '../../types';
 import { parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';

@@ -190,7 +190,7 @@ stopped while a process was hung; 1 when a process could not be watched.
           else if (event.type === 'recover') {
             await write(io.stdout, `${event.at} ${paint(style, 'green', 'RECOVERED')} after ${formatMs(event.hungForMs)}\n`);
           } else if (event.type === 'exit') await write(io.stdout, `${event.at} pid ${event.pid} exited\n`);
-          /* c8 ignore next -- a process readable at the start that stops being so (a setuid exec): not to be made as root */
+          // A process readable at the start that stops being so (a setuid exec).
           else await write(io.stderr, `${event.at} iokit-snap watch: ${event.error.code}: ${event.error.message}\n`);
         }
         if (hung && values['exit-on-hang']) break;

@@ -47,11 +47,6 @@ const FORMAT_NAMES: Record<ReportFormat, string> = {
  */
 export const MAX_LINE = 8192;
 
-/** One line as the parsers read it: a Markdown fence (reports are usually pasted from issues) is blank, a long line cut. */
-function readable(line: string): string {
-  return line.length > MAX_LINE ? line.slice(0, MAX_LINE) : /^\s*(?:```|~~~)/.test(line) ? '' : line;
-}
-
 /** Split into lines, drop Markdown fences, cap line length. */
 function splitLines(text: string, limits: Limitation[]): string[] {
   const lines = splitInputLines(text, { what: 'the report' });
@@ -189,12 +184,11 @@ function build(parsed: ParsedReport, options: ImportReportOptions): Snapshot {
 /** Which report format a text is, or null when it is none of them (an ioreg dump, a snapshot, other text). */
 export function detectReportFormat(text: string): ReportFormat | null {
   if (typeof text !== 'string') return null;
-  // Line by line, without splitting the whole text: the first line that decides ends it.
-  return detectReport(mapLines(eachLine(text), readable))?.format ?? null;
-}
-
-function* mapLines(lines: Iterable<string>, f: (line: string) => string): Generator<string, void, undefined> {
-  for (const line of lines) yield f(line);
+  // Line by line, without splitting the whole text: the first line that decides ends it. The lines
+  // go in as they are: detectReport() reads the first 4096 characters of each, and no format's
+  // line starts as a Markdown fence does, so a fence or an overlong line decides the same as
+  // importReport()'s cleaned lines.
+  return detectReport(eachLine(text))?.format ?? null;
 }
 
 /** Parse a report into an iokit-snap/1 snapshot. Throws only IokitSnapError (EINVAL for text it cannot read). */

@@ -15,6 +15,7 @@ typedef int kern_return_t;
 typedef unsigned int natural_t;
 typedef int integer_t;
 typedef natural_t mach_port_t;
+typedef natural_t mach_port_name_t;
 typedef mach_port_t task_t;
 typedef mach_port_t thread_act_t;
 typedef mach_port_t ipc_space_t;
