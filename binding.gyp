@@ -32,6 +32,7 @@
             "native/linux/nvml_context.cc",
             "native/linux/procfs_files.cc",
             "native/linux/unix_peers.cc",
+            "native/linux/host_scan.cc",
             "native/linux/procfs_parse.cc",
             "native/linux/procfs_thread.cc",
             "native/linux/sched_clock.cc",

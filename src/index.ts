@@ -15,6 +15,7 @@ import type * as Explain from './explain';
 import type * as Metrics from './metrics';
 import type * as Go from './runtimes/go';
 import type * as Memory from './runtimes/memory';
+import type * as HostScan from './host/watch';
 
 export { IokitSnapError } from './errors';
 export type { IokitSnapErrorCode } from './errors';
@@ -38,6 +39,10 @@ export declare const Watcher: typeof Analyze.Watcher;
 export type Watcher = Analyze.Watcher;
 export declare const ProgressTracker: typeof Analyze.ProgressTracker;
 export type ProgressTracker = Analyze.ProgressTracker;
+export declare const watchHost: typeof HostScan.watchHost;
+export declare const HostWatcher: typeof HostScan.HostWatcher;
+export type HostWatcher = HostScan.HostWatcher;
+export type { HostWatchOptions, HostSelector, HostEvent, HostPassEvent, HostProcessEvent, HostErrorEvent, ProcessLabels } from './host/watch';
 export declare const explain: typeof Explain.explain;
 export type { ExplainOptions } from './explain';
 export type { ImportOptions } from './import';
@@ -62,6 +67,7 @@ onFirstUse(['readSnapshot', 'writeSnapshot', 'parseSnapshot', 'validateSnapshot'
 onFirstUse(['importIoreg'], () => require('./import') as object);
 onFirstUse(['importReport', 'detectReportFormat'], () => require('./import/reports') as object);
 onFirstUse(['compare', 'watch', 'Watcher', 'ProgressTracker'], () => require('./analyze') as object);
+onFirstUse(['watchHost', 'HostWatcher'], () => require('./host/watch') as object);
 onFirstUse(['explain'], () => require('./explain') as object);
 onFirstUse(['sampleGoroutines'], () => require('./runtimes/go') as object);
 onFirstUse(['readMemory'], () => require('./runtimes/memory') as object);

@@ -101,7 +101,64 @@ export interface RawMemoryRead {
   read: Buffer;
 }
 
+/** One process of a host scan's cheap pass (native/linux/host_scan.h). */
+export interface RawHostProcess {
+  pid: number;
+  status: 'ok' | 'gone' | 'failed';
+  code?: string;
+  reason?: string;
+  /** First pass to read it (or its pid was reused): `identity` is set. */
+  fresh: boolean;
+  identity?: { name: string; state: string; ppid: number; uid: number | null; kernel: boolean; startTicks: number };
+  threads: number;
+  still: number;
+  rewaited: number;
+  moved: number;
+  settled: number;
+  settledRewaited: number;
+  /** Threads that could be stuck: still or re-waiting, and not settled. */
+  candidates: number[];
+  newThreads: number[];
+  tids: number[];
+}
+
+export interface RawHostPass {
+  startedNs: number;
+  endedNs: number;
+  processCount: number;
+  /** Threads covered: read, or of a process none of whose threads ran (its CPU clock did not move). */
+  threadCount: number;
+  /** Threads whose schedstat was read. */
+  threadReads: number;
+  /** Processes none of whose threads ran since the previous pass: nothing of them was read. */
+  unchangedProcesses: number;
+  keyReads: number;
+  oneShotReads: number;
+  keptFds: number;
+  processes: RawHostProcess[];
+  limits: Limitation[];
+}
+
+export interface RawHostScanner {
+  scan(pids: Int32Array, detail: Int32Array): Promise<RawHostPass>;
+  /** (pid, tid, call number or -1, first argument or -1) quadruples: threads judged idle in that wait. */
+  settle(requests: Float64Array): void;
+  reading(): { pid: number; file: string } | null;
+  close(): void;
+}
+
+export interface RawLabels {
+  pid: number;
+  found: boolean;
+  cgroup: string;
+  devices: string[];
+  devicesTruncated: boolean;
+}
+
 export interface NativeBinding {
+  /** Linux only: the cheap pass of a host scan, and the labels of the processes it finds. */
+  openHostScanner?(options: { procRoot?: string }): RawHostScanner;
+  readLabels?(pids: Int32Array, options: { procRoot?: string; maxFds?: number }): Promise<RawLabels[]>;
   platform: 'darwin' | 'linux' | 'unsupported';
   /** Linux: process_vm_readv of `ranges`, (address, length) pairs (src/runtimes/memory.ts checks them); elsewhere it throws ENOTSUP. */
   readMemory(pid: number, ranges: BigUint64Array): Promise<RawMemoryRead>;

@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../linux/host_scan.h"
 #include "../linux/unix_peers.h"
 #include "elf_internals_linux.h"
 #include "../linux/memory.h"
@@ -32,6 +33,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference samplerConstructor;
+  Napi::FunctionReference hostScannerConstructor;
   JsBuilders builders;
   std::shared_ptr<AcceleratorContext> acceleratorContext = NewAcceleratorContext();
   // The fds every thread sampler of this environment may keep between samples, together
@@ -310,6 +312,237 @@ Napi::Value OpenThreadSamplerJs(const Napi::CallbackInfo& info) {
       });
 }
 
+
+#ifdef __linux__
+// ---------------------------------------------------------------- HostScanner (Linux)
+
+// The cheap pass of a whole-host scan (native/linux/host_scan.h). Shared with the probe
+// threads, as a SamplerBox is: a close() or a GC during a pass never frees what it reads.
+struct HostScannerBox {
+  std::mutex mutex;
+  std::unique_ptr<hostscan::Scanner> scanner;
+  bool busy = false;
+  bool closed = false;
+};
+
+std::vector<int32_t> PidsArg(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  if (info.Length() <= index || !info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    ThrowInvalid(info.Env(), std::string(what) + " must be an Int32Array of pids");
+  Napi::Int32Array array = info[index].As<Napi::Int32Array>();
+  std::vector<int32_t> pids(array.ElementLength());
+  for (size_t i = 0; i < pids.size(); ++i) {
+    if (array[i] < 1) ThrowInvalid(info.Env(), std::string(what) + " must hold positive pids");
+    pids[i] = array[i];
+  }
+  return pids;
+}
+
+Napi::Array TidsToJs(Napi::Env env, const std::vector<uint64_t>& tids) {
+  Napi::Array array = Napi::Array::New(env, tids.size());
+  for (uint32_t i = 0; i < tids.size(); ++i) array.Set(i, Napi::Number::New(env, static_cast<double>(tids[i])));
+  return array;
+}
+
+Napi::Object PassToJs(Napi::Env env, const hostscan::PassRecord& pass) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("startedNs", Napi::Number::New(env, static_cast<double>(pass.startedNs)));
+  result.Set("endedNs", Napi::Number::New(env, static_cast<double>(pass.endedNs)));
+  result.Set("processCount", Napi::Number::New(env, pass.processCount));
+  result.Set("threadCount", Napi::Number::New(env, pass.threadCount));
+  result.Set("threadReads", Napi::Number::New(env, pass.threadReads));
+  result.Set("unchangedProcesses", Napi::Number::New(env, pass.unchangedProcesses));
+  result.Set("keyReads", Napi::Number::New(env, pass.keyReads));
+  result.Set("oneShotReads", Napi::Number::New(env, pass.oneShotReads));
+  result.Set("keptFds", Napi::Number::New(env, pass.keptFds));
+  Napi::Array processes = Napi::Array::New(env, pass.processes.size());
+  for (uint32_t i = 0; i < pass.processes.size(); ++i) {
+    const hostscan::ProcessPass& p = pass.processes[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("pid", Napi::Number::New(env, p.pid));
+    o.Set("status", p.status == hostscan::ProcessPass::Status::Ok     ? "ok"
+                    : p.status == hostscan::ProcessPass::Status::Gone ? "gone"
+                                                                      : "failed");
+    if (p.status == hostscan::ProcessPass::Status::Failed) {
+      o.Set("code", p.code);
+      o.Set("reason", p.reason);
+    }
+    o.Set("fresh", p.fresh);
+    if (p.fresh) {
+      Napi::Object id = Napi::Object::New(env);
+      id.Set("name", p.identity.name);
+      id.Set("state", StateName(procfs::StateFromLetter(p.identity.stateLetter)));
+      id.Set("ppid", Napi::Number::New(env, static_cast<double>(p.identity.ppid)));
+      id.Set("uid", p.identity.uid < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(p.identity.uid)));
+      id.Set("kernel", p.identity.kernel);
+      id.Set("startTicks", Napi::Number::New(env, static_cast<double>(p.identity.startTicks)));
+      o.Set("identity", id);
+    }
+    o.Set("threads", Napi::Number::New(env, p.threads));
+    o.Set("still", Napi::Number::New(env, p.still));
+    o.Set("rewaited", Napi::Number::New(env, p.rewaited));
+    o.Set("moved", Napi::Number::New(env, p.moved));
+    o.Set("settled", Napi::Number::New(env, p.settled));
+    o.Set("settledRewaited", Napi::Number::New(env, p.settledRewaited));
+    o.Set("candidates", TidsToJs(env, p.candidates));
+    o.Set("newThreads", TidsToJs(env, p.newThreads));
+    o.Set("tids", TidsToJs(env, p.tids));
+    processes.Set(i, o);
+  }
+  result.Set("processes", processes);
+  result.Set("limits", ToJs(env, pass.limits));
+  return result;
+}
+
+class HostScannerWrap : public Napi::ObjectWrap<HostScannerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "HostScanner", {
+        InstanceMethod<&HostScannerWrap::Scan>("scan"),
+        InstanceMethod<&HostScannerWrap::Settle>("settle"),
+        InstanceMethod<&HostScannerWrap::Reading>("reading"),
+        InstanceMethod<&HostScannerWrap::Close>("close"),
+    });
+  }
+
+  explicit HostScannerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HostScannerWrap>(info) {
+    if (info.Length() < 1 || !info[0].IsExternal())
+      throw MakeError(info.Env(), "EINVAL", "HostScanner is created by openHostScanner(options)");
+    box_ = *info[0].As<Napi::External<std::shared_ptr<HostScannerBox>>>().Data();
+  }
+
+  ~HostScannerWrap() override { CloseBox(box_); }
+
+  static void CloseBox(const std::shared_ptr<HostScannerBox>& box) {
+    if (!box) return;
+    std::lock_guard<std::mutex> lock(box->mutex);
+    box->closed = true;
+    if (!box->busy && box->scanner) box->scanner.reset();
+  }
+
+ private:
+  // scan(pids: Int32Array, detail: Int32Array): one cheap pass (a probe of its own).
+  Napi::Value Scan(const Napi::CallbackInfo& info) {
+    std::vector<int32_t> pids = PidsArg(info, 0, "pids");
+    std::vector<int32_t> detail = PidsArg(info, 1, "detail");
+    {
+      std::lock_guard<std::mutex> lock(box_->mutex);
+      if (box_->closed) throw MakeError(info.Env(), "EINVAL", "this host scanner is closed; open a new one");
+      if (box_->busy)
+        throw MakeError(info.Env(), "EAGAIN",
+                        "a pass of this host scanner is still in flight, and one runs at a time. If it passed its "
+                        "deadline, reading() says which process it is stuck on");
+      box_->busy = true;
+    }
+    std::shared_ptr<HostScannerBox> box = box_;
+    return StartProbe<hostscan::PassRecord>(
+        info.Env(),
+        [box, pids = std::move(pids), detail = std::move(detail)]() -> hostscan::PassRecord {
+          struct Release {  // clears busy, and honours a close() that came in the meantime
+            HostScannerBox& box;
+            ~Release() {
+              std::lock_guard<std::mutex> lock(box.mutex);
+              box.busy = false;
+              if (box.closed) box.scanner.reset();
+            }
+          } release{*box};
+          hostscan::Scanner* scanner;
+          {
+            std::lock_guard<std::mutex> lock(box->mutex);
+            scanner = box->scanner.get();
+          }
+          if (scanner == nullptr) throw SnapError("EINVAL", "this host scanner is closed; open a new one");
+          return scanner->Pass(pids, detail);
+        },
+        [](Napi::Env env, hostscan::PassRecord& pass) -> Napi::Value { return PassToJs(env, pass); });
+  }
+
+  // settle(requests: Float64Array): (pid, tid, call number or -1, first argument or -1) each;
+  // tid 0 gives every thread of pid again as a candidate. Applied at the next pass.
+  Napi::Value Settle(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      ThrowInvalid(env, "settle(requests): expected a Float64Array of (pid, tid, number, arg0) quadruples");
+    Napi::Float64Array array = info[0].As<Napi::Float64Array>();
+    if (array.ElementLength() % 4 != 0) ThrowInvalid(env, "settle(requests): expected (pid, tid, number, arg0) quadruples");
+    std::vector<hostscan::SettleRequest> requests;
+    requests.reserve(array.ElementLength() / 4);
+    for (size_t i = 0; i < array.ElementLength(); i += 4) {
+      const double pid = array[i], tid = array[i + 1], number = array[i + 2], arg0 = array[i + 3];
+      const bool whole = [](double v) { return v >= 0 && v <= 9007199254740991.0 && v == static_cast<double>(static_cast<uint64_t>(v)); }(tid) &&
+                         pid >= 1 && pid <= 2147483647.0 && pid == static_cast<double>(static_cast<int32_t>(pid)) &&
+                         number >= -1 && number == static_cast<double>(static_cast<int64_t>(number)) && arg0 >= -1 &&
+                         arg0 <= 18446744073709549568.0;
+      if (!whole) ThrowInvalid(env, "settle(requests): pid, tid, number and arg0 must be integers (number and arg0 -1 for none)");
+      hostscan::SettleRequest request;
+      request.pid = static_cast<int32_t>(pid);
+      request.tid = static_cast<uint64_t>(tid);
+      request.number = static_cast<int64_t>(number);
+      request.hasArg0 = arg0 >= 0;
+      request.arg0 = arg0 >= 0 ? static_cast<uint64_t>(arg0) : 0;
+      requests.push_back(request);
+    }
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    if (box_->scanner) box_->scanner->Settle(std::move(requests));
+    return env.Undefined();
+  }
+
+  // reading(): { pid, file } the pass in flight reads now, or null.
+  Napi::Value Reading(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::lock_guard<std::mutex> lock(box_->mutex);
+    if (!box_->scanner || box_->scanner->ReadingPid() == 0) return env.Null();
+    Napi::Object reading = Napi::Object::New(env);
+    reading.Set("pid", Napi::Number::New(env, box_->scanner->ReadingPid()));
+    reading.Set("file", box_->scanner->ReadingFile());
+    return reading;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseBox(box_);
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<HostScannerBox> box_;
+};
+
+// openHostScanner(options): synchronous (it opens nothing until its first pass).
+Napi::Value OpenHostScannerJs(const Napi::CallbackInfo& info) {
+  Napi::Object options = OptionsArg(info, 0);
+  hostscan::ScanOptions parsed;
+  if (auto v = StringOption(options, "procRoot")) parsed.procRoot = *v;
+  parsed.fdBudget = DataOf(info.Env()).fdBudget;
+  auto box = std::make_shared<HostScannerBox>();
+  box->scanner = std::make_unique<hostscan::Scanner>(std::move(parsed));
+  auto external = Napi::External<std::shared_ptr<HostScannerBox>>::New(info.Env(), &box);
+  return DataOf(info.Env()).hostScannerConstructor.New({external});
+}
+
+// readLabels(pids: Int32Array, options): each process's cgroup file and open device nodes.
+Napi::Value ReadLabelsJs(const Napi::CallbackInfo& info) {
+  std::vector<int32_t> pids = PidsArg(info, 0, "pids");
+  Napi::Object options = OptionsArg(info, 1);
+  std::string procRoot = StringOption(options, "procRoot").value_or("/proc");
+  const uint32_t maxFds = UintOption(options, "maxFds").value_or(4096);
+  return StartProbe<std::vector<hostscan::LabelsRecord>>(
+      info.Env(), [pids = std::move(pids), procRoot, maxFds] { return hostscan::ReadLabels(pids, procRoot, maxFds); },
+      [](Napi::Env env, std::vector<hostscan::LabelsRecord>& labels) -> Napi::Value {
+        Napi::Array result = Napi::Array::New(env, labels.size());
+        for (uint32_t i = 0; i < labels.size(); ++i) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("pid", Napi::Number::New(env, labels[i].pid));
+          o.Set("found", labels[i].found);
+          o.Set("cgroup", labels[i].cgroup);
+          Napi::Array devices = Napi::Array::New(env, labels[i].devices.size());
+          for (uint32_t j = 0; j < labels[i].devices.size(); ++j) devices.Set(j, labels[i].devices[j]);
+          o.Set("devices", devices);
+          o.Set("devicesTruncated", labels[i].devicesTruncated);
+          result.Set(i, o);
+        }
+        return result;
+      });
+}
+#endif
+
 // ---------------------------------------------------------------- internals (for unit tests)
 
 OsKind OsArg(Napi::Env env, Napi::Value value) {
@@ -420,6 +653,9 @@ Napi::Value UnixSocketPeersJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->samplerConstructor = Napi::Persistent(ThreadSamplerWrap::Define(env));
+#ifdef __linux__
+  data->hostScannerConstructor = Napi::Persistent(HostScannerWrap::Define(env));
+#endif
   env.SetInstanceData<AddonData>(data);  // deleted by Node when this environment ends
 
   exports.Set("sampleAccelerators", Napi::Function::New(env, SampleAcceleratorsJs, "sampleAccelerators"));
@@ -432,6 +668,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef __linux__
   // Synchronous: one netlink dump of the kernel's unix socket table, which touches no process.
   exports.Set("unixSocketPeers", Napi::Function::New(env, UnixSocketPeersJs, "unixSocketPeers"));
+  // The cheap pass of a whole-host scan, and the labels of the processes it finds.
+  exports.Set("openHostScanner", Napi::Function::New(env, OpenHostScannerJs, "openHostScanner"));
+  exports.Set("readLabels", Napi::Function::New(env, ReadLabelsJs, "readLabels"));
 #endif
 #if defined(__APPLE__)
   exports.Set("platform", "darwin");

@@ -572,8 +572,9 @@ export class ProgressTracker {
   private timeoutFindings(limits: Limitation[], out: Finding[]): void {
     const now = new Set<string>();
     for (const limit of limits) {
-      // A stack walk that stopped at its own budget (macOS suspends a thread for at most a few ms) is our limit, not a hang.
-      if (limit.code !== 'ETIMEDOUT' || limit.field === 'stack') continue;
+      // A stack walk that stopped at its own budget (macOS suspends a thread for at most a few ms) is our limit, not a hang;
+      // so is a scheduler-clock calibration that a busy CPU did not run in time (offCpuNs: our own thread, not the target).
+      if (limit.code !== 'ETIMEDOUT' || limit.field === 'stack' || limit.field === 'offCpuNs') continue;
       const key = `${limit.subject}\0${limit.field}`;
       now.add(key);
       out.push({

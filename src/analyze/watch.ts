@@ -146,6 +146,11 @@ export class Watcher extends EventEmitter implements AsyncIterable<WatchEvent> {
     return found;
   }
 
+  /** The latest thread sample of a watched process (a host scan settles its idle threads from it). */
+  latest(pid: number): ProcessSample | undefined {
+    return this.previous.get(pid);
+  }
+
   /** A process asked for is still watched (peers alone do not keep a watch going). */
   private watching(): boolean {
     for (const pid of this.samplers.keys()) if (!this.peers.has(pid)) return true;

@@ -19,8 +19,14 @@ import * as client from 'prom-client';
 import { IokitSnapError } from '../errors';
 import type { Collector, CollectorOptions } from './collector';
 import { IokitSnapMetrics } from './metrics';
+import type { HostWatcher, HostWatchOptions } from '../host/watch';
 
 export interface ServeOptions extends CollectorOptions {
+  /**
+   * Linux: also scan every process of the host (watchHost(), with these options; its interval
+   * and stall default to this server's). Its metrics are iokit_snap_host_* (docs/metrics.md).
+   */
+  all?: Omit<HostWatchOptions, 'signal'>;
   /** Address to listen on (default 127.0.0.1: loopback only; anything else only when given). */
   host?: string;
   /** Port (default 9464; 0 picks a free one). */
@@ -122,6 +128,8 @@ export interface MetricsServer {
   readonly port: number;
   readonly registry: client.Registry;
   readonly collector: Collector;
+  /** The host scan, when `all` was given. */
+  readonly host: HostWatcher | null;
   /** Stop sampling and listening; resolves when both have stopped. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -155,7 +163,21 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
   const maxConnections = Math.max(1, Math.floor(options.maxConnections ?? defaultMaxConnections(openFileLimit())));
   const registry = new client.Registry();
   const metrics = new IokitSnapMetrics({ registry, defaultMetrics: true });
-  const collector = metrics.watch(options);
+  const { all, ...collectorOptions } = options;
+  const collector = metrics.watch(collectorOptions);
+  let hostScan: HostWatcher | null = null;
+  if (all !== undefined) {
+    // Loaded here: only serve --all needs it. Its interval and stall are the collector's unless given.
+    const { watchHost } = require('../host/watch') as typeof import('../host/watch');
+    const { observeHost } = require('./host') as typeof import('./host');
+    try {
+      hostScan = watchHost({ intervalMs: collector.intervalMs, stallMs: collector.stallMs, ...all });
+    } catch (error) {
+      await collector.close(); // EINVAL, or ENOTSUP off Linux: nothing is left running
+      throw error;
+    }
+    observeHost(registry, hostScan);
+  }
   const startedMs = Date.now();
   // Healthy while samples keep completing: a probe can take its whole deadline, twice (threads, then the next step).
   const staleAfterMs = 2 * collector.timeoutMs + 2 * collector.intervalMs;
@@ -201,7 +223,8 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
       /* c8 ignore next 2 */
       const status = ageMs <= staleAfterMs ? 200 : 503;
       const word = status === 200 ? 'ok' : 'stale';
-      const body = `${word}: ${last === null ? 'no sample yet' : `latest sample ${(ageMs / 1000).toFixed(1)} s ago`}, ${collector.pids.length} processes watched\n`;
+      const scanned = hostScan === null ? '' : `, host scan: ${hostScan.watchedPids.length} processes watched in full`;
+      const body = `${word}: ${last === null ? 'no sample yet' : `latest sample ${(ageMs / 1000).toFixed(1)} s ago`}, ${collector.pids.length} processes watched${scanned}\n`;
       response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(body);
     } else if (url === '/') {
       response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<html><body><h1>iokit-snap</h1><p><a href="/metrics">/metrics</a> <a href="/healthz">/healthz</a></p></body></html>\n');
@@ -218,7 +241,8 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
       });
     });
   } catch (error) {
-    await collector.close();
+    hostScan?.close();
+    await Promise.all([collector.close(), hostScan?.done]);
     const e = error as NodeJS.ErrnoException;
     throw new IokitSnapError(
       /* c8 ignore next -- a privileged port as a user; the tests run as root */
@@ -234,13 +258,16 @@ export async function startMetricsServer(options: ServeOptions): Promise<Metrics
     port: address.port,
     registry,
     collector,
+    host: hostScan,
     close() {
+      hostScan?.close();
       closing ??= Promise.all([
         new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         }),
         collector.close(),
+        hostScan?.done,
       ]).then(() => undefined);
       return closing;
     },

@@ -3,12 +3,14 @@ import * as path from 'node:path';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { EXIT, write } from '../io';
+import { parseSelector } from './watch-all';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'a Prometheus exporter: /metrics for the accelerators and the watched processes',
   usage: `Usage: iokit-snap serve [--listen 127.0.0.1:9464] [--pid N]… [--match REGEX]… [--cgroup PATH]…
                         [--interval 1s] [--stall 10s]
+       iokit-snap serve --all [--include SEL]… [--exclude SEL]… [--pass DUR]   (Linux)
 
 Samples the accelerators and the selected processes every --interval and serves the
 result at http://HOST:PORT/metrics (Prometheus text format) and /healthz. A scrape
@@ -25,6 +27,19 @@ under its new pid and an exited one dropped:
   --cgroup PATH        the members of a cgroup (repeatable): a directory under
                        /sys/fs/cgroup, or a path as /proc/PID/cgroup shows it, e.g.
                        /system.slice/ollama.service (Linux)
+
+Every process of the host (Linux), as watch --all scans it:
+  --all                a cheap pass over every thread each --pass; processes with a
+                       thread that could be stuck are watched in full. Exports
+                       iokit_snap_host_processes{verdict}, a verdict series
+                       (iokit_snap_host_process_verdict: pid, name, unit, container,
+                       uid) for each process that is not healthy, and the scan's cost
+                       (iokit_snap_host_scanned_{processes,threads}_total,
+                       iokit_snap_host_pass_duration_seconds)
+  --include SEL        only these (repeatable): name=REGEX, cgroup=PATH, uid=N, or a
+                       bare REGEX (a name)
+  --exclude SEL        never these (repeatable, same forms)
+  --pass DUR           time between cheap passes (default max(--interval, --stall/4))
 
 Options:
   --listen HOST:PORT   where to listen (default 127.0.0.1:9464, loopback only; give
@@ -57,9 +72,18 @@ which close it cleanly (exit status 0). Metric names: docs/metrics.md in the pac
         'no-accelerators': { type: 'boolean' },
         basic: { type: 'boolean' },
         json: { type: 'boolean' },
+        all: { type: 'boolean' },
+        include: { type: 'string', multiple: true },
+        exclude: { type: 'string', multiple: true },
+        pass: { type: 'string' },
       },
       false,
     );
+    if (values.all !== true) {
+      for (const name of ['include', 'exclude', 'pass'] as const) {
+        if (values[name] !== undefined) throw new UsageError(`--${name} selects among every process: it goes with --all`);
+      }
+    }
     // Loaded here, not at the top: prom-client is only needed by this command.
     const { startMetricsServer, parseListen, isLoopback, DEFAULT_HOST, DEFAULT_PORT } = await import('../../metrics/server');
     let listen = { host: DEFAULT_HOST, port: DEFAULT_PORT };
@@ -92,6 +116,16 @@ which close it cleanly (exit status 0). Metric names: docs/metrics.md in the pac
       stallMs: duration('stall') ?? 10000,
       accelerators: values['no-accelerators'] !== true,
       detail: values.basic ? 'basic' : 'full',
+      ...(values.all === true
+        ? {
+            all: {
+              include: many(values.include).map((s) => parseSelector(s, '--include')),
+              exclude: many(values.exclude).map((s) => parseSelector(s, '--exclude')),
+              passMs: duration('pass'),
+              detail: values.basic ? ('basic' as const) : ('full' as const),
+            },
+          }
+        : {}),
     });
     /* c8 ignore next -- the real process's signals; tests pass their own emitter */
     const signals = io.signals ?? process;
@@ -113,7 +147,9 @@ which close it cleanly (exit status 0). Metric names: docs/metrics.md in the pac
     if (!isLoopback(listen.host)) {
       await write(io.stderr, `iokit-snap serve: listening on ${listen.host}, reachable from other machines; process names are visible to whoever can reach it\n`);
     }
-    if (pids.length === 0 && match.length === 0 && cgroups.length === 0) {
+    if (values.all === true) {
+      await write(io.stderr, 'iokit-snap serve: scanning every process of this host (--all); iokit_snap_host_* metrics\n');
+    } else if (pids.length === 0 && match.length === 0 && cgroups.length === 0) {
       await write(io.stderr, 'iokit-snap serve: no processes selected (--pid, --match, --cgroup): exporting the accelerators only\n');
     } else {
       // A selector that matches nothing at start is most often a typo (in a systemd unit, say): say so once.

@@ -6,6 +6,7 @@ import { readSnapshot } from '../../snapshot-file';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { explain } from '../explain';
+import { parseSelector, runWatchAll } from './watch-all';
 import { dash, paint } from '../format';
 import { errStyle, EXIT, outStyle, write } from '../io';
 
@@ -41,6 +42,7 @@ export const watchCommand: Command = {
   name: 'watch',
   summary: 'watch processes live; report when they hang and when they recover',
   usage: `Usage: iokit-snap watch --pid N [--pid M]… [--interval DUR] [--stall DUR] [--json]
+       iokit-snap watch --all [--include SEL]… [--exclude SEL]… [--pass DUR] [--json]   (Linux)
 
 Samples the threads of each process (and the accelerators) every --interval and
 keeps each thread's progress. A thread with no progress for --stall in a call that
@@ -59,6 +61,22 @@ Options:
   --json               one JSON event per line (NDJSON): sample, hang, recover, exit, error
   --no-accelerators    threads only
   --basic              read only state and CPU time (cheapest; cannot tell idle waits apart)
+
+Whole host (Linux):
+  --all                every process of this host, without naming one: a cheap pass
+                       over every thread each --pass reads what could be stuck; only
+                       processes with such a thread are watched in full (as --pid
+                       does), until judged healthy for --stall. Prints the hangs (pid,
+                       name, systemd unit or container, uid, GPU device nodes open),
+                       recoveries and, when they change, the counts of processes by
+                       verdict. Kernel threads are judged by the D-state rule only;
+                       iokit-snap itself is left out.
+  --include SEL        only processes matching SEL (repeatable): name=REGEX (the
+                       kernel's 15-byte name), cgroup=PATH (a path as /proc/PID/cgroup
+                       shows it, or a unit: cgroup=nginx.service), uid=N; a bare REGEX
+                       is a name
+  --exclude SEL        never these (repeatable, same forms)
+  --pass DUR           time between cheap passes (default max(--interval, --stall/4))
 
 On a terminal a live status line, cut to the terminal's width, shows the state and
 the busiest threads' %CPU over the last interval; hangs and recoveries are printed
@@ -80,11 +98,36 @@ stopped while a process was hung; 1 when a process could not be watched.
       json: { type: 'boolean' },
       'no-accelerators': { type: 'boolean' },
       basic: { type: 'boolean' },
+      all: { type: 'boolean' },
+      include: { type: 'string', multiple: true },
+      exclude: { type: 'string', multiple: true },
+      pass: { type: 'string' },
     }, true);
     const pids = [...many(values.pid), ...positionals].map((p) => parsePid(p, '--pid'));
-    if (pids.length === 0) throw new UsageError('watch needs a process: --pid N');
     const duration = (name: string): number | undefined =>
       typeof values[name] === 'string' ? parseDuration(values[name] as string, `--${name}`) : undefined;
+    if (values.all === true) {
+      if (pids.length > 0) throw new UsageError('watch --all watches every process: give --all or --pid, not both');
+      if (values.baseline !== undefined) throw new UsageError('--baseline is a snapshot of named processes: not with --all');
+      return runWatchAll(
+        {
+          include: many(values.include).map((s) => parseSelector(s, '--include')),
+          exclude: many(values.exclude).map((s) => parseSelector(s, '--exclude')),
+          intervalMs: duration('interval'),
+          stallMs: duration('stall'),
+          passMs: duration('pass'),
+          forMs: duration('for'),
+          json: values.json === true,
+          exitOnHang: values['exit-on-hang'] === true,
+          basic: values.basic === true,
+        },
+        io,
+      );
+    }
+    for (const name of ['include', 'exclude', 'pass'] as const) {
+      if (values[name] !== undefined) throw new UsageError(`--${name} selects among every process: it goes with --all`);
+    }
+    if (pids.length === 0) throw new UsageError('watch needs a process: --pid N, or --all for every process');
     const forMs = duration('for');
     const watcher = watch({
       pids,
