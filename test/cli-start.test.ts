@@ -100,6 +100,7 @@ t.test('each name the package exports is the export of its module, the ones load
     ['../src/metrics', await import('../src/metrics')],
     ['../src/runtimes/go', await import('../src/runtimes/go')],
     ['../src/runtimes/memory', await import('../src/runtimes/memory')],
+    ['../src/host/watch', await import('../src/host/watch')],
   ];
   let checked = 0;
   for (const [name, module] of modules) {

@@ -7,7 +7,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import { cgroupNames, cgroupPath, gpuDevices, type ProcessLabels } from '../src/host/labels';
 import { selected } from '../src/host/watch';
-import { describeProcess, parseSelector } from '../src/cli/commands/watch-all';
+import { describeProcess, parseSelector } from '../src/cli/watch-all';
 import { UsageError } from '../src/cli/args';
 
 const ID = 'f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f';

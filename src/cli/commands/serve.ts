@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { EXIT, write } from '../io';
-import { parseSelector } from './watch-all';
+import { parseSelector } from '../watch-all';
 
 export const serveCommand: Command = {
   name: 'serve',

@@ -6,7 +6,7 @@ import { readSnapshot } from '../../snapshot-file';
 import { many, parseCommandArgs, parseDuration, parsePid, UsageError } from '../args';
 import type { Command } from '../command';
 import { explain } from '../explain';
-import { parseSelector, runWatchAll } from './watch-all';
+import { parseSelector, runWatchAll } from '../watch-all';
 import { dash, paint } from '../format';
 import { errStyle, EXIT, outStyle, write } from '../io';
 

@@ -1,13 +1,13 @@
 /** `iokit-snap watch --all`: every process of this host, judged as `watch --pid` judges one. */
-import { formatMs, plural } from '../../analyze/format';
-import type { Verdict } from '../../analyze/types';
-import { gpuDevices } from '../../host/labels';
-import type { HostEvent, HostSelector, ProcessLabels } from '../../host/watch';
-import { UsageError } from '../args';
-import type { CliIO } from '../io';
-import { EXIT, errStyle, outStyle, write } from '../io';
-import { explain } from '../explain';
-import { paint } from '../format';
+import { formatMs, plural } from '../analyze/format';
+import type { Verdict } from '../analyze/types';
+import { gpuDevices } from '../host/labels';
+import type { HostEvent, HostSelector, ProcessLabels } from '../host/watch';
+import { UsageError } from './args';
+import type { CliIO } from './io';
+import { EXIT, errStyle, outStyle, write } from './io';
+import { explain } from './explain';
+import { paint } from './format';
 
 /** "name=REGEX", "cgroup=PATH", "uid=N", or a bare REGEX (a name): one selector of --include/--exclude. */
 export function parseSelector(text: string, option: string): HostSelector {
@@ -55,7 +55,7 @@ export interface WatchAllArgs {
 
 export async function runWatchAll(args: WatchAllArgs, io: CliIO): Promise<number> {
   // Loaded here: only --all needs it.
-  const { watchHost } = await import('../../host/watch');
+  const { watchHost } = await import('../host/watch');
   const watcher = watchHost({
     include: args.include,
     exclude: args.exclude,
