@@ -16,6 +16,11 @@
  *     Budgets: host scan ≤ 1 % of a core per 10,000 threads; every planted hang reported
  *     within stall + 2 intervals. Exit status 1 when one is missed.
  *
+ *   --daemons SECONDS: real daemons (Debian's redis-server, PostgreSQL, nginx, an idle JVM, a
+ *     Go HTTP server, python3 -m http.server) idle for SECONDS, then the same under load
+ *     (redis-benchmark, pgbench, wrk, a busy Go program) for SECONDS, under a scan of the whole
+ *     host: which of their processes were ever judged suspect or hung (expected: none).
+ *
  *   --real-host SECONDS: this machine as it is (every process, no include), for that long:
  *     every process ever judged suspect or hung (with its labels and findings), the scan's CPU,
  *     and the passes' sizes. For the false-alarm count of an idle host.
@@ -206,8 +211,73 @@ async function realHost(seconds) {
   }
 }
 
+/** Every descendant of `pids` (and themselves). */
+function tree(pids) {
+  const all = new Set(pids);
+  const queue = [...pids];
+  while (queue.length > 0) for (const c of P.childrenOf(queue.shift())) if (!all.has(c)) (all.add(c), queue.push(c));
+  return all;
+}
+
+async function daemons(seconds) {
+  const scope = new P.Scope('bench-host-daemons');
+  const troubled = new Map();
+  let passes = 0;
+  const scan = hostScan(null, (e) => {
+    if (e.type === 'pass') passes++;
+    else if (e.type === 'trouble' || e.type === 'hang') troubled.set(e.pid, { ...(troubled.get(e.pid) ?? {}), labels: e.labels, verdict: e.verdict ?? 'hung', finding: e.findings[0] });
+  });
+  try {
+    for (const phase of ['idle', 'under load']) {
+      const started = [];
+      const tryStart = async (name, runtime, start) => {
+        const why = P.missing(runtime, { install: true });
+        if (why !== null) return console.log(`  ${name}: skipped (${why})`);
+        try {
+          started.push({ name, ...(await start(scope)) });
+        } catch (error) {
+          console.log(`  ${name}: could not start (${error.message.split('\n')[0]})`);
+        }
+      };
+      if (phase === 'idle') {
+        await tryStart('redis-server', 'redis', P.startRedis);
+        await tryStart('postgresql', 'postgres', P.startPostgres);
+        await tryStart('nginx', 'nginx', P.startNginx);
+        await tryStart('an idle JVM (HTTP server)', 'java', P.startJavaIdle);
+        await tryStart('a Go HTTP server', 'go', P.startGoIdle);
+        await tryStart('python3 -m http.server', 'python', P.startPythonHttpServer);
+      } else {
+        await tryStart('redis-server + redis-benchmark', 'redis', P.startRedisBusy);
+        await tryStart('postgresql + pgbench', 'postgres', P.startPostgresBusy);
+        await tryStart('nginx + load', 'nginx', P.startNginxBusy);
+        await tryStart('a busy Go program', 'go', P.startGoBusy);
+      }
+      const ours = new Map();
+      const note = () => {
+        for (const d of started) for (const pid of tree(d.pids ?? [d.pid])) ours.set(pid, d.name);
+        for (const d of started) for (const extra of [d.load?.pid].filter(Boolean)) for (const pid of tree([extra])) ours.set(pid, `${d.name} (load)`);
+      };
+      note();
+      troubled.clear();
+      const end = Date.now() + seconds * 1000;
+      while (Date.now() < end) {
+        await P.sleep(5000);
+        note();
+      }
+      const wrong = [...troubled].filter(([pid]) => ours.has(pid));
+      console.log(`${phase}: ${started.map((d) => d.name).join(', ')}: ${seconds} s, ${ours.size} processes; judged suspect or hung: ${wrong.length}`);
+      for (const [pid, t] of wrong) console.log(`  pid ${pid} (${ours.get(pid)}: ${t.labels.name}): ${t.verdict}: ${t.finding}`);
+    }
+  } finally {
+    await scan.stop();
+    await scope.close();
+  }
+  console.log(`(${passes} passes)`);
+}
+
 P.installCleanupHandlers();
-(REAL_HOST_S !== null ? realHost(Number(REAL_HOST_S)) : synthetic()).catch((error) => {
+const DAEMONS_S = option('daemons', null);
+(REAL_HOST_S !== null ? realHost(Number(REAL_HOST_S)) : DAEMONS_S !== null ? daemons(Number(DAEMONS_S)) : synthetic()).catch((error) => {
   console.error(error);
   process.exitCode = 1;
 });
