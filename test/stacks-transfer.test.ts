@@ -28,10 +28,11 @@ t.test('a writer blocked on a full pipe keeps every byte when its stack is taken
       // it exited
     }
   });
+  // A generous deadline: on a loaded 2-core machine python3 can take long to start and fill the pipe.
   const sample = await waitFor(async () => {
     const s = await sampleThreads(writer, { stacks: true }).catch(() => null);
     return s !== null && s.threads[0]?.blockedIn?.call === 'write' && s.threads[0].state === 'sleeping' && s;
-  }, 'the child blocked in write');
+  }, 'the child blocked in write', 60000);
   t.ok((sample.threads[0].stack ?? []).length > 0, 'its stack was taken, from the syscall file');
   // Taken a few more times, as a watch would.
   for (let i = 0; i < 3; i++) await sampleThreads(writer, { stacks: true });
