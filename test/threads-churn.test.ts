@@ -17,7 +17,9 @@ import { startChurn } from './helpers/churn';
 const SAMPLES = Number(process.env.IOKIT_SNAP_CHURN_SAMPLES ?? 4000);
 const STATES = new Set(['running', 'runnable', 'sleeping', 'waiting', 'uninterruptible', 'stopped', 'halted', 'zombie', 'unknown']);
 // The main thread keeps its comm; a worker is "churn" until it renames itself.
-const NAME = /^churn(-\d+-\d+)?$/;
+// The kernel writes a thread's name with no lock its readers take (__set_task_comm), so a read
+// during a rename can see it half written ("churn-478-"): digits and dashes after churn.
+const NAME = /^churn(-[\d-]*)?$/;
 
 /** Why `sample` of the churn process `pid` is not sane, or null. */
 function insane(sample: ThreadSampleResult, pid: number): string | null {

@@ -40,6 +40,8 @@ const linux = process.platform === 'linux' ? false : 'Linux /proc only';
 t.test('kernel threads have no user-space call: no blockedIn, but wchan and abi "kernel"', { skip: linux }, async (t) => {
   const pids = kernelThreadPids(12);
   if (pids.length === 0) return t.skip('no kernel threads visible here (a container with its own pid namespace)');
+  let asleep = 0;
+  let withWchan = 0;
   for (const pid of pids) {
     let sample;
     try {
@@ -52,8 +54,14 @@ t.test('kernel threads have no user-space call: no blockedIn, but wchan and abi 
     t.equal(sample.abi, 'kernel', `${pid} (${sample.name}): abi kernel`);
     for (const thread of sample.threads) t.equal(thread.blockedIn, null, `${pid} (${sample.name}): no blockedIn`);
     const sleeping = sample.threads.filter((th) => th.state === 'sleeping' || th.state === 'uninterruptible');
-    for (const thread of sleeping) if (process.getuid?.() === 0) t.type(thread.wchan, 'string', `${pid}: wchan kept`);
+    // A kernel thread that wakes between its stat and its wchan read reads wchan 0 (not sleeping
+    // any more): most, not every one, keep theirs.
+    for (const thread of sleeping) {
+      asleep++;
+      if (typeof thread.wchan === 'string') withWchan++;
+    }
   }
+  if (process.getuid?.() === 0 && asleep > 0) t.ok(withWchan * 2 > asleep, `wchan kept: ${withWchan} of ${asleep} sleeping kernel threads`);
   const kthreadd = await sampleThreads(2).catch(() => null);
   if (kthreadd !== null && kthreadd.abi === 'kernel' && process.getuid?.() === 0) {
     t.ok(kthreadd.threads[0]!.kernelStack?.some((frame) => /kthreadd/.test(frame)), 'as root, the kernel stack of kthreadd');
